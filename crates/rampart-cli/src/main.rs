@@ -1,0 +1,170 @@
+//! The `rampart` command: parses arguments, loads config, calls the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rampart::config::{self, ConfigSource, lint};
+
+#[derive(Parser)]
+#[command(name = "rampart", version, about = "A secure-by-default security gateway for HTTP APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway from a config file (SIGHUP or a file change reloads it).
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file and lint it for weak settings.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Exit non-zero (2) when any lint rule fires.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Run the gateway over TLS in front of a built-in demo API, with no set-up.
+    Demo {
+        /// HTTPS port for the gateway (0 picks a free one).
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// Directory for the generated config, certificate and audit log.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the JSON Schema of the config file.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Run { config } => {
+            init_logs(false);
+            runtime.block_on(run(&config))
+        }
+        Command::Check { config, strict } => runtime.block_on(check(&config, strict)),
+        Command::Demo { port, dir } => {
+            init_logs(true);
+            let options = rampart::demo::DemoOptions { port, dir };
+            match runtime.block_on(rampart::demo::run(options, rampart::run::shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Config { command: ConfigCommand::Schema } => {
+            match serde_json::to_string_pretty(config::json_schema()) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// JSON logs to stderr for `run` (RAMPART_LOG sets the filter); terse text for the demo.
+fn init_logs(demo: bool) {
+    let default = if demo { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if demo {
+        builder.compact().init();
+    } else {
+        builder.json().init();
+    }
+}
+
+async fn run(path: &Path) -> ExitCode {
+    let prepared = match rampart::run::prepare(path).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (name, addr) in prepared.addresses() {
+        tracing::info!(listener = %name, %addr, "listening");
+    }
+    if let Some(admin) = prepared.admin_address() {
+        tracing::info!(%admin, "admin listening");
+    }
+    prepared.serve(rampart::run::shutdown_signal()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn check(path: &Path, strict: bool) -> ExitCode {
+    rampart::tls::install_crypto_provider();
+    let source = match ConfigSource::from_file(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match rampart::gateway::load(&source) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            for e in &errors.errors {
+                let at = if e.path.is_empty() { String::new() } else { format!(" {}:", e.path) };
+                eprintln!("error: {}:{}:{}:{at} {}", errors.origin, e.line, e.column, e.message);
+            }
+            eprintln!("{} error(s); the config is not usable", errors.errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = lint::lint(&runtime.config);
+    let located = source.locate(findings.iter().map(|f| f.issue.clone()).collect());
+    // `locate` sorts by line; pair each located issue back with its rule by pointer text.
+    for finding in &findings {
+        let place = located
+            .errors
+            .iter()
+            .find(|l| l.message == finding.issue.message)
+            .map(|l| format!("{}:{}:{}: {}:", located.origin, l.line, l.column, l.path))
+            .unwrap_or_default();
+        println!("warning[{}]: {place} {}", finding.rule, finding.issue.message);
+    }
+    let c = &runtime.config;
+    println!(
+        "ok: {} listener(s), {} upstream(s), {} route(s); {} warning(s)",
+        c.listeners.len(),
+        c.upstreams.len(),
+        c.routes.len(),
+        findings.len()
+    );
+    if strict && !findings.is_empty() {
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
+}

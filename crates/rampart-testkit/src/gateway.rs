@@ -1,0 +1,170 @@
+//! The real gateway, started in-process from a real config file in a temporary directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rampart::Gateway;
+use tokio::sync::oneshot;
+
+use crate::client::{Client, TestResponse};
+
+/// Builds a config: a TLS (or plaintext) listener on 127.0.0.1:0, the admin listener on
+/// 127.0.0.1:0, the audit log in the temp directory, plus the caller's sections.
+#[derive(Default)]
+pub struct TestGatewayBuilder {
+    plaintext: bool,
+    watch_config: bool,
+    listeners: Option<String>,
+    sections: String,
+}
+
+impl TestGatewayBuilder {
+    /// A plaintext listener instead of TLS.
+    pub fn plaintext(mut self) -> Self {
+        self.plaintext = true;
+        self
+    }
+
+    /// Reload on config file change.
+    pub fn watch_config(mut self) -> Self {
+        self.watch_config = true;
+        self
+    }
+
+    /// Replaces the default listener section; `cert.pem` and `key.pem` exist in the directory.
+    pub fn listeners(mut self, toml: &str) -> Self {
+        self.listeners = Some(toml.to_owned());
+        self
+    }
+
+    /// Appends TOML sections (`[[upstreams]]`, `[[routes]]`, `[limits]`, ...).
+    pub fn config(mut self, toml: &str) -> Self {
+        self.sections.push_str(toml);
+        self.sections.push('\n');
+        self
+    }
+
+    /// Writes the files and starts serving.
+    pub async fn start(self) -> TestGateway {
+        crate::init();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = rampart::tls::self_signed(&["localhost", "127.0.0.1"]).expect("self-signed");
+        std::fs::write(dir.path().join("cert.pem"), &cert).expect("write cert");
+        std::fs::write(dir.path().join("key.pem"), &key).expect("write key");
+        let listener = if self.plaintext {
+            "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n".to_owned()
+        } else {
+            "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\ntls = { cert_file = \"cert.pem\", key_file = \"key.pem\" }\n".to_owned()
+        };
+        let text = format!(
+            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[audit]\nfile = \"audit.log\"\n\n[server]\nwatch_config = {}\ndrain_timeout_ms = 5000\n\n{}",
+            self.listeners.unwrap_or(listener),
+            self.watch_config,
+            self.sections
+        );
+        let config_path = dir.path().join("rampart.toml");
+        std::fs::write(&config_path, text).expect("write config");
+        let prepared = rampart::run::prepare(&config_path)
+            .await
+            .unwrap_or_else(|e| panic!("gateway did not start: {e}"));
+        let addrs = prepared.addresses();
+        let admin = prepared.admin_address().expect("admin listener");
+        let gateway = prepared.gateway.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(prepared.serve(async {
+            let _ = stopped.await;
+        }));
+        TestGateway {
+            addr: addrs[0].1,
+            addrs,
+            admin,
+            gateway,
+            tls: !self.plaintext,
+            ca_pem: cert,
+            config_path,
+            stop: Some(stop),
+            task: Some(task),
+            dir,
+        }
+    }
+}
+
+/// A running gateway; `stop` drains it, dropping it aborts it.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub addrs: Vec<(String, SocketAddr)>,
+    pub admin: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    pub ca_pem: String,
+    pub config_path: PathBuf,
+    pub dir: tempfile::TempDir,
+    tls: bool,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestGateway {
+    pub fn builder() -> TestGatewayBuilder {
+        TestGatewayBuilder::default()
+    }
+
+    /// `https://localhost:port` (or `http://` for a plaintext gateway).
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://localhost:{}", self.addr.port())
+    }
+
+    /// An HTTP/1.1 client.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base_url(), Some(&self.ca_pem), false)
+    }
+
+    /// An HTTP/2 client (ALPN `h2` over TLS, prior knowledge over plaintext).
+    pub fn client_h2(&self) -> Client {
+        Client::new(&self.base_url(), Some(&self.ca_pem), true)
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.client().get(path).await
+    }
+
+    /// Every audit record written so far (after a flush).
+    pub async fn audit(&self) -> Vec<serde_json::Value> {
+        self.gateway.audit().flush().await;
+        read_audit(&self.dir.path().join("audit.log"))
+    }
+
+    /// The Prometheus text from the admin listener.
+    pub async fn metrics(&self) -> String {
+        let admin = Client::new(&format!("http://{}", self.admin), None, false);
+        admin.get("/metrics").await.text()
+    }
+
+    /// Graceful stop: drain, flush the audit log.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Parses a JSON-lines audit file.
+pub fn read_audit(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
+}

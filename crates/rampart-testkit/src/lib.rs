@@ -1,0 +1,22 @@
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+// A test harness fails loudly: a broken fixture should stop the test at the line that broke.
+
+//! Test harness: the real gateway served in-process on 127.0.0.1:0 from a real config file, a
+//! recording upstream, HTTPS clients that trust the test certificate, and a raw TCP client for
+//! malformed HTTP.
+
+mod client;
+mod gateway;
+mod raw;
+mod upstream;
+
+pub use client::{Client, TestResponse};
+pub use gateway::{TestGateway, TestGatewayBuilder};
+pub use gateway::read_audit;
+pub use raw::{RawExchange, WAIT, raw_exchange, raw_tls_exchange};
+pub use upstream::{Recorded, RecordingUpstream, Reply, json};
+
+/// Installs the rustls provider; every test binary calls it through the helpers.
+pub fn init() {
+    rampart::tls::install_crypto_provider();
+}

@@ -1,0 +1,52 @@
+//! Audit log settings.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub const DEFAULT_AUDIT_QUEUE: usize = 65_536;
+pub const DEFAULT_AUDIT_MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_AUDIT_MAX_FILES: u32 = 5;
+
+/// Where the one-line-per-request JSON audit log goes.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    #[serde(default = "crate::config::listener::default_true")]
+    pub enabled: bool,
+    /// A file path, or absent for stdout.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Rotate when the file reaches this size.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Rotated files kept (`audit.log.1` ... `audit.log.N`).
+    #[serde(default = "default_max_files")]
+    pub max_files: u32,
+    /// Events queued between the request path and the writer.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            file: None,
+            max_file_bytes: DEFAULT_AUDIT_MAX_FILE_BYTES,
+            max_files: DEFAULT_AUDIT_MAX_FILES,
+            queue_capacity: DEFAULT_AUDIT_QUEUE,
+        }
+    }
+}
+
+fn default_max_file_bytes() -> u64 {
+    DEFAULT_AUDIT_MAX_FILE_BYTES
+}
+fn default_max_files() -> u32 {
+    DEFAULT_AUDIT_MAX_FILES
+}
+fn default_queue() -> usize {
+    DEFAULT_AUDIT_QUEUE
+}

@@ -1,0 +1,200 @@
+//! The audit writer: a thread that owns the output, fed by a bounded queue.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AuditConfig, AuditRecord};
+
+enum Message {
+    Record(Box<AuditRecord>),
+    /// Flush everything queued before this message, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The request-path handle: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: Option<mpsc::Sender<Message>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AuditSink {
+    /// Starts the writer thread. With `enabled = false` records are discarded.
+    pub fn start(config: &AuditConfig) -> std::io::Result<Self> {
+        if !config.enabled {
+            return Ok(Self::disabled());
+        }
+        let output = Output::open(config)?;
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        std::thread::Builder::new()
+            .name("rampart-audit".into())
+            .spawn(move || write_loop(rx, output))?;
+        Ok(Self {
+            tx: Some(tx),
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// A sink that discards records.
+    pub fn disabled() -> Self {
+        Self {
+            tx: None,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Queues a record; a full queue drops it and counts the loss.
+    pub fn record(&self, record: AuditRecord) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(Message::Record(Box::new(record))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("rampart_audit_dropped_total").increment(1);
+        }
+    }
+
+    /// Records dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every record queued so far is written and flushed.
+    pub async fn flush(&self) {
+        let Some(tx) = &self.tx else { return };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+fn write_loop(mut rx: mpsc::Receiver<Message>, mut output: Output) {
+    while let Some(message) = rx.blocking_recv() {
+        match message {
+            Message::Record(record) => output.write(&record),
+            Message::Flush(done) => {
+                output.flush();
+                let _ = done.send(());
+            }
+        }
+        // Flush when the queue runs dry, so that a quiet gateway's log is current.
+        if rx.is_empty() {
+            output.flush();
+        }
+    }
+    output.flush();
+}
+
+enum Sink {
+    Stdout(BufWriter<std::io::Stdout>),
+    File { writer: BufWriter<File>, path: PathBuf, written: u64 },
+}
+
+struct Output {
+    sink: Sink,
+    max_bytes: u64,
+    max_files: u32,
+}
+
+impl Output {
+    fn open(config: &AuditConfig) -> std::io::Result<Self> {
+        let sink = match &config.file {
+            None => Sink::Stdout(BufWriter::new(std::io::stdout())),
+            Some(path) => {
+                let file = open_append(path)?;
+                let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+                Sink::File {
+                    writer: BufWriter::with_capacity(64 * 1024, file),
+                    path: path.clone(),
+                    written,
+                }
+            }
+        };
+        Ok(Self {
+            sink,
+            max_bytes: config.max_file_bytes,
+            max_files: config.max_files,
+        })
+    }
+
+    fn write(&mut self, record: &AuditRecord) {
+        let mut line = match serde_json::to_vec(record) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::error!(error = %e, "audit record not serializable");
+                return;
+            }
+        };
+        line.push(b'\n');
+        let result = match &mut self.sink {
+            Sink::Stdout(w) => w.write_all(&line),
+            Sink::File { writer, written, .. } => {
+                *written += line.len() as u64;
+                writer.write_all(&line)
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "audit write failed");
+        }
+        self.rotate_if_needed();
+    }
+
+    fn rotate_if_needed(&mut self) {
+        let Sink::File { writer, path, written } = &mut self.sink else { return };
+        if *written < self.max_bytes {
+            return;
+        }
+        let _ = writer.flush();
+        for n in (1..self.max_files).rev() {
+            let _ = std::fs::rename(numbered(path, n), numbered(path, n + 1));
+        }
+        if self.max_files > 0 {
+            let _ = std::fs::rename(&*path, numbered(path, 1));
+        }
+        match open_append(path) {
+            Ok(file) => {
+                *writer = BufWriter::with_capacity(64 * 1024, file);
+                *written = 0;
+            }
+            Err(e) => tracing::error!(error = %e, "audit file rotation failed"),
+        }
+    }
+
+    fn flush(&mut self) {
+        let result = match &mut self.sink {
+            Sink::Stdout(w) => w.flush(),
+            Sink::File { writer, .. } => writer.flush(),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "audit flush failed");
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Serializes a time as RFC 3339 UTC with microseconds.
+pub(super) fn rfc3339<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let at = time::OffsetDateTime::UNIX_EPOCH + since;
+    let text = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(serde::ser::Error::custom)?;
+    s.serialize_str(&text)
+}

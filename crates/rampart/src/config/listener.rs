@@ -1,0 +1,177 @@
+//! Listener, admin, transport-limit and server settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Default bound on the request head (request line and headers), in bytes.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Default bound on the number of request headers.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Hard ceiling for `max_headers`: the framing guard parses into a fixed array of this size.
+pub const MAX_HEADERS_CEILING: usize = 256;
+/// Default bound on the request target (path and query), in bytes.
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
+/// Default bound on a request body, in bytes (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// A client must send a complete request head within this time (slowloris defence).
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Idle keep-alive connections are closed after this time.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// HTTP/2 streams per connection.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// In-flight requests get this long to finish on SIGTERM.
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
+/// The admin listener's default address: loopback only.
+pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:9901";
+
+/// One data-plane listener. TLS unless `plaintext = true` is said explicitly.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Name used in the audit log and metrics.
+    pub name: String,
+    /// Address and port, e.g. `0.0.0.0:8443`.
+    pub bind: SocketAddr,
+    /// Certificate and key; required unless `plaintext` or `redirect_https_port` is set.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Serve plain HTTP. Only for loopback or behind a TLS-terminating load balancer; `check` warns
+    /// otherwise.
+    #[serde(default)]
+    pub plaintext: bool,
+    /// Make this a plain-HTTP listener that only redirects (308) to HTTPS on this port.
+    #[serde(default)]
+    pub redirect_https_port: Option<u16>,
+}
+
+/// Server certificate and key, PEM files reloaded when they change.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Lowest TLS version accepted: "1.2" (default) or "1.3".
+    #[serde(default)]
+    pub min_version: TlsVersion,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum TlsVersion {
+    #[default]
+    #[serde(rename = "1.2")]
+    V1_2,
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+/// The admin listener: `/metrics`, `/live`, `/ready`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_admin_bind")]
+    pub bind: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: default_admin_bind(),
+        }
+    }
+}
+
+/// Transport limits applied before routing, on every listener.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    #[serde(default = "default_max_uri_bytes")]
+    pub max_uri_bytes: usize,
+    /// Default body limit; routes may set their own.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+        }
+    }
+}
+
+/// Process-wide behaviour.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// Reload the configuration when the file changes (SIGHUP always reloads).
+    #[serde(default = "default_true")]
+    pub watch_config: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
+            watch_config: true,
+        }
+    }
+}
+
+pub(crate) fn default_true() -> bool {
+    true
+}
+fn default_admin_bind() -> SocketAddr {
+    // A constant literal; parsing cannot fail.
+    DEFAULT_ADMIN_BIND
+        .parse()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9901)))
+}
+fn default_max_header_bytes() -> usize {
+    DEFAULT_MAX_HEADER_BYTES
+}
+fn default_max_headers() -> usize {
+    DEFAULT_MAX_HEADERS
+}
+fn default_max_uri_bytes() -> usize {
+    DEFAULT_MAX_URI_BYTES
+}
+fn default_max_body_bytes() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn default_header_read_timeout_ms() -> u64 {
+    DEFAULT_HEADER_READ_TIMEOUT_MS
+}
+fn default_idle_timeout_ms() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_MS
+}
+fn default_max_concurrent_streams() -> u32 {
+    DEFAULT_MAX_CONCURRENT_STREAMS
+}
+fn default_drain_timeout_ms() -> u64 {
+    DEFAULT_DRAIN_TIMEOUT_MS
+}

@@ -1,0 +1,172 @@
+//! Configuration: one TOML file, then typed config, then validated runtime objects.
+//!
+//! Loading runs in four passes so that a user sees every mistake at once, each with its path and
+//! line: TOML syntax (all errors, with recovery), the JSON Schema generated from these types (unknown
+//! keys, wrong types, missing fields: all of them), serde into the types, then semantic validation
+//! (`validate`). `lint` is separate: it flags weak but valid settings for `rampart check`.
+
+mod diagnostics;
+pub mod lint;
+pub mod listener;
+pub mod route;
+pub mod upstream;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use diagnostics::{ConfigErrors, Issue, Located};
+pub use listener::{AdminConfig, LimitsConfig, ListenerConfig, ServerConfig, TlsConfig, TlsVersion};
+pub use route::{ProxyConfig, RouteConfig};
+pub use upstream::{UpstreamConfig, UpstreamProtocol};
+pub(crate) use validate::validate_methods;
+
+use crate::audit::AuditConfig;
+use crate::policy::headers::SecurityHeadersConfig;
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Data-plane listeners; at least one.
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// Security headers on every response; routes may override them.
+    #[serde(default)]
+    pub security_headers: SecurityHeadersConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The text of a configuration and where it came from (for messages and relative paths).
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub origin: String,
+    pub text: String,
+    /// Relative file names in the config are resolved against this directory.
+    pub base_dir: PathBuf,
+}
+
+impl ConfigSource {
+    pub fn from_file(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Self {
+            origin: path.display().to_string(),
+            text,
+            base_dir,
+        })
+    }
+
+    pub fn from_text(origin: &str, text: &str, base_dir: &Path) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            text: text.to_owned(),
+            base_dir: base_dir.to_path_buf(),
+        }
+    }
+
+    /// Attaches line numbers to issues found in this source.
+    pub fn locate(&self, issues: Vec<Issue>) -> ConfigErrors {
+        diagnostics::locate(self, issues)
+    }
+}
+
+/// Parses and validates a configuration, collecting every error.
+pub fn parse(source: &ConfigSource) -> Result<Config, ConfigErrors> {
+    let document = diagnostics::parse_document(source)?;
+    let issues = diagnostics::schema_issues(&document);
+    if !issues.is_empty() {
+        return Err(source.locate(issues));
+    }
+    let mut config: Config =
+        toml::from_str(&source.text).map_err(|e| diagnostics::serde_error(source, &e))?;
+    config.resolve_paths(&source.base_dir);
+    let issues = validate::validate(&config);
+    if issues.is_empty() {
+        Ok(config)
+    } else {
+        Err(source.locate(issues))
+    }
+}
+
+/// The JSON Schema of the configuration file (draft 2020-12), generated from these types.
+pub fn json_schema() -> &'static serde_json::Value {
+    static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let mut schema = schemars::schema_for!(Config).to_value();
+        strip_null(&mut schema);
+        schema
+    })
+}
+
+/// TOML has no null: an optional field is simply absent. Removing `null` from the generated types
+/// keeps error messages about the real type and editors from suggesting `null`.
+fn strip_null(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            if let Some(Value::Array(branches)) = map.get_mut("anyOf") {
+                branches.retain(|b| b.get("type").is_none_or(|t| t != "null"));
+                if branches.len() == 1 {
+                    let only = branches.remove(0);
+                    map.remove("anyOf");
+                    if let Value::Object(inner) = only {
+                        map.extend(inner);
+                    }
+                }
+            }
+            map.values_mut().for_each(strip_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
+}
+
+impl Config {
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for listener in &mut self.listeners {
+            if let Some(tls) = &mut listener.tls {
+                resolve(&mut tls.cert_file);
+                resolve(&mut tls.key_file);
+            }
+        }
+        for upstream in &mut self.upstreams {
+            if let Some(ca) = &mut upstream.tls.ca_file {
+                resolve(ca);
+            }
+        }
+        if let Some(file) = &mut self.audit.file {
+            resolve(file);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Routes: which requests go to which upstream, under which policies.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::policy::cors::CorsConfig;
+use crate::policy::headers::SecurityHeadersConfig;
+
+/// One route. A request matches when its host (if `hosts` is set), path and method match.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Host names this route serves (exact, or `*.example.com` for subdomains); empty means any.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// An exact path (`/status`) or a template (`/orders/{id}`). One of `path` or `path_prefix`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A prefix on segment boundaries: `/api` matches `/api` and `/api/x`, not `/apix`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Allowed methods; the default is `GET` and `HEAD`.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    /// The upstream that serves this route.
+    pub upstream: String,
+    /// Replace upstream 5xx bodies with a problem document (the original is logged).
+    #[serde(default = "super::listener::default_true")]
+    pub mask_upstream_errors: bool,
+    /// Overrides `limits.max_body_bytes` for this route.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// Overrides of the security headers for this route.
+    #[serde(default)]
+    pub security_headers: SecurityHeadersConfig,
+    /// Cross-origin access; without it no CORS headers are sent.
+    #[serde(default)]
+    pub cors: Option<CorsConfig>,
+}
+
+fn default_methods() -> Vec<String> {
+    vec!["GET".to_owned(), "HEAD".to_owned()]
+}
+
+/// Client-address and forwarding behaviour.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Peers whose `X-Forwarded-*` headers are believed (CIDRs). Others' copies are replaced.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Methods answered with 405 on every route, whatever the route allows.
+    #[serde(default = "default_refused_methods")]
+    pub refuse_methods: Vec<String>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            refuse_methods: default_refused_methods(),
+        }
+    }
+}
+
+fn default_refused_methods() -> Vec<String> {
+    vec!["TRACE".to_owned(), "CONNECT".to_owned()]
+}

@@ -1,0 +1,145 @@
+//! `RequestCtx`: what the pipeline knows about one request, as one typed struct (not a type map).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+
+/// The longest incoming request id we keep; longer ones are replaced by a generated id.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A request id that is safe to echo and log: either generated (UUIDv7) or an incoming value made
+/// only of `[A-Za-z0-9._-]` and at most `MAX_REQUEST_ID_LEN` bytes.
+#[derive(Clone, Debug)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// Keeps a valid incoming id, otherwise generates one.
+    pub fn from_incoming(incoming: Option<&HeaderValue>) -> Self {
+        match incoming {
+            Some(value) if is_valid_request_id(value.as_bytes()) => Self(value.clone()),
+            _ => Self::generate(),
+        }
+    }
+
+    /// A fresh time-ordered id.
+    pub fn generate() -> Self {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        Self(HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII ever gets in (validated or generated).
+        self.0.to_str().unwrap_or("invalid")
+    }
+
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+fn is_valid_request_id(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether the client connection carried TLS, and what the listener is called.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// The outcome class recorded in the audit log and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Proxied to the upstream (whatever it answered), or answered by a policy (preflight).
+    Allow,
+    /// Refused by the gateway: a client or policy error.
+    Deny,
+    /// The gateway or the upstream failed.
+    Error,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Per-request state shared by the stages of the pipeline.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub request_id: RequestId,
+    pub conn: ConnInfo,
+    /// The client address after trusted-proxy resolution (see `proxy::forwarded`).
+    pub client_ip: IpAddr,
+    pub started: Instant,
+    /// The route that matched, once routing has run.
+    pub route: Option<Arc<str>>,
+    /// The normalized path without the query string (what the audit log shows).
+    pub path: String,
+    /// The upstream target that served the request and how long it took to answer.
+    pub upstream: Option<(Arc<str>, Duration)>,
+    /// The internal reason for a denial or failure, for the audit log only.
+    pub reason: Option<String>,
+    pub decision: Decision,
+    /// The request's `Origin`, kept for the CORS response stage.
+    pub origin: Option<HeaderValue>,
+    /// Request body bytes forwarded.
+    pub bytes_in: u64,
+}
+
+impl RequestCtx {
+    pub fn new(conn: ConnInfo, request_id: RequestId, client_ip: IpAddr) -> Self {
+        Self {
+            request_id,
+            client_ip,
+            conn,
+            started: Instant::now(),
+            route: None,
+            path: String::new(),
+            upstream: None,
+            reason: None,
+            decision: Decision::Allow,
+            origin: None,
+            bytes_in: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incoming_request_id_with_injection_characters_is_replaced() {
+        let hostile = HeaderValue::from_static("abc\"}{\"admin\":true");
+        let id = RequestId::from_incoming(Some(&hostile));
+        assert_ne!(id.as_str(), hostile.to_str().unwrap_or_default());
+        assert_eq!(id.as_str().len(), 36);
+    }
+
+    #[test]
+    fn valid_incoming_request_id_is_kept() {
+        let good = HeaderValue::from_static("trace-1234.abc_DEF");
+        assert_eq!(RequestId::from_incoming(Some(&good)).as_str(), "trace-1234.abc_DEF");
+    }
+
+    #[test]
+    fn oversized_request_id_is_replaced() {
+        let long = HeaderValue::from_str(&"a".repeat(MAX_REQUEST_ID_LEN + 1)).unwrap_or(HeaderValue::from_static("x"));
+        assert_eq!(RequestId::from_incoming(Some(&long)).as_str().len(), 36);
+    }
+}

@@ -1,0 +1,251 @@
+//! `GatewayError` and the only place where an error becomes a response.
+//!
+//! Every response Rampart makes itself is an RFC 9457 `application/problem+json` document with a
+//! stable `code` and the request id. The public part (status, code, title) is one `match` each next
+//! to the type; the internal detail (`GatewayError::detail`) goes to the audit log only, never to the
+//! client: no library messages, versions or upstream bodies.
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, StatusCode};
+
+use crate::body::Body;
+
+/// Why the gateway refused or failed a request. The variant is the public decision; the payload is
+/// internal detail for the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// HTTP/1 framing that two parsers could read differently (RFC 9112 section 6.3), or bytes that
+    /// are not HTTP. The connection is closed after the response.
+    #[error("malformed request: {0}")]
+    MalformedRequest(&'static str),
+    /// The path is not a valid origin-form path after normalization (encoded slash, bad
+    /// percent-encoding, NUL, backslash...).
+    #[error("invalid path: {0}")]
+    InvalidPath(&'static str),
+    #[error("request target longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("request headers exceed {0}")]
+    HeadersTooLarge(&'static str),
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("no route for host and path")]
+    RouteNotFound,
+    #[error("method not allowed on route")]
+    MethodNotAllowed { allow: HeaderValue },
+    #[error("method {0} refused by configuration")]
+    MethodRefused(http::Method),
+    #[error("CORS preflight refused: {0}")]
+    CorsRejected(&'static str),
+    #[error("no healthy upstream target")]
+    UpstreamUnavailable,
+    #[error("upstream did not answer within {timeout_ms} ms")]
+    UpstreamTimeout { timeout_ms: u64 },
+    #[error("upstream request failed: {0}")]
+    UpstreamFailed(String),
+    /// The upstream answered with a 5xx whose body is masked by the route's policy.
+    #[error("upstream answered {0}")]
+    UpstreamStatusMasked(StatusCode),
+    #[error("the client request body failed: {0}")]
+    ClientBody(String),
+    /// A bug: a panic in a policy or the proxy, caught at the edge.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// The HTTP status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedRequest(_) | Self::InvalidPath(_) | Self::ClientBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
+            Self::CorsRejected(_) => StatusCode::FORBIDDEN,
+            Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamStatusMasked(status) => *status,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code, documented in `docs/errors.md`.
+    pub fn public_code(&self) -> &'static str {
+        match self {
+            Self::MalformedRequest(_) => "malformed_request",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::UriTooLong { .. } => "uri_too_long",
+            Self::HeadersTooLarge(_) => "headers_too_large",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::RouteNotFound => "route_not_found",
+            Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => "method_not_allowed",
+            Self::CorsRejected(_) => "cors_rejected",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "upstream_error",
+            Self::ClientBody(_) => "bad_request_body",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// A short human title; fixed per code so it never carries input or internals.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Self::MalformedRequest(_) => "The request is not well-formed HTTP",
+            Self::InvalidPath(_) => "The request path is not allowed",
+            Self::UriTooLong { .. } => "The request target is too long",
+            Self::HeadersTooLarge(_) => "The request headers are too large",
+            Self::BodyTooLarge { .. } => "The request body is too large",
+            Self::RouteNotFound => "No route matches this request",
+            Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => {
+                "This method is not allowed here"
+            }
+            Self::CorsRejected(_) => "This cross-origin request is not allowed",
+            Self::UpstreamUnavailable => "The service is temporarily unavailable",
+            Self::UpstreamTimeout { .. } => "The service did not answer in time",
+            Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "The service failed",
+            Self::ClientBody(_) => "The request body could not be read",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    /// Whether the connection must be closed after the response (framing is no longer trusted).
+    pub fn closes_connection(&self) -> bool {
+        matches!(self, Self::MalformedRequest(_) | Self::ClientBody(_))
+    }
+
+    /// The internal reason for the audit log: the error's full text.
+    pub fn detail(&self) -> String {
+        self.to_string()
+    }
+
+    fn extra_headers(&self, headers: &mut HeaderMap) {
+        match self {
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(ALLOW, allow.clone());
+            }
+            Self::UpstreamUnavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        if self.closes_connection() {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+}
+
+/// The problem document: only fixed strings and the request id, which is validated or generated by
+/// us (see `context::RequestId`), so it needs no escaping beyond what serde_json does.
+#[derive(serde::Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    request_id: &'a str,
+}
+
+/// Serializes the RFC 9457 body for `err`.
+pub fn problem_body(err: &GatewayError, request_id: &str) -> Bytes {
+    let code = err.public_code();
+    let kind = format!("urn:rampart:problem:{code}");
+    let problem = Problem {
+        kind: &kind,
+        title: err.title(),
+        status: err.status().as_u16(),
+        code,
+        request_id,
+    };
+    // Serializing a struct of strings and a u16 cannot fail; fall back to an empty object anyway
+    // rather than panic on the error path.
+    Bytes::from(serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+/// The one function that turns an error into a response. Security headers are added afterwards by
+/// the response stage, like on every other response.
+pub fn into_response(err: &GatewayError, request_id: &str) -> http::Response<Body> {
+    let body = problem_body(err, request_id);
+    let mut rsp = http::Response::new(crate::body::full(body));
+    *rsp.status_mut() = err.status();
+    let headers = rsp.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    err.extra_headers(headers);
+    rsp
+}
+
+/// The same response as raw HTTP/1.1 bytes, for the framing guard that answers before hyper has
+/// parsed anything. `headers` are the listener's default security headers.
+pub fn into_raw_http1(err: &GatewayError, request_id: &str, headers: &HeaderMap) -> Vec<u8> {
+    let body = problem_body(err, request_id);
+    let rsp = into_response(err, request_id);
+    let status = rsp.status();
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Error").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let write = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    // The guard always closes the connection after its answer; `connection` is written once below.
+    let all = rsp.headers().iter().chain(headers.iter());
+    for (name, value) in all.filter(|(name, _)| *name != CONNECTION) {
+        write(&mut out, name.as_str(), value.as_bytes());
+    }
+    write(&mut out, "x-request-id", request_id.as_bytes());
+    write(&mut out, "connection", b"close");
+    write(
+        &mut out,
+        "content-length",
+        body.len().to_string().as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_never_contains_internal_detail() {
+        let err = GatewayError::UpstreamFailed("tcp connect error: Connection refused (os error 111) hyper 1.0".into());
+        let body = problem_body(&err, "req-1");
+        let text = std::str::from_utf8(&body).unwrap_or_default();
+        assert!(!text.contains("refused"), "{text}");
+        assert!(!text.contains("hyper"), "{text}");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(json["status"], 502);
+        assert_eq!(json["code"], "upstream_error");
+        assert_eq!(json["request_id"], "req-1");
+        assert_eq!(json["type"], "urn:rampart:problem:upstream_error");
+    }
+
+    #[test]
+    fn raw_response_is_parseable_http() {
+        let raw = into_raw_http1(&GatewayError::MalformedRequest("cl+te"), "abc", &HeaderMap::new());
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut rsp = httparse::Response::new(&mut headers);
+        let status = rsp.parse(&raw);
+        assert!(matches!(status, Ok(httparse::Status::Complete(_))));
+        assert_eq!(rsp.code, Some(400));
+    }
+}

@@ -1,0 +1,149 @@
+//! The gateway: runtime objects built from a validated config, published through an `ArcSwap` so
+//! that a reload swaps everything at once and in-flight requests finish on the snapshot they
+//! started with.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use http::Method;
+
+use crate::audit::AuditSink;
+use crate::config::{Config, ConfigErrors, ConfigSource, Issue, RouteConfig};
+use crate::pipeline::{Pipeline, Policy};
+use crate::policy::cors::Cors;
+use crate::policy::headers::SecurityHeaders;
+use crate::proxy::router::Router;
+use crate::proxy::upstream::Upstream;
+
+/// A route ready to serve.
+pub struct Route {
+    pub name: Arc<str>,
+    pub upstream: Arc<Upstream>,
+    pub pipeline: Pipeline,
+    pub headers: SecurityHeaders,
+    pub mask_upstream_errors: bool,
+    pub max_body_bytes: u64,
+    pub cors: bool,
+}
+
+/// Everything the request path needs, built from one config.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub routes: Vec<Route>,
+    pub upstreams: HashMap<String, Arc<Upstream>>,
+    pub refused_methods: Vec<Method>,
+    /// Security headers for responses that have no route (404, framing errors).
+    pub default_headers: SecurityHeaders,
+}
+
+impl Runtime {
+    /// Builds the runtime objects; must run inside a tokio runtime (health probes are tasks).
+    pub fn build(config: Config) -> Result<Self, Vec<Issue>> {
+        let mut issues = Vec::new();
+        let mut upstreams = HashMap::new();
+        for (i, upstream) in config.upstreams.iter().enumerate() {
+            match Upstream::build(upstream, &format!("/upstreams/{i}")) {
+                Ok(built) => {
+                    upstreams.insert(upstream.name.clone(), built);
+                }
+                Err(mut more) => issues.append(&mut more),
+            }
+        }
+        let router = Router::build(&config.routes).unwrap_or_else(|mut more| {
+            issues.append(&mut more);
+            Router::default()
+        });
+        let routes = config
+            .routes
+            .iter()
+            .filter_map(|route| build_route(&config, route, &upstreams))
+            .collect();
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        Ok(Self {
+            refused_methods: config
+                .proxy
+                .refuse_methods
+                .iter()
+                .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                .collect(),
+            default_headers: SecurityHeaders::new(&config.security_headers, None),
+            config: Arc::new(config),
+            router,
+            routes,
+            upstreams,
+        })
+    }
+}
+
+fn build_route(config: &Config, route: &RouteConfig, upstreams: &HashMap<String, Arc<Upstream>>) -> Option<Route> {
+    let methods: Vec<Method> = route
+        .methods
+        .iter()
+        .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+        .collect();
+    let mut policies: Vec<Arc<dyn Policy>> = Vec::new();
+    if let Some(cors) = &route.cors {
+        policies.push(Arc::new(Cors::new(cors, &methods)));
+    }
+    Some(Route {
+        name: Arc::from(route.name.as_str()),
+        upstream: upstreams.get(&route.upstream)?.clone(),
+        pipeline: Pipeline::new(policies),
+        headers: SecurityHeaders::new(&config.security_headers, Some(&route.security_headers)),
+        mask_upstream_errors: route.mask_upstream_errors,
+        max_body_bytes: route.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
+        cors: route.cors.is_some(),
+    })
+}
+
+/// Parses, validates and builds a config, with every error located in the source.
+pub fn load(source: &ConfigSource) -> Result<Runtime, ConfigErrors> {
+    let config = crate::config::parse(source)?;
+    Runtime::build(config).map_err(|issues| source.locate(issues))
+}
+
+/// The running gateway shared by all connections.
+pub struct Gateway {
+    runtime: ArcSwap<Runtime>,
+    audit: AuditSink,
+    draining: AtomicBool,
+}
+
+impl Gateway {
+    pub fn new(runtime: Runtime, audit: AuditSink) -> Arc<Self> {
+        Arc::new(Self {
+            runtime: ArcSwap::from_pointee(runtime),
+            audit,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// The current snapshot (a cheap atomic load).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Publishes a new runtime; requests already running keep the old one.
+    pub fn swap(&self, runtime: Runtime) {
+        self.runtime.store(Arc::new(runtime));
+        metrics::counter!("rampart_config_reloads_total", "result" => "ok").increment(1);
+    }
+
+    pub fn audit(&self) -> &AuditSink {
+        &self.audit
+    }
+
+    /// Ready to take traffic: not draining.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+}

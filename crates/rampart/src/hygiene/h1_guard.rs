@@ -1,0 +1,401 @@
+//! The HTTP/1 framing guard: a strict pre-parser between the socket and hyper.
+//!
+//! Threat: request smuggling and desync. hyper reads ambiguous framing the lenient way RFC 9112
+//! permits (a `Content-Length` beside `Transfer-Encoding` is dropped, duplicate equal lengths are
+//! merged), and an upstream or another proxy may read the same bytes differently. Invariant: hyper
+//! only ever receives request heads that this guard has validated, so every request reaching the
+//! pipeline has exactly one framing. Refused: `Content-Length` with `Transfer-Encoding`, duplicate
+//! or non-numeric `Content-Length`, any `Transfer-Encoding` but a single `chunked` (and none on
+//! HTTP/1.0), obs-fold, bare CR or LF, bytes httparse rejects, missing or repeated `Host` on
+//! HTTP/1.1, absolute-form targets, malformed chunk framing. A refusal writes a 400 (or 414/431)
+//! problem document and closes the connection; the refused head never reaches hyper.
+//!
+//! The guard tracks body framing (length or chunks) to find the next head on a keep-alive
+//! connection. HTTP/2 connections (by ALPN, or the prior-knowledge preface) pass through: their
+//! framing is binary and enforced by the h2 crate. Hand-written because no crate offers a
+//! validating HTTP/1 framer that can sit in front of hyper; httparse does the head parsing.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::config::listener::MAX_HEADERS_CEILING;
+use crate::error::GatewayError;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Longest accepted chunk-size line, extensions included.
+const MAX_CHUNK_LINE: usize = 4096;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Byte limits enforced on each request head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_uri_bytes: usize,
+}
+
+/// Called once when the guard refuses a request: returns the bytes of the response to write.
+pub type OnReject = Box<dyn FnOnce(&GatewayError, Option<&str>) -> Vec<u8> + Send>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// First bytes of the connection: HTTP/1 or the h2 preface?
+    Start,
+    Head,
+    Body(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkDataEnd,
+    Trailers(usize),
+    Passthrough,
+    Rejected,
+}
+
+/// Wraps a connection's byte stream; see the module doc.
+pub struct H1Guard<IO> {
+    io: IO,
+    buf: BytesMut,
+    /// Leading bytes of `buf` validated and ready for hyper.
+    ready: usize,
+    state: State,
+    limits: HeadLimits,
+    on_reject: Option<OnReject>,
+    reply: Option<(Vec<u8>, usize)>,
+}
+
+impl<IO> H1Guard<IO> {
+    pub fn new(io: IO, limits: HeadLimits, on_reject: OnReject) -> Self {
+        Self {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            ready: 0,
+            state: State::Start,
+            limits,
+            on_reject: Some(on_reject),
+            reply: None,
+        }
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.ready..]
+    }
+
+    /// Validates buffered bytes; returns whether any became ready or the state changed.
+    fn advance(&mut self) -> bool {
+        if self.pending().is_empty() {
+            return false;
+        }
+        match self.state {
+            State::Start => self.advance_start(),
+            State::Head => self.advance_head(),
+            State::Body(left) => {
+                let n = self.take_up_to(left);
+                self.state = if n == left { State::Head } else { State::Body(left - n) };
+                true
+            }
+            State::ChunkSize => self.advance_chunk_size(),
+            State::ChunkData(left) => {
+                let n = self.take_up_to(left);
+                self.state = if n == left { State::ChunkDataEnd } else { State::ChunkData(left - n) };
+                true
+            }
+            State::ChunkDataEnd => self.advance_chunk_end(),
+            State::Trailers(seen) => self.advance_trailers(seen),
+            State::Passthrough => {
+                self.ready = self.buf.len();
+                true
+            }
+            State::Rejected => false,
+        }
+    }
+
+    fn take_up_to(&mut self, left: u64) -> u64 {
+        let n = (self.pending().len() as u64).min(left);
+        self.ready += n as usize;
+        n
+    }
+
+    fn advance_start(&mut self) -> bool {
+        let pending = self.pending();
+        if pending.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(pending) {
+            return false;
+        }
+        self.state = if pending.starts_with(H2_PREFACE) { State::Passthrough } else { State::Head };
+        true
+    }
+
+    fn advance_head(&mut self) -> bool {
+        // Empty lines before a request line are allowed (RFC 9112 section 2.2); hyper skips them.
+        while self.pending().starts_with(b"\r\n") {
+            self.ready += 2;
+        }
+        let end = match find_head_end(self.pending()) {
+            Ok(Some(end)) => end,
+            Ok(None) if self.pending().len() > self.limits.max_header_bytes => {
+                return self.reject(GatewayError::HeadersTooLarge("request head too large"), None);
+            }
+            Ok(None) => return false,
+            Err(e) => return self.reject(e, None),
+        };
+        if end > self.limits.max_header_bytes {
+            return self.reject(GatewayError::HeadersTooLarge("request head too large"), None);
+        }
+        let head = &self.buf[self.ready..self.ready + end];
+        match validate_head(head, &self.limits) {
+            Ok(next) => {
+                self.ready += end;
+                self.state = next;
+                true
+            }
+            Err((e, method)) => self.reject(e, method.as_deref()),
+        }
+    }
+
+    fn advance_chunk_size(&mut self) -> bool {
+        let line = match find_line(self.pending(), MAX_CHUNK_LINE) {
+            Ok(Some(len)) => len,
+            Ok(None) => return false,
+            Err(e) => return self.reject(e, None),
+        };
+        match parse_chunk_size(&self.pending()[..line]) {
+            Some(size) => {
+                self.ready += line + 2;
+                self.state = if size == 0 { State::Trailers(0) } else { State::ChunkData(size) };
+                true
+            }
+            None => self.reject(GatewayError::MalformedRequest("invalid chunk size"), None),
+        }
+    }
+
+    fn advance_chunk_end(&mut self) -> bool {
+        let pending = self.pending();
+        if pending.len() < 2 {
+            return pending != b"\r" && self.reject(GatewayError::MalformedRequest("chunk longer than its size"), None);
+        }
+        if &pending[..2] != b"\r\n" {
+            return self.reject(GatewayError::MalformedRequest("chunk longer than its size"), None);
+        }
+        self.ready += 2;
+        self.state = State::ChunkSize;
+        true
+    }
+
+    fn advance_trailers(&mut self, seen: usize) -> bool {
+        let budget = self.limits.max_header_bytes.saturating_sub(seen);
+        let line = match find_line(self.pending(), budget) {
+            Ok(Some(len)) => len,
+            Ok(None) => return false,
+            Err(e) => return self.reject(e, None),
+        };
+        let field = &self.pending()[..line];
+        if line == 0 {
+            self.ready += 2;
+            self.state = State::Head;
+            return true;
+        }
+        if field[0] == b' ' || field[0] == b'\t' || !field.contains(&b':') {
+            return self.reject(GatewayError::MalformedRequest("invalid trailer field"), None);
+        }
+        self.ready += line + 2;
+        self.state = State::Trailers(seen + line + 2);
+        true
+    }
+
+    fn reject(&mut self, error: GatewayError, method: Option<&str>) -> bool {
+        let reply = self.on_reject.take().map(|f| f(&error, method)).unwrap_or_default();
+        tracing::debug!(%error, "request refused by the framing guard");
+        self.reply = Some((reply, 0));
+        self.buf.truncate(self.ready);
+        self.state = State::Rejected;
+        true
+    }
+}
+
+/// The length of the head including its final CRLFCRLF, if complete; refuses bare CR or LF.
+fn find_head_end(bytes: &[u8]) -> Result<Option<usize>, GatewayError> {
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\n' if i == 0 || bytes[i - 1] != b'\r' => {
+                return Err(GatewayError::MalformedRequest("bare LF"));
+            }
+            b'\r' if bytes.get(i + 1).is_some_and(|&n| n != b'\n') => {
+                return Err(GatewayError::MalformedRequest("bare CR"));
+            }
+            b'\n' if i >= 3 && &bytes[i - 3..=i] == b"\r\n\r\n" => return Ok(Some(i + 1)),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// The length of the first line (without CRLF), if complete within `max` bytes.
+fn find_line(bytes: &[u8], max: usize) -> Result<Option<usize>, GatewayError> {
+    for (i, &b) in bytes.iter().enumerate().take(max.saturating_add(2)) {
+        match b {
+            b'\n' => return Err(GatewayError::MalformedRequest("bare LF")),
+            b'\r' => {
+                return match bytes.get(i + 1) {
+                    Some(b'\n') => Ok(Some(i)),
+                    Some(_) => Err(GatewayError::MalformedRequest("bare CR")),
+                    None => Ok(None),
+                };
+            }
+            _ => {}
+        }
+    }
+    if bytes.len() > max {
+        return Err(GatewayError::MalformedRequest("line too long"));
+    }
+    Ok(None)
+}
+
+/// `1a`, `1a;ext=1`: hex digits (at most 16), optionally followed by extensions.
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return None;
+    }
+    if let Some(&next) = line.get(digits)
+        && next != b';'
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(&line[..digits]).ok()?;
+    u64::from_str_radix(text, 16).ok()
+}
+
+type HeadError = (GatewayError, Option<String>);
+
+/// Parses one complete head and returns the state for its body.
+fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CEILING];
+    let mut req = httparse::Request::new(&mut storage);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err((GatewayError::MalformedRequest("incomplete head"), None)),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err((GatewayError::HeadersTooLarge("too many headers"), None));
+        }
+        Err(_) => return Err((GatewayError::MalformedRequest("unparsable request head"), None)),
+    }
+    let method = req.method.map(str::to_owned);
+    let fail = |e: GatewayError| (e, method.clone());
+    if req.headers.len() > limits.max_headers {
+        return Err(fail(GatewayError::HeadersTooLarge("too many headers")));
+    }
+    let target = req.path.unwrap_or("");
+    if target.len() > limits.max_uri_bytes {
+        return Err(fail(GatewayError::UriTooLong { limit: limits.max_uri_bytes }));
+    }
+    if !target.starts_with('/') && !(target == "*" && req.method == Some("OPTIONS")) {
+        return Err(fail(GatewayError::MalformedRequest("request target is not origin-form")));
+    }
+    let http11 = req.version == Some(1);
+    let (mut length, mut chunked, mut hosts) = (None::<u64>, 0usize, 0usize);
+    for header in req.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            if length.is_some() {
+                return Err(fail(GatewayError::MalformedRequest("duplicate Content-Length")));
+            }
+            length = Some(parse_length(header.value).ok_or_else(|| fail(GatewayError::MalformedRequest("invalid Content-Length")))?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if !header.value.eq_ignore_ascii_case(b"chunked") {
+                return Err(fail(GatewayError::MalformedRequest("unsupported Transfer-Encoding")));
+            }
+            chunked += 1;
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        }
+    }
+    match (length, chunked, hosts) {
+        (_, 2.., _) => Err(fail(GatewayError::MalformedRequest("duplicate Transfer-Encoding"))),
+        (Some(_), 1, _) => Err(fail(GatewayError::MalformedRequest("Content-Length with Transfer-Encoding"))),
+        (_, 1, _) if !http11 => Err(fail(GatewayError::MalformedRequest("Transfer-Encoding on HTTP/1.0"))),
+        (_, _, 2..) => Err(fail(GatewayError::MalformedRequest("multiple Host headers"))),
+        (_, _, 0) if http11 => Err(fail(GatewayError::MalformedRequest("missing Host header"))),
+        (_, 1, _) => Ok(State::ChunkSize),
+        (Some(n), _, _) if n > 0 => Ok(State::Body(n)),
+        _ => Ok(State::Head),
+    }
+}
+
+/// Digits only (no sign, spaces or commas), at most 19 of them so the value fits in a u64.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.ready > 0 {
+                let n = this.ready.min(out.remaining());
+                out.put_slice(&this.buf[..n]);
+                this.buf.advance(n);
+                this.ready -= n;
+                return Poll::Ready(Ok(()));
+            }
+            if this.state == State::Rejected {
+                return Poll::Ready(Ok(()));
+            }
+            if this.advance() {
+                continue;
+            }
+            this.buf.reserve(READ_CHUNK);
+            let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf))?;
+            if n == 0 {
+                // End of stream: an unvalidated partial head is dropped, hyper sees a clean EOF.
+                this.buf.clear();
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Writes the refusal (after every response hyper has written) before closing.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        while let Some((reply, written)) = &mut this.reply {
+            if *written >= reply.len() {
+                this.reply = None;
+                break;
+            }
+            let n = ready!(Pin::new(&mut this.io).poll_write(cx, &reply[*written..]))?;
+            if n == 0 {
+                this.reply = None;
+                break;
+            }
+            *written += n;
+        }
+        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;

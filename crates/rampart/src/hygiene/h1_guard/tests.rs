@@ -1,0 +1,111 @@
+use std::sync::{Arc, Mutex};
+
+use tokio::io::AsyncReadExt;
+
+use super::*;
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_header_bytes: 1024,
+    max_headers: 10,
+    max_uri_bytes: 128,
+};
+
+/// Feeds `input` through the guard; returns what hyper would have read and the refusal, if any.
+async fn run(input: &[u8]) -> (Vec<u8>, Option<String>) {
+    let refused = Arc::new(Mutex::new(None));
+    let seen = refused.clone();
+    let hook: OnReject = Box::new(move |e, _| {
+        if let Ok(mut slot) = seen.lock() {
+            *slot = Some(e.to_string());
+        }
+        Vec::new()
+    });
+    let mut guard = H1Guard::new(input, LIMITS, hook);
+    let mut out = Vec::new();
+    let _ = guard.read_to_end(&mut out).await;
+    let refusal = refused.lock().ok().and_then(|mut r| r.take());
+    (out, refusal)
+}
+
+#[tokio::test]
+async fn well_formed_pipelined_requests_pass_through_unchanged() {
+    let input = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloPUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n";
+    let (out, refusal) = run(input).await;
+    assert_eq!(refusal, None);
+    assert_eq!(out, input.to_vec());
+}
+
+#[tokio::test]
+async fn te_cl_smuggling_is_refused_before_hyper_sees_it() {
+    let first = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let mut input = first.clone();
+    input.extend_from_slice(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (out, refusal) = run(&input).await;
+    assert_eq!(out, first, "only the valid request before the attack is delivered");
+    assert_eq!(refusal.as_deref(), Some("malformed request: Content-Length with Transfer-Encoding"));
+}
+
+#[tokio::test]
+async fn cl_cl_duplicate_content_length_is_refused() {
+    let (out, refusal) = run(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc").await;
+    assert!(out.is_empty());
+    assert_eq!(refusal.as_deref(), Some("malformed request: duplicate Content-Length"));
+}
+
+#[tokio::test]
+async fn framing_attacks_are_each_refused() {
+    let cases: [(&[u8], &str); 11] = [
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", "invalid Content-Length"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc", "invalid Content-Length"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "unsupported Transfer-Encoding"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "duplicate Transfer-Encoding"),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "Transfer-Encoding on HTTP/1.0"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", "multiple Host headers"),
+        (b"GET / HTTP/1.1\r\n\r\n", "missing Host header"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", "unparsable request head"),
+        (b"GET / HTTP/1.1\nHost: x\n\n", "bare LF"),
+        (b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", "bare CR"),
+        (b"GET http://evil/ HTTP/1.1\r\nHost: x\r\n\r\n", "request target is not origin-form"),
+    ];
+    for (input, reason) in cases {
+        let (out, refusal) = run(input).await;
+        assert!(out.is_empty(), "{reason}: leaked {:?}", String::from_utf8_lossy(&out));
+        let refusal = refusal.unwrap_or_default();
+        assert!(refusal.ends_with(reason), "{reason}: got {refusal}");
+    }
+}
+
+#[tokio::test]
+async fn chunk_longer_than_declared_is_refused() {
+    let (_, refusal) = run(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n").await;
+    assert_eq!(refusal.as_deref(), Some("malformed request: chunk longer than its size"));
+}
+
+#[tokio::test]
+async fn oversized_heads_and_targets_are_refused() {
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(200));
+    let (_, refusal) = run(long_target.as_bytes()).await;
+    assert_eq!(refusal.as_deref(), Some("request target longer than 128 bytes"));
+    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(2000));
+    let (_, refusal) = run(big.as_bytes()).await;
+    assert_eq!(refusal.as_deref(), Some("request headers exceed request head too large"));
+    let many: String = (0..12).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let (_, refusal) = run(format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes()).await;
+    assert_eq!(refusal.as_deref(), Some("request headers exceed too many headers"));
+}
+
+#[tokio::test]
+async fn h2_prior_knowledge_passes_through() {
+    let mut input = H2_PREFACE.to_vec();
+    input.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let (out, refusal) = run(&input).await;
+    assert_eq!(refusal, None);
+    assert_eq!(out, input);
+}
+
+#[tokio::test]
+async fn truncated_head_at_eof_is_not_delivered() {
+    let (out, refusal) = run(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(out.is_empty());
+    assert_eq!(refusal, None);
+}

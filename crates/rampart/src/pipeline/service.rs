@@ -1,0 +1,206 @@
+//! The request service: runs the stages listed in `pipeline/mod.rs` for one request.
+
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use super::Flow;
+use crate::audit::{AuditBody, AuditRecord};
+use crate::body::{self, Body};
+use crate::context::{ConnInfo, Decision, RequestCtx, RequestId};
+use crate::error::{self, GatewayError};
+use crate::gateway::{Gateway, Route, Runtime};
+use crate::hygiene;
+use crate::policy::{cors, mask};
+use crate::proxy::forwarded::{self, X_REQUEST_ID};
+use crate::proxy::router::{self, RouteLookup};
+use crate::proxy::{forward, path};
+
+/// Stages 1 to 3: request id, audit, and the single error-to-response mapping (panics included).
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<AuditBody>, Infallible> {
+    let runtime = gateway.runtime();
+    let (mut parts, body) = req.into_parts();
+    let request_id = RequestId::from_incoming(parts.headers.get(&X_REQUEST_ID));
+    let trusted = &runtime.config.proxy.trusted_proxies;
+    let client_ip = forwarded::client_ip(conn.peer.ip(), &parts.headers, trusted);
+    let mut cx = RequestCtx::new(ConnInfo::clone(&conn), request_id, client_ip);
+    let method = parts.method.clone();
+    let mut route_index = None;
+    let result = AssertUnwindSafe(process(&runtime, &mut parts, body, &mut cx, &mut route_index))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::Internal("panic in the request pipeline".into())));
+    let route = route_index.and_then(|i| runtime.routes.get(i));
+    let response = result.unwrap_or_else(|err| {
+        cx.decision = if err.status().is_server_error() { Decision::Error } else { Decision::Deny };
+        cx.reason = Some(err.detail());
+        error::into_response(&err, cx.request_id.as_str())
+    });
+    Ok(finish(&gateway, &runtime, route, cx, &method, response))
+}
+
+/// The response path, outer stages: security headers, CORS headers, request id, audit.
+fn finish(
+    gateway: &Gateway,
+    runtime: &Runtime,
+    route: Option<&Route>,
+    cx: RequestCtx,
+    method: &Method,
+    response: Response<Body>,
+) -> Response<AuditBody> {
+    let (mut head, body) = response.into_parts();
+    match route {
+        Some(route) => {
+            route.headers.apply(&mut head.headers, cx.conn.tls);
+            route.pipeline.on_response(&mut head, &cx);
+        }
+        None => runtime.default_headers.apply(&mut head.headers, cx.conn.tls),
+    }
+    head.headers.insert(X_REQUEST_ID, cx.request_id.header_value().clone());
+    let record = AuditRecord {
+        time: SystemTime::now(),
+        request_id: cx.request_id.as_str().to_owned(),
+        client_ip: cx.client_ip,
+        listener: cx.conn.listener.clone(),
+        method: method.as_str().to_owned(),
+        route: cx.route.clone(),
+        path: cx.path,
+        status: head.status.as_u16(),
+        decision: cx.decision,
+        reason: cx.reason,
+        bytes_in: cx.bytes_in,
+        bytes_out: 0,
+        duration_us: 0,
+        upstream_us: cx.upstream.as_ref().map(|(_, d)| micros(*d)),
+        upstream: cx.upstream.map(|(target, _)| target),
+    };
+    let body = AuditBody::new(body, record, cx.started, gateway.audit().clone());
+    Response::from_parts(head, body)
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Stages 4 to 13 (see the module doc of `pipeline`).
+async fn process(
+    runtime: &Runtime,
+    parts: &mut http::request::Parts,
+    body: Incoming,
+    cx: &mut RequestCtx,
+    route_index: &mut Option<usize>,
+) -> Result<Response<Body>, GatewayError> {
+    let limits = &runtime.config.limits;
+    hygiene::check_request(parts, limits, &runtime.refused_methods)?;
+    cx.path = path::normalize(parts.uri.path())
+        .map_err(|e| GatewayError::InvalidPath(e.as_str()))?
+        .into_owned();
+    let index = find_route(runtime, parts, &cx.path)?;
+    *route_index = Some(index);
+    let route = runtime
+        .routes
+        .get(index)
+        .ok_or_else(|| GatewayError::Internal("route index out of range".into()))?;
+    cx.route = Some(route.name.clone());
+    if cors::is_preflight(parts) && !route.cors {
+        return Err(GatewayError::CorsRejected("preflight on a route without CORS"));
+    }
+    if let Flow::Respond(response) = route.pipeline.on_request(parts, cx).await? {
+        return Ok(response);
+    }
+    let body = read_body(body, route.max_body_bytes, route.upstream.request_timeout, cx).await?;
+    let trusted = &runtime.config.proxy.trusted_proxies;
+    forwarded::prepare(&mut parts.headers, cx, trusted, route.upstream.preserve_host);
+    let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
+    let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
+    let (mut head, upstream_body) = response.into_parts();
+    forwarded::strip_hop_by_hop(&mut head.headers);
+    mask::scrub_upstream_headers(&mut head.headers);
+    if mask::must_mask(route.mask_upstream_errors, head.status) {
+        mask::log_masked_body(upstream_body, cx.request_id.as_str().to_owned(), head.status);
+        return Err(GatewayError::UpstreamStatusMasked(head.status));
+    }
+    Ok(Response::from_parts(head, upstream_body.map_err(Into::into).boxed()))
+}
+
+/// Routing; a CORS preflight is routed by the method it asks about.
+fn find_route(runtime: &Runtime, parts: &http::request::Parts, path: &str) -> Result<usize, GatewayError> {
+    let host = router::request_host(parts);
+    let asked = parts
+        .headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .filter(|_| cors::is_preflight(parts))
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+    let method = asked.as_ref().unwrap_or(&parts.method);
+    match runtime.router.lookup(host.as_deref(), path, method) {
+        RouteLookup::Found(index) => Ok(index),
+        RouteLookup::MethodNotAllowed(allow) => Err(GatewayError::MethodNotAllowed { allow }),
+        RouteLookup::NotFound => Err(GatewayError::RouteNotFound),
+    }
+}
+
+/// The body limit, enforced on the declared length and on the stream. A body of known length is
+/// streamed (hyper enforces the length); one of unknown length (chunked, or HTTP/2 without
+/// `content-length`) is buffered up to the limit first, so that an oversized body never reaches
+/// the upstream even in part.
+async fn read_body(body: Incoming, limit: u64, timeout: Duration, cx: &mut RequestCtx) -> Result<Body, GatewayError> {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return Ok(body::empty());
+    }
+    if let Some(length) = body.size_hint().exact() {
+        if length > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
+        }
+        cx.bytes_in = length;
+        return Ok(body.map_err(Into::into).boxed());
+    }
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    let collected = tokio::time::timeout(timeout, Limited::new(body, cap).collect()).await;
+    match collected {
+        Err(_) => Err(GatewayError::ClientBody("request body not received in time".into())),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(GatewayError::BodyTooLarge { limit }),
+        Ok(Err(e)) => Err(GatewayError::ClientBody(e.to_string())),
+        Ok(Ok(collected)) => {
+            let bytes = collected.to_bytes();
+            cx.bytes_in = bytes.len() as u64;
+            Ok(body::full(bytes))
+        }
+    }
+}
+
+/// A permanent redirect to HTTPS for the redirect listener; method and body are kept (308).
+pub fn redirect_to_https(req: &Request<Incoming>, https_port: u16) -> Response<Body> {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.host().to_owned())
+        .or_else(|| {
+            let value = req.headers().get(header::HOST)?.to_str().ok()?;
+            Some(value.rsplit_once(':').map_or(value, |(h, _)| h).to_owned())
+        })
+        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':')));
+    let Some(host) = host else {
+        return error::into_response(&GatewayError::MalformedRequest("missing Host"), RequestId::generate().as_str());
+    };
+    let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = format!("https://{host}{port}{target}");
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}

@@ -1,0 +1,126 @@
+//! Security response headers on every response, the gateway's own errors included.
+//!
+//! Threat: browsers sniffing JSON as HTML, framing (clickjacking), leaking URLs in `Referer`,
+//! downgrade to plain HTTP. Invariant: after this stage every response carries the configured
+//! headers, whatever the upstream sent: the gateway's value replaces the upstream's, so a weak
+//! upstream header cannot win. HSTS is only sent over TLS (RFC 6797 section 7.2).
+
+pub mod config;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+pub use config::SecurityHeadersConfig;
+use config::{DEFAULT_CSP, DEFAULT_HSTS, DEFAULT_REFERRER_POLICY, DEFAULT_X_CONTENT_TYPE_OPTIONS, DEFAULT_X_FRAME_OPTIONS};
+
+use crate::config::Issue;
+
+/// The resolved headers of one route (or of the gateway, for responses without a route).
+#[derive(Debug, Clone, Default)]
+pub struct SecurityHeaders {
+    hsts: Option<HeaderValue>,
+    always: Vec<(HeaderName, HeaderValue)>,
+}
+
+type Field = fn(&SecurityHeadersConfig) -> &Option<String>;
+
+const FIELDS: [(&str, HeaderName, &str, Field); 4] = [
+    ("content_security_policy", header::CONTENT_SECURITY_POLICY, DEFAULT_CSP, |c| &c.content_security_policy),
+    ("x_frame_options", header::X_FRAME_OPTIONS, DEFAULT_X_FRAME_OPTIONS, |c| &c.x_frame_options),
+    ("x_content_type_options", header::X_CONTENT_TYPE_OPTIONS, DEFAULT_X_CONTENT_TYPE_OPTIONS, |c| &c.x_content_type_options),
+    ("referrer_policy", header::REFERRER_POLICY, DEFAULT_REFERRER_POLICY, |c| &c.referrer_policy),
+];
+
+/// Checks that every configured value is a valid header value.
+pub fn validate(config: &SecurityHeadersConfig, ptr: &str, issues: &mut Vec<Issue>) {
+    let hsts = ("strict_transport_security", &config.strict_transport_security);
+    let others = FIELDS.iter().map(|(name, _, _, get)| (*name, get(config)));
+    for (name, value) in std::iter::once(hsts).chain(others) {
+        if let Some(v) = value
+            && HeaderValue::from_str(v).is_err()
+        {
+            issues.push(Issue::new(format!("{ptr}/{name}"), "not a valid header value"));
+        }
+    }
+}
+
+impl SecurityHeaders {
+    /// Route values win over global ones, which win over the defaults; "" removes a header.
+    pub fn new(global: &SecurityHeadersConfig, route: Option<&SecurityHeadersConfig>) -> Self {
+        let pick = |get: Field, default: &'static str| -> Option<HeaderValue> {
+            let chosen = route
+                .and_then(|r| get(r).as_deref())
+                .or_else(|| get(global).as_deref())
+                .unwrap_or(default);
+            (!chosen.is_empty()).then(|| HeaderValue::from_str(chosen).ok()).flatten()
+        };
+        Self {
+            hsts: pick(|c| &c.strict_transport_security, DEFAULT_HSTS),
+            always: FIELDS
+                .iter()
+                .filter_map(|(_, name, default, get)| Some((name.clone(), pick(*get, default)?)))
+                .collect(),
+        }
+    }
+
+    /// Sets the headers, replacing upstream values.
+    pub fn apply(&self, headers: &mut HeaderMap, tls: bool) {
+        for (name, value) in &self.always {
+            headers.insert(name.clone(), value.clone());
+        }
+        if tls && let Some(hsts) = &self.hsts {
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+    }
+
+    /// The headers as a map, for responses written before hyper (the framing guard).
+    pub fn to_map(&self, tls: bool) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        self.apply(&mut map, tls);
+        map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_strict() {
+        let h = SecurityHeaders::new(&SecurityHeadersConfig::default(), None);
+        let map = h.to_map(true);
+        assert_eq!(map[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(map[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(map[header::CONTENT_SECURITY_POLICY], "default-src 'none'; frame-ancestors 'none'");
+        assert_eq!(map[header::REFERRER_POLICY], "no-referrer");
+        assert!(map[header::STRICT_TRANSPORT_SECURITY].to_str().is_ok_and(|v| v.starts_with("max-age=")));
+    }
+
+    #[test]
+    fn hsts_is_never_sent_over_plaintext() {
+        let h = SecurityHeaders::new(&SecurityHeadersConfig::default(), None);
+        assert!(!h.to_map(false).contains_key(header::STRICT_TRANSPORT_SECURITY));
+    }
+
+    #[test]
+    fn route_override_wins_and_empty_removes() {
+        let global = SecurityHeadersConfig {
+            x_frame_options: Some("SAMEORIGIN".into()),
+            ..Default::default()
+        };
+        let route = SecurityHeadersConfig {
+            content_security_policy: Some(String::new()),
+            ..Default::default()
+        };
+        let map = SecurityHeaders::new(&global, Some(&route)).to_map(false);
+        assert_eq!(map[header::X_FRAME_OPTIONS], "SAMEORIGIN");
+        assert!(!map.contains_key(header::CONTENT_SECURITY_POLICY));
+    }
+
+    #[test]
+    fn upstream_values_are_replaced() {
+        let mut upstream = HeaderMap::new();
+        upstream.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("ALLOWALL"));
+        SecurityHeaders::new(&SecurityHeadersConfig::default(), None).apply(&mut upstream, false);
+        assert_eq!(upstream[header::X_FRAME_OPTIONS], "DENY");
+    }
+}

@@ -1,0 +1,92 @@
+//! Response scrubbing: no upstream internals reach the client.
+//!
+//! Threat: stack traces, framework versions and internal host names in upstream error pages and
+//! headers, which help an attacker pick an exploit. Invariants: headers that name software
+//! (`Server`, `X-Powered-By`, ...) never leave the gateway; upstream CORS headers never leave it
+//! either (the `cors` policy is the only authority); on routes that mask (the default) an upstream
+//! 5xx becomes a problem document with the request id, and the original body goes to the log only,
+//! read off the request path and truncated.
+
+use http::HeaderMap;
+use http::header::HeaderName;
+use http_body_util::BodyExt;
+
+/// Headers that reveal the upstream's software, always removed from upstream responses.
+const REVEALING: [&str; 8] = [
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+    "x-runtime",
+    "x-generator",
+    "x-backend-server",
+    "x-envoy-upstream-service-time",
+];
+
+/// The most of a masked upstream body that is logged.
+pub const MASKED_BODY_LOG_BYTES: usize = 2048;
+
+/// Removes headers that reveal upstream software and the upstream's own CORS headers.
+pub fn scrub_upstream_headers(headers: &mut HeaderMap) {
+    for name in REVEALING {
+        headers.remove(name);
+    }
+    let cors: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in cors {
+        headers.remove(name);
+    }
+}
+
+/// Whether an upstream response must be replaced by a problem document.
+pub fn must_mask(route_masks: bool, status: http::StatusCode) -> bool {
+    route_masks && status.is_server_error()
+}
+
+/// Logs the start of a masked upstream body from a separate task, so that the client's answer
+/// does not wait for the upstream to finish sending it.
+pub fn log_masked_body<B>(body: B, request_id: String, status: http::StatusCode)
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        let limited = http_body_util::Limited::new(body, MASKED_BODY_LOG_BYTES);
+        let read = tokio::time::timeout(std::time::Duration::from_secs(2), limited.collect()).await;
+        let excerpt = match read {
+            Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+            Ok(Err(_)) => "(body larger than the log excerpt or failed)".to_owned(),
+            Err(_) => "(body not received in time)".to_owned(),
+        };
+        tracing::warn!(%request_id, status = status.as_u16(), body = %excerpt, "masked upstream error");
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn revealing_and_cors_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("server", HeaderValue::from_static("Apache/2.4.1 (Unix)"));
+        h.insert("x-powered-by", HeaderValue::from_static("PHP/5.4"));
+        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        scrub_upstream_headers(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn only_server_errors_are_masked() {
+        assert!(must_mask(true, http::StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!must_mask(true, http::StatusCode::NOT_FOUND));
+        assert!(!must_mask(false, http::StatusCode::BAD_GATEWAY));
+    }
+}

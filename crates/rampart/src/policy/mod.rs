@@ -1,0 +1,6 @@
+//! Security policies, one practice per module, each with the same shape: `mod.rs` (runtime and a
+//! module doc stating the threat and invariants), `config.rs`, and tests.
+
+pub mod cors;
+pub mod headers;
+pub mod mask;

@@ -1,0 +1,88 @@
+//! Sending a request to an upstream target and classifying the outcome.
+
+use std::time::Instant;
+
+use http::Version;
+use hyper::body::Incoming;
+
+use super::upstream::{Outcome, Upstream};
+use crate::body::Body;
+use crate::context::RequestCtx;
+use crate::error::GatewayError;
+
+/// Sends the request to the next healthy target; records health and upstream latency.
+pub async fn forward(
+    upstream: &Upstream,
+    mut parts: http::request::Parts,
+    body: Body,
+    cx: &mut RequestCtx,
+) -> Result<http::Response<Incoming>, GatewayError> {
+    let target = upstream.pick().ok_or(GatewayError::UpstreamUnavailable)?;
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{}?{query}", cx.path),
+        None => cx.path.clone(),
+    };
+    parts.uri = http::Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| GatewayError::Internal(format!("upstream URI: {e}")))?;
+    // The client side decides the upstream protocol, whatever the downstream spoke.
+    parts.version = if upstream.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    let started = Instant::now();
+    let sent = tokio::time::timeout(
+        upstream.request_timeout,
+        upstream.client.request(http::Request::from_parts(parts, body)),
+    )
+    .await;
+    cx.upstream = Some((target.label.clone(), started.elapsed()));
+    match sent {
+        Err(_) => {
+            upstream.record(target, Outcome::Failure);
+            crate::telemetry::upstream_error(&upstream.name, "timeout");
+            Err(GatewayError::UpstreamTimeout {
+                timeout_ms: u64::try_from(upstream.request_timeout.as_millis()).unwrap_or(u64::MAX),
+            })
+        }
+        Ok(Err(e)) => Err(classify_failure(upstream, target, &e)),
+        Ok(Ok(response)) => {
+            let failed = matches!(response.status().as_u16(), 502..=504);
+            upstream.record(target, if failed { Outcome::Failure } else { Outcome::Success });
+            Ok(response)
+        }
+    }
+}
+
+/// A failure caused by the client's body (too large, client gone) is not the target's fault.
+fn classify_failure(
+    upstream: &Upstream,
+    target: &super::upstream::Target,
+    error: &hyper_util::client::legacy::Error,
+) -> GatewayError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return GatewayError::ClientBody("request body over the limit while streaming".into());
+        }
+        if e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_user()) {
+            break;
+        }
+        source = e.source();
+    }
+    upstream.record(target, Outcome::Failure);
+    let kind = if error.is_connect() { "connect" } else { "request" };
+    crate::telemetry::upstream_error(&upstream.name, kind);
+    GatewayError::UpstreamFailed(format!("{kind}: {}", chain(error)))
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

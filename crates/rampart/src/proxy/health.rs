@@ -1,0 +1,50 @@
+//! Active health checks: a GET to each target's probe path at an interval.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use super::upstream::{Target, Upstream};
+use crate::body;
+use crate::config::upstream::ActiveHealthConfig;
+
+/// Starts the probe loop; it ends by itself when the upstream is dropped (config reload).
+pub(super) fn spawn_probes(upstream: Weak<Upstream>, config: ActiveHealthConfig) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut streaks: Vec<(u32, u32)> = Vec::new();
+        let mut interval = tokio::time::interval(Duration::from_millis(config.interval_ms));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let Some(upstream) = upstream.upgrade() else { return };
+            streaks.resize(upstream.targets.len(), (0, 0));
+            for (target, streak) in upstream.targets.iter().zip(streaks.iter_mut()) {
+                let healthy = probe(&upstream, target, &config).await;
+                *streak = if healthy { (streak.0 + 1, 0) } else { (0, streak.1 + 1) };
+                if streak.1 >= config.unhealthy_threshold {
+                    upstream.set_probe_state(target, true);
+                } else if streak.0 >= config.healthy_threshold {
+                    upstream.set_probe_state(target, false);
+                }
+            }
+        }
+    })
+}
+
+async fn probe(upstream: &Upstream, target: &Target, config: &ActiveHealthConfig) -> bool {
+    let uri = http::Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
+        .path_and_query(config.path.as_str())
+        .build();
+    let Ok(uri) = uri else { return false };
+    let mut request = http::Request::new(body::empty());
+    *request.uri_mut() = uri;
+    if upstream.http2 {
+        *request.version_mut() = http::Version::HTTP_2;
+    }
+    let timeout = Duration::from_millis(config.timeout_ms);
+    match tokio::time::timeout(timeout, upstream.client.request(request)).await {
+        Ok(Ok(response)) => response.status().is_success(),
+        _ => false,
+    }
+}

@@ -1,0 +1,167 @@
+//! Running from a config file: load, bind, watch for reloads, serve, drain on a signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::audit::AuditSink;
+use crate::config::{ConfigErrors, ConfigSource};
+use crate::gateway::{self, Gateway};
+use crate::server::{self, BoundListener};
+use crate::watch::{self, FileWatch};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error("{0}")]
+    Bind(String),
+    #[error("audit log: {0}")]
+    Audit(std::io::Error),
+}
+
+/// A gateway that is bound and ready to serve.
+pub struct Prepared {
+    pub gateway: Arc<Gateway>,
+    listeners: Vec<BoundListener>,
+    admin: Option<TcpListener>,
+    config_path: PathBuf,
+    watches: Vec<FileWatch>,
+}
+
+impl Prepared {
+    /// `(listener name, bound address)` for each data-plane listener.
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| Some((l.config.name.clone(), l.local_addr().ok()?)))
+            .collect()
+    }
+
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
+    }
+
+    /// Serves until `shutdown`, reloading on SIGHUP and (if enabled) on file change.
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) {
+        let runtime = self.gateway.runtime();
+        let drain = Duration::from_millis(runtime.config.server.drain_timeout_ms);
+        if runtime.config.server.watch_config {
+            let gateway = self.gateway.clone();
+            let path = self.config_path.clone();
+            match watch::watch_files(&[&self.config_path], move || reload_logged(&gateway, &path)) {
+                Ok(w) => self.watches.push(w),
+                Err(e) => tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads"),
+            }
+        }
+        let hangups = spawn_sighup_reloader(self.gateway.clone(), self.config_path.clone());
+        server::serve(self.gateway.clone(), self.listeners, self.admin, shutdown, drain).await;
+        hangups.abort();
+        drop(self.watches);
+    }
+}
+
+/// Loads the config, starts the audit writer and binds every listener.
+pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
+    crate::tls::install_crypto_provider();
+    let source = ConfigSource::from_file(config_path).map_err(|source| StartError::Read {
+        path: config_path.to_path_buf(),
+        source,
+    })?;
+    let runtime = gateway::load(&source).map_err(StartError::Config)?;
+    let audit = AuditSink::start(&runtime.config.audit).map_err(StartError::Audit)?;
+    let listeners = server::bind(&runtime.config).await.map_err(StartError::Bind)?;
+    let admin = match runtime.config.admin.enabled {
+        true => Some(
+            TcpListener::bind(runtime.config.admin.bind)
+                .await
+                .map_err(|e| StartError::Bind(format!("admin: cannot bind {}: {e}", runtime.config.admin.bind)))?,
+        ),
+        false => None,
+    };
+    let mut watches = Vec::new();
+    for listener in &listeners {
+        let Some((_, resolver)) = &listener.tls else { continue };
+        let files = resolver.files();
+        let resolver = resolver.clone();
+        let name = listener.config.name.clone();
+        let on_change = move || match resolver.reload() {
+            Ok(()) => tracing::info!(listener = %name, "certificate reloaded"),
+            Err(e) => tracing::error!(listener = %name, error = %e, "certificate reload failed; keeping the old one"),
+        };
+        match watch::watch_files(&files, on_change) {
+            Ok(w) => watches.push(w),
+            Err(e) => tracing::warn!(error = %e, "cannot watch certificate files"),
+        }
+    }
+    Ok(Prepared {
+        gateway: Gateway::new(runtime, audit),
+        listeners,
+        admin,
+        config_path: config_path.to_path_buf(),
+        watches,
+    })
+}
+
+/// Reloads the config file: the new config is built completely, then swapped in atomically; an
+/// invalid file leaves the running config in place.
+pub fn reload(gateway: &Gateway, path: &Path) -> Result<(), StartError> {
+    let source = ConfigSource::from_file(path).map_err(|source| StartError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let runtime = gateway::load(&source).map_err(StartError::Config)?;
+    let old = gateway.runtime();
+    if format!("{:?}", old.config.listeners) != format!("{:?}", runtime.config.listeners)
+        || format!("{:?}", old.config.admin) != format!("{:?}", runtime.config.admin)
+        || format!("{:?}", old.config.audit) != format!("{:?}", runtime.config.audit)
+    {
+        tracing::warn!("listener, admin and audit changes take effect at the next restart");
+    }
+    gateway.swap(runtime);
+    Ok(())
+}
+
+fn reload_logged(gateway: &Gateway, path: &Path) {
+    match reload(gateway, path) {
+        Ok(()) => tracing::info!(path = %path.display(), "configuration reloaded"),
+        Err(e) => {
+            metrics::counter!("rampart_config_reloads_total", "result" => "error").increment(1);
+            tracing::error!(path = %path.display(), errors = %e, "configuration reload failed; keeping the running config");
+        }
+    }
+}
+
+fn spawn_sighup_reloader(gateway: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            reload_logged(&gateway, &path);
+        }
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,232 @@
+//! Listeners: accept loops, TLS handshakes, the HTTP/1 framing guard, hyper connection settings and
+//! graceful draining. `serve` takes already-bound listeners and a shutdown future, which is what
+//! lets tests run the real server in-process on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditRecord;
+use crate::config::{Config, ListenerConfig};
+use crate::context::{ConnInfo, Decision, RequestId};
+use crate::error;
+use crate::gateway::Gateway;
+use crate::hygiene::h1_guard::{H1Guard, HeadLimits, OnReject};
+use crate::pipeline::service;
+use crate::tls::{self, CertResolver};
+
+/// A data-plane listener bound to its socket.
+pub struct BoundListener {
+    pub config: ListenerConfig,
+    pub tcp: TcpListener,
+    pub tls: Option<(TlsAcceptor, Arc<CertResolver>)>,
+}
+
+impl BoundListener {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Binds every listener of the config (TLS material is loaded here).
+pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, String> {
+    let mut bound = Vec::new();
+    for listener in &config.listeners {
+        let tcp = TcpListener::bind(listener.bind)
+            .await
+            .map_err(|e| format!("listener `{}`: cannot bind {}: {e}", listener.name, listener.bind))?;
+        let tls = match &listener.tls {
+            Some(settings) => {
+                let (server, resolver) =
+                    tls::server_config(settings).map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+                Some((TlsAcceptor::from(server), resolver))
+            }
+            None => None,
+        };
+        bound.push(BoundListener {
+            config: listener.clone(),
+            tcp,
+            tls,
+        });
+    }
+    Ok(bound)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests for up to `drain` and flushes
+/// the audit log.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listeners: Vec<BoundListener>,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let stop = CancellationToken::new();
+    let mut loops = Vec::new();
+    for listener in listeners {
+        loops.push(tokio::spawn(accept_loop(gateway.clone(), listener, graceful.clone(), stop.clone())));
+    }
+    if let Some(admin) = admin {
+        loops.push(tokio::spawn(crate::admin::serve(gateway.clone(), admin, stop.clone())));
+    }
+    shutdown.await;
+    tracing::info!("shutting down: draining in-flight requests");
+    gateway.start_draining();
+    stop.cancel();
+    for task in loops {
+        let _ = task.await;
+    }
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("drain deadline reached; closing remaining connections");
+    }
+    gateway.audit().flush().await;
+}
+
+async fn accept_loop(gateway: Arc<Gateway>, listener: BoundListener, graceful: Arc<GracefulShutdown>, stop: CancellationToken) {
+    let name: Arc<str> = Arc::from(listener.config.name.as_str());
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.tcp.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Arc::new(ConnInfo {
+            listener: name.clone(),
+            peer,
+            tls: listener.tls.is_some(),
+        });
+        let tls = listener.tls.as_ref().map(|(acceptor, _)| acceptor.clone());
+        let redirect = listener.config.redirect_https_port;
+        let gateway = gateway.clone();
+        let graceful = graceful.clone();
+        tokio::spawn(async move {
+            serve_connection(gateway, conn, stream, tls, redirect, &graceful).await;
+        });
+    }
+}
+
+async fn serve_connection(
+    gateway: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    redirect: Option<u16>,
+    graceful: &GracefulShutdown,
+) {
+    let runtime = gateway.runtime();
+    let limits = &runtime.config.limits;
+    let timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let builder = connection_builder(&runtime.config);
+    if let Some(port) = redirect {
+        let service = service_fn(move |req| async move {
+            Ok::<_, std::convert::Infallible>(service::redirect_to_https(&req, port))
+        });
+        let guarded = H1Guard::new(stream, head_limits(limits), reject_hook(&gateway, &conn));
+        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guarded), service).into_owned()).await;
+        return;
+    }
+    let service = {
+        let gateway = gateway.clone();
+        let conn = conn.clone();
+        service_fn(move |req| service::handle(gateway.clone(), conn.clone(), req))
+    };
+    let Some(acceptor) = tls else {
+        let guarded = H1Guard::new(stream, head_limits(limits), reject_hook(&gateway, &conn));
+        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guarded), service).into_owned()).await;
+        return;
+    };
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed");
+            metrics::counter!("rampart_tls_handshake_failures_total").increment(1);
+            return;
+        }
+        Err(_) => return,
+    };
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    if h2 {
+        let _ = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await;
+    } else {
+        let guarded = H1Guard::new(stream, head_limits(limits), reject_hook(&gateway, &conn));
+        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guarded), service).into_owned()).await;
+    }
+}
+
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let limits = &config.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}
+
+fn head_limits(limits: &crate::config::LimitsConfig) -> HeadLimits {
+    HeadLimits {
+        max_header_bytes: limits.max_header_bytes,
+        max_headers: limits.max_headers,
+        max_uri_bytes: limits.max_uri_bytes,
+    }
+}
+
+/// What the guard does on a refusal: audit it, count it, and render the problem response.
+fn reject_hook(gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> OnReject {
+    let gateway = gateway.clone();
+    let conn = conn.clone();
+    Box::new(move |err, method| {
+        let request_id = RequestId::generate();
+        let runtime = gateway.runtime();
+        let headers = runtime.default_headers.to_map(conn.tls);
+        let record = AuditRecord {
+            time: std::time::SystemTime::now(),
+            request_id: request_id.as_str().to_owned(),
+            client_ip: conn.peer.ip(),
+            listener: conn.listener.clone(),
+            method: method.unwrap_or("-").chars().take(16).collect(),
+            route: None,
+            path: String::new(),
+            status: err.status().as_u16(),
+            decision: Decision::Deny,
+            reason: Some(err.detail()),
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_us: 0,
+            upstream: None,
+            upstream_us: None,
+        };
+        crate::telemetry::record_request(&record, Duration::ZERO);
+        gateway.audit().record(record);
+        error::into_raw_http1(err, request_id.as_str(), &headers)
+    })
+}

@@ -1,0 +1,106 @@
+//! Server TLS: rustls with the aws-lc-rs provider, TLS 1.2 and 1.3 only, certificates reloaded
+//! from disk without dropping connections (new handshakes get the new certificate, established
+//! connections keep theirs).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use crate::config::{TlsConfig, TlsVersion};
+
+/// Installs aws-lc-rs as the process's rustls provider (the redis and reqwest crates use the
+/// process default). Idempotent; call it first thing in `main` and in tests.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
+/// The current certificate of a listener, swappable at run time.
+#[derive(Debug)]
+pub struct CertResolver {
+    current: ArcSwap<CertifiedKey>,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+impl CertResolver {
+    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Self, String> {
+        Ok(Self {
+            current: ArcSwap::from_pointee(load_certified_key(cert_file, key_file)?),
+            cert_file: cert_file.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+        })
+    }
+
+    /// Reads the files again; on any error the old certificate stays in use.
+    pub fn reload(&self) -> Result<(), String> {
+        let key = load_certified_key(&self.cert_file, &self.key_file)?;
+        self.current.store(Arc::new(key));
+        Ok(())
+    }
+
+    pub fn files(&self) -> [&Path; 2] {
+        [&self.cert_file, &self.key_file]
+    }
+
+    /// The leaf certificate now served (DER), for tests and status.
+    pub fn current_leaf(&self) -> Option<CertificateDer<'static>> {
+        self.current.load().cert.first().cloned()
+    }
+}
+
+fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .map_err(|e| format!("cannot read {}: {e}", cert_file.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad PEM in {}: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", cert_file.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("cannot read a private key from {}: {e}", key_file.display()))?;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let certified = CertifiedKey::from_der(certs, key, &provider)
+        .map_err(|e| format!("certificate and key do not match or are unsupported: {e}"))?;
+    Ok(certified)
+}
+
+/// A listener's rustls configuration: HTTP/2 and HTTP/1.1 by ALPN.
+pub fn server_config(config: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, Arc<CertResolver>), String> {
+    let resolver = Arc::new(CertResolver::load(&config.cert_file, &config.key_file)?);
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match config.min_version {
+        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+    };
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .map_err(|e| format!("TLS setup failed: {e}"))?
+    .with_no_client_auth()
+    .with_cert_resolver(resolver.clone());
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((Arc::new(server), resolver))
+}
+
+/// A self-signed certificate and key (PEM) for the given names, for the demo and tests.
+pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let key = rcgen::CertifiedKey::from(
+        rcgen::generate_simple_self_signed(names).map_err(|e| format!("certificate generation failed: {e}"))?,
+    );
+    Ok((key.cert.pem(), key.signing_key.serialize_pem()))
+}
