@@ -11,6 +11,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
 /// One request as the upstream saw it.
@@ -55,8 +57,31 @@ impl RecordingUpstream {
     pub fn on(listener: TcpListener, reply: Reply) -> Self {
         let addr = listener.local_addr().expect("upstream address");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(accept(listener, seen.clone(), reply));
+        let task = tokio::spawn(accept(listener, seen.clone(), reply, None));
         Self { addr, seen, task }
+    }
+
+    /// An HTTPS upstream with a fresh self-signed certificate for `localhost` and 127.0.0.1;
+    /// returns the certificate PEM so that a test can trust it (or not).
+    pub async fn start_tls() -> (Self, String) {
+        crate::init();
+        let (cert, key) = rampart::tls::self_signed(&["localhost", "127.0.0.1"]).expect("cert");
+        let certs = CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<Vec<_>, _>>().expect("pem");
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server cert");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let reply: Reply = Arc::new(|_| json(StatusCode::OK, r#"{"ok":true}"#));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let task = tokio::spawn(accept(listener, seen.clone(), reply, Some(acceptor)));
+        (Self { addr, seen, task }, cert)
     }
 
     /// `http://127.0.0.1:port`, for the config.
@@ -88,11 +113,12 @@ pub fn json(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-async fn accept(listener: TcpListener, seen: Arc<Mutex<Vec<Recorded>>>, reply: Reply) {
+async fn accept(listener: TcpListener, seen: Arc<Mutex<Vec<Recorded>>>, reply: Reply, tls: Option<tokio_rustls::TlsAcceptor>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let seen = seen.clone();
         let reply = reply.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let seen = seen.clone();
@@ -114,9 +140,17 @@ async fn accept(listener: TcpListener, seen: Arc<Mutex<Vec<Recorded>>>, reply: R
                     Ok::<_, Infallible>(response)
                 }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                }
+            }
         });
     }
 }

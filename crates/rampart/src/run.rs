@@ -71,6 +71,8 @@ impl Prepared {
 /// Loads the config, starts the audit writer and binds every listener.
 pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
     crate::tls::install_crypto_provider();
+    // Before anything records a metric: events before the recorder exists are lost.
+    crate::telemetry::metrics_handle();
     let source = ConfigSource::from_file(config_path).map_err(|source| StartError::Read {
         path: config_path.to_path_buf(),
         source,

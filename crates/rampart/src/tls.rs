@@ -99,8 +99,6 @@ pub fn server_config(config: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, A
 /// A self-signed certificate and key (PEM) for the given names, for the demo and tests.
 pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let key = rcgen::CertifiedKey::from(
-        rcgen::generate_simple_self_signed(names).map_err(|e| format!("certificate generation failed: {e}"))?,
-    );
+    let key = rcgen::generate_simple_self_signed(names).map_err(|e| format!("certificate generation failed: {e}"))?;
     Ok((key.cert.pem(), key.signing_key.serialize_pem()))
 }

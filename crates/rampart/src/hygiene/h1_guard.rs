@@ -291,7 +291,8 @@ fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
     if target.len() > limits.max_uri_bytes {
         return Err(fail(GatewayError::UriTooLong { limit: limits.max_uri_bytes }));
     }
-    if !target.starts_with('/') && !(target == "*" && req.method == Some("OPTIONS")) {
+    let asterisk = target == "*" && req.method == Some("OPTIONS");
+    if !(target.starts_with('/') || asterisk) {
         return Err(fail(GatewayError::MalformedRequest("request target is not origin-form")));
     }
     let http11 = req.version == Some(1);
