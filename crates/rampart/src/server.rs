@@ -136,13 +136,12 @@ async fn serve_connection(
     let runtime = gateway.runtime();
     let limits = &runtime.config.limits;
     let timeout = Duration::from_millis(limits.header_read_timeout_ms);
-    let builder = connection_builder(&runtime.config);
     if let Some(port) = redirect {
         let service = service_fn(move |req| async move {
             Ok::<_, std::convert::Infallible>(service::redirect_to_https(&req, port))
         });
-        let guarded = H1Guard::new(stream, head_limits(limits), reject_hook(&gateway, &conn));
-        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guarded), service).into_owned()).await;
+        let builder = connection_builder(&runtime.config, false);
+        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service).into_owned()).await;
         return;
     }
     let service = {
@@ -151,8 +150,14 @@ async fn serve_connection(
         service_fn(move |req| service::handle(gateway.clone(), conn.clone(), req))
     };
     let Some(acceptor) = tls else {
-        let guarded = H1Guard::new(stream, head_limits(limits), reject_hook(&gateway, &conn));
-        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guarded), service).into_owned()).await;
+        // Plaintext: HTTP/2 only with the prior-knowledge preface, decided before any parser runs.
+        let Some(h2) = starts_with_h2_preface(&stream, timeout).await else { return };
+        let builder = connection_builder(&runtime.config, h2);
+        if h2 {
+            let _ = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await;
+        } else {
+            let _ = graceful.watch(builder.serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service).into_owned()).await;
+        }
         return;
     };
     let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
@@ -165,22 +170,53 @@ async fn serve_connection(
         Err(_) => return,
     };
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let builder = connection_builder(&runtime.config, h2);
     if h2 {
         let _ = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await;
     } else {
-        let guarded = H1Guard::new(stream, head_limits(limits), reject_hook(&gateway, &conn));
-        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guarded), service).into_owned()).await;
+        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service).into_owned()).await;
     }
 }
 
-fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Peeks at the first bytes: `Some(true)` for the HTTP/2 preface, `Some(false)` for anything else,
+/// `None` if the client sent too little before the header timeout (the connection is dropped).
+async fn starts_with_h2_preface(stream: &TcpStream, timeout: Duration) -> Option<bool> {
+    let mut buf = [0u8; 24];
+    let peeked = tokio::time::timeout(timeout, async {
+        loop {
+            let n = stream.peek(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if !H2_PREFACE.starts_with(&buf[..n]) {
+                return Some(false);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(true);
+            }
+            // A prefix of the preface: wait for more bytes.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    peeked.await.ok().flatten()
+}
+
+/// hyper settings from the limits; the protocol is always decided before (no sniffing with an
+/// unbounded wait inside hyper-util's `auto`).
+fn connection_builder(config: &Config, h2: bool) -> auto::Builder<TokioExecutor> {
     let limits = &config.limits;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = if h2 { builder.http2_only() } else { builder.http1_only() };
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
+        // The framing guard ends the stream after refusing a head; requests before it must still
+        // get their responses, so a read EOF is not a reason to drop them.
+        .half_close(true)
         .keep_alive(true);
     builder
         .http2()
@@ -190,6 +226,12 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     builder
+}
+
+/// Puts the framing guard in front of an HTTP/1 connection.
+fn guard<IO>(io: IO, gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> H1Guard<IO> {
+    let limits = &gateway.runtime().config.limits;
+    H1Guard::new(io, head_limits(limits), reject_hook(gateway, conn))
 }
 
 fn head_limits(limits: &crate::config::LimitsConfig) -> HeadLimits {

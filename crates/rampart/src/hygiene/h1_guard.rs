@@ -11,8 +11,9 @@
 //! problem document and closes the connection; the refused head never reaches hyper.
 //!
 //! The guard tracks body framing (length or chunks) to find the next head on a keep-alive
-//! connection. HTTP/2 connections (by ALPN, or the prior-knowledge preface) pass through: their
-//! framing is binary and enforced by the h2 crate. Hand-written because no crate offers a
+//! connection. HTTP/2 connections (by ALPN, or the prior-knowledge preface, decided by the server
+//! before any parser runs) never go through it: their framing is binary and enforced by the h2
+//! crate. Hand-written because no crate offers a
 //! validating HTTP/1 framer that can sit in front of hyper; httparse does the head parsing.
 
 use std::io;
@@ -25,7 +26,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::config::listener::MAX_HEADERS_CEILING;
 use crate::error::GatewayError;
 
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Longest accepted chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4096;
 const READ_CHUNK: usize = 16 * 1024;
@@ -43,15 +43,12 @@ pub type OnReject = Box<dyn FnOnce(&GatewayError, Option<&str>) -> Vec<u8> + Sen
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// First bytes of the connection: HTTP/1 or the h2 preface?
-    Start,
     Head,
     Body(u64),
     ChunkSize,
     ChunkData(u64),
     ChunkDataEnd,
     Trailers(usize),
-    Passthrough,
     Rejected,
 }
 
@@ -73,7 +70,7 @@ impl<IO> H1Guard<IO> {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             ready: 0,
-            state: State::Start,
+            state: State::Head,
             limits,
             on_reject: Some(on_reject),
             reply: None,
@@ -90,7 +87,6 @@ impl<IO> H1Guard<IO> {
             return false;
         }
         match self.state {
-            State::Start => self.advance_start(),
             State::Head => self.advance_head(),
             State::Body(left) => {
                 let n = self.take_up_to(left);
@@ -105,10 +101,6 @@ impl<IO> H1Guard<IO> {
             }
             State::ChunkDataEnd => self.advance_chunk_end(),
             State::Trailers(seen) => self.advance_trailers(seen),
-            State::Passthrough => {
-                self.ready = self.buf.len();
-                true
-            }
             State::Rejected => false,
         }
     }
@@ -117,15 +109,6 @@ impl<IO> H1Guard<IO> {
         let n = (self.pending().len() as u64).min(left);
         self.ready += n as usize;
         n
-    }
-
-    fn advance_start(&mut self) -> bool {
-        let pending = self.pending();
-        if pending.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(pending) {
-            return false;
-        }
-        self.state = if pending.starts_with(H2_PREFACE) { State::Passthrough } else { State::Head };
-        true
     }
 
     fn advance_head(&mut self) -> bool {

@@ -95,12 +95,10 @@ async fn oversized_heads_and_targets_are_refused() {
 }
 
 #[tokio::test]
-async fn h2_prior_knowledge_passes_through() {
-    let mut input = H2_PREFACE.to_vec();
-    input.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-    let (out, refusal) = run(&input).await;
-    assert_eq!(refusal, None);
-    assert_eq!(out, input);
+async fn h2_preface_on_an_http1_connection_is_refused() {
+    let (out, refusal) = run(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    assert!(out.is_empty());
+    assert!(refusal.is_some());
 }
 
 #[tokio::test]
