@@ -1,4 +1,5 @@
-//! Security response headers. Each field is the header's value; an empty string removes it. Unset
+//! Security response headers. Each field is the header's value; an empty string means the gateway
+//! does not set that header and leaves whatever the upstream sends (`check` flags it). Unset
 //! fields in a route inherit the global `[security_headers]` table, which defaults to the values
 //! below.
 

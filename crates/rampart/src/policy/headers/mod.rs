@@ -44,7 +44,8 @@ pub fn validate(config: &SecurityHeadersConfig, ptr: &str, issues: &mut Vec<Issu
 }
 
 impl SecurityHeaders {
-    /// Route values win over global ones, which win over the defaults; "" removes a header.
+    /// Route values win over global ones, which win over the defaults; "" leaves the header to
+    /// the upstream.
     pub fn new(global: &SecurityHeadersConfig, route: Option<&SecurityHeadersConfig>) -> Self {
         let pick = |get: Field, default: &'static str| -> Option<HeaderValue> {
             let chosen = route
