@@ -16,6 +16,7 @@ pub struct TestGatewayBuilder {
     plaintext: bool,
     watch_config: bool,
     listeners: Option<String>,
+    audit: String,
     sections: String,
 }
 
@@ -29,6 +30,13 @@ impl TestGatewayBuilder {
     /// Reload on config file change.
     pub fn watch_config(mut self) -> Self {
         self.watch_config = true;
+        self
+    }
+
+    /// Extra keys for the `[audit]` table (`max_file_bytes = 1000`).
+    pub fn audit(mut self, toml: &str) -> Self {
+        self.audit.push_str(toml);
+        self.audit.push('\n');
         self
     }
 
@@ -58,8 +66,9 @@ impl TestGatewayBuilder {
             "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\ntls = { cert_file = \"cert.pem\", key_file = \"key.pem\" }\n".to_owned()
         };
         let text = format!(
-            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[audit]\nfile = \"audit.log\"\n\n[server]\nwatch_config = {}\ndrain_timeout_ms = 5000\n\n{}",
+            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[audit]\nfile = \"audit.log\"\n{}\n[server]\nwatch_config = {}\ndrain_timeout_ms = 5000\n\n{}",
             self.listeners.unwrap_or(listener),
+            self.audit,
             self.watch_config,
             self.sections
         );
@@ -141,14 +150,15 @@ impl TestGateway {
         admin.get("/metrics").await.text()
     }
 
-    /// Graceful stop: drain, flush the audit log.
-    pub async fn stop(mut self) {
+    /// Graceful stop (drain, flush the audit log); returns the audit records on disk afterwards.
+    pub async fn stop(mut self) -> Vec<serde_json::Value> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        read_audit(&self.dir.path().join("audit.log"))
     }
 }
 
