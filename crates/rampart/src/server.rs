@@ -137,8 +137,11 @@ async fn serve_connection(
     let limits = &runtime.config.limits;
     let timeout = Duration::from_millis(limits.header_read_timeout_ms);
     if let Some(port) = redirect {
-        let service = service_fn(move |req| async move {
-            Ok::<_, std::convert::Infallible>(service::redirect_to_https(&req, port))
+        let headers = runtime.default_headers.clone();
+        let service = service_fn(move |req| {
+            let mut response = service::redirect_to_https(&req, port);
+            headers.apply(response.headers_mut(), false);
+            std::future::ready(Ok::<_, std::convert::Infallible>(response))
         });
         let builder = connection_builder(&runtime.config, false);
         let _ = graceful.watch(builder.serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service).into_owned()).await;
