@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use rampart::config::{self, ConfigSource, lint};
 
 #[derive(Parser)]
-#[command(name = "rampart", version, about = "A secure-by-default security gateway for HTTP APIs")]
+#[command(
+    name = "rampart",
+    version,
+    about = "A secure-by-default security gateway for HTTP APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,7 +56,10 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -76,18 +83,18 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Config { command: ConfigCommand::Schema } => {
-            match serde_json::to_string_pretty(config::json_schema()) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Config {
+            command: ConfigCommand::Schema,
+        } => match serde_json::to_string_pretty(config::json_schema()) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -96,7 +103,9 @@ fn init_logs(demo: bool) {
     let default = if demo { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if demo {
         builder.compact().init();
     } else {
@@ -136,8 +145,15 @@ async fn check(path: &Path, strict: bool) -> ExitCode {
         Ok(rt) => rt,
         Err(errors) => {
             for e in &errors.errors {
-                let at = if e.path.is_empty() { String::new() } else { format!(" {}:", e.path) };
-                eprintln!("error: {}:{}:{}:{at} {}", errors.origin, e.line, e.column, e.message);
+                let at = if e.path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}:", e.path)
+                };
+                eprintln!(
+                    "error: {}:{}:{}:{at} {}",
+                    errors.origin, e.line, e.column, e.message
+                );
             }
             eprintln!("{} error(s); the config is not usable", errors.errors.len());
             return ExitCode::FAILURE;
@@ -153,7 +169,10 @@ async fn check(path: &Path, strict: bool) -> ExitCode {
             .find(|l| l.message == finding.issue.message)
             .map(|l| format!("{}:{}:{}: {}:", located.origin, l.line, l.column, l.path))
             .unwrap_or_default();
-        println!("warning[{}]: {place} {}", finding.rule, finding.issue.message);
+        println!(
+            "warning[{}]: {place} {}",
+            finding.rule, finding.issue.message
+        );
     }
     let c = &runtime.config;
     println!(

@@ -22,7 +22,8 @@ pub struct TestResponse {
 
 impl TestResponse {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     pub fn text(&self) -> String {
@@ -51,11 +52,13 @@ impl Client {
                 roots.add(cert.expect("test CA PEM")).expect("test CA");
             }
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http();
@@ -64,7 +67,9 @@ impl Client {
         } else {
             builder.enable_http1().build()
         };
-        let inner = Legacy::builder(TokioExecutor::new()).http2_only(h2).build(connector);
+        let inner = Legacy::builder(TokioExecutor::new())
+            .http2_only(h2)
+            .build(connector);
         Self {
             inner,
             base: base.trim_end_matches('/').to_owned(),
@@ -73,12 +78,18 @@ impl Client {
 
     /// A request builder for `path` on this client's base URL.
     pub fn request(&self, method: Method, path: &str) -> http::request::Builder {
-        Request::builder().method(method).uri(format!("{}{path}", self.base))
+        Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
-        self.send(self.request(Method::GET, path).body(Full::default()).expect("request"))
-            .await
+        self.send(
+            self.request(Method::GET, path)
+                .body(Full::default())
+                .expect("request"),
+        )
+        .await
     }
 
     /// Sends and reads the whole response; panics on a transport error.
@@ -88,7 +99,11 @@ impl Client {
 
     /// Sends and reads the whole response.
     pub async fn try_send(&self, request: Request<Full<Bytes>>) -> Result<TestResponse, String> {
-        let response = self.inner.request(request).await.map_err(|e| format!("{e:?}"))?;
+        let response = self
+            .inner
+            .request(request)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok(TestResponse {

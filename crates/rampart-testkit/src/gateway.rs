@@ -57,11 +57,13 @@ impl TestGatewayBuilder {
     pub async fn start(self) -> TestGateway {
         crate::init();
         let dir = tempfile::tempdir().expect("temp dir");
-        let (cert, key) = rampart::tls::self_signed(&["localhost", "127.0.0.1"]).expect("self-signed");
+        let (cert, key) =
+            rampart::tls::self_signed(&["localhost", "127.0.0.1"]).expect("self-signed");
         std::fs::write(dir.path().join("cert.pem"), &cert).expect("write cert");
         std::fs::write(dir.path().join("key.pem"), &key).expect("write key");
         let listener = if self.plaintext {
-            "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n".to_owned()
+            "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n"
+                .to_owned()
         } else {
             "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\ntls = { cert_file = \"cert.pem\", key_file = \"key.pem\" }\n".to_owned()
         };

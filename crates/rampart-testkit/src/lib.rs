@@ -11,8 +11,8 @@ mod raw;
 mod upstream;
 
 pub use client::{Client, TestResponse};
-pub use gateway::{TestGateway, TestGatewayBuilder};
 pub use gateway::read_audit;
+pub use gateway::{TestGateway, TestGatewayBuilder};
 pub use raw::{RawExchange, WAIT, raw_exchange, raw_tls_exchange};
 pub use upstream::{Recorded, RecordingUpstream, Reply, json};
 

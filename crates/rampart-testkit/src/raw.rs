@@ -39,17 +39,24 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Raw
 }
 
 /// The same over TLS with ALPN `http/1.1`, trusting `ca_pem`.
-pub async fn raw_tls_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8], wait: Duration) -> RawExchange {
+pub async fn raw_tls_exchange(
+    addr: SocketAddr,
+    ca_pem: &str,
+    bytes: &[u8],
+    wait: Duration,
+) -> RawExchange {
     crate::init();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.expect("PEM")).expect("CA");
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.expect("connect");
@@ -58,7 +65,11 @@ pub async fn raw_tls_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8], wait
     exchange(tls, bytes, wait).await
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, bytes: &[u8], wait: Duration) -> RawExchange {
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    bytes: &[u8],
+    wait: Duration,
+) -> RawExchange {
     stream.write_all(bytes).await.expect("write");
     let _ = stream.flush().await;
     let mut response = Vec::new();

@@ -49,7 +49,9 @@ impl RecordingUpstream {
 
     /// Answers with `reply`.
     pub async fn with_reply(reply: Reply) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         Self::on(listener, reply)
     }
 
@@ -66,14 +68,18 @@ impl RecordingUpstream {
     pub async fn start_tls() -> (Self, String) {
         crate::init();
         let (cert, key) = rampart::tls::self_signed(&["localhost", "127.0.0.1"]).expect("cert");
-        let certs = CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<Vec<_>, _>>().expect("pem");
+        let certs = CertificateDer::pem_slice_iter(cert.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("pem");
         let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server cert");
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server cert");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -100,7 +106,9 @@ impl RecordingUpstream {
 
     /// The last request, panicking if there was none.
     pub fn last(&self) -> Recorded {
-        self.requests().pop().expect("the upstream received no request")
+        self.requests()
+            .pop()
+            .expect("the upstream received no request")
     }
 }
 
@@ -108,14 +116,23 @@ impl RecordingUpstream {
 pub fn json(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
-async fn accept(listener: TcpListener, seen: Arc<Mutex<Vec<Recorded>>>, reply: Reply, tls: Option<tokio_rustls::TlsAcceptor>) {
+async fn accept(
+    listener: TcpListener,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+    reply: Reply,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let seen = seen.clone();
         let reply = reply.clone();
         let tls = tls.clone();
@@ -125,7 +142,11 @@ async fn accept(listener: TcpListener, seen: Arc<Mutex<Vec<Recorded>>>, reply: R
                 let reply = reply.clone();
                 async move {
                     let (parts, body) = req.into_parts();
-                    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
                     let recorded = Recorded {
                         method: parts.method,
                         uri: parts.uri,
@@ -144,11 +165,15 @@ async fn accept(listener: TcpListener, seen: Arc<Mutex<Vec<Recorded>>>, reply: R
             match tls {
                 Some(acceptor) => {
                     if let Ok(stream) = acceptor.accept(stream).await {
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     }
                 }
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 }
             }
         });

@@ -15,7 +15,10 @@ fn config(upstream: &RecordingUpstream, audit_extra: &str) -> String {
 #[tokio::test]
 async fn every_request_is_audited_with_its_decision() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&config(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
     let ok = gw.get("/orders/7?secret=1").await;
     gw.get("/missing").await;
     let records = gw.audit().await;
@@ -30,7 +33,10 @@ async fn every_request_is_audited_with_its_decision() {
     assert_eq!(first["client_ip"], "127.0.0.1");
     assert_eq!(first["listener"], "public");
     assert_eq!(first["bytes_out"], 11);
-    assert!(first["upstream_us"].as_u64().is_some() && first["duration_us"].as_u64() >= first["upstream_us"].as_u64());
+    assert!(
+        first["upstream_us"].as_u64().is_some()
+            && first["duration_us"].as_u64() >= first["upstream_us"].as_u64()
+    );
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
     let second = &records[1];
     assert_eq!(second["status"], 404);
@@ -42,10 +48,16 @@ async fn every_request_is_audited_with_its_decision() {
 #[tokio::test]
 async fn credentials_never_reach_the_audit_log() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&config(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
     let client = gw.client();
     let req = client
-        .request(Method::POST, "/orders?api_key=QUERYSECRET&token=QUERYSECRET")
+        .request(
+            Method::POST,
+            "/orders?api_key=QUERYSECRET&token=QUERYSECRET",
+        )
         .header("authorization", "Bearer BEARERSECRET")
         .header("cookie", "session=COOKIESECRET")
         .header("x-api-key", "KEYSECRET")
@@ -54,8 +66,17 @@ async fn credentials_never_reach_the_audit_log() {
     assert_eq!(client.send(req).await.status, StatusCode::OK);
     gw.audit().await;
     let text = std::fs::read_to_string(gw.dir.path().join("audit.log")).unwrap();
-    for secret in ["QUERYSECRET", "BEARERSECRET", "COOKIESECRET", "KEYSECRET", "BODYSECRET"] {
-        assert!(!text.contains(secret), "{secret} leaked into the audit log: {text}");
+    for secret in [
+        "QUERYSECRET",
+        "BEARERSECRET",
+        "COOKIESECRET",
+        "KEYSECRET",
+        "BODYSECRET",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the audit log: {text}"
+        );
     }
     assert!(text.contains("\"bytes_in\":19"));
 }
@@ -63,19 +84,27 @@ async fn credentials_never_reach_the_audit_log() {
 #[tokio::test]
 async fn shutdown_flushes_every_served_request_to_the_audit_log() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&config(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
     let client = gw.client_h2();
     let mut tasks = Vec::new();
     for i in 0..50 {
         let client = client.clone();
-        tasks.push(tokio::spawn(async move { client.get(&format!("/orders/{i}")).await.status }));
+        tasks.push(tokio::spawn(async move {
+            client.get(&format!("/orders/{i}")).await.status
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
     let records = gw.stop().await;
     assert_eq!(records.len(), 50);
-    let mut paths: Vec<String> = records.iter().map(|r| r["path"].as_str().unwrap().to_owned()).collect();
+    let mut paths: Vec<String> = records
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
     paths.sort();
     paths.dedup();
     assert_eq!(paths.len(), 50, "one record per request");
@@ -97,28 +126,52 @@ async fn audit_file_rotates_by_size_and_keeps_max_files() {
     let rotated = read_audit(&dir.join("audit.log.1"));
     assert!(!rotated.is_empty(), "audit.log.1 exists after rotation");
     assert!(dir.join("audit.log.2").exists());
-    assert!(!dir.join("audit.log.3").exists(), "only max_files rotated files are kept");
+    assert!(
+        !dir.join("audit.log.3").exists(),
+        "only max_files rotated files are kept"
+    );
     let older = read_audit(&dir.join("audit.log.2"));
     let all: Vec<_> = older.iter().chain(&rotated).chain(&records).collect();
     assert!(all.len() < 30, "the oldest records were rotated out");
-    assert_eq!(all.last().unwrap()["path"], "/orders/29", "files are in order, newest last");
+    assert_eq!(
+        all.last().unwrap()["path"],
+        "/orders/29",
+        "files are in order, newest last"
+    );
 }
 
 #[tokio::test]
 async fn admin_serves_metrics_liveness_and_readiness() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&config(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
     gw.get("/orders/1").await;
     gw.get("/nope").await;
     let metrics = gw.metrics().await;
-    assert!(metrics.contains(r#"rampart_requests_total{route="orders",status="200",decision="allow"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"rampart_requests_total{route="(none)",status="404",decision="deny"} 1"#), "{metrics}");
-    assert!(metrics.contains("rampart_request_duration_seconds_bucket"), "latency histogram");
+    assert!(
+        metrics
+            .contains(r#"rampart_requests_total{route="orders",status="200",decision="allow"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"rampart_requests_total{route="(none)",status="404",decision="deny"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rampart_request_duration_seconds_bucket"),
+        "latency histogram"
+    );
     assert!(metrics.contains(r#"rampart_upstream_healthy_targets{upstream="api"} 1"#));
     let admin = Client::new(&format!("http://{}", gw.admin), None, false);
     assert_eq!(admin.get("/live").await.status, StatusCode::OK);
     assert_eq!(admin.get("/ready").await.status, StatusCode::OK);
     let unknown = admin.get("/keys").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert_eq!(unknown.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        unknown.header("content-type"),
+        Some("application/problem+json")
+    );
 }

@@ -9,7 +9,11 @@ use rampart::config::{ConfigSource, Located, lint, parse};
 use rampart_testkit::{RecordingUpstream, TestGateway};
 
 fn errors(text: &str) -> Vec<Located> {
-    match parse(&ConfigSource::from_text("test.toml", text, Path::new("/tmp"))) {
+    match parse(&ConfigSource::from_text(
+        "test.toml",
+        text,
+        Path::new("/tmp"),
+    )) {
         Ok(_) => panic!("the config should be refused"),
         Err(e) => e.errors,
     }
@@ -36,12 +40,29 @@ path = \"/x\"
 "
     );
     let found = errors(&text);
-    let summary: Vec<(usize, &str, &str)> = found.iter().map(|e| (e.line, e.path.as_str(), e.message.as_str())).collect();
+    let summary: Vec<(usize, &str, &str)> = found
+        .iter()
+        .map(|e| (e.line, e.path.as_str(), e.message.as_str()))
+        .collect();
     assert_eq!(found.len(), 4, "{summary:#?}");
-    assert_eq!((found[0].line, found[0].path.as_str()), (7, "limits.max_body_bytes"), "{summary:#?}");
+    assert_eq!(
+        (found[0].line, found[0].path.as_str()),
+        (7, "limits.max_body_bytes"),
+        "{summary:#?}"
+    );
     assert!(found[0].message.contains("integer"), "{summary:#?}");
-    assert_eq!((found[1].line, found[1].path.as_str(), found[1].message.as_str()), (8, "limits.max_headrs", "unknown key `max_headrs`"));
-    assert_eq!((found[2].line, found[2].path.as_str()), (13, "upstreams[0].timeout"));
+    assert_eq!(
+        (
+            found[1].line,
+            found[1].path.as_str(),
+            found[1].message.as_str()
+        ),
+        (8, "limits.max_headrs", "unknown key `max_headrs`")
+    );
+    assert_eq!(
+        (found[2].line, found[2].path.as_str()),
+        (13, "upstreams[0].timeout")
+    );
     assert_eq!(found[3].path, "routes[0]");
     assert!(found[3].message.contains("upstream"), "{summary:#?}");
 }
@@ -64,7 +85,10 @@ upstream = \"nope\"
 cors = { allow_origins = [\"*\"], allow_credentials = true }
 ";
     let found = errors(text);
-    let summary: Vec<(usize, &str, &str)> = found.iter().map(|e| (e.line, e.path.as_str(), e.message.as_str())).collect();
+    let summary: Vec<(usize, &str, &str)> = found
+        .iter()
+        .map(|e| (e.line, e.path.as_str(), e.message.as_str()))
+        .collect();
     let expect = [
         (1, "listeners[0]"),
         (7, "upstreams[0].targets[0]"),
@@ -75,7 +99,11 @@ cors = { allow_origins = [\"*\"], allow_credentials = true }
     ];
     assert_eq!(found.len(), expect.len(), "{summary:#?}");
     for ((line, path), got) in expect.iter().zip(&found) {
-        assert_eq!((*line, *path), (got.line, got.path.as_str()), "{summary:#?}");
+        assert_eq!(
+            (*line, *path),
+            (got.line, got.path.as_str()),
+            "{summary:#?}"
+        );
     }
     assert!(found[5].message.contains("allow_credentials"));
 }
@@ -89,14 +117,24 @@ fn syntax_errors_carry_their_line() {
 #[test]
 fn a_listener_without_tls_must_say_plaintext_explicitly() {
     let found = errors("[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n");
-    assert!(found[0].message.contains("plaintext = true"), "{:?}", found[0]);
+    assert!(
+        found[0].message.contains("plaintext = true"),
+        "{:?}",
+        found[0]
+    );
 }
 
 #[test]
 fn the_schema_is_generated_from_the_types_and_refuses_unknown_keys() {
     let schema = rampart::config::json_schema();
     assert_eq!(schema["additionalProperties"], false);
-    assert!(schema["required"].as_array().unwrap().iter().any(|r| r == "listeners"));
+    assert!(
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "listeners")
+    );
     let text = serde_json::to_string(schema).unwrap();
     assert!(text.contains("max_body_bytes") && text.contains("allow_origins"));
     assert!(!text.contains("\"null\""), "TOML has no null");
@@ -130,7 +168,8 @@ max_body_bytes = 1073741824
 security_headers = { x_frame_options = \"\", strict_transport_security = \"max-age=60\" }
 cors = { allow_origins = [\"*\", \"http://app.example.com\"] }
 ";
-    let config = parse(&ConfigSource::from_text("t.toml", text, Path::new("/tmp"))).unwrap_or_else(|e| panic!("{e}"));
+    let config = parse(&ConfigSource::from_text("t.toml", text, Path::new("/tmp")))
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut rules: Vec<&str> = lint::lint(&config).iter().map(|f| f.rule).collect();
     rules.sort_unstable();
     rules.dedup();
@@ -166,29 +205,55 @@ async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
 #[tokio::test]
 async fn file_change_reloads_and_an_invalid_file_keeps_the_running_config() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().watch_config().config(&routes(&upstream, "/old")).start().await;
+    let gw = TestGateway::builder()
+        .watch_config()
+        .config(&routes(&upstream, "/old"))
+        .start()
+        .await;
     assert_eq!(gw.get("/old").await.status, StatusCode::OK);
     rewrite(&gw, &routes(&upstream, "/new"));
-    assert!(eventually(async || gw.get("/new").await.status == StatusCode::OK).await, "the new route is served");
-    assert_eq!(gw.get("/old").await.status, StatusCode::NOT_FOUND);
-    rewrite(&gw, "[[upstreams]]\nname = \"api\"\ntargets = []\nbogus = 1\n");
     assert!(
-        eventually(async || gw.metrics().await.contains(r#"rampart_config_reloads_total{result="error"} 1"#)).await,
+        eventually(async || gw.get("/new").await.status == StatusCode::OK).await,
+        "the new route is served"
+    );
+    assert_eq!(gw.get("/old").await.status, StatusCode::NOT_FOUND);
+    rewrite(
+        &gw,
+        "[[upstreams]]\nname = \"api\"\ntargets = []\nbogus = 1\n",
+    );
+    assert!(
+        eventually(async || gw
+            .metrics()
+            .await
+            .contains(r#"rampart_config_reloads_total{result="error"} 1"#))
+        .await,
         "the failed reload is counted"
     );
-    assert_eq!(gw.get("/new").await.status, StatusCode::OK, "the last good config still serves");
+    assert_eq!(
+        gw.get("/new").await.status,
+        StatusCode::OK,
+        "the last good config still serves"
+    );
 }
 
 #[tokio::test]
 async fn reload_swaps_in_a_complete_new_config() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&routes(&upstream, "/a")).start().await;
+    let gw = TestGateway::builder()
+        .config(&routes(&upstream, "/a"))
+        .start()
+        .await;
     rewrite(&gw, &routes(&upstream, "/b"));
     rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
     assert_eq!(gw.get("/b").await.status, StatusCode::OK);
     assert_eq!(gw.get("/a").await.status, StatusCode::NOT_FOUND);
-    rewrite(&gw, "[[upstreams]]\nname = \"api\"\ntargets = [\"ftp://x\"]\n");
-    let err = rampart::run::reload(&gw.gateway, &gw.config_path).unwrap_err().to_string();
+    rewrite(
+        &gw,
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"ftp://x\"]\n",
+    );
+    let err = rampart::run::reload(&gw.gateway, &gw.config_path)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("upstreams[0].targets[0]"), "{err}");
     assert_eq!(gw.get("/b").await.status, StatusCode::OK);
 }

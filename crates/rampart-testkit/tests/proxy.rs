@@ -29,7 +29,10 @@ upstream = "api"
 #[tokio::test]
 async fn request_reaches_upstream_with_forwarding_headers_and_request_id() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&route_to(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&route_to(&upstream, ""))
+        .start()
+        .await;
     let rsp = gw.get("/orders/42?page=2&sort=asc").await;
     assert_eq!(rsp.status, StatusCode::OK);
     assert_eq!(rsp.json()["ok"], true);
@@ -39,8 +42,15 @@ async fn request_reaches_upstream_with_forwarding_headers_and_request_id() {
     assert_eq!(seen.version, Version::HTTP_11);
     assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen.headers["x-forwarded-proto"], "https");
-    assert_eq!(seen.headers["x-forwarded-host"], format!("localhost:{}", gw.addr.port()).as_str());
-    assert_eq!(seen.headers["host"], upstream.addr.to_string().as_str(), "Host is the target's by default");
+    assert_eq!(
+        seen.headers["x-forwarded-host"],
+        format!("localhost:{}", gw.addr.port()).as_str()
+    );
+    assert_eq!(
+        seen.headers["host"],
+        upstream.addr.to_string().as_str(),
+        "Host is the target's by default"
+    );
     let id = rsp.header("x-request-id").expect("request id echoed");
     assert_eq!(seen.headers["x-request-id"], id);
 }
@@ -48,21 +58,41 @@ async fn request_reaches_upstream_with_forwarding_headers_and_request_id() {
 #[tokio::test]
 async fn valid_incoming_request_id_is_kept_and_hostile_one_replaced() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&route_to(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&route_to(&upstream, ""))
+        .start()
+        .await;
     let client = gw.client();
-    let req = client.request(Method::GET, "/orders").header("x-request-id", "trace-abc.123").body(Full::default()).unwrap();
-    assert_eq!(client.send(req).await.header("x-request-id"), Some("trace-abc.123"));
+    let req = client
+        .request(Method::GET, "/orders")
+        .header("x-request-id", "trace-abc.123")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(
+        client.send(req).await.header("x-request-id"),
+        Some("trace-abc.123")
+    );
     assert_eq!(upstream.last().headers["x-request-id"], "trace-abc.123");
-    let req = client.request(Method::GET, "/orders").header("x-request-id", "a\"b<script>").body(Full::default()).unwrap();
+    let req = client
+        .request(Method::GET, "/orders")
+        .header("x-request-id", "a\"b<script>")
+        .body(Full::default())
+        .unwrap();
     let rsp = client.send(req).await;
     assert_ne!(rsp.header("x-request-id"), Some("a\"b<script>"));
-    assert_eq!(upstream.last().headers["x-request-id"], rsp.header("x-request-id").unwrap());
+    assert_eq!(
+        upstream.last().headers["x-request-id"],
+        rsp.header("x-request-id").unwrap()
+    );
 }
 
 #[tokio::test]
 async fn http2_client_is_served_and_proxied_to_http1_upstream() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&route_to(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&route_to(&upstream, ""))
+        .start()
+        .await;
     let rsp = gw.client_h2().get("/orders/1").await;
     assert_eq!(rsp.status, StatusCode::OK);
     assert_eq!(rsp.version, Version::HTTP_2);
@@ -72,7 +102,10 @@ async fn http2_client_is_served_and_proxied_to_http1_upstream() {
 #[tokio::test]
 async fn http2_upstream_protocol_is_used_when_configured() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&route_to(&upstream, "protocol = \"http2\"")).start().await;
+    let gw = TestGateway::builder()
+        .config(&route_to(&upstream, "protocol = \"http2\""))
+        .start()
+        .await;
     assert_eq!(gw.get("/orders").await.status, StatusCode::OK);
     assert_eq!(upstream.last().version, Version::HTTP_2);
 }
@@ -80,7 +113,10 @@ async fn http2_upstream_protocol_is_used_when_configured() {
 #[tokio::test]
 async fn post_body_is_forwarded_intact() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&route_to(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&route_to(&upstream, ""))
+        .start()
+        .await;
     let client = gw.client();
     let req = client
         .request(Method::POST, "/orders")
@@ -96,7 +132,10 @@ async fn post_body_is_forwarded_intact() {
 #[tokio::test]
 async fn hop_by_hop_headers_never_reach_the_upstream() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&route_to(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&route_to(&upstream, ""))
+        .start()
+        .await;
     let client = gw.client();
     let req = client
         .request(Method::GET, "/orders")
@@ -110,8 +149,16 @@ async fn hop_by_hop_headers_never_reach_the_upstream() {
         .unwrap();
     assert_eq!(client.send(req).await.status, StatusCode::OK);
     let seen = upstream.last();
-    for name in ["x-internal-token", "keep-alive", "proxy-authorization", "te"] {
-        assert!(!seen.headers.contains_key(name), "{name} reached the upstream");
+    for name in [
+        "x-internal-token",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+    ] {
+        assert!(
+            !seen.headers.contains_key(name),
+            "{name} reached the upstream"
+        );
     }
     assert_eq!(seen.headers["x-kept"], "yes");
 }
@@ -119,7 +166,10 @@ async fn hop_by_hop_headers_never_reach_the_upstream() {
 #[tokio::test]
 async fn spoofed_forwarded_headers_from_an_untrusted_peer_are_replaced() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder().config(&route_to(&upstream, "")).start().await;
+    let gw = TestGateway::builder()
+        .config(&route_to(&upstream, ""))
+        .start()
+        .await;
     let client = gw.client();
     let req = client
         .request(Method::GET, "/orders")
@@ -142,7 +192,10 @@ async fn spoofed_forwarded_headers_from_an_untrusted_peer_are_replaced() {
 #[tokio::test]
 async fn forwarded_for_from_a_trusted_proxy_is_appended_and_gives_the_client_ip() {
     let upstream = RecordingUpstream::start().await;
-    let config = format!("[proxy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n{}", route_to(&upstream, ""));
+    let config = format!(
+        "[proxy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n{}",
+        route_to(&upstream, "")
+    );
     let gw = TestGateway::builder().config(&config).start().await;
     let client = gw.client();
     let req = client
@@ -151,7 +204,10 @@ async fn forwarded_for_from_a_trusted_proxy_is_appended_and_gives_the_client_ip(
         .body(Full::default())
         .unwrap();
     client.send(req).await;
-    assert_eq!(upstream.last().headers["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
+    assert_eq!(
+        upstream.last().headers["x-forwarded-for"],
+        "198.51.100.7, 127.0.0.1"
+    );
     assert_eq!(gw.audit().await[0]["client_ip"], "198.51.100.7");
 }
 
@@ -191,7 +247,11 @@ async fn passive_health_ejects_a_failing_target_and_readmits_it_later() {
     }
     assert_eq!(failures, 2, "the dead target is ejected after two failures");
     assert_eq!(good.count(), 10);
-    assert!(gw.metrics().await.contains("rampart_upstream_ejections_total{upstream=\"api\"} 1"));
+    assert!(
+        gw.metrics()
+            .await
+            .contains("rampart_upstream_ejections_total{upstream=\"api\"} 1")
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let mut after = 0;
     for _ in 0..4 {
@@ -199,7 +259,10 @@ async fn passive_health_ejects_a_failing_target_and_readmits_it_later() {
             after += 1;
         }
     }
-    assert!(after >= 1, "the target gets traffic again after the ejection period");
+    assert!(
+        after >= 1,
+        "the target gets traffic again after the ejection period"
+    );
 }
 
 #[tokio::test]
@@ -223,9 +286,20 @@ async fn active_health_checks_take_a_target_out_of_rotation() {
     for _ in 0..6 {
         assert_eq!(gw.get("/api/x").await.status, StatusCode::OK);
     }
-    let sick_api_calls = sick.requests().iter().filter(|r| r.uri.path() != "/health").count();
-    assert_eq!(sick_api_calls, 0, "a target failing its probe gets no traffic");
-    assert!(gw.metrics().await.contains("rampart_upstream_healthy_targets{upstream=\"api\"} 1"));
+    let sick_api_calls = sick
+        .requests()
+        .iter()
+        .filter(|r| r.uri.path() != "/health")
+        .count();
+    assert_eq!(
+        sick_api_calls, 0,
+        "a target failing its probe gets no traffic"
+    );
+    assert!(
+        gw.metrics()
+            .await
+            .contains("rampart_upstream_healthy_targets{upstream=\"api\"} 1")
+    );
 }
 
 #[tokio::test]
@@ -260,9 +334,15 @@ async fn refused_connection_is_a_502_problem_without_internal_detail() {
     let rsp = gw.get("/x").await;
     assert_eq!(rsp.status, StatusCode::BAD_GATEWAY);
     let text = rsp.text();
-    assert!(!text.to_lowercase().contains("refused") && !text.contains("127.0.0.1"), "{text}");
+    assert!(
+        !text.to_lowercase().contains("refused") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
     let audit = gw.audit().await;
-    assert!(audit[0]["reason"].as_str().unwrap().contains("connect"), "the cause is in the audit log");
+    assert!(
+        audit[0]["reason"].as_str().unwrap().contains("connect"),
+        "the cause is in the audit log"
+    );
 }
 
 #[tokio::test]
@@ -272,16 +352,28 @@ async fn upstream_tls_is_verified_against_the_configured_ca() {
     std::fs::write(dir.path().join("ca.pem"), &cert).unwrap();
     let target = format!("https://localhost:{}", upstream.addr.port());
     let config = |tls: &str| {
-        format!("[[upstreams]]\nname = \"api\"\ntargets = [\"{target}\"]\ntls = {{ {tls} }}\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\n")
+        format!(
+            "[[upstreams]]\nname = \"api\"\ntargets = [\"{target}\"]\ntls = {{ {tls} }}\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\n"
+        )
     };
     let trusted = TestGateway::builder()
-        .config(&config(&format!("ca_file = \"{}\"", dir.path().join("ca.pem").display())))
+        .config(&config(&format!(
+            "ca_file = \"{}\"",
+            dir.path().join("ca.pem").display()
+        )))
         .start()
         .await;
     assert_eq!(trusted.get("/x").await.status, StatusCode::OK);
     let untrusted = TestGateway::builder().config(&config("")).start().await;
-    assert_eq!(untrusted.get("/x").await.status, StatusCode::BAD_GATEWAY, "an unknown CA is refused");
-    let unverified = TestGateway::builder().config(&config("verify = false")).start().await;
+    assert_eq!(
+        untrusted.get("/x").await.status,
+        StatusCode::BAD_GATEWAY,
+        "an unknown CA is refused"
+    );
+    let unverified = TestGateway::builder()
+        .config(&config("verify = false"))
+        .start()
+        .await;
     assert_eq!(unverified.get("/x").await.status, StatusCode::OK);
     assert_eq!(upstream.count(), 2);
 }

@@ -134,12 +134,16 @@ mod tests {
     #[test]
     fn valid_incoming_request_id_is_kept() {
         let good = HeaderValue::from_static("trace-1234.abc_DEF");
-        assert_eq!(RequestId::from_incoming(Some(&good)).as_str(), "trace-1234.abc_DEF");
+        assert_eq!(
+            RequestId::from_incoming(Some(&good)).as_str(),
+            "trace-1234.abc_DEF"
+        );
     }
 
     #[test]
     fn oversized_request_id_is_replaced() {
-        let long = HeaderValue::from_str(&"a".repeat(MAX_REQUEST_ID_LEN + 1)).unwrap_or(HeaderValue::from_static("x"));
+        let long = HeaderValue::from_str(&"a".repeat(MAX_REQUEST_ID_LEN + 1))
+            .unwrap_or(HeaderValue::from_static("x"));
         assert_eq!(RequestId::from_incoming(Some(&long)).as_str().len(), 36);
     }
 }

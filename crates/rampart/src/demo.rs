@@ -34,7 +34,9 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
     let api_addr = api.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(serve_demo_api(api));
     let config_path = write_files(&dir, options.port, api_addr)?;
-    let prepared = crate::run::prepare(&config_path).await.map_err(|e| e.to_string())?;
+    let prepared = crate::run::prepare(&config_path)
+        .await
+        .map_err(|e| e.to_string())?;
     let gateway = prepared
         .addresses()
         .first()
@@ -105,24 +107,47 @@ fn banner(dir: &Path, gateway: SocketAddr, admin: Option<SocketAddr>) -> String 
     let mut line = |text: String| {
         let _ = writeln!(out, "{text}");
     };
-    line(format!("Rampart demo: gateway {base} (TLS 1.2/1.3, HTTP/2 and HTTP/1.1) in front of a demo API"));
-    line(format!("Config {}, audit log {}", dir.join("rampart.toml").display(), dir.join("audit.log").display()));
+    line(format!(
+        "Rampart demo: gateway {base} (TLS 1.2/1.3, HTTP/2 and HTTP/1.1) in front of a demo API"
+    ));
+    line(format!(
+        "Config {}, audit log {}",
+        dir.join("rampart.toml").display(),
+        dir.join("audit.log").display()
+    ));
     if let Some(admin) = admin {
         line(format!("Admin: http://{admin}/metrics  /live  /ready"));
     }
     line(String::new());
     line("Allowed:".into());
     line(format!("  {curl} {base}/api/orders/42"));
-    line("Refused by the gateway, each with a problem+json body, and never sent to the API:".into());
+    line(
+        "Refused by the gateway, each with a problem+json body, and never sent to the API:".into(),
+    );
     line(format!("  no route (404):            {curl} {base}/admin"));
-    line(format!("  wrong method (405):        {curl} -X DELETE {base}/api/orders/42"));
-    line(format!("  TRACE (405):               {curl} -X TRACE {base}/api/status"));
-    line(format!("  encoded traversal (400):   {curl} --path-as-is '{base}/api/orders/..%2F..%2Fadmin'"));
-    line(format!("  body over 1 KiB (413):     head -c 4096 /dev/zero | {curl} -X POST --data-binary @- {base}/api/orders"));
-    line(format!("  CORS origin refused (403): {curl} -X OPTIONS -H 'Origin: https://example.com.evil.net' -H 'Access-Control-Request-Method: POST' {base}/api/orders"));
-    line(format!("  CL+TE smuggling (400):     printf 'POST /api/orders HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 4\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n' | openssl s_client -quiet -connect 127.0.0.1:{}", gateway.port()));
+    line(format!(
+        "  wrong method (405):        {curl} -X DELETE {base}/api/orders/42"
+    ));
+    line(format!(
+        "  TRACE (405):               {curl} -X TRACE {base}/api/status"
+    ));
+    line(format!(
+        "  encoded traversal (400):   {curl} --path-as-is '{base}/api/orders/..%2F..%2Fadmin'"
+    ));
+    line(format!(
+        "  body over 1 KiB (413):     head -c 4096 /dev/zero | {curl} -X POST --data-binary @- {base}/api/orders"
+    ));
+    line(format!(
+        "  CORS origin refused (403): {curl} -X OPTIONS -H 'Origin: https://example.com.evil.net' -H 'Access-Control-Request-Method: POST' {base}/api/orders"
+    ));
+    line(format!(
+        "  CL+TE smuggling (400):     printf 'POST /api/orders HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 4\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n' | openssl s_client -quiet -connect 127.0.0.1:{}",
+        gateway.port()
+    ));
     line("Allowed CORS preflight, answered by the gateway:".into());
-    line(format!("  {curl} -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' {base}/api/orders"));
+    line(format!(
+        "  {curl} -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' {base}/api/orders"
+    ));
     line("Upstream 500 masked (stack trace and Server header stay inside):".into());
     line(format!("  {curl} {base}/api/crash"));
     line(String::new());

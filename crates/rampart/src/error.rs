@@ -227,7 +227,9 @@ mod tests {
 
     #[test]
     fn problem_never_contains_internal_detail() {
-        let err = GatewayError::UpstreamFailed("tcp connect error: Connection refused (os error 111) hyper 1.0".into());
+        let err = GatewayError::UpstreamFailed(
+            "tcp connect error: Connection refused (os error 111) hyper 1.0".into(),
+        );
         let body = problem_body(&err, "req-1");
         let text = std::str::from_utf8(&body).unwrap_or_default();
         assert!(!text.contains("refused"), "{text}");
@@ -241,7 +243,11 @@ mod tests {
 
     #[test]
     fn raw_response_is_parseable_http() {
-        let raw = into_raw_http1(&GatewayError::MalformedRequest("cl+te"), "abc", &HeaderMap::new());
+        let raw = into_raw_http1(
+            &GatewayError::MalformedRequest("cl+te"),
+            "abc",
+            &HeaderMap::new(),
+        );
         let mut headers = [httparse::EMPTY_HEADER; 16];
         let mut rsp = httparse::Response::new(&mut headers);
         let status = rsp.parse(&raw);

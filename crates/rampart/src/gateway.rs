@@ -80,7 +80,11 @@ impl Runtime {
     }
 }
 
-fn build_route(config: &Config, route: &RouteConfig, upstreams: &HashMap<String, Arc<Upstream>>) -> Option<Route> {
+fn build_route(
+    config: &Config,
+    route: &RouteConfig,
+    upstreams: &HashMap<String, Arc<Upstream>>,
+) -> Option<Route> {
     let methods: Vec<Method> = route
         .methods
         .iter()

@@ -18,7 +18,10 @@ use crate::watch::{self, FileWatch};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Config(ConfigErrors),
     #[error("{0}")]
@@ -58,11 +61,20 @@ impl Prepared {
             let path = self.config_path.clone();
             match watch::watch_files(&[&self.config_path], move || reload_logged(&gateway, &path)) {
                 Ok(w) => self.watches.push(w),
-                Err(e) => tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads")
+                }
             }
         }
         let hangups = spawn_sighup_reloader(self.gateway.clone(), self.config_path.clone());
-        server::serve(self.gateway.clone(), self.listeners, self.admin, shutdown, drain).await;
+        server::serve(
+            self.gateway.clone(),
+            self.listeners,
+            self.admin,
+            shutdown,
+            drain,
+        )
+        .await;
         hangups.abort();
         drop(self.watches);
     }
@@ -79,24 +91,35 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
     })?;
     let runtime = gateway::load(&source).map_err(StartError::Config)?;
     let audit = AuditSink::start(&runtime.config.audit).map_err(StartError::Audit)?;
-    let listeners = server::bind(&runtime.config).await.map_err(StartError::Bind)?;
+    let listeners = server::bind(&runtime.config)
+        .await
+        .map_err(StartError::Bind)?;
     let admin = match runtime.config.admin.enabled {
         true => Some(
             TcpListener::bind(runtime.config.admin.bind)
                 .await
-                .map_err(|e| StartError::Bind(format!("admin: cannot bind {}: {e}", runtime.config.admin.bind)))?,
+                .map_err(|e| {
+                    StartError::Bind(format!(
+                        "admin: cannot bind {}: {e}",
+                        runtime.config.admin.bind
+                    ))
+                })?,
         ),
         false => None,
     };
     let mut watches = Vec::new();
     for listener in &listeners {
-        let Some((_, resolver)) = &listener.tls else { continue };
+        let Some((_, resolver)) = &listener.tls else {
+            continue;
+        };
         let files = resolver.files();
         let resolver = resolver.clone();
         let name = listener.config.name.clone();
         let on_change = move || match resolver.reload() {
             Ok(()) => tracing::info!(listener = %name, "certificate reloaded"),
-            Err(e) => tracing::error!(listener = %name, error = %e, "certificate reload failed; keeping the old one"),
+            Err(e) => {
+                tracing::error!(listener = %name, error = %e, "certificate reload failed; keeping the old one")
+            }
         };
         match watch::watch_files(&files, on_change) {
             Ok(w) => watches.push(w),
@@ -143,7 +166,9 @@ fn reload_logged(gateway: &Gateway, path: &Path) {
 
 fn spawn_sighup_reloader(gateway: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             return;
         };
         while hangups.recv().await.is_some() {

@@ -41,13 +41,16 @@ impl BoundListener {
 pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, String> {
     let mut bound = Vec::new();
     for listener in &config.listeners {
-        let tcp = TcpListener::bind(listener.bind)
-            .await
-            .map_err(|e| format!("listener `{}`: cannot bind {}: {e}", listener.name, listener.bind))?;
+        let tcp = TcpListener::bind(listener.bind).await.map_err(|e| {
+            format!(
+                "listener `{}`: cannot bind {}: {e}",
+                listener.name, listener.bind
+            )
+        })?;
         let tls = match &listener.tls {
             Some(settings) => {
-                let (server, resolver) =
-                    tls::server_config(settings).map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+                let (server, resolver) = tls::server_config(settings)
+                    .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
                 Some((TlsAcceptor::from(server), resolver))
             }
             None => None,
@@ -74,10 +77,19 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let mut loops = Vec::new();
     for listener in listeners {
-        loops.push(tokio::spawn(accept_loop(gateway.clone(), listener, graceful.clone(), stop.clone())));
+        loops.push(tokio::spawn(accept_loop(
+            gateway.clone(),
+            listener,
+            graceful.clone(),
+            stop.clone(),
+        )));
     }
     if let Some(admin) = admin {
-        loops.push(tokio::spawn(crate::admin::serve(gateway.clone(), admin, stop.clone())));
+        loops.push(tokio::spawn(crate::admin::serve(
+            gateway.clone(),
+            admin,
+            stop.clone(),
+        )));
     }
     shutdown.await;
     tracing::info!("shutting down: draining in-flight requests");
@@ -87,13 +99,21 @@ pub async fn serve(
         let _ = task.await;
     }
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("drain deadline reached; closing remaining connections");
     }
     gateway.audit().flush().await;
 }
 
-async fn accept_loop(gateway: Arc<Gateway>, listener: BoundListener, graceful: Arc<GracefulShutdown>, stop: CancellationToken) {
+async fn accept_loop(
+    gateway: Arc<Gateway>,
+    listener: BoundListener,
+    graceful: Arc<GracefulShutdown>,
+    stop: CancellationToken,
+) {
     let name: Arc<str> = Arc::from(listener.config.name.as_str());
     loop {
         let accepted = tokio::select! {
@@ -144,7 +164,13 @@ async fn serve_connection(
             std::future::ready(Ok::<_, std::convert::Infallible>(response))
         });
         let builder = connection_builder(&runtime.config, false);
-        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service).into_owned()).await;
+        let _ = graceful
+            .watch(
+                builder
+                    .serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service)
+                    .into_owned(),
+            )
+            .await;
         return;
     }
     let service = {
@@ -154,12 +180,26 @@ async fn serve_connection(
     };
     let Some(acceptor) = tls else {
         // Plaintext: HTTP/2 only with the prior-knowledge preface, decided before any parser runs.
-        let Some(h2) = starts_with_h2_preface(&stream, timeout).await else { return };
+        let Some(h2) = starts_with_h2_preface(&stream, timeout).await else {
+            return;
+        };
         let builder = connection_builder(&runtime.config, h2);
         if h2 {
-            let _ = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await;
+            let _ = graceful
+                .watch(
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned(),
+                )
+                .await;
         } else {
-            let _ = graceful.watch(builder.serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service).into_owned()).await;
+            let _ = graceful
+                .watch(
+                    builder
+                        .serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service)
+                        .into_owned(),
+                )
+                .await;
         }
         return;
     };
@@ -175,9 +215,21 @@ async fn serve_connection(
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let builder = connection_builder(&runtime.config, h2);
     if h2 {
-        let _ = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await;
+        let _ = graceful
+            .watch(
+                builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned(),
+            )
+            .await;
     } else {
-        let _ = graceful.watch(builder.serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service).into_owned()).await;
+        let _ = graceful
+            .watch(
+                builder
+                    .serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service)
+                    .into_owned(),
+            )
+            .await;
     }
 }
 
@@ -211,7 +263,11 @@ async fn starts_with_h2_preface(stream: &TcpStream, timeout: Duration) -> Option
 fn connection_builder(config: &Config, h2: bool) -> auto::Builder<TokioExecutor> {
     let limits = &config.limits;
     let builder = auto::Builder::new(TokioExecutor::new());
-    let mut builder = if h2 { builder.http2_only() } else { builder.http1_only() };
+    let mut builder = if h2 {
+        builder.http2_only()
+    } else {
+        builder.http1_only()
+    };
     builder
         .http1()
         .timer(TokioTimer::new())

@@ -42,7 +42,8 @@ pub(crate) fn record_request(record: &AuditRecord, elapsed: Duration) {
         "decision" => record.decision.as_str(),
     )
     .increment(1);
-    metrics::histogram!("rampart_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
+    metrics::histogram!("rampart_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
     if let (Some(upstream), Some(us)) = (&record.upstream, record.upstream_us) {
         metrics::histogram!("rampart_upstream_duration_seconds", "target" => SharedString::from(Arc::clone(upstream)))
             .record(us as f64 / 1e6);
@@ -52,10 +53,30 @@ pub(crate) fn record_request(record: &AuditRecord, elapsed: Duration) {
 /// Status codes as static label values, so that recording a metric does not allocate.
 fn status_label(status: u16) -> SharedString {
     const CODES: [(u16, &str); 24] = [
-        (200, "200"), (201, "201"), (202, "202"), (204, "204"), (206, "206"), (301, "301"),
-        (302, "302"), (304, "304"), (307, "307"), (308, "308"), (400, "400"), (401, "401"),
-        (403, "403"), (404, "404"), (405, "405"), (409, "409"), (413, "413"), (414, "414"),
-        (422, "422"), (429, "429"), (431, "431"), (500, "500"), (502, "502"), (503, "503"),
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (206, "206"),
+        (301, "301"),
+        (302, "302"),
+        (304, "304"),
+        (307, "307"),
+        (308, "308"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (413, "413"),
+        (414, "414"),
+        (422, "422"),
+        (429, "429"),
+        (431, "431"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
     ];
     match CODES.iter().find(|(code, _)| *code == status) {
         Some((_, text)) => SharedString::const_str(text),

@@ -79,7 +79,9 @@ fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey,
 }
 
 /// A listener's rustls configuration: HTTP/2 and HTTP/1.1 by ALPN.
-pub fn server_config(config: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, Arc<CertResolver>), String> {
+pub fn server_config(
+    config: &TlsConfig,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<CertResolver>), String> {
     let resolver = Arc::new(CertResolver::load(&config.cert_file, &config.key_file)?);
     let versions: &[&'static rustls::SupportedProtocolVersion] = match config.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -99,6 +101,7 @@ pub fn server_config(config: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, A
 /// A self-signed certificate and key (PEM) for the given names, for the demo and tests.
 pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let key = rcgen::generate_simple_self_signed(names).map_err(|e| format!("certificate generation failed: {e}"))?;
+    let key = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| format!("certificate generation failed: {e}"))?;
     Ok((key.cert.pem(), key.signing_key.serialize_pem()))
 }

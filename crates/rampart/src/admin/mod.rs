@@ -42,7 +42,10 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, stop: Cancellat
 fn route(gateway: &Gateway, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {
         let allow = HeaderValue::from_static("GET");
-        return error::into_response(&GatewayError::MethodNotAllowed { allow }, RequestId::generate().as_str());
+        return error::into_response(
+            &GatewayError::MethodNotAllowed { allow },
+            RequestId::generate().as_str(),
+        );
     }
     match req.uri().path() {
         "/metrics" => text(
@@ -50,10 +53,16 @@ fn route(gateway: &Gateway, req: &Request<Incoming>) -> Response<Body> {
             "text/plain; version=0.0.4",
             crate::telemetry::metrics_handle().render(),
         ),
-        "/live" => text(StatusCode::OK, "application/json", r#"{"status":"live"}"#.to_owned()),
-        "/ready" if gateway.is_ready() => {
-            text(StatusCode::OK, "application/json", r#"{"status":"ready"}"#.to_owned())
-        }
+        "/live" => text(
+            StatusCode::OK,
+            "application/json",
+            r#"{"status":"live"}"#.to_owned(),
+        ),
+        "/ready" if gateway.is_ready() => text(
+            StatusCode::OK,
+            "application/json",
+            r#"{"status":"ready"}"#.to_owned(),
+        ),
         "/ready" => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "application/json",

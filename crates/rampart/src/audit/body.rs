@@ -30,7 +30,9 @@ impl AuditBody {
     }
 
     fn finish(&mut self) {
-        let Some(mut record) = self.record.take() else { return };
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
         let elapsed = self.started.elapsed();
         record.duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         crate::telemetry::record_request(&record, elapsed);
@@ -59,7 +61,9 @@ impl HttpBody for AuditBody {
             Poll::Ready(None) => self.finish(),
             Poll::Ready(Some(Err(_))) => {
                 if let Some(record) = self.record.as_mut() {
-                    record.reason.get_or_insert_with(|| "response body failed".to_owned());
+                    record
+                        .reason
+                        .get_or_insert_with(|| "response body failed".to_owned());
                 }
                 self.finish();
             }

@@ -92,7 +92,11 @@ fn write_loop(mut rx: mpsc::Receiver<Message>, mut output: Output) {
 
 enum Sink {
     Stdout(BufWriter<std::io::Stdout>),
-    File { writer: BufWriter<File>, path: PathBuf, written: u64 },
+    File {
+        writer: BufWriter<File>,
+        path: PathBuf,
+        written: u64,
+    },
 }
 
 struct Output {
@@ -133,7 +137,9 @@ impl Output {
         line.push(b'\n');
         let result = match &mut self.sink {
             Sink::Stdout(w) => w.write_all(&line),
-            Sink::File { writer, written, .. } => {
+            Sink::File {
+                writer, written, ..
+            } => {
                 *written += line.len() as u64;
                 writer.write_all(&line)
             }
@@ -145,7 +151,14 @@ impl Output {
     }
 
     fn rotate_if_needed(&mut self) {
-        let Sink::File { writer, path, written } = &mut self.sink else { return };
+        let Sink::File {
+            writer,
+            path,
+            written,
+        } = &mut self.sink
+        else {
+            return;
+        };
         if *written < self.max_bytes {
             return;
         }
@@ -191,7 +204,9 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
 
 /// Serializes a time as RFC 3339 UTC with microseconds.
 pub(super) fn rfc3339<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
     let at = time::OffsetDateTime::UNIX_EPOCH + since;
     let text = at
         .format(&time::format_description::well_known::Rfc3339)

@@ -49,7 +49,11 @@ impl fmt::Display for ConfigErrors {
                 writeln!(f)?;
             }
             let path = if e.path.is_empty() { "(file)" } else { &e.path };
-            write!(f, "{}:{}:{}: {path}: {}", self.origin, e.line, e.column, e.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {path}: {}",
+                self.origin, e.line, e.column, e.message
+            )?;
         }
         Ok(())
     }
@@ -87,7 +91,10 @@ pub(super) fn parse_document(source: &ConfigSource) -> Result<Document<'_>, Conf
 pub(super) fn schema_issues(document: &Document<'_>) -> Vec<Issue> {
     let instance = table_to_json(document.get_ref());
     let Some(validator) = validator() else {
-        return vec![Issue::new("", "internal error: the config schema does not compile")];
+        return vec![Issue::new(
+            "",
+            "internal error: the config schema does not compile",
+        )];
     };
     let mut issues = Vec::new();
     for error in validator.iter_errors(&instance) {
@@ -97,7 +104,8 @@ pub(super) fn schema_issues(document: &Document<'_>) -> Vec<Issue> {
 }
 
 fn validator() -> Option<&'static jsonschema::Validator> {
-    static VALIDATOR: std::sync::OnceLock<Option<jsonschema::Validator>> = std::sync::OnceLock::new();
+    static VALIDATOR: std::sync::OnceLock<Option<jsonschema::Validator>> =
+        std::sync::OnceLock::new();
     VALIDATOR
         .get_or_init(|| jsonschema::validator_for(super::json_schema()).ok())
         .as_ref()
@@ -108,7 +116,10 @@ fn collect(error: &jsonschema::ValidationError<'_>, issues: &mut Vec<Issue>) {
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             for key in unexpected {
-                issues.push(Issue::new(format!("{pointer}/{key}"), format!("unknown key `{key}`")));
+                issues.push(Issue::new(
+                    format!("{pointer}/{key}"),
+                    format!("unknown key `{key}`"),
+                ));
             }
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
@@ -172,10 +183,13 @@ fn span_of(document: &Document<'_>, pointer: &str) -> usize {
     let mut table: Option<&DeTable<'_>> = Some(document.get_ref());
     for segment in pointer.split('/').skip(1) {
         let next = match (table, current) {
-            (Some(t), _) => t.iter().find(|(k, _)| k.get_ref() == segment).map(|(k, v)| {
-                offset = k.span().start;
-                v
-            }),
+            (Some(t), _) => t
+                .iter()
+                .find(|(k, _)| k.get_ref() == segment)
+                .map(|(k, v)| {
+                    offset = k.span().start;
+                    v
+                }),
             (None, Some(DeValue::Array(items))) => segment
                 .parse::<usize>()
                 .ok()
@@ -196,7 +210,10 @@ fn span_of(document: &Document<'_>, pointer: &str) -> usize {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or("");
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -242,7 +259,9 @@ fn value_to_json(value: &DeValue<'_>) -> serde_json::Value {
             .map_or(J::Null, J::Number),
         DeValue::Boolean(b) => J::Bool(*b),
         DeValue::Datetime(d) => J::String(d.to_string()),
-        DeValue::Array(items) => J::Array(items.iter().map(|v| value_to_json(v.get_ref())).collect()),
+        DeValue::Array(items) => {
+            J::Array(items.iter().map(|v| value_to_json(v.get_ref())).collect())
+        }
         DeValue::Table(t) => table_to_json(t),
     }
 }
@@ -253,7 +272,10 @@ mod tests {
 
     #[test]
     fn dotted_paths_read_like_toml() {
-        assert_eq!(dotted("/routes/2/cors/allow_origins/0"), "routes[2].cors.allow_origins[0]");
+        assert_eq!(
+            dotted("/routes/2/cors/allow_origins/0"),
+            "routes[2].cors.allow_origins[0]"
+        );
         assert_eq!(dotted(""), "");
     }
 
@@ -262,5 +284,4 @@ mod tests {
         assert_eq!(line_col("a\nbc\n", 3), (2, 2));
         assert_eq!(line_col("abc", 0), (1, 1));
     }
-
 }

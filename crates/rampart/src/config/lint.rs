@@ -21,17 +21,41 @@ pub struct Finding {
 
 /// Every rule id with a one-line description.
 pub const RULES: [(&str, &str); 12] = [
-    ("plaintext-listener-exposed", "a plaintext listener is bound to a non-loopback address"),
-    ("admin-exposed", "the admin listener is bound to a non-loopback address"),
+    (
+        "plaintext-listener-exposed",
+        "a plaintext listener is bound to a non-loopback address",
+    ),
+    (
+        "admin-exposed",
+        "the admin listener is bound to a non-loopback address",
+    ),
     ("cors-wildcard-origin", "a route allows any origin (`*`)"),
-    ("cors-plaintext-origin", "a route allows an `http://` origin other than localhost"),
+    (
+        "cors-plaintext-origin",
+        "a route allows an `http://` origin other than localhost",
+    ),
     ("body-limit-huge", "a body limit above 100 MiB"),
-    ("upstream-tls-unverified", "an upstream does not verify TLS certificates"),
-    ("upstream-plaintext-remote", "an upstream target is plain HTTP and not on loopback"),
-    ("upstream-errors-unmasked", "a route passes upstream 5xx bodies to clients"),
-    ("security-header-disabled", "a security header is switched off"),
+    (
+        "upstream-tls-unverified",
+        "an upstream does not verify TLS certificates",
+    ),
+    (
+        "upstream-plaintext-remote",
+        "an upstream target is plain HTTP and not on loopback",
+    ),
+    (
+        "upstream-errors-unmasked",
+        "a route passes upstream 5xx bodies to clients",
+    ),
+    (
+        "security-header-disabled",
+        "a security header is switched off",
+    ),
     ("hsts-short", "HSTS max-age below 180 days"),
-    ("trusted-proxies-broad", "a trusted-proxy range of /8 (IPv4) or /32 (IPv6) or wider"),
+    (
+        "trusted-proxies-broad",
+        "a trusted-proxy range of /8 (IPv4) or /32 (IPv6) or wider",
+    ),
     ("trace-allowed", "TRACE is not in `proxy.refuse_methods`"),
 ];
 
@@ -46,17 +70,33 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     };
     for (i, l) in config.listeners.iter().enumerate() {
         if l.plaintext && !is_loopback(l.bind) {
-            flag("plaintext-listener-exposed", format!("/listeners/{i}/plaintext"), format!("`{}` serves plain HTTP on {}", l.name, l.bind));
+            flag(
+                "plaintext-listener-exposed",
+                format!("/listeners/{i}/plaintext"),
+                format!("`{}` serves plain HTTP on {}", l.name, l.bind),
+            );
         }
     }
     if config.admin.enabled && !is_loopback(config.admin.bind) {
-        flag("admin-exposed", "/admin/bind".into(), format!("admin endpoints on {}", config.admin.bind));
+        flag(
+            "admin-exposed",
+            "/admin/bind".into(),
+            format!("admin endpoints on {}", config.admin.bind),
+        );
     }
     if config.limits.max_body_bytes > HUGE_BODY_BYTES {
-        flag("body-limit-huge", "/limits/max_body_bytes".into(), format!("{} bytes", config.limits.max_body_bytes));
+        flag(
+            "body-limit-huge",
+            "/limits/max_body_bytes".into(),
+            format!("{} bytes", config.limits.max_body_bytes),
+        );
     }
     if !config.proxy.refuse_methods.iter().any(|m| m == "TRACE") {
-        flag("trace-allowed", "/proxy/refuse_methods".into(), "TRACE can echo credentials (cross-site tracing)".into());
+        flag(
+            "trace-allowed",
+            "/proxy/refuse_methods".into(),
+            "TRACE can echo credentials (cross-site tracing)".into(),
+        );
     }
     for (i, net) in config.proxy.trusted_proxies.iter().enumerate() {
         let broad = match net {
@@ -64,47 +104,86 @@ pub fn lint(config: &Config) -> Vec<Finding> {
             ipnet::IpNet::V6(n) => n.prefix_len() <= 32,
         };
         if broad {
-            flag("trusted-proxies-broad", format!("/proxy/trusted_proxies/{i}"), format!("{net} lets most of the internet spoof client addresses"));
+            flag(
+                "trusted-proxies-broad",
+                format!("/proxy/trusted_proxies/{i}"),
+                format!("{net} lets most of the internet spoof client addresses"),
+            );
         }
     }
     headers_findings(&config.security_headers, "/security_headers", &mut flag);
     for (i, u) in config.upstreams.iter().enumerate() {
         if !u.tls.verify {
-            flag("upstream-tls-unverified", format!("/upstreams/{i}/tls/verify"), format!("`{}` accepts any certificate", u.name));
+            flag(
+                "upstream-tls-unverified",
+                format!("/upstreams/{i}/tls/verify"),
+                format!("`{}` accepts any certificate", u.name),
+            );
         }
         for (j, target) in u.targets.iter().enumerate() {
             if let Some(rest) = target.strip_prefix("http://")
                 && !is_loopback_host(rest)
             {
-                flag("upstream-plaintext-remote", format!("/upstreams/{i}/targets/{j}"), format!("{target} is not encrypted"));
+                flag(
+                    "upstream-plaintext-remote",
+                    format!("/upstreams/{i}/targets/{j}"),
+                    format!("{target} is not encrypted"),
+                );
             }
         }
     }
     for (i, r) in config.routes.iter().enumerate() {
         let ptr = format!("/routes/{i}");
         if !r.mask_upstream_errors {
-            flag("upstream-errors-unmasked", format!("{ptr}/mask_upstream_errors"), format!("route `{}`", r.name));
+            flag(
+                "upstream-errors-unmasked",
+                format!("{ptr}/mask_upstream_errors"),
+                format!("route `{}`", r.name),
+            );
         }
         if let Some(limit) = r.max_body_bytes.filter(|l| *l > HUGE_BODY_BYTES) {
-            flag("body-limit-huge", format!("{ptr}/max_body_bytes"), format!("{limit} bytes"));
+            flag(
+                "body-limit-huge",
+                format!("{ptr}/max_body_bytes"),
+                format!("{limit} bytes"),
+            );
         }
-        headers_findings(&r.security_headers, &format!("{ptr}/security_headers"), &mut flag);
-        let origins = r.cors.iter().flat_map(|c| c.allow_origins.iter().enumerate());
+        headers_findings(
+            &r.security_headers,
+            &format!("{ptr}/security_headers"),
+            &mut flag,
+        );
+        let origins = r
+            .cors
+            .iter()
+            .flat_map(|c| c.allow_origins.iter().enumerate());
         for (j, origin) in origins {
             let at = format!("{ptr}/cors/allow_origins/{j}");
             if origin == "*" {
-                flag("cors-wildcard-origin", at, format!("route `{}` is readable from any web page", r.name));
+                flag(
+                    "cors-wildcard-origin",
+                    at,
+                    format!("route `{}` is readable from any web page", r.name),
+                );
             } else if let Some(rest) = origin.strip_prefix("http://")
                 && !is_loopback_host(rest)
             {
-                flag("cors-plaintext-origin", at, format!("{origin} can be impersonated on the network"));
+                flag(
+                    "cors-plaintext-origin",
+                    at,
+                    format!("{origin} can be impersonated on the network"),
+                );
             }
         }
     }
     out
 }
 
-fn headers_findings(h: &SecurityHeadersConfig, ptr: &str, flag: &mut impl FnMut(&'static str, String, String)) {
+fn headers_findings(
+    h: &SecurityHeadersConfig,
+    ptr: &str,
+    flag: &mut impl FnMut(&'static str, String, String),
+) {
     let fields = [
         ("strict_transport_security", &h.strict_transport_security),
         ("content_security_policy", &h.content_security_policy),
@@ -114,13 +193,24 @@ fn headers_findings(h: &SecurityHeadersConfig, ptr: &str, flag: &mut impl FnMut(
     ];
     for (name, value) in fields {
         if value.as_deref() == Some("") {
-            flag("security-header-disabled", format!("{ptr}/{name}"), format!("`{name}` is removed"));
+            flag(
+                "security-header-disabled",
+                format!("{ptr}/{name}"),
+                format!("`{name}` is removed"),
+            );
         }
     }
-    if let Some(max_age) = h.strict_transport_security.as_deref().and_then(hsts_max_age)
+    if let Some(max_age) = h
+        .strict_transport_security
+        .as_deref()
+        .and_then(hsts_max_age)
         && max_age < MIN_HSTS_SECONDS
     {
-        flag("hsts-short", format!("{ptr}/strict_transport_security"), format!("max-age={max_age}"));
+        flag(
+            "hsts-short",
+            format!("{ptr}/strict_transport_security"),
+            format!("max-age={max_age}"),
+        );
     }
 }
 
@@ -141,7 +231,10 @@ fn is_loopback_host(authority: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use diagnostics::{ConfigErrors, Issue, Located};
-pub use listener::{AdminConfig, LimitsConfig, ListenerConfig, ServerConfig, TlsConfig, TlsVersion};
+pub use listener::{
+    AdminConfig, LimitsConfig, ListenerConfig, ServerConfig, TlsConfig, TlsVersion,
+};
 pub use route::{ProxyConfig, RouteConfig};
 pub use upstream::{UpstreamConfig, UpstreamProtocol};
 pub(crate) use validate::validate_methods;

@@ -9,16 +9,35 @@ use crate::policy::{cors, headers};
 pub(super) fn validate(config: &Config) -> Vec<Issue> {
     let mut issues = Vec::new();
     if config.listeners.is_empty() {
-        issues.push(Issue::new("/listeners", "at least one listener is required"));
+        issues.push(Issue::new(
+            "/listeners",
+            "at least one listener is required",
+        ));
     }
-    unique_names(config.listeners.iter().map(|l| l.name.as_str()), "/listeners", &mut issues);
-    unique_names(config.upstreams.iter().map(|u| u.name.as_str()), "/upstreams", &mut issues);
-    unique_names(config.routes.iter().map(|r| r.name.as_str()), "/routes", &mut issues);
+    unique_names(
+        config.listeners.iter().map(|l| l.name.as_str()),
+        "/listeners",
+        &mut issues,
+    );
+    unique_names(
+        config.upstreams.iter().map(|u| u.name.as_str()),
+        "/upstreams",
+        &mut issues,
+    );
+    unique_names(
+        config.routes.iter().map(|r| r.name.as_str()),
+        "/routes",
+        &mut issues,
+    );
     for (i, listener) in config.listeners.iter().enumerate() {
         listener_issues(listener, &format!("/listeners/{i}"), &mut issues);
     }
     limits_issues(config, &mut issues);
-    validate_methods(&config.proxy.refuse_methods, "/proxy/refuse_methods", &mut issues);
+    validate_methods(
+        &config.proxy.refuse_methods,
+        "/proxy/refuse_methods",
+        &mut issues,
+    );
     headers::validate(&config.security_headers, "/security_headers", &mut issues);
     for (i, upstream) in config.upstreams.iter().enumerate() {
         upstream_issues(upstream, &format!("/upstreams/{i}"), &mut issues);
@@ -33,9 +52,15 @@ fn unique_names<'a>(names: impl Iterator<Item = &'a str>, ptr: &str, issues: &mu
     let mut seen = HashSet::new();
     for (i, name) in names.enumerate() {
         if name.is_empty() {
-            issues.push(Issue::new(format!("{ptr}/{i}/name"), "name must not be empty"));
+            issues.push(Issue::new(
+                format!("{ptr}/{i}/name"),
+                "name must not be empty",
+            ));
         } else if !seen.insert(name) {
-            issues.push(Issue::new(format!("{ptr}/{i}/name"), format!("duplicate name `{name}`")));
+            issues.push(Issue::new(
+                format!("{ptr}/{i}/name"),
+                format!("duplicate name `{name}`"),
+            ));
         }
     }
 }
@@ -68,18 +93,46 @@ fn limits_issues(config: &Config, issues: &mut Vec<Issue>) {
             ));
         }
     };
-    range("max_header_bytes", l.max_header_bytes as u64, 1024, 1024 * 1024);
-    range("max_headers", l.max_headers as u64, 1, MAX_HEADERS_CEILING as u64);
-    range("max_uri_bytes", l.max_uri_bytes as u64, 64, l.max_header_bytes as u64);
+    range(
+        "max_header_bytes",
+        l.max_header_bytes as u64,
+        1024,
+        1024 * 1024,
+    );
+    range(
+        "max_headers",
+        l.max_headers as u64,
+        1,
+        MAX_HEADERS_CEILING as u64,
+    );
+    range(
+        "max_uri_bytes",
+        l.max_uri_bytes as u64,
+        64,
+        l.max_header_bytes as u64,
+    );
     range("max_body_bytes", l.max_body_bytes, 1, u64::MAX);
-    range("header_read_timeout_ms", l.header_read_timeout_ms, 100, 300_000);
+    range(
+        "header_read_timeout_ms",
+        l.header_read_timeout_ms,
+        100,
+        300_000,
+    );
     range("idle_timeout_ms", l.idle_timeout_ms, 100, 3_600_000);
-    range("max_concurrent_streams", u64::from(l.max_concurrent_streams), 1, 10_000);
+    range(
+        "max_concurrent_streams",
+        u64::from(l.max_concurrent_streams),
+        1,
+        10_000,
+    );
 }
 
 fn upstream_issues(upstream: &UpstreamConfig, ptr: &str, issues: &mut Vec<Issue>) {
     if upstream.targets.is_empty() {
-        issues.push(Issue::new(format!("{ptr}/targets"), "at least one target is required"));
+        issues.push(Issue::new(
+            format!("{ptr}/targets"),
+            "at least one target is required",
+        ));
     }
     for (i, target) in upstream.targets.iter().enumerate() {
         if let Err(why) = crate::proxy::upstream::parse_target(target) {
@@ -92,7 +145,10 @@ fn upstream_issues(upstream: &UpstreamConfig, ptr: &str, issues: &mut Vec<Issue>
         ("idle_timeout_ms", upstream.idle_timeout_ms),
     ] {
         if value == 0 {
-            issues.push(Issue::new(format!("{ptr}/{name}"), "must be greater than 0"));
+            issues.push(Issue::new(
+                format!("{ptr}/{name}"),
+                "must be greater than 0",
+            ));
         }
     }
     if upstream.health.passive.eject_after_failures == 0 {
@@ -103,7 +159,10 @@ fn upstream_issues(upstream: &UpstreamConfig, ptr: &str, issues: &mut Vec<Issue>
     }
     if let Some(active) = &upstream.health.active {
         if !active.path.starts_with('/') {
-            issues.push(Issue::new(format!("{ptr}/health/active/path"), "must start with `/`"));
+            issues.push(Issue::new(
+                format!("{ptr}/health/active/path"),
+                "must start with `/`",
+            ));
         }
         if active.interval_ms < 100 || active.timeout_ms == 0 {
             issues.push(Issue::new(
@@ -122,7 +181,14 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
         )),
         (None, None) => issues.push(Issue::new(ptr, "a route needs `path` or `path_prefix`")),
         (Some(p), None) | (None, Some(p)) if !p.starts_with('/') => issues.push(Issue::new(
-            format!("{ptr}/{}", if route.path.is_some() { "path" } else { "path_prefix" }),
+            format!(
+                "{ptr}/{}",
+                if route.path.is_some() {
+                    "path"
+                } else {
+                    "path_prefix"
+                }
+            ),
             "must start with `/`",
         )),
         _ => {}
@@ -136,7 +202,10 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
         }
     }
     if route.methods.is_empty() {
-        issues.push(Issue::new(format!("{ptr}/methods"), "at least one method is required"));
+        issues.push(Issue::new(
+            format!("{ptr}/methods"),
+            "at least one method is required",
+        ));
     }
     validate_methods(&route.methods, &format!("{ptr}/methods"), issues);
     if !config.upstreams.iter().any(|u| u.name == route.upstream) {
@@ -146,9 +215,16 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
         ));
     }
     if route.max_body_bytes == Some(0) {
-        issues.push(Issue::new(format!("{ptr}/max_body_bytes"), "must be greater than 0"));
+        issues.push(Issue::new(
+            format!("{ptr}/max_body_bytes"),
+            "must be greater than 0",
+        ));
     }
-    headers::validate(&route.security_headers, &format!("{ptr}/security_headers"), issues);
+    headers::validate(
+        &route.security_headers,
+        &format!("{ptr}/security_headers"),
+        issues,
+    );
     if let Some(c) = &route.cors {
         cors::validate(c, &format!("{ptr}/cors"), issues);
     }
@@ -172,11 +248,11 @@ fn is_valid_host_pattern(host: &str) -> bool {
     let name = host.strip_prefix("*.").unwrap_or(host);
     !name.is_empty()
         && name.len() <= 253
-        && name
-            .split('.')
-            .all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            })
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }

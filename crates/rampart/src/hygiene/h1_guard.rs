@@ -90,13 +90,21 @@ impl<IO> H1Guard<IO> {
             State::Head => self.advance_head(),
             State::Body(left) => {
                 let n = self.take_up_to(left);
-                self.state = if n == left { State::Head } else { State::Body(left - n) };
+                self.state = if n == left {
+                    State::Head
+                } else {
+                    State::Body(left - n)
+                };
                 true
             }
             State::ChunkSize => self.advance_chunk_size(),
             State::ChunkData(left) => {
                 let n = self.take_up_to(left);
-                self.state = if n == left { State::ChunkDataEnd } else { State::ChunkData(left - n) };
+                self.state = if n == left {
+                    State::ChunkDataEnd
+                } else {
+                    State::ChunkData(left - n)
+                };
                 true
             }
             State::ChunkDataEnd => self.advance_chunk_end(),
@@ -119,13 +127,19 @@ impl<IO> H1Guard<IO> {
         let end = match find_head_end(self.pending()) {
             Ok(Some(end)) => end,
             Ok(None) if self.pending().len() > self.limits.max_header_bytes => {
-                return self.reject(GatewayError::HeadersTooLarge("request head too large"), None);
+                return self.reject(
+                    GatewayError::HeadersTooLarge("request head too large"),
+                    None,
+                );
             }
             Ok(None) => return false,
             Err(e) => return self.reject(e, None),
         };
         if end > self.limits.max_header_bytes {
-            return self.reject(GatewayError::HeadersTooLarge("request head too large"), None);
+            return self.reject(
+                GatewayError::HeadersTooLarge("request head too large"),
+                None,
+            );
         }
         let head = &self.buf[self.ready..self.ready + end];
         match validate_head(head, &self.limits) {
@@ -147,7 +161,11 @@ impl<IO> H1Guard<IO> {
         match parse_chunk_size(&self.pending()[..line]) {
             Some(size) => {
                 self.ready += line + 2;
-                self.state = if size == 0 { State::Trailers(0) } else { State::ChunkData(size) };
+                self.state = if size == 0 {
+                    State::Trailers(0)
+                } else {
+                    State::ChunkData(size)
+                };
                 true
             }
             None => self.reject(GatewayError::MalformedRequest("invalid chunk size"), None),
@@ -157,10 +175,17 @@ impl<IO> H1Guard<IO> {
     fn advance_chunk_end(&mut self) -> bool {
         let pending = self.pending();
         if pending.len() < 2 {
-            return pending != b"\r" && self.reject(GatewayError::MalformedRequest("chunk longer than its size"), None);
+            return pending != b"\r"
+                && self.reject(
+                    GatewayError::MalformedRequest("chunk longer than its size"),
+                    None,
+                );
         }
         if &pending[..2] != b"\r\n" {
-            return self.reject(GatewayError::MalformedRequest("chunk longer than its size"), None);
+            return self.reject(
+                GatewayError::MalformedRequest("chunk longer than its size"),
+                None,
+            );
         }
         self.ready += 2;
         self.state = State::ChunkSize;
@@ -181,7 +206,10 @@ impl<IO> H1Guard<IO> {
             return true;
         }
         if field[0] == b' ' || field[0] == b'\t' || !field.contains(&b':') {
-            return self.reject(GatewayError::MalformedRequest("invalid trailer field"), None);
+            return self.reject(
+                GatewayError::MalformedRequest("invalid trailer field"),
+                None,
+            );
         }
         self.ready += line + 2;
         self.state = State::Trailers(seen + line + 2);
@@ -189,7 +217,11 @@ impl<IO> H1Guard<IO> {
     }
 
     fn reject(&mut self, error: GatewayError, method: Option<&str>) -> bool {
-        let reply = self.on_reject.take().map(|f| f(&error, method)).unwrap_or_default();
+        let reply = self
+            .on_reject
+            .take()
+            .map(|f| f(&error, method))
+            .unwrap_or_default();
         tracing::debug!(%error, "request refused by the framing guard");
         self.reply = Some((reply, 0));
         self.buf.truncate(self.ready);
@@ -259,11 +291,18 @@ fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
     let mut req = httparse::Request::new(&mut storage);
     match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err((GatewayError::MalformedRequest("incomplete head"), None)),
+        Ok(httparse::Status::Partial) => {
+            return Err((GatewayError::MalformedRequest("incomplete head"), None));
+        }
         Err(httparse::Error::TooManyHeaders) => {
             return Err((GatewayError::HeadersTooLarge("too many headers"), None));
         }
-        Err(_) => return Err((GatewayError::MalformedRequest("unparsable request head"), None)),
+        Err(_) => {
+            return Err((
+                GatewayError::MalformedRequest("unparsable request head"),
+                None,
+            ));
+        }
     }
     let method = req.method.map(str::to_owned);
     let fail = |e: GatewayError| (e, method.clone());
@@ -272,11 +311,15 @@ fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
     }
     let target = req.path.unwrap_or("");
     if target.len() > limits.max_uri_bytes {
-        return Err(fail(GatewayError::UriTooLong { limit: limits.max_uri_bytes }));
+        return Err(fail(GatewayError::UriTooLong {
+            limit: limits.max_uri_bytes,
+        }));
     }
     let asterisk = target == "*" && req.method == Some("OPTIONS");
     if !(target.starts_with('/') || asterisk) {
-        return Err(fail(GatewayError::MalformedRequest("request target is not origin-form")));
+        return Err(fail(GatewayError::MalformedRequest(
+            "request target is not origin-form",
+        )));
     }
     let http11 = req.version == Some(1);
     let (mut length, mut chunked, mut hosts) = (None::<u64>, 0usize, 0usize);
@@ -284,12 +327,19 @@ fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
             if length.is_some() {
-                return Err(fail(GatewayError::MalformedRequest("duplicate Content-Length")));
+                return Err(fail(GatewayError::MalformedRequest(
+                    "duplicate Content-Length",
+                )));
             }
-            length = Some(parse_length(header.value).ok_or_else(|| fail(GatewayError::MalformedRequest("invalid Content-Length")))?);
+            length =
+                Some(parse_length(header.value).ok_or_else(|| {
+                    fail(GatewayError::MalformedRequest("invalid Content-Length"))
+                })?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if !header.value.eq_ignore_ascii_case(b"chunked") {
-                return Err(fail(GatewayError::MalformedRequest("unsupported Transfer-Encoding")));
+                return Err(fail(GatewayError::MalformedRequest(
+                    "unsupported Transfer-Encoding",
+                )));
             }
             chunked += 1;
         } else if name.eq_ignore_ascii_case("host") {
@@ -297,10 +347,18 @@ fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
         }
     }
     match (length, chunked, hosts) {
-        (_, 2.., _) => Err(fail(GatewayError::MalformedRequest("duplicate Transfer-Encoding"))),
-        (Some(_), 1, _) => Err(fail(GatewayError::MalformedRequest("Content-Length with Transfer-Encoding"))),
-        (_, 1, _) if !http11 => Err(fail(GatewayError::MalformedRequest("Transfer-Encoding on HTTP/1.0"))),
-        (_, _, 2..) => Err(fail(GatewayError::MalformedRequest("multiple Host headers"))),
+        (_, 2.., _) => Err(fail(GatewayError::MalformedRequest(
+            "duplicate Transfer-Encoding",
+        ))),
+        (Some(_), 1, _) => Err(fail(GatewayError::MalformedRequest(
+            "Content-Length with Transfer-Encoding",
+        ))),
+        (_, 1, _) if !http11 => Err(fail(GatewayError::MalformedRequest(
+            "Transfer-Encoding on HTTP/1.0",
+        ))),
+        (_, _, 2..) => Err(fail(GatewayError::MalformedRequest(
+            "multiple Host headers",
+        ))),
         (_, _, 0) if http11 => Err(fail(GatewayError::MalformedRequest("missing Host header"))),
         (_, 1, _) => Ok(State::ChunkSize),
         (Some(n), _, _) if n > 0 => Ok(State::Body(n)),
@@ -317,7 +375,11 @@ fn parse_length(value: &[u8]) -> Option<u64> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
             if this.ready > 0 {
@@ -334,7 +396,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 continue;
             }
             this.buf.reserve(READ_CHUNK);
-            let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf))?;
+            let n = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut this.io),
+                cx,
+                &mut this.buf
+            ))?;
             if n == 0 {
                 // End of stream: an unvalidated partial head is dropped, hyper sees a clean EOF.
                 this.buf.clear();
@@ -345,11 +411,19 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, data)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 

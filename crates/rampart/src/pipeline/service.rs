@@ -37,13 +37,27 @@ pub async fn handle(
     let mut cx = RequestCtx::new(ConnInfo::clone(&conn), request_id, client_ip);
     let method = parts.method.clone();
     let mut route_index = None;
-    let result = AssertUnwindSafe(process(&runtime, &mut parts, body, &mut cx, &mut route_index))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(GatewayError::Internal("panic in the request pipeline".into())));
+    let result = AssertUnwindSafe(process(
+        &runtime,
+        &mut parts,
+        body,
+        &mut cx,
+        &mut route_index,
+    ))
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|_| {
+        Err(GatewayError::Internal(
+            "panic in the request pipeline".into(),
+        ))
+    });
     let route = route_index.and_then(|i| runtime.routes.get(i));
     let response = result.unwrap_or_else(|err| {
-        cx.decision = if err.status().is_server_error() { Decision::Error } else { Decision::Deny };
+        cx.decision = if err.status().is_server_error() {
+            Decision::Error
+        } else {
+            Decision::Deny
+        };
         cx.reason = Some(err.detail());
         error::into_response(&err, cx.request_id.as_str())
     });
@@ -65,9 +79,12 @@ fn finish(
             route.headers.apply(&mut head.headers, cx.conn.tls);
             route.pipeline.on_response(&mut head, &cx);
         }
-        None => runtime.default_headers.apply(&mut head.headers, cx.conn.tls),
+        None => runtime
+            .default_headers
+            .apply(&mut head.headers, cx.conn.tls),
     }
-    head.headers.insert(X_REQUEST_ID, cx.request_id.header_value().clone());
+    head.headers
+        .insert(X_REQUEST_ID, cx.request_id.header_value().clone());
     let record = AuditRecord {
         time: SystemTime::now(),
         request_id: cx.request_id.as_str().to_owned(),
@@ -114,28 +131,52 @@ async fn process(
         .ok_or_else(|| GatewayError::Internal("route index out of range".into()))?;
     cx.route = Some(route.name.clone());
     if cors::is_preflight(parts) && !route.cors {
-        return Err(GatewayError::CorsRejected("preflight on a route without CORS"));
+        return Err(GatewayError::CorsRejected(
+            "preflight on a route without CORS",
+        ));
     }
     if let Flow::Respond(response) = route.pipeline.on_request(parts, cx).await? {
         return Ok(response);
     }
-    let body = read_body(body, route.max_body_bytes, route.upstream.request_timeout, cx).await?;
+    let body = read_body(
+        body,
+        route.max_body_bytes,
+        route.upstream.request_timeout,
+        cx,
+    )
+    .await?;
     let trusted = &runtime.config.proxy.trusted_proxies;
-    forwarded::prepare(&mut parts.headers, cx, trusted, route.upstream.preserve_host);
+    forwarded::prepare(
+        &mut parts.headers,
+        cx,
+        trusted,
+        route.upstream.preserve_host,
+    );
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();
     forwarded::strip_hop_by_hop(&mut head.headers);
     mask::scrub_upstream_headers(&mut head.headers);
     if mask::must_mask(route.mask_upstream_errors, head.status) {
-        mask::log_masked_body(upstream_body, cx.request_id.as_str().to_owned(), head.status);
+        mask::log_masked_body(
+            upstream_body,
+            cx.request_id.as_str().to_owned(),
+            head.status,
+        );
         return Err(GatewayError::UpstreamStatusMasked(head.status));
     }
-    Ok(Response::from_parts(head, upstream_body.map_err(Into::into).boxed()))
+    Ok(Response::from_parts(
+        head,
+        upstream_body.map_err(Into::into).boxed(),
+    ))
 }
 
 /// Routing; a CORS preflight is routed by the method it asks about.
-fn find_route(runtime: &Runtime, parts: &http::request::Parts, path: &str) -> Result<usize, GatewayError> {
+fn find_route(
+    runtime: &Runtime,
+    parts: &http::request::Parts,
+    path: &str,
+) -> Result<usize, GatewayError> {
     let host = router::request_host(parts);
     let asked = parts
         .headers
@@ -154,7 +195,12 @@ fn find_route(runtime: &Runtime, parts: &http::request::Parts, path: &str) -> Re
 /// streamed (hyper enforces the length); one of unknown length (chunked, or HTTP/2 without
 /// `content-length`) is buffered up to the limit first, so that an oversized body never reaches
 /// the upstream even in part.
-async fn read_body(body: Incoming, limit: u64, timeout: Duration, cx: &mut RequestCtx) -> Result<Body, GatewayError> {
+async fn read_body(
+    body: Incoming,
+    limit: u64,
+    timeout: Duration,
+    cx: &mut RequestCtx,
+) -> Result<Body, GatewayError> {
     use http_body::Body as _;
     if body.is_end_stream() {
         return Ok(body::empty());
@@ -169,7 +215,9 @@ async fn read_body(body: Incoming, limit: u64, timeout: Duration, cx: &mut Reque
     let cap = usize::try_from(limit).unwrap_or(usize::MAX);
     let collected = tokio::time::timeout(timeout, Limited::new(body, cap).collect()).await;
     match collected {
-        Err(_) => Err(GatewayError::ClientBody("request body not received in time".into())),
+        Err(_) => Err(GatewayError::ClientBody(
+            "request body not received in time".into(),
+        )),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(GatewayError::BodyTooLarge { limit }),
         Ok(Err(e)) => Err(GatewayError::ClientBody(e.to_string())),
         Ok(Ok(collected)) => {
@@ -190,11 +238,21 @@ pub fn redirect_to_https(req: &Request<Incoming>, https_port: u16) -> Response<B
             let value = req.headers().get(header::HOST)?.to_str().ok()?;
             Some(value.rsplit_once(':').map_or(value, |(h, _)| h).to_owned())
         })
-        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':')));
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+        });
     let Some(host) = host else {
-        return error::into_response(&GatewayError::MalformedRequest("missing Host"), RequestId::generate().as_str());
+        return error::into_response(
+            &GatewayError::MalformedRequest("missing Host"),
+            RequestId::generate().as_str(),
+        );
     };
-    let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let location = format!("https://{host}{port}{target}");
     let mut response = Response::new(body::empty());

@@ -29,11 +29,17 @@ pub async fn forward(
         .build()
         .map_err(|e| GatewayError::Internal(format!("upstream URI: {e}")))?;
     // The client side decides the upstream protocol, whatever the downstream spoke.
-    parts.version = if upstream.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    parts.version = if upstream.http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
     let started = Instant::now();
     let sent = tokio::time::timeout(
         upstream.request_timeout,
-        upstream.client.request(http::Request::from_parts(parts, body)),
+        upstream
+            .client
+            .request(http::Request::from_parts(parts, body)),
     )
     .await;
     cx.upstream = Some((target.label.clone(), started.elapsed()));
@@ -48,7 +54,14 @@ pub async fn forward(
         Ok(Err(e)) => Err(classify_failure(upstream, target, &e)),
         Ok(Ok(response)) => {
             let failed = matches!(response.status().as_u16(), 502..=504);
-            upstream.record(target, if failed { Outcome::Failure } else { Outcome::Success });
+            upstream.record(
+                target,
+                if failed {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                },
+            );
             Ok(response)
         }
     }
@@ -65,13 +78,19 @@ fn classify_failure(
         if e.is::<http_body_util::LengthLimitError>() {
             return GatewayError::ClientBody("request body over the limit while streaming".into());
         }
-        if e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_user()) {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_user())
+        {
             break;
         }
         source = e.source();
     }
     upstream.record(target, Outcome::Failure);
-    let kind = if error.is_connect() { "connect" } else { "request" };
+    let kind = if error.is_connect() {
+        "connect"
+    } else {
+        "request"
+    };
     crate::telemetry::upstream_error(&upstream.name, kind);
     GatewayError::UpstreamFailed(format!("{kind}: {}", chain(error)))
 }

@@ -63,7 +63,9 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     }
     let mut hops: Vec<IpAddr> = Vec::new();
     for value in headers.get_all(&X_FORWARDED_FOR) {
-        let Ok(text) = value.to_str() else { return peer };
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
         for hop in text.split(',') {
             match hop.trim().parse() {
                 Ok(ip) => hops.push(ip),
@@ -85,7 +87,13 @@ pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], pres
     let from_trusted = is_trusted(peer, trusted);
     let original_host = headers.get(header::HOST).cloned();
     if !from_trusted {
-        for name in [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST, &X_FORWARDED_PORT, &X_REAL_IP] {
+        for name in [
+            &X_FORWARDED_FOR,
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &X_FORWARDED_PORT,
+            &X_REAL_IP,
+        ] {
             headers.remove(name);
         }
         headers.remove(header::FORWARDED);
@@ -134,7 +142,10 @@ mod tests {
     #[test]
     fn spoofed_forwarded_for_from_untrusted_peer_is_ignored() {
         let h = xff("1.2.3.4");
-        assert_eq!(client_ip(ip("203.0.113.9"), &h, &nets(&["10.0.0.0/8"])), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &h, &nets(&["10.0.0.0/8"])),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
@@ -147,7 +158,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_listed_headers_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

@@ -8,18 +8,27 @@ use crate::body;
 use crate::config::upstream::ActiveHealthConfig;
 
 /// Starts the probe loop; it ends by itself when the upstream is dropped (config reload).
-pub(super) fn spawn_probes(upstream: Weak<Upstream>, config: ActiveHealthConfig) -> tokio::task::JoinHandle<()> {
+pub(super) fn spawn_probes(
+    upstream: Weak<Upstream>,
+    config: ActiveHealthConfig,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut streaks: Vec<(u32, u32)> = Vec::new();
         let mut interval = tokio::time::interval(Duration::from_millis(config.interval_ms));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            let Some(upstream) = upstream.upgrade() else { return };
+            let Some(upstream) = upstream.upgrade() else {
+                return;
+            };
             streaks.resize(upstream.targets.len(), (0, 0));
             for (target, streak) in upstream.targets.iter().zip(streaks.iter_mut()) {
                 let healthy = probe(&upstream, target, &config).await;
-                *streak = if healthy { (streak.0 + 1, 0) } else { (0, streak.1 + 1) };
+                *streak = if healthy {
+                    (streak.0 + 1, 0)
+                } else {
+                    (0, streak.1 + 1)
+                };
                 if streak.1 >= config.unhealthy_threshold {
                     upstream.set_probe_state(target, true);
                 } else if streak.0 >= config.healthy_threshold {

@@ -74,8 +74,14 @@ impl Router {
                 }
             }
         }
-        router.wildcard_hosts.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
-        if issues.is_empty() { Ok(router) } else { Err(issues) }
+        router
+            .wildcard_hosts
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        if issues.is_empty() {
+            Ok(router)
+        } else {
+            Err(issues)
+        }
     }
 
     fn tables_for(&mut self, hosts: &[String]) -> Vec<&mut PathTable> {
@@ -86,7 +92,8 @@ impl Router {
             match host.strip_prefix('*') {
                 Some(suffix) => {
                     if !self.wildcard_hosts.iter().any(|(s, _)| s == suffix) {
-                        self.wildcard_hosts.push((suffix.to_owned(), PathTable::default()));
+                        self.wildcard_hosts
+                            .push((suffix.to_owned(), PathTable::default()));
                     }
                 }
                 None => {
@@ -96,7 +103,10 @@ impl Router {
         }
         let mut tables = Vec::new();
         for (suffix, table) in &mut self.wildcard_hosts {
-            if hosts.iter().any(|h| h.strip_prefix('*') == Some(suffix.as_str())) {
+            if hosts
+                .iter()
+                .any(|h| h.strip_prefix('*') == Some(suffix.as_str()))
+            {
                 tables.push(table);
             }
         }
@@ -152,7 +162,11 @@ fn patterns(route: &RouteConfig) -> (&'static str, Vec<String>) {
         (None, Some(prefix)) => {
             let base = prefix.trim_end_matches('/');
             let mut list = vec![format!("{base}/{{*rampart_rest}}")];
-            list.push(if base.is_empty() { "/".to_owned() } else { base.to_owned() });
+            list.push(if base.is_empty() {
+                "/".to_owned()
+            } else {
+                base.to_owned()
+            });
             ("path_prefix", list)
         }
         (None, None) => ("path", Vec::new()),
@@ -162,14 +176,10 @@ fn patterns(route: &RouteConfig) -> (&'static str, Vec<String>) {
 /// The request's host for routing: `Host` (HTTP/1) or `:authority` (HTTP/2), lower-cased, without
 /// port or trailing dot.
 pub fn request_host(req: &http::request::Parts) -> Option<String> {
-    let raw = req
-        .uri
-        .authority()
-        .map(|a| a.host())
-        .or_else(|| {
-            let value = req.headers.get(http::header::HOST)?.to_str().ok()?;
-            Some(strip_port(value))
-        })?;
+    let raw = req.uri.authority().map(|a| a.host()).or_else(|| {
+        let value = req.headers.get(http::header::HOST)?.to_str().ok()?;
+        Some(strip_port(value))
+    })?;
     let host = raw.trim_end_matches('.').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
 }
@@ -185,11 +195,19 @@ fn strip_port(host: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn route(name: &str, path: Option<&str>, prefix: Option<&str>, methods: &[&str], hosts: &[&str]) -> RouteConfig {
+    fn route(
+        name: &str,
+        path: Option<&str>,
+        prefix: Option<&str>,
+        methods: &[&str],
+        hosts: &[&str],
+    ) -> RouteConfig {
         let text = format!(
             "name = {name:?}\nupstream = \"u\"\nmethods = {methods:?}\nhosts = {hosts:?}\n{}{}",
             path.map(|p| format!("path = {p:?}\n")).unwrap_or_default(),
-            prefix.map(|p| format!("path_prefix = {p:?}\n")).unwrap_or_default(),
+            prefix
+                .map(|p| format!("path_prefix = {p:?}\n"))
+                .unwrap_or_default(),
         );
         toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -202,12 +220,24 @@ mod tests {
             route("status", Some("/status"), None, &["GET"], &[]),
         ];
         let r = Router::build(&routes).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(r.lookup(None, "/orders/7", &Method::GET), RouteLookup::Found(0));
-        assert_eq!(r.lookup(None, "/orders/7/x", &Method::GET), RouteLookup::NotFound);
+        assert_eq!(
+            r.lookup(None, "/orders/7", &Method::GET),
+            RouteLookup::Found(0)
+        );
+        assert_eq!(
+            r.lookup(None, "/orders/7/x", &Method::GET),
+            RouteLookup::NotFound
+        );
         assert_eq!(r.lookup(None, "/api", &Method::POST), RouteLookup::Found(1));
-        assert_eq!(r.lookup(None, "/api/a/b", &Method::GET), RouteLookup::Found(1));
+        assert_eq!(
+            r.lookup(None, "/api/a/b", &Method::GET),
+            RouteLookup::Found(1)
+        );
         assert_eq!(r.lookup(None, "/apix", &Method::GET), RouteLookup::NotFound);
-        assert_eq!(r.lookup(None, "/status/", &Method::GET), RouteLookup::NotFound);
+        assert_eq!(
+            r.lookup(None, "/status/", &Method::GET),
+            RouteLookup::NotFound
+        );
     }
 
     #[test]
@@ -231,10 +261,22 @@ mod tests {
             route("c", Some("/x"), None, &["GET"], &[]),
         ];
         let r = Router::build(&routes).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(r.lookup(Some("api.example.com"), "/x", &Method::GET), RouteLookup::Found(0));
-        assert_eq!(r.lookup(Some("eu.example.com"), "/x", &Method::GET), RouteLookup::Found(1));
-        assert_eq!(r.lookup(Some("example.com.evil.net"), "/x", &Method::GET), RouteLookup::Found(2));
-        assert_eq!(r.lookup(Some("example.com"), "/x", &Method::GET), RouteLookup::Found(2));
+        assert_eq!(
+            r.lookup(Some("api.example.com"), "/x", &Method::GET),
+            RouteLookup::Found(0)
+        );
+        assert_eq!(
+            r.lookup(Some("eu.example.com"), "/x", &Method::GET),
+            RouteLookup::Found(1)
+        );
+        assert_eq!(
+            r.lookup(Some("example.com.evil.net"), "/x", &Method::GET),
+            RouteLookup::Found(2)
+        );
+        assert_eq!(
+            r.lookup(Some("example.com"), "/x", &Method::GET),
+            RouteLookup::Found(2)
+        );
     }
 
     #[test]

@@ -93,9 +93,8 @@ pub enum Outcome {
 impl Upstream {
     /// Builds the client and targets; must run inside a tokio runtime when active checks are on.
     pub fn build(config: &UpstreamConfig, ptr: &str) -> Result<Arc<Self>, Vec<Issue>> {
-        let tls = super::tls_client::client_config(&config.tls).map_err(|why| {
-            vec![Issue::new(format!("{ptr}/tls"), why)]
-        })?;
+        let tls = super::tls_client::client_config(&config.tls)
+            .map_err(|why| vec![Issue::new(format!("{ptr}/tls"), why)])?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -212,7 +211,10 @@ impl Upstream {
     /// Targets currently taking traffic.
     pub fn healthy_targets(&self) -> usize {
         let now = self.now_ms();
-        self.targets.iter().filter(|t| self.is_available(t, now)).count()
+        self.targets
+            .iter()
+            .filter(|t| self.is_available(t, now))
+            .count()
     }
 
     fn publish_health(&self) {

@@ -41,15 +41,26 @@ async fn te_cl_smuggling_is_refused_before_hyper_sees_it() {
     let mut input = first.clone();
     input.extend_from_slice(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n");
     let (out, refusal) = run(&input).await;
-    assert_eq!(out, first, "only the valid request before the attack is delivered");
-    assert_eq!(refusal.as_deref(), Some("malformed request: Content-Length with Transfer-Encoding"));
+    assert_eq!(
+        out, first,
+        "only the valid request before the attack is delivered"
+    );
+    assert_eq!(
+        refusal.as_deref(),
+        Some("malformed request: Content-Length with Transfer-Encoding")
+    );
 }
 
 #[tokio::test]
 async fn cl_cl_duplicate_content_length_is_refused() {
-    let (out, refusal) = run(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc").await;
+    let (out, refusal) =
+        run(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc")
+            .await;
     assert!(out.is_empty());
-    assert_eq!(refusal.as_deref(), Some("malformed request: duplicate Content-Length"));
+    assert_eq!(
+        refusal.as_deref(),
+        Some("malformed request: duplicate Content-Length")
+    );
 }
 
 #[tokio::test]
@@ -69,7 +80,11 @@ async fn framing_attacks_are_each_refused() {
     ];
     for (input, reason) in cases {
         let (out, refusal) = run(input).await;
-        assert!(out.is_empty(), "{reason}: leaked {:?}", String::from_utf8_lossy(&out));
+        assert!(
+            out.is_empty(),
+            "{reason}: leaked {:?}",
+            String::from_utf8_lossy(&out)
+        );
         let refusal = refusal.unwrap_or_default();
         assert!(refusal.ends_with(reason), "{reason}: got {refusal}");
     }
@@ -77,21 +92,39 @@ async fn framing_attacks_are_each_refused() {
 
 #[tokio::test]
 async fn chunk_longer_than_declared_is_refused() {
-    let (_, refusal) = run(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n").await;
-    assert_eq!(refusal.as_deref(), Some("malformed request: chunk longer than its size"));
+    let (_, refusal) = run(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        refusal.as_deref(),
+        Some("malformed request: chunk longer than its size")
+    );
 }
 
 #[tokio::test]
 async fn oversized_heads_and_targets_are_refused() {
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(200));
     let (_, refusal) = run(long_target.as_bytes()).await;
-    assert_eq!(refusal.as_deref(), Some("request target longer than 128 bytes"));
-    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(2000));
+    assert_eq!(
+        refusal.as_deref(),
+        Some("request target longer than 128 bytes")
+    );
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "a".repeat(2000)
+    );
     let (_, refusal) = run(big.as_bytes()).await;
-    assert_eq!(refusal.as_deref(), Some("request headers exceed request head too large"));
+    assert_eq!(
+        refusal.as_deref(),
+        Some("request headers exceed request head too large")
+    );
     let many: String = (0..12).map(|i| format!("X-{i}: 1\r\n")).collect();
     let (_, refusal) = run(format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes()).await;
-    assert_eq!(refusal.as_deref(), Some("request headers exceed too many headers"));
+    assert_eq!(
+        refusal.as_deref(),
+        Some("request headers exceed too many headers")
+    );
 }
 
 #[tokio::test]

@@ -38,7 +38,10 @@ enum OriginRule {
     Any,
     Exact(String),
     /// `scheme://*.suffix[:port]`: stored as the scheme with `://` and `.suffix[:port]`.
-    Subdomains { scheme: String, suffix: String },
+    Subdomains {
+        scheme: String,
+        suffix: String,
+    },
 }
 
 impl OriginRule {
@@ -99,7 +102,8 @@ impl OriginRule {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
@@ -124,7 +128,10 @@ pub struct Cors {
 /// Checks a CORS table, collecting every problem.
 pub fn validate(config: &CorsConfig, ptr: &str, issues: &mut Vec<Issue>) {
     if config.allow_origins.is_empty() {
-        issues.push(Issue::new(format!("{ptr}/allow_origins"), "list at least one origin"));
+        issues.push(Issue::new(
+            format!("{ptr}/allow_origins"),
+            "list at least one origin",
+        ));
     }
     for (i, origin) in config.allow_origins.iter().enumerate() {
         match OriginRule::parse(origin) {
@@ -139,7 +146,10 @@ pub fn validate(config: &CorsConfig, ptr: &str, issues: &mut Vec<Issue>) {
     if let Some(methods) = &config.allow_methods {
         crate::config::validate_methods(methods, &format!("{ptr}/allow_methods"), issues);
     }
-    for (field, names) in [("allow_headers", &config.allow_headers), ("expose_headers", &config.expose_headers)] {
+    for (field, names) in [
+        ("allow_headers", &config.allow_headers),
+        ("expose_headers", &config.expose_headers),
+    ] {
         for (i, name) in names.iter().enumerate() {
             if name == "*" || HeaderName::from_bytes(name.as_bytes()).is_err() {
                 issues.push(Issue::new(
@@ -166,7 +176,10 @@ impl Cors {
             .filter_map(|o| OriginRule::parse(o).ok())
             .collect();
         let methods: Vec<Method> = match &config.allow_methods {
-            Some(list) => list.iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect(),
+            Some(list) => list
+                .iter()
+                .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                .collect(),
             None => route_methods.to_vec(),
         };
         let joined = |items: Vec<&str>| HeaderValue::from_str(&items.join(", ")).ok();
@@ -199,7 +212,11 @@ impl Cors {
         })
     }
 
-    fn preflight(&self, req: &http::request::Parts, origin: &HeaderValue) -> Result<Flow, GatewayError> {
+    fn preflight(
+        &self,
+        req: &http::request::Parts,
+        origin: &HeaderValue,
+    ) -> Result<Flow, GatewayError> {
         let allow_origin = self
             .allowed_origin(origin)
             .ok_or(GatewayError::CorsRejected("origin not allowed"))?;
@@ -207,19 +224,25 @@ impl Cors {
             .headers
             .get(header::ACCESS_CONTROL_REQUEST_METHOD)
             .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-            .ok_or(GatewayError::CorsRejected("invalid Access-Control-Request-Method"))?;
+            .ok_or(GatewayError::CorsRejected(
+                "invalid Access-Control-Request-Method",
+            ))?;
         if !self.methods.contains(&method) {
             return Err(GatewayError::CorsRejected("method not allowed"));
         }
         for value in req.headers.get_all(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-            let list = value
-                .to_str()
-                .map_err(|_| GatewayError::CorsRejected("invalid Access-Control-Request-Headers"))?;
+            let list = value.to_str().map_err(|_| {
+                GatewayError::CorsRejected("invalid Access-Control-Request-Headers")
+            })?;
             let all_allowed = list
                 .split(',')
                 .map(str::trim)
                 .filter(|h| !h.is_empty())
-                .all(|h| self.allow_headers.iter().any(|a| a.as_str().eq_ignore_ascii_case(h)));
+                .all(|h| {
+                    self.allow_headers
+                        .iter()
+                        .any(|a| a.as_str().eq_ignore_ascii_case(h))
+                });
             if !all_allowed {
                 return Err(GatewayError::CorsRejected("request header not allowed"));
             }
@@ -228,17 +251,25 @@ impl Cors {
         *rsp.status_mut() = StatusCode::NO_CONTENT;
         let headers = rsp.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
-        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, self.allow_methods.clone());
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            self.allow_methods.clone(),
+        );
         if let Some(allow) = &self.allow_headers_value {
             headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow.clone());
         }
         if self.credentials {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
         headers.insert(header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
         headers.insert(
             header::VARY,
-            HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
+            HeaderValue::from_static(
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+            ),
         );
         Ok(Flow::Respond(rsp))
     }
@@ -248,7 +279,9 @@ impl Cors {
 pub fn is_preflight(req: &http::request::Parts) -> bool {
     req.method == Method::OPTIONS
         && req.headers.contains_key(header::ORIGIN)
-        && req.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        && req
+            .headers
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 impl Policy for Cors {
@@ -277,21 +310,29 @@ impl Policy for Cors {
     fn on_response(&self, rsp: &mut http::response::Parts, cx: &RequestCtx) {
         let Some(origin) = &cx.origin else { return };
         let varies = rsp.headers.get_all(header::VARY).iter().any(|v| {
-            v.to_str().is_ok_and(|v| v.split(',').any(|f| f.trim().eq_ignore_ascii_case("origin")))
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|f| f.trim().eq_ignore_ascii_case("origin"))
+            })
         });
         if !varies {
-            rsp.headers.append(header::VARY, HeaderValue::from_static("Origin"));
+            rsp.headers
+                .append(header::VARY, HeaderValue::from_static("Origin"));
         }
         let Some(allow_origin) = self.allowed_origin(origin) else {
             return;
         };
-        rsp.headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
+        rsp.headers
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
         if self.credentials {
-            rsp.headers
-                .insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            rsp.headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
         if let Some(expose) = &self.expose_headers {
-            rsp.headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+            rsp.headers
+                .insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
         }
     }
 }

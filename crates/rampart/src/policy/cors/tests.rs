@@ -60,7 +60,16 @@ fn wildcard_with_credentials_is_refused_at_load() {
 
 #[test]
 fn null_and_malformed_origins_are_refused_at_load() {
-    let found = issues(&config(&["null", "https://a.com/path", "HTTPS://A.COM", "https://*.com", "https://a*.b.com"], false));
+    let found = issues(&config(
+        &[
+            "null",
+            "https://a.com/path",
+            "HTTPS://A.COM",
+            "https://*.com",
+            "https://a*.b.com",
+        ],
+        false,
+    ));
     assert_eq!(found.len(), 5, "{found:?}");
 }
 
@@ -100,7 +109,10 @@ async fn allowed_preflight_is_answered_with_cors_headers() {
 #[tokio::test]
 async fn reflected_origin_attack_gets_no_cors_headers() {
     let cors = Cors::new(&config(&["https://app.example.com"], true), &[Method::GET]);
-    assert!(matches!(decide(&cors, "https://evil.example").await, Err(GatewayError::CorsRejected(_))));
+    assert!(matches!(
+        decide(&cors, "https://evil.example").await,
+        Err(GatewayError::CorsRejected(_))
+    ));
     let (mut rsp, _) = http::Response::new(()).into_parts();
     let mut cx = ctx();
     cx.origin = Some(HeaderValue::from_static("https://evil.example"));
@@ -114,14 +126,23 @@ async fn preflight_for_a_method_not_allowed_is_refused() {
     let cors = Cors::new(&config(&["https://app.example.com"], false), &[Method::GET]);
     let mut parts = preflight("https://app.example.com", "DELETE");
     let mut cx = ctx();
-    assert!(matches!(cors.on_request(&mut parts, &mut cx).await, Err(GatewayError::CorsRejected("method not allowed"))));
+    assert!(matches!(
+        cors.on_request(&mut parts, &mut cx).await,
+        Err(GatewayError::CorsRejected("method not allowed"))
+    ));
 }
 
 #[tokio::test]
 async fn preflight_asking_for_an_unlisted_header_is_refused() {
     let cors = Cors::new(&config(&["https://app.example.com"], false), &[Method::GET]);
     let mut parts = preflight("https://app.example.com", "GET");
-    parts.headers.insert("access-control-request-headers", HeaderValue::from_static("content-type, x-admin"));
+    parts.headers.insert(
+        "access-control-request-headers",
+        HeaderValue::from_static("content-type, x-admin"),
+    );
     let mut cx = ctx();
-    assert!(matches!(cors.on_request(&mut parts, &mut cx).await, Err(GatewayError::CorsRejected(_))));
+    assert!(matches!(
+        cors.on_request(&mut parts, &mut cx).await,
+        Err(GatewayError::CorsRejected(_))
+    ));
 }

@@ -10,7 +10,10 @@ pub mod config;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub use config::SecurityHeadersConfig;
-use config::{DEFAULT_CSP, DEFAULT_HSTS, DEFAULT_REFERRER_POLICY, DEFAULT_X_CONTENT_TYPE_OPTIONS, DEFAULT_X_FRAME_OPTIONS};
+use config::{
+    DEFAULT_CSP, DEFAULT_HSTS, DEFAULT_REFERRER_POLICY, DEFAULT_X_CONTENT_TYPE_OPTIONS,
+    DEFAULT_X_FRAME_OPTIONS,
+};
 
 use crate::config::Issue;
 
@@ -24,21 +27,47 @@ pub struct SecurityHeaders {
 type Field = fn(&SecurityHeadersConfig) -> &Option<String>;
 
 const FIELDS: [(&str, HeaderName, &str, Field); 4] = [
-    ("content_security_policy", header::CONTENT_SECURITY_POLICY, DEFAULT_CSP, |c| &c.content_security_policy),
-    ("x_frame_options", header::X_FRAME_OPTIONS, DEFAULT_X_FRAME_OPTIONS, |c| &c.x_frame_options),
-    ("x_content_type_options", header::X_CONTENT_TYPE_OPTIONS, DEFAULT_X_CONTENT_TYPE_OPTIONS, |c| &c.x_content_type_options),
-    ("referrer_policy", header::REFERRER_POLICY, DEFAULT_REFERRER_POLICY, |c| &c.referrer_policy),
+    (
+        "content_security_policy",
+        header::CONTENT_SECURITY_POLICY,
+        DEFAULT_CSP,
+        |c| &c.content_security_policy,
+    ),
+    (
+        "x_frame_options",
+        header::X_FRAME_OPTIONS,
+        DEFAULT_X_FRAME_OPTIONS,
+        |c| &c.x_frame_options,
+    ),
+    (
+        "x_content_type_options",
+        header::X_CONTENT_TYPE_OPTIONS,
+        DEFAULT_X_CONTENT_TYPE_OPTIONS,
+        |c| &c.x_content_type_options,
+    ),
+    (
+        "referrer_policy",
+        header::REFERRER_POLICY,
+        DEFAULT_REFERRER_POLICY,
+        |c| &c.referrer_policy,
+    ),
 ];
 
 /// Checks that every configured value is a valid header value.
 pub fn validate(config: &SecurityHeadersConfig, ptr: &str, issues: &mut Vec<Issue>) {
-    let hsts = ("strict_transport_security", &config.strict_transport_security);
+    let hsts = (
+        "strict_transport_security",
+        &config.strict_transport_security,
+    );
     let others = FIELDS.iter().map(|(name, _, _, get)| (*name, get(config)));
     for (name, value) in std::iter::once(hsts).chain(others) {
         if let Some(v) = value
             && HeaderValue::from_str(v).is_err()
         {
-            issues.push(Issue::new(format!("{ptr}/{name}"), "not a valid header value"));
+            issues.push(Issue::new(
+                format!("{ptr}/{name}"),
+                "not a valid header value",
+            ));
         }
     }
 }
@@ -52,7 +81,9 @@ impl SecurityHeaders {
                 .and_then(|r| get(r).as_deref())
                 .or_else(|| get(global).as_deref())
                 .unwrap_or(default);
-            (!chosen.is_empty()).then(|| HeaderValue::from_str(chosen).ok()).flatten()
+            (!chosen.is_empty())
+                .then(|| HeaderValue::from_str(chosen).ok())
+                .flatten()
         };
         Self {
             hsts: pick(|c| &c.strict_transport_security, DEFAULT_HSTS),
@@ -91,15 +122,25 @@ mod tests {
         let map = h.to_map(true);
         assert_eq!(map[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(map[header::X_FRAME_OPTIONS], "DENY");
-        assert_eq!(map[header::CONTENT_SECURITY_POLICY], "default-src 'none'; frame-ancestors 'none'");
+        assert_eq!(
+            map[header::CONTENT_SECURITY_POLICY],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
         assert_eq!(map[header::REFERRER_POLICY], "no-referrer");
-        assert!(map[header::STRICT_TRANSPORT_SECURITY].to_str().is_ok_and(|v| v.starts_with("max-age=")));
+        assert!(
+            map[header::STRICT_TRANSPORT_SECURITY]
+                .to_str()
+                .is_ok_and(|v| v.starts_with("max-age="))
+        );
     }
 
     #[test]
     fn hsts_is_never_sent_over_plaintext() {
         let h = SecurityHeaders::new(&SecurityHeadersConfig::default(), None);
-        assert!(!h.to_map(false).contains_key(header::STRICT_TRANSPORT_SECURITY));
+        assert!(
+            !h.to_map(false)
+                .contains_key(header::STRICT_TRANSPORT_SECURITY)
+        );
     }
 
     #[test]
@@ -120,7 +161,10 @@ mod tests {
     #[test]
     fn upstream_values_are_replaced() {
         let mut upstream = HeaderMap::new();
-        upstream.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("ALLOWALL"));
+        upstream.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("ALLOWALL"),
+        );
         SecurityHeaders::new(&SecurityHeadersConfig::default(), None).apply(&mut upstream, false);
         assert_eq!(upstream[header::X_FRAME_OPTIONS], "DENY");
     }

@@ -1,0 +1,244 @@
+//! Smoke tests of the built `rampart` binary: `check`, `config schema`, `run` and `demo`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use http::StatusCode;
+use rampart_testkit::{Client, RecordingUpstream};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+
+fn check(config: &str, strict: bool) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["check", "--config"]).arg(&path);
+    if strict {
+        cmd.arg("--strict");
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const WEAK: &str = "[[listeners]]
+name = \"edge\"
+bind = \"0.0.0.0:8080\"
+plaintext = true
+
+[[upstreams]]
+name = \"api\"
+targets = [\"http://127.0.0.1:9000\"]
+
+[[routes]]
+name = \"all\"
+path_prefix = \"/\"
+upstream = \"api\"
+";
+
+#[test]
+fn check_passes_a_valid_config_and_lists_lint_warnings_with_rule_ids_and_lines() {
+    let (code, stdout, _) = check(WEAK, false);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("warning[plaintext-listener-exposed]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("test.toml:4:"),
+        "the line of `plaintext = true`: {stdout}"
+    );
+    assert!(
+        stdout.contains("ok: 1 listener(s), 1 upstream(s), 1 route(s); 1 warning(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_strict_fails_on_lint_warnings() {
+    let (code, _, _) = check(WEAK, true);
+    assert_eq!(code, 2);
+    let clean = WEAK.replace("0.0.0.0:8080", "127.0.0.1:8080");
+    let (code, stdout, _) = check(&clean, true);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn check_reports_every_error_with_path_and_line() {
+    let broken = WEAK
+        .replace("plaintext = true", "plaintext = \"yes\"")
+        .replace(
+            "upstream = \"api\"",
+            "upstream = \"apj\"\nmethod = [\"GET\"]",
+        );
+    let (code, _, stderr) = check(&broken, false);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("test.toml:4:1: listeners[0].plaintext:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("test.toml:14:1: routes[0].method: unknown key `method`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn config_schema_prints_the_json_schema() {
+    let out = std::process::Command::new(BIN)
+        .args(["config", "schema"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "Config");
+    assert!(schema["properties"]["routes"].is_object());
+}
+
+/// Reads lines from a child's stream until one contains `needle`.
+async fn wait_for_line(reader: &mut (impl AsyncBufReadExt + Unpin), needle: &str) -> String {
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await.unwrap() == 0 {
+                return None;
+            }
+            seen.push_str(&line);
+            if line.contains(needle) {
+                return Some(line.clone());
+            }
+        }
+    })
+    .await;
+    match found {
+        Ok(Some(line)) => line,
+        _ => panic!("never saw {needle:?}; output so far:\n{seen}"),
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn run_config(dir: &Path, upstream: &RecordingUpstream, prefix: &str) -> String {
+    format!(
+        "[[listeners]]\nname = \"local\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n\n[admin]\nenabled = false\n\n[audit]\nfile = \"{}\"\n\n[server]\nwatch_config = false\n\n[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"{prefix}\"\nupstream = \"api\"\n",
+        dir.join("audit.log").display(),
+        upstream.url()
+    )
+}
+
+#[tokio::test]
+async fn run_serves_reloads_on_sighup_and_drains_on_sigterm() {
+    let upstream = RecordingUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(&config, run_config(dir.path(), &upstream, "/one")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap());
+    let line = wait_for_line(&mut logs, "\"listening\"").await;
+    let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = log["fields"]["addr"].as_str().unwrap().to_owned();
+    let client = Client::new(&format!("http://{addr}"), None, false);
+    assert_eq!(client.get("/one").await.status, StatusCode::OK);
+
+    std::fs::write(&config, run_config(dir.path(), &upstream, "/two")).unwrap();
+    signal(&child, "HUP");
+    wait_for_line(&mut logs, "configuration reloaded").await;
+    assert_eq!(client.get("/two").await.status, StatusCode::OK);
+    assert_eq!(client.get("/one").await.status, StatusCode::NOT_FOUND);
+
+    signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let audit = rampart_testkit::read_audit(&dir.path().join("audit.log"));
+    assert_eq!(
+        audit.len(),
+        3,
+        "every request served is in the audit log after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn run_refuses_an_invalid_config_with_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[[listeners]]\nname = \"x\"\nbind = \"nope\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml:3:"), "{stderr}");
+}
+
+#[tokio::test]
+async fn demo_runs_with_no_setup_and_its_printed_calls_behave() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--port", "0", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let first = wait_for_line(&mut out, "Rampart demo: gateway https://localhost:").await;
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap()
+        .to_owned();
+    wait_for_line(&mut out, "Ctrl-C stops the demo").await;
+    let ca = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
+    let client = Client::new(&url, Some(&ca), true);
+    let ok = client.get("/api/orders/42").await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.json()["id"], 42);
+    assert_eq!(client.get("/admin").await.status, StatusCode::NOT_FOUND);
+    let masked = client.get("/api/crash").await;
+    assert_eq!(masked.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!masked.text().contains("Traceback"));
+    signal(&child, "INT");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        std::fs::read_to_string(dir.path().join("audit.log"))
+            .unwrap()
+            .lines()
+            .count()
+            >= 3
+    );
+}
