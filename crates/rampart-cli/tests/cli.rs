@@ -1,5 +1,7 @@
 //! Smoke tests of the built `rampart` binary: `check`, `config schema`, `run` and `demo`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

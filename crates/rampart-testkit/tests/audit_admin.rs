@@ -1,5 +1,7 @@
 //! The audit log and the admin listener.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::Full;

@@ -1,6 +1,8 @@
 //! Configuration: every error at once with its path and line, the generated schema, and reloads
 //! that swap atomically or keep the running config.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! Attacks on framing, paths, limits and methods, sent as raw bytes or through real clients. Each
 //! test also checks that nothing reached the upstream.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -1,5 +1,7 @@
 //! End-to-end: the real gateway over TLS in front of real loopback upstreams.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! What clients get back: problem documents, masking, security headers and CORS.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -1,5 +1,7 @@
 //! Transport security: TLS versions, ALPN, certificate hot reload, the HTTPS redirect listener.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use std::sync::Arc;
 use std::time::Duration;
 
