@@ -221,9 +221,84 @@ pub fn into_raw_http1(err: &GatewayError, request_id: &str, headers: &HeaderMap)
     out
 }
 
+/// One instance of every variant, for documentation checks. The exhaustive match below makes a new
+/// variant a compile error until it is listed here too.
+pub fn catalogue() -> Vec<GatewayError> {
+    let all = vec![
+        GatewayError::MalformedRequest(""),
+        GatewayError::InvalidPath(""),
+        GatewayError::UriTooLong { limit: 0 },
+        GatewayError::HeadersTooLarge(""),
+        GatewayError::BodyTooLarge { limit: 0 },
+        GatewayError::RouteNotFound,
+        GatewayError::MethodNotAllowed {
+            allow: HeaderValue::from_static("GET"),
+        },
+        GatewayError::MethodRefused(http::Method::TRACE),
+        GatewayError::CorsRejected(""),
+        GatewayError::UpstreamUnavailable,
+        GatewayError::UpstreamTimeout { timeout_ms: 0 },
+        GatewayError::UpstreamFailed(String::new()),
+        GatewayError::UpstreamStatusMasked(StatusCode::INTERNAL_SERVER_ERROR),
+        GatewayError::ClientBody(String::new()),
+        GatewayError::Internal(String::new()),
+    ];
+    for e in &all {
+        match e {
+            GatewayError::MalformedRequest(_)
+            | GatewayError::InvalidPath(_)
+            | GatewayError::UriTooLong { .. }
+            | GatewayError::HeadersTooLarge(_)
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::RouteNotFound
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::MethodRefused(_)
+            | GatewayError::CorsRejected(_)
+            | GatewayError::UpstreamUnavailable
+            | GatewayError::UpstreamTimeout { .. }
+            | GatewayError::UpstreamFailed(_)
+            | GatewayError::UpstreamStatusMasked(_)
+            | GatewayError::ClientBody(_)
+            | GatewayError::Internal(_) => {}
+        }
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_catalogue_matches_docs() {
+        let docs = include_str!("../../../docs/errors.md");
+        let rows: Vec<(String, String)> = docs
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((code.to_owned(), (*cells.get(2)?).to_owned()))
+            })
+            .collect();
+        for err in catalogue() {
+            let code = err.public_code();
+            let row = rows.iter().find(|(c, _)| c == code);
+            let Some((_, status)) = row else {
+                panic!("{code} is missing from docs/errors.md")
+            };
+            assert!(
+                status.contains(err.status().as_str()),
+                "{code}: docs say {status}, code says {}",
+                err.status()
+            );
+        }
+        for (code, _) in &rows {
+            assert!(
+                catalogue().iter().any(|e| e.public_code() == code),
+                "docs/errors.md lists unknown code {code}"
+            );
+        }
+    }
 
     #[test]
     fn problem_never_contains_internal_detail() {

@@ -251,6 +251,17 @@ mod tests {
     }
 
     #[test]
+    fn every_rule_is_documented() {
+        let docs = include_str!("../../../../docs/config.md");
+        for (rule, _) in RULES {
+            assert!(
+                docs.contains(&format!("| `{rule}` |")),
+                "{rule} is missing from docs/config.md"
+            );
+        }
+    }
+
+    #[test]
     fn hsts_max_age_is_parsed() {
         assert_eq!(hsts_max_age("max-age=300; includeSubDomains"), Some(300));
         assert_eq!(hsts_max_age("includeSubDomains; max-age=\"10\""), Some(10));
