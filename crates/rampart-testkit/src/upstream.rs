@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -57,9 +58,31 @@ impl RecordingUpstream {
 
     /// Serves on an already-bound listener (for tests that restart an upstream on a known port).
     pub fn on(listener: TcpListener, reply: Reply) -> Self {
+        Self::serve(listener, reply, None, Duration::ZERO)
+    }
+
+    /// Answers 200 after `delay` (the request is recorded when it arrives).
+    pub async fn slow(delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        Self::serve(
+            listener,
+            Arc::new(|_| json(StatusCode::OK, r#"{"ok":true}"#)),
+            None,
+            delay,
+        )
+    }
+
+    fn serve(
+        listener: TcpListener,
+        reply: Reply,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        delay: Duration,
+    ) -> Self {
         let addr = listener.local_addr().expect("upstream address");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(accept(listener, seen.clone(), reply, None));
+        let task = tokio::spawn(accept(listener, seen.clone(), reply, tls, delay));
         Self { addr, seen, task }
     }
 
@@ -82,12 +105,12 @@ impl RecordingUpstream {
         .expect("server cert");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let seen = Arc::new(Mutex::new(Vec::new()));
         let reply: Reply = Arc::new(|_| json(StatusCode::OK, r#"{"ok":true}"#));
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let task = tokio::spawn(accept(listener, seen.clone(), reply, Some(acceptor)));
-        (Self { addr, seen, task }, cert)
+        (
+            Self::serve(listener, reply, Some(acceptor), Duration::ZERO),
+            cert,
+        )
     }
 
     /// `http://127.0.0.1:port`, for the config.
@@ -128,6 +151,7 @@ async fn accept(
     seen: Arc<Mutex<Vec<Recorded>>>,
     reply: Reply,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    delay: Duration,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -158,6 +182,7 @@ async fn accept(
                     if let Ok(mut s) = seen.lock() {
                         s.push(recorded);
                     }
+                    tokio::time::sleep(delay).await;
                     Ok::<_, Infallible>(response)
                 }
             });

@@ -113,6 +113,33 @@ async fn shutdown_flushes_every_served_request_to_the_audit_log() {
 }
 
 #[tokio::test]
+async fn in_flight_requests_finish_during_graceful_shutdown() {
+    let upstream = RecordingUpstream::slow(std::time::Duration::from_millis(600)).await;
+    let gw = TestGateway::builder()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
+    let client = gw.client();
+    let slow = tokio::spawn(async move { client.get("/orders/slow").await.status });
+    while upstream.count() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let m = gw.metrics().await;
+    assert!(
+        m.contains(r#"rampart_upstream_in_flight{upstream="api"} 1"#),
+        "{m}"
+    );
+    let records = gw.stop().await;
+    assert_eq!(
+        slow.await.unwrap(),
+        StatusCode::OK,
+        "the request in flight was answered"
+    );
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["status"], 200);
+}
+
+#[tokio::test]
 async fn audit_file_rotates_by_size_and_keeps_max_files() {
     let upstream = RecordingUpstream::start().await;
     let gw = TestGateway::builder()

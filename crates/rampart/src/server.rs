@@ -10,7 +10,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +73,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
+    // Accept loops create a watcher per connection; the Arc is unwrapped once they have ended.
     let graceful = Arc::new(GracefulShutdown::new());
     let stop = CancellationToken::new();
     let mut loops = Vec::new();
@@ -98,12 +99,22 @@ pub async fn serve(
     for task in loops {
         let _ = task.await;
     }
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain deadline reached; closing remaining connections");
+    match Arc::try_unwrap(graceful) {
+        Ok(graceful) => {
+            if tokio::time::timeout(drain, graceful.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("drain deadline reached; closing remaining connections");
+            }
+        }
+        // Only if an accept loop panicked and leaked its handle: wait out the deadline instead.
+        Err(_) => {
+            tracing::error!(
+                "cannot track connections for draining; waiting the full drain deadline"
+            );
+            tokio::time::sleep(drain).await;
+        }
     }
     gateway.audit().flush().await;
 }
@@ -138,9 +149,9 @@ async fn accept_loop(
         let tls = listener.tls.as_ref().map(|(acceptor, _)| acceptor.clone());
         let redirect = listener.config.redirect_https_port;
         let gateway = gateway.clone();
-        let graceful = graceful.clone();
+        let graceful = graceful.watcher();
         tokio::spawn(async move {
-            serve_connection(gateway, conn, stream, tls, redirect, &graceful).await;
+            serve_connection(gateway, conn, stream, tls, redirect, graceful).await;
         });
     }
 }
@@ -151,7 +162,7 @@ async fn serve_connection(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     redirect: Option<u16>,
-    graceful: &GracefulShutdown,
+    graceful: Watcher,
 ) {
     let runtime = gateway.runtime();
     let limits = &runtime.config.limits;

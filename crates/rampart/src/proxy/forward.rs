@@ -35,6 +35,8 @@ pub async fn forward(
         Version::HTTP_11
     };
     let started = Instant::now();
+    let in_flight = metrics::gauge!("rampart_upstream_in_flight", "upstream" => metrics::SharedString::from(upstream.name.clone()));
+    in_flight.increment(1.0);
     let sent = tokio::time::timeout(
         upstream.request_timeout,
         upstream
@@ -42,6 +44,8 @@ pub async fn forward(
             .request(http::Request::from_parts(parts, body)),
     )
     .await;
+    in_flight.decrement(1.0);
+
     cx.upstream = Some((target.label.clone(), started.elapsed()));
     match sent {
         Err(_) => {
