@@ -43,6 +43,7 @@ targets = [\"http://127.0.0.1:9000\"]
 name = \"all\"
 path_prefix = \"/\"
 upstream = \"api\"
+public = true
 ";
 
 #[test]
@@ -141,7 +142,7 @@ fn signal(child: &Child, name: &str) {
 
 fn run_config(dir: &Path, upstream: &RecordingUpstream, prefix: &str) -> String {
     format!(
-        "[[listeners]]\nname = \"local\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n\n[admin]\nenabled = false\n\n[audit]\nfile = \"{}\"\n\n[server]\nwatch_config = false\n\n[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"{prefix}\"\nupstream = \"api\"\n",
+        "[[listeners]]\nname = \"local\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n\n[admin]\nenabled = false\n\n[audit]\nfile = \"{}\"\n\n[server]\nwatch_config = false\n\n[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"{prefix}\"\nupstream = \"api\"\npublic = true\n",
         dir.join("audit.log").display(),
         upstream.url()
     )

@@ -7,11 +7,14 @@
 
 mod client;
 mod gateway;
+mod issuer;
 mod raw;
 mod upstream;
 
 pub use client::{Client, TestResponse};
 pub use gateway::read_audit;
+pub use issuer::{TestIssuer, TestKey, alg_name, now};
+
 pub use gateway::{TestGateway, TestGatewayBuilder};
 pub use raw::{RawExchange, WAIT, raw_exchange, raw_tls_exchange};
 pub use upstream::{Recorded, RecordingUpstream, Reply, json};

@@ -34,10 +34,13 @@ pub struct RecordingUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,
+    /// Ends every open connection too, so that a dropped upstream is really gone.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Drop for RecordingUpstream {
     fn drop(&mut self) {
+        self.stop.cancel();
         self.task.abort();
     }
 }
@@ -82,8 +85,21 @@ impl RecordingUpstream {
     ) -> Self {
         let addr = listener.local_addr().expect("upstream address");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(accept(listener, seen.clone(), reply, tls, delay));
-        Self { addr, seen, task }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(accept(
+            listener,
+            seen.clone(),
+            reply,
+            tls,
+            delay,
+            stop.clone(),
+        ));
+        Self {
+            addr,
+            seen,
+            task,
+            stop,
+        }
     }
 
     /// An HTTPS upstream with a fresh self-signed certificate for `localhost` and 127.0.0.1;
@@ -152,6 +168,7 @@ async fn accept(
     reply: Reply,
     tls: Option<tokio_rustls::TlsAcceptor>,
     delay: Duration,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -160,7 +177,7 @@ async fn accept(
         let seen = seen.clone();
         let reply = reply.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        tokio::spawn(stop.clone().run_until_cancelled_owned(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let seen = seen.clone();
                 let reply = reply.clone();
@@ -201,6 +218,6 @@ async fn accept(
                         .await;
                 }
             }
-        });
+        }));
     }
 }

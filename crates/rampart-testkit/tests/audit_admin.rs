@@ -9,7 +9,7 @@ use rampart_testkit::{Client, RecordingUpstream, TestGateway, read_audit};
 
 fn config(upstream: &RecordingUpstream, audit_extra: &str) -> String {
     format!(
-        "{audit_extra}\n[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"orders\"\npath_prefix = \"/orders\"\nmethods = [\"GET\", \"POST\"]\nupstream = \"api\"\n",
+        "{audit_extra}\n[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"orders\"\npath_prefix = \"/orders\"\nmethods = [\"GET\", \"POST\"]\nupstream = \"api\"\npublic = true\n",
         upstream.url()
     )
 }

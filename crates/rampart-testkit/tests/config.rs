@@ -84,6 +84,7 @@ name = \"r\"
 path = \"orders\"
 methods = [\"get\"]
 upstream = \"nope\"
+public = true
 cors = { allow_origins = [\"*\"], allow_credentials = true }
 ";
     let found = errors(text);
@@ -97,7 +98,7 @@ cors = { allow_origins = [\"*\"], allow_credentials = true }
         (11, "routes[0].path"),
         (12, "routes[0].methods[0]"),
         (13, "routes[0].upstream"),
-        (14, "routes[0].cors.allow_origins[0]"),
+        (15, "routes[0].cors.allow_origins[0]"),
     ];
     assert_eq!(found.len(), expect.len(), "{summary:#?}");
     for ((line, path), got) in expect.iter().zip(&found) {
@@ -165,6 +166,7 @@ tls = { verify = false }
 name = \"r\"
 path_prefix = \"/\"
 upstream = \"api\"
+public = true
 mask_upstream_errors = false
 max_body_bytes = 1073741824
 security_headers = { x_frame_options = \"\", strict_transport_security = \"max-age=60\" }
@@ -182,7 +184,7 @@ cors = { allow_origins = [\"*\", \"http://app.example.com\"] }
 
 fn routes(upstream: &RecordingUpstream, path: &str) -> String {
     format!(
-        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"{path}\"\nupstream = \"api\"\n",
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"{path}\"\nupstream = \"api\"\npublic = true\n",
         upstream.url()
     )
 }

@@ -22,6 +22,7 @@ name = "public"
 path_prefix = "/public"
 methods = ["GET", "POST"]
 upstream = "api"
+public = true
 max_body_bytes = 64
 
 [[routes]]
@@ -29,6 +30,7 @@ name = "internal"
 hosts = ["internal.example"]
 path_prefix = "/admin"
 upstream = "api"
+public = true
 "#,
         upstream.url()
     );
@@ -195,7 +197,7 @@ async fn keep_alive_pipelining_of_valid_requests_still_works() {
 async fn framing_attack_over_tls_is_refused_too() {
     let upstream = RecordingUpstream::start().await;
     let config = format!(
-        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nmethods = [\"POST\"]\nupstream = \"api\"\n",
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nmethods = [\"POST\"]\nupstream = \"api\"\npublic = true\n",
         upstream.url()
     );
     let gw = TestGateway::builder().config(&config).start().await;

@@ -23,6 +23,7 @@ name = "orders"
 path_prefix = "/orders"
 methods = ["GET", "POST"]
 upstream = "api"
+public = true
 "#,
         upstream.url()
     )
@@ -218,7 +219,7 @@ async fn targets_are_used_round_robin() {
     let a = RecordingUpstream::start().await;
     let b = RecordingUpstream::start().await;
     let config = format!(
-        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\", \"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\n",
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\", \"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
         a.url(),
         b.url()
     );
@@ -237,7 +238,7 @@ async fn passive_health_ejects_a_failing_target_and_readmits_it_later() {
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
     let config = format!(
-        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\", \"http://{dead_addr}\"]\nhealth.passive = {{ eject_after_failures = 2, eject_ms = 700 }}\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\n",
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\", \"http://{dead_addr}\"]\nhealth.passive = {{ eject_after_failures = 2, eject_ms = 700 }}\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
         good.url()
     );
     let gw = TestGateway::builder().config(&config).start().await;
@@ -279,7 +280,7 @@ async fn active_health_checks_take_a_target_out_of_rotation() {
     }))
     .await;
     let config = format!(
-        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\", \"{}\"]\nhealth.active = {{ path = \"/health\", interval_ms = 100, unhealthy_threshold = 1 }}\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/api\"\nupstream = \"api\"\n",
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\", \"{}\"]\nhealth.active = {{ path = \"/health\", interval_ms = 100, unhealthy_threshold = 1 }}\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/api\"\nupstream = \"api\"\npublic = true\n",
         good.url(),
         sick.url()
     );
@@ -316,7 +317,7 @@ async fn silent_upstream_times_out_with_504() {
         }
     });
     let config = format!(
-        "[[upstreams]]\nname = \"api\"\ntargets = [\"http://{addr}\"]\nrequest_timeout_ms = 300\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\n"
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"http://{addr}\"]\nrequest_timeout_ms = 300\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n"
     );
     let gw = TestGateway::builder().config(&config).start().await;
     let rsp = gw.get("/slow").await;
@@ -330,7 +331,7 @@ async fn refused_connection_is_a_502_problem_without_internal_detail() {
     let addr = dead.local_addr().unwrap();
     drop(dead);
     let config = format!(
-        "[[upstreams]]\nname = \"api\"\ntargets = [\"http://{addr}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\n"
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"http://{addr}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n"
     );
     let gw = TestGateway::builder().config(&config).start().await;
     let rsp = gw.get("/x").await;
@@ -355,7 +356,7 @@ async fn upstream_tls_is_verified_against_the_configured_ca() {
     let target = format!("https://localhost:{}", upstream.addr.port());
     let config = |tls: &str| {
         format!(
-            "[[upstreams]]\nname = \"api\"\ntargets = [\"{target}\"]\ntls = {{ {tls} }}\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\n"
+            "[[upstreams]]\nname = \"api\"\ntargets = [\"{target}\"]\ntls = {{ {tls} }}\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n"
         )
     };
     let trusted = TestGateway::builder()

@@ -44,12 +44,14 @@ name = "masked"
 path_prefix = "/api"
 methods = ["GET", "POST"]
 upstream = "api"
+public = true
 cors = {{ allow_origins = ["https://app.example.com", "https://*.partner.example"], allow_headers = ["content-type"], allow_credentials = true, expose_headers = ["x-total"] }}
 
 [[routes]]
 name = "raw"
 path_prefix = "/raw"
 upstream = "api"
+public = true
 mask_upstream_errors = false
 security_headers = {{ content_security_policy = "default-src 'self'", x_frame_options = "" }}
 "#,

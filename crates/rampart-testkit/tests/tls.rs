@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 fn routes(upstream: &RecordingUpstream) -> String {
     format!(
-        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\n",
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
         upstream.url()
     )
 }

@@ -99,6 +99,37 @@ pub struct RequestCtx {
     pub origin: Option<HeaderValue>,
     /// Request body bytes forwarded.
     pub bytes_in: u64,
+    /// Who is calling, once authentication has run.
+    pub principal: Option<Arc<Principal>>,
+}
+
+/// How a principal was authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A JWT from the named issuer.
+    Jwt(Arc<str>),
+}
+
+impl AuthMethod {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Jwt(_) => "jwt",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub subject: String,
+    pub method: AuthMethod,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+    pub client_id: Option<String>,
+    /// Seconds since the epoch when the credential expires.
+    pub expires_at: Option<u64>,
+    /// All claims, for claim-based authorization.
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl RequestCtx {
@@ -115,6 +146,7 @@ impl RequestCtx {
             decision: Decision::Allow,
             origin: None,
             bytes_in: 0,
+            principal: None,
         }
     }
 }

@@ -85,6 +85,7 @@ name = "orders"
 path_prefix = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "demo-api"
+public = true
 max_body_bytes = 1024
 cors = { allow_origins = ["https://app.example.com", "https://*.example.com"], allow_headers = ["content-type"] }
 
@@ -92,11 +93,13 @@ cors = { allow_origins = ["https://app.example.com", "https://*.example.com"], a
 name = "status"
 path = "/api/status"
 upstream = "demo-api"
+public = true
 
 [[routes]]
 name = "crash"
 path = "/api/crash"
 upstream = "demo-api"
+public = true
 "#;
 
 fn banner(dir: &Path, gateway: SocketAddr, admin: Option<SocketAddr>) -> String {

@@ -6,10 +6,13 @@
 //! client: no library messages, versions or upstream bodies.
 
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, StatusCode};
 
 use crate::body::Body;
+use crate::policy::authn::{AuthFailure, FailureKind};
 
 /// Why the gateway refused or failed a request. The variant is the public decision; the payload is
 /// internal detail for the audit log.
@@ -37,6 +40,9 @@ pub enum GatewayError {
     MethodRefused(http::Method),
     #[error("CORS preflight refused: {0}")]
     CorsRejected(&'static str),
+    /// Missing or invalid credentials (RFC 6750).
+    #[error("authentication failed: {0}")]
+    Unauthenticated(crate::policy::authn::AuthFailure),
     #[error("no healthy upstream target")]
     UpstreamUnavailable,
     #[error("upstream did not answer within {timeout_ms} ms")]
@@ -68,6 +74,10 @@ impl GatewayError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             Self::CorsRejected(_) => StatusCode::FORBIDDEN,
+            Self::Unauthenticated(f) => match f.kind {
+                FailureKind::InvalidRequest => StatusCode::BAD_REQUEST,
+                FailureKind::Missing | FailureKind::InvalidToken => StatusCode::UNAUTHORIZED,
+            },
             Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
@@ -87,6 +97,11 @@ impl GatewayError {
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => "method_not_allowed",
             Self::CorsRejected(_) => "cors_rejected",
+            Self::Unauthenticated(f) => match f.kind {
+                FailureKind::Missing => "unauthenticated",
+                FailureKind::InvalidRequest => "invalid_request",
+                FailureKind::InvalidToken => "invalid_token",
+            },
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "upstream_error",
@@ -108,6 +123,11 @@ impl GatewayError {
                 "This method is not allowed here"
             }
             Self::CorsRejected(_) => "This cross-origin request is not allowed",
+            Self::Unauthenticated(f) => match f.kind {
+                FailureKind::Missing => "Authentication is required",
+                FailureKind::InvalidRequest => "The credentials are malformed",
+                FailureKind::InvalidToken => "The credentials are not valid",
+            },
             Self::UpstreamUnavailable => "The service is temporarily unavailable",
             Self::UpstreamTimeout { .. } => "The service did not answer in time",
             Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "The service failed",
@@ -133,6 +153,16 @@ impl GatewayError {
             }
             Self::UpstreamUnavailable => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::Unauthenticated(f) => {
+                let challenge = match f.kind {
+                    FailureKind::Missing => r#"Bearer realm="rampart""#,
+                    FailureKind::InvalidRequest => {
+                        r#"Bearer realm="rampart", error="invalid_request""#
+                    }
+                    FailureKind::InvalidToken => r#"Bearer realm="rampart", error="invalid_token""#,
+                };
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             _ => {}
         }
@@ -236,6 +266,9 @@ pub fn catalogue() -> Vec<GatewayError> {
         },
         GatewayError::MethodRefused(http::Method::TRACE),
         GatewayError::CorsRejected(""),
+        GatewayError::Unauthenticated(AuthFailure::missing("")),
+        GatewayError::Unauthenticated(AuthFailure::invalid_request("")),
+        GatewayError::Unauthenticated(AuthFailure::invalid_token("")),
         GatewayError::UpstreamUnavailable,
         GatewayError::UpstreamTimeout { timeout_ms: 0 },
         GatewayError::UpstreamFailed(String::new()),
@@ -254,6 +287,7 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::MethodRefused(_)
             | GatewayError::CorsRejected(_)
+            | GatewayError::Unauthenticated(_)
             | GatewayError::UpstreamUnavailable
             | GatewayError::UpstreamTimeout { .. }
             | GatewayError::UpstreamFailed(_)

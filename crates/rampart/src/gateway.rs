@@ -12,7 +12,9 @@ use http::Method;
 use crate::audit::AuditSink;
 use crate::config::{Config, ConfigErrors, ConfigSource, Issue, RouteConfig};
 use crate::pipeline::{Pipeline, Policy};
+use crate::policy::authn::{self, Authenticate, JwtIssuer};
 use crate::policy::cors::Cors;
+
 use crate::policy::headers::SecurityHeaders;
 use crate::proxy::router::Router;
 use crate::proxy::upstream::Upstream;
@@ -26,6 +28,8 @@ pub struct Route {
     pub mask_upstream_errors: bool,
     pub max_body_bytes: u64,
     pub cors: bool,
+    /// Remove `Authorization` before forwarding (the gateway has consumed it).
+    pub strip_credentials: bool,
 }
 
 /// Everything the request path needs, built from one config.
@@ -56,10 +60,14 @@ impl Runtime {
             issues.append(&mut more);
             Router::default()
         });
+        let issuers = authn::build_issuers(&config.auth).unwrap_or_else(|mut more| {
+            issues.append(&mut more);
+            HashMap::new()
+        });
         let routes = config
             .routes
             .iter()
-            .filter_map(|route| build_route(&config, route, &upstreams))
+            .filter_map(|route| build_route(&config, route, &upstreams, &issuers))
             .collect();
         if !issues.is_empty() {
             return Err(issues);
@@ -84,6 +92,7 @@ fn build_route(
     config: &Config,
     route: &RouteConfig,
     upstreams: &HashMap<String, Arc<Upstream>>,
+    issuers: &HashMap<String, Arc<JwtIssuer>>,
 ) -> Option<Route> {
     let methods: Vec<Method> = route
         .methods
@@ -94,6 +103,14 @@ fn build_route(
     if let Some(cors) = &route.cors {
         policies.push(Arc::new(Cors::new(cors, &methods)));
     }
+    if let Some(auth) = &route.auth {
+        let accepted = auth
+            .jwt
+            .iter()
+            .filter_map(|name| issuers.get(name).cloned())
+            .collect();
+        policies.push(Arc::new(Authenticate::new(accepted)));
+    }
     Some(Route {
         name: Arc::from(route.name.as_str()),
         upstream: upstreams.get(&route.upstream)?.clone(),
@@ -102,6 +119,7 @@ fn build_route(
         mask_upstream_errors: route.mask_upstream_errors,
         max_body_bytes: route.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
         cors: route.cors.is_some(),
+        strip_credentials: route.auth.is_some() && !route.forward_credentials,
     })
 }
 

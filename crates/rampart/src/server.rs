@@ -331,6 +331,9 @@ fn reject_hook(gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> OnReject {
             status: err.status().as_u16(),
             decision: Decision::Deny,
             reason: Some(err.detail()),
+            principal: None,
+            auth_method: None,
+
             bytes_in: 0,
             bytes_out: 0,
             duration_us: 0,

@@ -38,6 +38,11 @@ pub struct AuditRecord {
     pub decision: Decision,
     /// The internal reason for a denial or failure; the client only saw the public code.
     pub reason: Option<String>,
+    /// The authenticated subject, if any.
+    pub principal: Option<String>,
+    /// How the principal was authenticated (`jwt`).
+    pub auth_method: Option<&'static str>,
+
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub duration_us: u64,

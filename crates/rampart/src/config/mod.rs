@@ -9,6 +9,8 @@ mod diagnostics;
 pub mod lint;
 pub mod listener;
 pub mod route;
+pub mod secret;
+
 pub mod upstream;
 mod validate;
 
@@ -48,6 +50,9 @@ pub struct Config {
     pub security_headers: SecurityHeadersConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Authentication methods (JWT issuers) that routes refer to.
+    #[serde(default)]
+    pub auth: crate::policy::authn::AuthConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
@@ -160,6 +165,14 @@ impl Config {
             if let Some(tls) = &mut listener.tls {
                 resolve(&mut tls.cert_file);
                 resolve(&mut tls.key_file);
+            }
+        }
+        for issuer in &mut self.auth.jwt {
+            if let Some(file) = &mut issuer.keys_file {
+                resolve(file);
+            }
+            if let Some(file) = issuer.hmac_secret.as_mut().and_then(|s| s.file.as_mut()) {
+                resolve(file);
             }
         }
         for upstream in &mut self.upstreams {

@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::policy::authn::RouteAuthConfig;
 use crate::policy::cors::CorsConfig;
 use crate::policy::headers::SecurityHeadersConfig;
 
@@ -25,6 +26,18 @@ pub struct RouteConfig {
     pub methods: Vec<String>,
     /// The upstream that serves this route.
     pub upstream: String,
+    /// Who may call this route. Every route has `auth` or says `public = true`: nothing is open by
+    /// omission.
+    #[serde(default)]
+    pub auth: Option<RouteAuthConfig>,
+    /// Serve this route without authentication (`check` lists public routes).
+    #[serde(default)]
+    pub public: bool,
+    /// Forward the client's `Authorization` header to the upstream (it is removed by default once
+    /// the gateway has verified it).
+    #[serde(default)]
+    pub forward_credentials: bool,
+
     /// Replace upstream 5xx bodies with a problem document (the original is logged).
     #[serde(default = "super::listener::default_true")]
     pub mask_upstream_errors: bool,

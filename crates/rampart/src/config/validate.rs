@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use super::{Config, Issue, ListenerConfig, RouteConfig, UpstreamConfig};
 use crate::config::listener::MAX_HEADERS_CEILING;
-use crate::policy::{cors, headers};
+use crate::policy::{authn, cors, headers};
 
 pub(super) fn validate(config: &Config) -> Vec<Issue> {
     let mut issues = Vec::new();
@@ -39,6 +39,7 @@ pub(super) fn validate(config: &Config) -> Vec<Issue> {
         &mut issues,
     );
     headers::validate(&config.security_headers, "/security_headers", &mut issues);
+    authn::validate(&config.auth, &mut issues);
     for (i, upstream) in config.upstreams.iter().enumerate() {
         upstream_issues(upstream, &format!("/upstreams/{i}"), &mut issues);
     }
@@ -213,6 +214,33 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
             format!("{ptr}/upstream"),
             format!("no upstream named `{}`", route.upstream),
         ));
+    }
+    match (&route.auth, route.public) {
+        (None, false) => issues.push(Issue::new(
+            ptr,
+            "declare who may call this route: `auth = { ... }`, or `public = true`",
+        )),
+        (Some(_), true) => issues.push(Issue::new(
+            format!("{ptr}/public"),
+            "a route is either `public` or has `auth`, not both",
+        )),
+        (Some(auth), false) => {
+            if auth.jwt.is_empty() {
+                issues.push(Issue::new(
+                    format!("{ptr}/auth"),
+                    "name at least one authentication method",
+                ));
+            }
+            for (i, name) in auth.jwt.iter().enumerate() {
+                if !config.auth.jwt.iter().any(|j| &j.name == name) {
+                    issues.push(Issue::new(
+                        format!("{ptr}/auth/jwt/{i}"),
+                        format!("no JWT issuer named `{name}`"),
+                    ));
+                }
+            }
+        }
+        (None, true) => {}
     }
     if route.max_body_bytes == Some(0) {
         issues.push(Issue::new(

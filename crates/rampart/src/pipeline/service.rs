@@ -99,7 +99,10 @@ fn finish(
         bytes_in: cx.bytes_in,
         bytes_out: 0,
         duration_us: 0,
+        principal: cx.principal.as_ref().map(|p| p.subject.clone()),
+        auth_method: cx.principal.as_ref().map(|p| p.method.as_str()),
         upstream_us: cx.upstream.as_ref().map(|(_, d)| micros(*d)),
+
         upstream: cx.upstream.map(|(target, _)| target),
     };
     let body = AuditBody::new(body, record, cx.started, gateway.audit().clone());
@@ -152,6 +155,9 @@ async fn process(
         trusted,
         route.upstream.preserve_host,
     );
+    if route.strip_credentials {
+        parts.headers.remove(header::AUTHORIZATION);
+    }
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();

@@ -1,6 +1,8 @@
 //! Security policies, one practice per module, each with the same shape: `mod.rs` (runtime and a
 //! module doc stating the threat and invariants), `config.rs`, and tests.
 
+pub mod authn;
 pub mod cors;
+
 pub mod headers;
 pub mod mask;

@@ -1,0 +1,190 @@
+//! Authentication settings: JWT issuers (global `[[auth.jwt]]`) and what each route accepts.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::config::secret::SecretSource;
+
+pub const DEFAULT_LEEWAY_S: u64 = 30;
+/// RFC 8725 practice: clocks may disagree a little, not a lot.
+pub const MAX_LEEWAY_S: u64 = 60;
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+pub const DEFAULT_JWKS_MIN_TTL_S: u64 = 60;
+pub const DEFAULT_JWKS_MAX_TTL_S: u64 = 86_400;
+pub const DEFAULT_JWKS_REFETCH_COOLDOWN_S: u64 = 30;
+pub const DEFAULT_TOKEN_CACHE_ENTRIES: u64 = 100_000;
+/// HMAC secrets shorter than this are refused (RFC 7518 section 3.2 asks for the hash size).
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+/// Global authentication settings.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Trusted JWT issuers, referenced by name from routes.
+    #[serde(default)]
+    pub jwt: Vec<JwtIssuerConfig>,
+}
+
+/// The algorithms a JWT issuer may use. `none` does not exist here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum JwtAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl JwtAlgorithm {
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+
+    pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
+        use jsonwebtoken::Algorithm as A;
+        match self {
+            Self::RS256 => A::RS256,
+            Self::RS384 => A::RS384,
+            Self::RS512 => A::RS512,
+            Self::PS256 => A::PS256,
+            Self::PS384 => A::PS384,
+            Self::PS512 => A::PS512,
+            Self::ES256 => A::ES256,
+            Self::ES384 => A::ES384,
+            Self::EdDSA => A::EdDSA,
+            Self::HS256 => A::HS256,
+            Self::HS384 => A::HS384,
+            Self::HS512 => A::HS512,
+        }
+    }
+
+    /// The name used in the `alg` header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::PS384 => "PS384",
+            Self::PS512 => "PS512",
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::EdDSA => "EdDSA",
+            Self::HS256 => "HS256",
+            Self::HS384 => "HS384",
+            Self::HS512 => "HS512",
+        }
+    }
+}
+
+/// One trusted issuer of JWT access tokens.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuerConfig {
+    /// Name used by routes (`auth = { jwt = ["corp"] }`).
+    pub name: String,
+    /// The exact `iss` value.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Vec<String>,
+    /// Accepted algorithms. The token's `alg` header only selects among these.
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Where the keys come from: exactly one of `jwks_url`, `discovery`, `keys_file`, `hmac_secret`.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Find `jwks_uri` at `{issuer}/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub discovery: bool,
+    /// A JWKS or JWK JSON file, or a PEM public key.
+    #[serde(default)]
+    pub keys_file: Option<PathBuf>,
+    /// Shared secret for HS256/384/512, at least 32 bytes, from a file or an environment variable.
+    #[serde(default)]
+    pub hmac_secret: Option<SecretSource>,
+    /// Allowed clock skew for `exp`, `nbf` and `iat`, at most 60 seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_s: u64,
+    /// Refuse tokens whose `exp - iat` is longer than this.
+    #[serde(default)]
+    pub max_lifetime_s: Option<u64>,
+    /// RFC 9068 access tokens: `typ` must be `at+jwt`, and `sub`, `client_id`, `iat`, `jti` are
+    /// required.
+    #[serde(default)]
+    pub rfc9068: bool,
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// Bounds on how long fetched keys are kept (the response's Cache-Control is clamped to them),
+    /// and the least time between two fetches caused by unknown `kid`s.
+    #[serde(default)]
+    pub jwks_cache: JwksCacheConfig,
+    /// Allow `http://` JWKS and discovery URLs (tests only; `check` flags it).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// The claim holding scopes (space-separated string or array).
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+    /// The claim holding roles (array or space-separated string).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwksCacheConfig {
+    #[serde(default = "default_min_ttl")]
+    pub min_ttl_s: u64,
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl_s: u64,
+    #[serde(default = "default_cooldown")]
+    pub refetch_cooldown_s: u64,
+}
+
+impl Default for JwksCacheConfig {
+    fn default() -> Self {
+        Self {
+            min_ttl_s: DEFAULT_JWKS_MIN_TTL_S,
+            max_ttl_s: DEFAULT_JWKS_MAX_TTL_S,
+            refetch_cooldown_s: DEFAULT_JWKS_REFETCH_COOLDOWN_S,
+        }
+    }
+}
+
+/// What a route requires of its callers. A route has either `auth` or `public = true`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAuthConfig {
+    /// JWT issuers (by name) whose bearer tokens are accepted.
+    #[serde(default)]
+    pub jwt: Vec<String>,
+}
+
+fn default_leeway() -> u64 {
+    DEFAULT_LEEWAY_S
+}
+fn default_max_token_bytes() -> usize {
+    DEFAULT_MAX_TOKEN_BYTES
+}
+fn default_min_ttl() -> u64 {
+    DEFAULT_JWKS_MIN_TTL_S
+}
+fn default_max_ttl() -> u64 {
+    DEFAULT_JWKS_MAX_TTL_S
+}
+fn default_cooldown() -> u64 {
+    DEFAULT_JWKS_REFETCH_COOLDOWN_S
+}
+fn default_scope_claim() -> String {
+    "scope".to_owned()
+}
+fn default_roles_claim() -> String {
+    "roles".to_owned()
+}

@@ -1,0 +1,313 @@
+//! JWT bearer tokens (RFC 7519, RFC 8725, RFC 9068).
+//!
+//! Threats: forged tokens by `alg: none`, RS-to-HS key confusion, keys smuggled in the token
+//! (`jwk`, `jku`, `x5u`, `x5c`), `kid` tricks, replay of expired tokens, tokens for another
+//! audience, parser differentials through duplicate JSON members, JWE where JWS is expected,
+//! oversized tokens. Invariants, checked before any signature work:
+//! - the token is a compact JWS (three parts) no larger than `max_token_bytes`;
+//! - header and claims are JSON objects without duplicate members;
+//! - `alg` is one of the issuer's configured algorithms, compared exactly; `none` cannot be
+//!   configured; the key is looked up by exact `kid` and must belong to the algorithm's family (and
+//!   to the algorithm itself when the key names one);
+//! - `crit` is refused (no extension is understood); embedded keys are ignored;
+//! - `exp`, `iss`, `aud` are required; `nbf` and `iat` are enforced with a leeway of at most 60 s;
+//!   `typ` is `at+jwt` for RFC 9068 issuers.
+//!
+//! jsonwebtoken then checks the signature, `exp`, `nbf`, `iss` and `aud`. Verified tokens are
+//! cached by SHA-256 of the token until they expire, so a repeated token costs a lookup.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use moka::future::Cache;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::config::{
+    DEFAULT_TOKEN_CACHE_ENTRIES, JwtAlgorithm, JwtIssuerConfig, MIN_HMAC_SECRET_BYTES,
+};
+use super::jwks::{CachePolicy, JwksLocation, KeySet, KeySource, RemoteJwks};
+use super::{AuthFailure, strict_json};
+use crate::context::{AuthMethod, Principal};
+
+/// One trusted issuer, ready to verify tokens.
+pub struct JwtIssuer {
+    pub name: Arc<str>,
+    issuer: String,
+    algorithms: Vec<JwtAlgorithm>,
+    keys: KeySource,
+    validation: Validation,
+    leeway: u64,
+    max_lifetime: Option<u64>,
+    rfc9068: bool,
+    max_token_bytes: usize,
+    scope_claim: String,
+    roles_claim: String,
+    verified: Cache<[u8; 32], Arc<Principal>>,
+}
+
+impl JwtIssuer {
+    /// Builds an issuer from a validated config; errors are for the config (unreadable keys).
+    pub fn build(config: &JwtIssuerConfig) -> Result<Self, String> {
+        let keys = key_source(config)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&config.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = config.leeway_s;
+        validation.validate_nbf = true;
+        validation.validate_exp = true;
+        let verified = Cache::builder()
+            .max_capacity(DEFAULT_TOKEN_CACHE_ENTRIES)
+            .expire_after(UntilExpiry)
+            .build();
+        Ok(Self {
+            name: Arc::from(config.name.as_str()),
+            issuer: config.issuer.clone(),
+            algorithms: config.algorithms.clone(),
+            keys,
+            validation,
+            leeway: config.leeway_s,
+            max_lifetime: config.max_lifetime_s,
+            rfc9068: config.rfc9068,
+            max_token_bytes: config.max_token_bytes,
+            scope_claim: config.scope_claim.clone(),
+            roles_claim: config.roles_claim.clone(),
+            verified,
+        })
+    }
+
+    /// The exact `iss` this issuer signs as.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Verifies a compact JWS and returns its principal.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthFailure> {
+        if token.len() > self.max_token_bytes {
+            return Err(AuthFailure::invalid_token(
+                "token larger than max_token_bytes",
+            ));
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(principal) = self.verified.get(&digest).await {
+            return Ok(principal);
+        }
+        let parts = Parts::split(token)?;
+        let alg = self.check_header(&parts.header)?;
+        let kid = parts.header.get("kid").and_then(Value::as_str);
+        let key = self
+            .keys
+            .find(kid, alg.to_jwt())
+            .await
+            .ok_or_else(|| AuthFailure::invalid_token("no key for the token's kid and alg"))?;
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![alg.to_jwt()];
+        jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|e| AuthFailure::invalid_token(format!("JWT rejected: {e}")))?;
+        self.check_times(&parts.claims)?;
+        if self.rfc9068 {
+            for claim in ["sub", "client_id", "iat", "jti"] {
+                if !parts.claims.contains_key(claim) {
+                    return Err(AuthFailure::invalid_token(format!(
+                        "RFC 9068 token without `{claim}`"
+                    )));
+                }
+            }
+        }
+        let principal = Arc::new(self.principal(parts.claims));
+        self.verified.insert(digest, principal.clone()).await;
+        Ok(principal)
+    }
+
+    fn check_header(&self, header: &Map<String, Value>) -> Result<JwtAlgorithm, AuthFailure> {
+        let alg_name = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AuthFailure::invalid_token("no alg"))?;
+        let alg = self
+            .algorithms
+            .iter()
+            .copied()
+            .find(|a| a.name() == alg_name)
+            .ok_or_else(|| {
+                AuthFailure::invalid_token(format!("alg {alg_name:?} not allowed for this issuer"))
+            })?;
+        if header.contains_key("crit") {
+            return Err(AuthFailure::invalid_token(
+                "crit header with an extension we do not understand",
+            ));
+        }
+        if let Some(kid) = header.get("kid")
+            && !kid.is_string()
+        {
+            return Err(AuthFailure::invalid_token("kid is not a string"));
+        }
+        if self.rfc9068 {
+            let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
+            if !typ.eq_ignore_ascii_case("at+jwt")
+                && !typ.eq_ignore_ascii_case("application/at+jwt")
+            {
+                return Err(AuthFailure::invalid_token("typ is not at+jwt"));
+            }
+        }
+        Ok(alg)
+    }
+
+    /// `iat` not in the future, and the lifetime bound (jsonwebtoken does not look at `iat`).
+    fn check_times(&self, claims: &Map<String, Value>) -> Result<(), AuthFailure> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        let iat = match claims.get("iat") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| AuthFailure::invalid_token("iat is not a number"))?,
+            ),
+        };
+        if let Some(iat) = iat
+            && iat > now + self.leeway
+        {
+            return Err(AuthFailure::invalid_token("iat in the future"));
+        }
+        if let Some(max) = self.max_lifetime {
+            let exp = claims
+                .get("exp")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX);
+            let iat = iat
+                .ok_or_else(|| AuthFailure::invalid_token("iat required to bound the lifetime"))?;
+            if exp.saturating_sub(iat) > max {
+                return Err(AuthFailure::invalid_token(
+                    "token lifetime longer than allowed",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn principal(&self, claims: Map<String, Value>) -> Principal {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        Principal {
+            subject: text("sub").unwrap_or_default(),
+            method: AuthMethod::Jwt(self.name.clone()),
+            scopes: string_list(claims.get(&self.scope_claim)),
+            roles: string_list(claims.get(&self.roles_claim)),
+            client_id: text("client_id").or_else(|| text("azp")),
+            expires_at: claims.get("exp").and_then(Value::as_u64),
+            claims,
+        }
+    }
+}
+
+/// A claim that is either a space-separated string or an array of strings.
+fn string_list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A token split and its JSON parsed strictly (signature not yet checked).
+struct Parts {
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+}
+
+impl Parts {
+    fn split(token: &str) -> Result<Self, AuthFailure> {
+        let segments: Vec<&str> = token.split('.').collect();
+        match segments.len() {
+            3 => {}
+            5 => return Err(AuthFailure::invalid_token("JWE where a JWS is expected")),
+            _ => return Err(AuthFailure::invalid_token("not a compact JWS")),
+        }
+        let object =
+            |segment: &str, what: &'static str| -> Result<Map<String, Value>, AuthFailure> {
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(segment)
+                    .map_err(|_| AuthFailure::invalid_token(format!("{what} is not base64url")))?;
+                match strict_json::parse(&bytes) {
+                    Ok(Value::Object(map)) => Ok(map),
+                    Ok(_) => Err(AuthFailure::invalid_token(format!(
+                        "{what} is not a JSON object"
+                    ))),
+                    Err(e) => Err(AuthFailure::invalid_token(format!("{what}: {e}"))),
+                }
+            };
+        Ok(Self {
+            header: object(segments[0], "header")?,
+            claims: object(segments[1], "claims")?,
+        })
+    }
+}
+
+fn key_source(config: &JwtIssuerConfig) -> Result<KeySource, String> {
+    let policy = CachePolicy {
+        min_ttl: Duration::from_secs(config.jwks_cache.min_ttl_s),
+        max_ttl: Duration::from_secs(config.jwks_cache.max_ttl_s),
+        cooldown: Duration::from_secs(config.jwks_cache.refetch_cooldown_s),
+        allow_http: config.allow_insecure_http,
+    };
+    if let Some(url) = &config.jwks_url {
+        return Ok(KeySource::Remote(RemoteJwks::new(
+            &config.name,
+            JwksLocation::Url(url.clone()),
+            policy,
+        )?));
+    }
+    if config.discovery {
+        let location = JwksLocation::Discovery(config.issuer.clone());
+        return Ok(KeySource::Remote(RemoteJwks::new(
+            &config.name,
+            location,
+            policy,
+        )?));
+    }
+    if let Some(path) = &config.keys_file {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return Ok(KeySource::Static(KeySet::from_file_bytes(&bytes)?));
+    }
+    if let Some(source) = &config.hmac_secret {
+        let secret = source.load()?;
+        if secret.expose().len() < MIN_HMAC_SECRET_BYTES {
+            return Err(format!(
+                "an HMAC secret needs at least {MIN_HMAC_SECRET_BYTES} bytes"
+            ));
+        }
+        return Ok(KeySource::Static(KeySet::single(
+            jsonwebtoken::DecodingKey::from_secret(secret.expose()),
+        )));
+    }
+    Err("no key source".to_owned())
+}
+
+/// Cached principals expire with their token.
+struct UntilExpiry;
+
+impl moka::Expiry<[u8; 32], Arc<Principal>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        principal: &Arc<Principal>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        let exp = principal.expires_at.unwrap_or(now);
+        Some(Duration::from_secs(exp.saturating_sub(now)))
+    }
+}

@@ -1,0 +1,257 @@
+//! Authentication: who is calling. Sets `RequestCtx::principal` or refuses the request.
+//!
+//! Threat: callers without valid credentials reaching the upstream; credentials leaking through
+//! URLs. Invariants: a route accepts only the methods it names (today: JWT bearer tokens from named
+//! issuers); a request without credentials, with a credential in the query string, or with an
+//! invalid one never reaches the upstream; the client learns only the RFC 6750 error code
+//! (`invalid_request`, `invalid_token`), while the precise reason goes to the audit log.
+
+mod bearer;
+pub mod config;
+pub mod jwks;
+pub mod jwt;
+mod strict_json;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+pub use config::{AuthConfig, JwtIssuerConfig, RouteAuthConfig};
+pub use jwt::JwtIssuer;
+
+use crate::config::Issue;
+use crate::context::RequestCtx;
+use crate::error::GatewayError;
+use crate::pipeline::{Flow, Policy, Stage};
+
+/// The RFC 6750 class of an authentication failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No credentials at all: `WWW-Authenticate: Bearer realm=...` without an error code.
+    Missing,
+    /// Malformed request (400, `invalid_request`).
+    InvalidRequest,
+    /// Expired, revoked, malformed or forged token (401, `invalid_token`).
+    InvalidToken,
+}
+
+/// Why authentication failed: the kind is public, the reason is for the audit log only.
+#[derive(Debug, Clone)]
+pub struct AuthFailure {
+    pub kind: FailureKind,
+    pub reason: Cow<'static, str>,
+}
+
+impl AuthFailure {
+    pub fn missing(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind: FailureKind::Missing,
+            reason: reason.into(),
+        }
+    }
+    pub fn invalid_request(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind: FailureKind::InvalidRequest,
+            reason: reason.into(),
+        }
+    }
+    pub fn invalid_token(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind: FailureKind::InvalidToken,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// The authentication stage of one route.
+pub struct Authenticate {
+    issuers: Vec<Arc<JwtIssuer>>,
+}
+
+impl Authenticate {
+    pub fn new(issuers: Vec<Arc<JwtIssuer>>) -> Self {
+        Self { issuers }
+    }
+
+    async fn authenticate(
+        &self,
+        req: &http::request::Parts,
+        cx: &mut RequestCtx,
+    ) -> Result<(), AuthFailure> {
+        if bearer::query_has_credential(req.uri.query()) {
+            return Err(AuthFailure::invalid_request(
+                "credential in the query string",
+            ));
+        }
+        let token = bearer::bearer_token(&req.headers)?
+            .ok_or_else(|| AuthFailure::missing("no bearer token"))?;
+        let issuer = self.issuer_for(token)?;
+        cx.principal = Some(issuer.verify(token).await?);
+        Ok(())
+    }
+
+    /// Picks the issuer by the token's (unverified) `iss`; the chosen issuer then verifies it all.
+    fn issuer_for(&self, token: &str) -> Result<&Arc<JwtIssuer>, AuthFailure> {
+        if let [only] = self.issuers.as_slice() {
+            return Ok(only);
+        }
+        let iss = unverified_issuer(token)
+            .ok_or_else(|| AuthFailure::invalid_token("no readable iss"))?;
+        self.issuers
+            .iter()
+            .find(|i| i.issuer() == iss)
+            .ok_or_else(|| AuthFailure::invalid_token("issuer not accepted on this route"))
+    }
+}
+
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+impl Policy for Authenticate {
+    fn name(&self) -> &'static str {
+        "authn"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::Authenticate
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        req: &'a mut http::request::Parts,
+        cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
+        Box::pin(async move {
+            self.authenticate(req, cx)
+                .await
+                .map_err(GatewayError::Unauthenticated)?;
+            Ok(Flow::Continue)
+        })
+    }
+}
+
+/// Checks the `[auth]` table.
+pub fn validate(config: &AuthConfig, issues: &mut Vec<Issue>) {
+    let mut names = std::collections::HashSet::new();
+    for (i, issuer) in config.jwt.iter().enumerate() {
+        let ptr = format!("/auth/jwt/{i}");
+        if !names.insert(issuer.name.as_str()) {
+            issues.push(Issue::new(
+                format!("{ptr}/name"),
+                format!("duplicate issuer name `{}`", issuer.name),
+            ));
+        }
+        validate_issuer(issuer, &ptr, issues);
+    }
+}
+
+fn validate_issuer(c: &JwtIssuerConfig, ptr: &str, issues: &mut Vec<Issue>) {
+    let sources = [
+        c.jwks_url.is_some(),
+        c.discovery,
+        c.keys_file.is_some(),
+        c.hmac_secret.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        issues.push(Issue::new(
+            ptr,
+            "set exactly one of `jwks_url`, `discovery`, `keys_file`, `hmac_secret`",
+        ));
+    }
+    if c.audiences.is_empty() || c.audiences.iter().any(String::is_empty) {
+        issues.push(Issue::new(
+            format!("{ptr}/audiences"),
+            "at least one non-empty audience is required",
+        ));
+    }
+    if c.issuer.is_empty() {
+        issues.push(Issue::new(format!("{ptr}/issuer"), "must not be empty"));
+    }
+    if c.algorithms.is_empty() {
+        issues.push(Issue::new(
+            format!("{ptr}/algorithms"),
+            "list the accepted algorithms",
+        ));
+    }
+    let hmac = c.algorithms.iter().any(|a| a.is_hmac());
+    let asymmetric = c.algorithms.iter().any(|a| !a.is_hmac());
+    if hmac && c.hmac_secret.is_none() {
+        issues.push(Issue::new(
+            format!("{ptr}/algorithms"),
+            "HS256/384/512 need an explicit `hmac_secret`",
+        ));
+    }
+    if c.hmac_secret.is_some() && asymmetric {
+        issues.push(Issue::new(
+            format!("{ptr}/algorithms"),
+            "an HMAC issuer accepts HMAC algorithms only",
+        ));
+    }
+    if c.leeway_s > config::MAX_LEEWAY_S {
+        issues.push(Issue::new(
+            format!("{ptr}/leeway_s"),
+            format!("at most {}", config::MAX_LEEWAY_S),
+        ));
+    }
+    for (field, url) in [
+        ("jwks_url", c.jwks_url.as_deref()),
+        ("issuer", c.discovery.then_some(c.issuer.as_str())),
+    ] {
+        if let Some(url) = url
+            && !url.starts_with("https://")
+            && !(c.allow_insecure_http && url.starts_with("http://"))
+        {
+            issues.push(Issue::new(
+                format!("{ptr}/{field}"),
+                "must be https:// (or set allow_insecure_http for tests)",
+            ));
+        }
+    }
+    if c.jwks_cache.min_ttl_s > c.jwks_cache.max_ttl_s {
+        issues.push(Issue::new(
+            format!("{ptr}/jwks_cache"),
+            "min_ttl_s is above max_ttl_s",
+        ));
+    }
+    if c.max_token_bytes < 256 || c.max_token_bytes > 65_536 {
+        issues.push(Issue::new(
+            format!("{ptr}/max_token_bytes"),
+            "must be between 256 and 65536",
+        ));
+    }
+}
+
+/// Builds every issuer; errors point at the issuer's config.
+pub fn build_issuers(config: &AuthConfig) -> Result<HashMap<String, Arc<JwtIssuer>>, Vec<Issue>> {
+    let mut issuers = HashMap::new();
+    let mut issues = Vec::new();
+    for (i, issuer) in config.jwt.iter().enumerate() {
+        match JwtIssuer::build(issuer) {
+            Ok(built) => {
+                issuers.insert(issuer.name.clone(), Arc::new(built));
+            }
+            Err(why) => issues.push(Issue::new(format!("/auth/jwt/{i}"), why)),
+        }
+    }
+    if issues.is_empty() {
+        Ok(issuers)
+    } else {
+        Err(issues)
+    }
+}
