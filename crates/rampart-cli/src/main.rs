@@ -175,6 +175,15 @@ async fn check(path: &Path, strict: bool) -> ExitCode {
         );
     }
     let c = &runtime.config;
+    let public: Vec<&str> = c
+        .routes
+        .iter()
+        .filter(|r| r.public)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !public.is_empty() {
+        println!("public routes (no authentication): {}", public.join(", "));
+    }
     println!(
         "ok: {} listener(s), {} upstream(s), {} route(s); {} warning(s)",
         c.listeners.len(),

@@ -221,12 +221,21 @@ async fn demo_runs_with_no_setup_and_its_printed_calls_behave() {
         .find(|w| w.starts_with("https://"))
         .unwrap()
         .to_owned();
+    let export = wait_for_line(&mut out, "export TOKEN=").await;
+    let token = export.trim().trim_start_matches("export TOKEN=").to_owned();
     wait_for_line(&mut out, "Ctrl-C stops the demo").await;
     let ca = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
     let client = Client::new(&url, Some(&ca), true);
-    let ok = client.get("/api/orders/42").await;
+    let req = client
+        .request(http::Method::GET, "/api/orders/42")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Default::default())
+        .unwrap();
+    let ok = client.send(req).await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.json()["id"], 42);
+    let unauthenticated = client.get("/api/orders/42").await;
+    assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
     assert_eq!(client.get("/admin").await.status, StatusCode::NOT_FOUND);
     let masked = client.get("/api/crash").await;
     assert_eq!(masked.status, StatusCode::INTERNAL_SERVER_ERROR);

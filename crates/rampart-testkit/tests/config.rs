@@ -157,6 +157,14 @@ bind = \"0.0.0.0:9901\"
 trusted_proxies = [\"0.0.0.0/0\"]
 refuse_methods = [\"CONNECT\"]
 
+[[auth.jwt]]
+name = \"idp\"
+issuer = \"http://idp\"
+audiences = [\"a\"]
+algorithms = [\"ES256\"]
+jwks_url = \"http://idp/jwks\"
+allow_insecure_http = true
+
 [[upstreams]]
 name = \"api\"
 targets = [\"http://10.1.2.3:80\"]

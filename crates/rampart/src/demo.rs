@@ -4,7 +4,6 @@
 
 mod api;
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,7 +32,7 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
         .map_err(|e| format!("demo API: {e}"))?;
     let api_addr = api.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(serve_demo_api(api));
-    let config_path = write_files(&dir, options.port, api_addr)?;
+    let (config_path, token) = write_files(&dir, options.port, api_addr)?;
     let prepared = crate::run::prepare(&config_path)
         .await
         .map_err(|e| e.to_string())?;
@@ -43,24 +42,52 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
         .map(|(_, addr)| *addr)
         .ok_or("no listener")?;
     let admin = prepared.admin_address();
-    println!("{}", banner(&dir, gateway, admin));
+    println!("{}", banner(&dir, gateway, admin, &token));
     prepared.serve(shutdown).await;
     println!("rampart demo stopped; files kept in {}", dir.display());
     Ok(())
 }
 
-fn write_files(dir: &Path, port: u16, api: SocketAddr) -> Result<PathBuf, String> {
+/// The demo's token issuer and audience.
+const DEMO_ISSUER: &str = "https://issuer.demo.rampart.local";
+const DEMO_AUDIENCE: &str = "demo-api";
+
+/// Writes the certificate, the issuer's public key and the config; returns the config path and a
+/// token signed by the demo issuer (valid for 24 hours).
+fn write_files(dir: &Path, port: u16, api: SocketAddr) -> Result<(PathBuf, String), String> {
     let (cert, key) = crate::tls::self_signed(&["localhost", "127.0.0.1"])?;
     let write = |name: &str, text: &str| {
         std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
     };
     write("cert.pem", &cert)?;
     write("key.pem", &key)?;
+    let (public_pem, token) = demo_token()?;
+    write("issuer-public.pem", &public_pem)?;
     let config = DEMO_CONFIG
         .replace("{port}", &port.to_string())
         .replace("{api}", &api.to_string());
     write("rampart.toml", &config)?;
-    Ok(dir.join("rampart.toml"))
+    Ok((dir.join("rampart.toml"), token))
+}
+
+/// A fresh ES256 issuer key and a token it signed for the demo user.
+fn demo_token() -> Result<(String, String), String> {
+    let pair =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let signing = jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())
+        .map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": DEMO_ISSUER, "aud": DEMO_AUDIENCE, "sub": "demo-user",
+        "iat": now, "exp": now + 24 * 3600, "scope": "orders:read orders:write",
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("demo-1".to_owned());
+    let token = jsonwebtoken::encode(&header, &claims, &signing).map_err(|e| e.to_string())?;
+    Ok((pair.public_key_pem(), token))
 }
 
 const DEMO_CONFIG: &str = r#"# Written by `rampart demo`. Every setting not given here has its secure default.
@@ -75,6 +102,13 @@ bind = "127.0.0.1:0"
 [audit]
 file = "audit.log"
 
+[[auth.jwt]]
+name = "demo"
+issuer = "https://issuer.demo.rampart.local"
+audiences = ["demo-api"]
+algorithms = ["ES256"]
+keys_file = "issuer-public.pem"
+
 [[upstreams]]
 name = "demo-api"
 targets = ["http://{api}"]
@@ -85,9 +119,9 @@ name = "orders"
 path_prefix = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "demo-api"
-public = true
+auth = { jwt = ["demo"] }
 max_body_bytes = 1024
-cors = { allow_origins = ["https://app.example.com", "https://*.example.com"], allow_headers = ["content-type"] }
+cors = { allow_origins = ["https://app.example.com", "https://*.example.com"], allow_headers = ["content-type", "authorization"] }
 
 [[routes]]
 name = "status"
@@ -102,58 +136,43 @@ upstream = "demo-api"
 public = true
 "#;
 
-fn banner(dir: &Path, gateway: SocketAddr, admin: Option<SocketAddr>) -> String {
+fn banner(dir: &Path, gateway: SocketAddr, admin: Option<SocketAddr>, token: &str) -> String {
     let cacert = dir.join("cert.pem");
     let base = format!("https://localhost:{}", gateway.port());
     let curl = format!("curl -sS -i --cacert {}", cacert.display());
-    let mut out = String::new();
-    let mut line = |text: String| {
-        let _ = writeln!(out, "{text}");
-    };
-    line(format!(
-        "Rampart demo: gateway {base} (TLS 1.2/1.3, HTTP/2 and HTTP/1.1) in front of a demo API"
-    ));
-    line(format!(
-        "Config {}, audit log {}",
-        dir.join("rampart.toml").display(),
-        dir.join("audit.log").display()
-    ));
-    if let Some(admin) = admin {
-        line(format!("Admin: http://{admin}/metrics  /live  /ready"));
-    }
-    line(String::new());
-    line("Allowed:".into());
-    line(format!("  {curl} {base}/api/orders/42"));
-    line(
-        "Refused by the gateway, each with a problem+json body, and never sent to the API:".into(),
-    );
-    line(format!("  no route (404):            {curl} {base}/admin"));
-    line(format!(
-        "  wrong method (405):        {curl} -X DELETE {base}/api/orders/42"
-    ));
-    line(format!(
-        "  TRACE (405):               {curl} -X TRACE {base}/api/status"
-    ));
-    line(format!(
-        "  encoded traversal (400):   {curl} --path-as-is '{base}/api/orders/..%2F..%2Fadmin'"
-    ));
-    line(format!(
-        "  body over 1 KiB (413):     head -c 4096 /dev/zero | {curl} -X POST --data-binary @- {base}/api/orders"
-    ));
-    line(format!(
-        "  CORS origin refused (403): {curl} -X OPTIONS -H 'Origin: https://example.com.evil.net' -H 'Access-Control-Request-Method: POST' {base}/api/orders"
-    ));
-    line(format!(
-        "  CL+TE smuggling (400):     printf 'POST /api/orders HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 4\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n' | openssl s_client -quiet -connect 127.0.0.1:{}",
-        gateway.port()
-    ));
-    line("Allowed CORS preflight, answered by the gateway:".into());
-    line(format!(
-        "  {curl} -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' {base}/api/orders"
-    ));
-    line("Upstream 500 masked (stack trace and Server header stay inside):".into());
-    line(format!("  {curl} {base}/api/crash"));
-    line(String::new());
-    line("Ctrl-C stops the demo.".into());
-    out
+    let auth = "-H \"Authorization: Bearer $TOKEN\"";
+    let port = gateway.port();
+    let config = dir.join("rampart.toml");
+    let audit = dir.join("audit.log");
+    let admin = admin.map_or_else(String::new, |a| {
+        format!("Admin: http://{a}/metrics  /live  /ready\n")
+    });
+    format!(
+        r#"Rampart demo: gateway {base} (TLS 1.2/1.3, HTTP/2 and HTTP/1.1) in front of a demo API
+Config {config}, audit log {audit}
+{admin}
+A token from the demo issuer (ES256, valid 24 h):
+  export TOKEN={token}
+Allowed:
+  {curl} {auth} {base}/api/orders/42
+Refused by the gateway, each with a problem+json body, and never sent to the API:
+  no token (401):            {curl} {base}/api/orders/42
+  forged token (401):        {curl} -H "Authorization: Bearer ${{TOKEN%.*}}.AAAA" {base}/api/orders/42
+  token in the URL (400):    {curl} "{base}/api/orders/42?access_token=$TOKEN"
+  no route (404):            {curl} {base}/admin
+  wrong method (405):        {curl} {auth} -X DELETE {base}/api/orders/42
+  TRACE (405):               {curl} -X TRACE {base}/api/status
+  encoded traversal (400):   {curl} --path-as-is '{base}/api/orders/..%2F..%2Fadmin'
+  body over 1 KiB (413):     head -c 4096 /dev/zero | {curl} {auth} -X POST --data-binary @- {base}/api/orders
+  CORS origin refused (403): {curl} -X OPTIONS -H 'Origin: https://example.com.evil.net' -H 'Access-Control-Request-Method: POST' {base}/api/orders
+  CL+TE smuggling (400):     printf 'POST /api/orders HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' | openssl s_client -quiet -connect 127.0.0.1:{port}
+Allowed CORS preflight, answered by the gateway:
+  {curl} -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' {base}/api/orders
+Upstream 500 masked (stack trace and Server header stay inside):
+  {curl} {base}/api/crash
+
+Ctrl-C stops the demo."#,
+        config = config.display(),
+        audit = audit.display(),
+    )
 }

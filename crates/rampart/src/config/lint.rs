@@ -20,7 +20,7 @@ pub struct Finding {
 }
 
 /// Every rule id with a one-line description.
-pub const RULES: [(&str, &str); 12] = [
+pub const RULES: [(&str, &str); 13] = [
     (
         "plaintext-listener-exposed",
         "a plaintext listener is bound to a non-loopback address",
@@ -57,6 +57,10 @@ pub const RULES: [(&str, &str); 12] = [
         "a trusted-proxy range of /8 (IPv4) or /32 (IPv6) or wider",
     ),
     ("trace-allowed", "TRACE is not in `proxy.refuse_methods`"),
+    (
+        "jwt-insecure-http",
+        "a JWT issuer may fetch keys over plain HTTP",
+    ),
 ];
 
 /// Runs every rule.
@@ -112,6 +116,18 @@ pub fn lint(config: &Config) -> Vec<Finding> {
         }
     }
     headers_findings(&config.security_headers, "/security_headers", &mut flag);
+    for (i, issuer) in config.auth.jwt.iter().enumerate() {
+        if issuer.allow_insecure_http {
+            flag(
+                "jwt-insecure-http",
+                format!("/auth/jwt/{i}/allow_insecure_http"),
+                format!(
+                    "issuer `{}` keys can be replaced on the network",
+                    issuer.name
+                ),
+            );
+        }
+    }
     for (i, u) in config.upstreams.iter().enumerate() {
         if !u.tls.verify {
             flag(
