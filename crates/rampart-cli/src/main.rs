@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod keys;
+
 use clap::{Parser, Subcommand};
 use rampart::config::{self, ConfigSource, lint};
 
@@ -46,6 +48,10 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage API keys through the admin API.
+    Keys(keys::KeysArgs),
+    /// Make an admin API token; prints the token (keep it secret) and the hash for the config.
+    AdminToken,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +88,19 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Keys(args) => match runtime.block_on(keys::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::AdminToken => {
+            let (token, hash) = rampart::admin::api::new_admin_token();
+            println!("token: {token}");
+            println!("config: [admin] token_sha256 = \"{hash}\"");
+            ExitCode::SUCCESS
         }
         Command::Config {
             command: ConfigCommand::Schema,
@@ -141,7 +160,7 @@ async fn check(path: &Path, strict: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match rampart::gateway::load(&source) {
+    let runtime = match rampart::gateway::load(&source, &rampart::gateway::Services::default()) {
         Ok(rt) => rt,
         Err(errors) => {
             for e in &errors.errors {

@@ -223,6 +223,8 @@ async fn demo_runs_with_no_setup_and_its_printed_calls_behave() {
         .to_owned();
     let export = wait_for_line(&mut out, "export TOKEN=").await;
     let token = export.trim().trim_start_matches("export TOKEN=").to_owned();
+    let export = wait_for_line(&mut out, "export KEY=").await;
+    let api_key = export.trim().trim_start_matches("export KEY=").to_owned();
     wait_for_line(&mut out, "Ctrl-C stops the demo").await;
     let ca = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
     let client = Client::new(&url, Some(&ca), true);
@@ -234,6 +236,12 @@ async fn demo_runs_with_no_setup_and_its_printed_calls_behave() {
     let ok = client.send(req).await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.json()["id"], 42);
+    let with_key = client
+        .request(http::Method::GET, "/api/orders/42")
+        .header("x-api-key", api_key)
+        .body(Default::default())
+        .unwrap();
+    assert_eq!(client.send(with_key).await.status, StatusCode::OK);
     let unauthenticated = client.get("/api/orders/42").await;
     assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
     assert_eq!(client.get("/admin").await.status, StatusCode::NOT_FOUND);
@@ -253,4 +261,97 @@ async fn demo_runs_with_no_setup_and_its_printed_calls_behave() {
             .count()
             >= 3
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_command_creates_lists_and_revokes_through_the_admin_api() {
+    let upstream = RecordingUpstream::start().await;
+    let routes = format!(
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\nauth = {{ api_key = true }}\n",
+        upstream.url()
+    );
+    let gw = rampart_testkit::TestGateway::builder()
+        .api_keys()
+        .admin_token()
+        .config(&routes)
+        .start()
+        .await;
+    let admin_url = format!("http://{}", gw.admin);
+    let token = gw.admin_token.clone().unwrap();
+    let keys = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("keys")
+            .args(args)
+            .env("RAMPART_ADMIN_URL", &admin_url)
+            .env("RAMPART_ADMIN_TOKEN", &token)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        keys(&[
+            "create", "--name", "ci", "--owner", "team-a", "--scopes", "a,b",
+        ])
+    });
+    assert!(ok, "{stderr}");
+    let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["record"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["record"]["scopes"], serde_json::json!(["a", "b"]));
+    let client = gw.client();
+    let call = |key: String| {
+        let client = client.clone();
+        async move {
+            let req = client
+                .request(http::Method::GET, "/x")
+                .header("x-api-key", key)
+                .body(Default::default())
+                .unwrap();
+            client.send(req).await.status
+        }
+    };
+    assert_eq!(call(key.clone()).await, StatusCode::OK);
+    let (ok, stdout, _) = tokio::task::block_in_place(|| keys(&["list"]));
+    assert!(ok && stdout.contains(&id) && !stdout.contains(&key));
+    let (ok, _, stderr) = tokio::task::block_in_place(|| keys(&["revoke", &id]));
+    assert!(ok, "{stderr}");
+    assert_eq!(call(key).await, StatusCode::UNAUTHORIZED);
+    let (ok, _, stderr) = tokio::task::block_in_place(|| keys(&["get", "key_missing"]));
+    assert!(!ok && stderr.contains("404"), "{stderr}");
+}
+
+#[test]
+fn admin_token_prints_a_token_and_its_hash() {
+    let out = std::process::Command::new(BIN)
+        .arg("admin-token")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let token = text.lines().next().unwrap().trim_start_matches("token: ");
+    let hash = text.lines().nth(1).unwrap().split('"').nth(1).unwrap();
+    use std::fmt::Write;
+    let digest = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut digest = digest;
+    std::io::Write::write_all(digest.stdin.as_mut().unwrap(), token.as_bytes()).unwrap();
+    let out = digest.wait_with_output().unwrap();
+    let mut expected = String::new();
+    write!(
+        expected,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+    .unwrap();
+    assert_eq!(hash, expected);
+    assert!(token.len() >= 43);
 }

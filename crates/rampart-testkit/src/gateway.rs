@@ -17,6 +17,9 @@ pub struct TestGatewayBuilder {
     watch_config: bool,
     listeners: Option<String>,
     audit: String,
+    api_keys: bool,
+    store_url: Option<String>,
+    admin_token: bool,
     sections: String,
 }
 
@@ -30,6 +33,25 @@ impl TestGatewayBuilder {
     /// Reload on config file change.
     pub fn watch_config(mut self) -> Self {
         self.watch_config = true;
+        self
+    }
+
+    /// Enables API keys with a fresh server secret (SQLite store in the temp directory unless
+    /// `store_url` says otherwise).
+    pub fn api_keys(mut self) -> Self {
+        self.api_keys = true;
+        self
+    }
+
+    /// The store URL (e.g. a `PgServer`'s).
+    pub fn store_url(mut self, url: &str) -> Self {
+        self.store_url = Some(url.to_owned());
+        self
+    }
+
+    /// Enables the admin API with a fresh token (`TestGateway::admin_token`).
+    pub fn admin_token(mut self) -> Self {
+        self.admin_token = true;
         self
     }
 
@@ -67,8 +89,24 @@ impl TestGatewayBuilder {
         } else {
             "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\ntls = { cert_file = \"cert.pem\", key_file = \"key.pem\" }\n".to_owned()
         };
+        let admin_token = self.admin_token.then(rampart::admin::api::new_admin_token);
+        let admin_line = admin_token.as_ref().map_or(String::new(), |(_, hash)| {
+            format!("token_sha256 = \"{hash}\"\n")
+        });
+        let mut extra = String::new();
+        if self.api_keys {
+            std::fs::write(
+                dir.path().join("keys.secret"),
+                "test-secret-0123456789-0123456789-0123456789",
+            )
+            .expect("secret");
+            extra.push_str("[api_keys]\nhmac_secret = { file = \"keys.secret\" }\n\n");
+        }
+        if let Some(url) = &self.store_url {
+            extra.push_str(&format!("[store]\nurl = \"{url}\"\n\n"));
+        }
         let text = format!(
-            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[audit]\nfile = \"audit.log\"\n{}\n[server]\nwatch_config = {}\ndrain_timeout_ms = 5000\n\n{}",
+            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n{admin_line}\n[audit]\nfile = \"audit.log\"\n{}\n[server]\nwatch_config = {}\ndrain_timeout_ms = 5000\n\n{extra}{}",
             self.listeners.unwrap_or(listener),
             self.audit,
             self.watch_config,
@@ -87,6 +125,7 @@ impl TestGatewayBuilder {
             let _ = stopped.await;
         }));
         TestGateway {
+            admin_token: admin_token.map(|(token, _)| token),
             addr: addrs[0].1,
             addrs,
             admin,
@@ -110,6 +149,8 @@ pub struct TestGateway {
     pub ca_pem: String,
     pub config_path: PathBuf,
     pub dir: tempfile::TempDir,
+    /// The admin API token, when enabled.
+    pub admin_token: Option<String>,
     tls: bool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -144,6 +185,37 @@ impl TestGateway {
     pub async fn audit(&self) -> Vec<serde_json::Value> {
         self.gateway.audit().flush().await;
         read_audit(&self.dir.path().join("audit.log"))
+    }
+
+    /// A client for the admin listener (add the token yourself to test refusals).
+    pub fn admin_client(&self) -> Client {
+        Client::new(&format!("http://{}", self.admin), None, false)
+    }
+
+    /// Calls the admin API with the token; returns the response.
+    pub async fn admin(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> TestResponse {
+        let client = self.admin_client();
+        let token = self
+            .admin_token
+            .as_deref()
+            .expect("admin_token() not enabled");
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        let request = client
+            .request(method, path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .expect("request");
+        client.send(request).await
     }
 
     /// The Prometheus text from the admin listener.

@@ -8,12 +8,14 @@
 mod client;
 mod gateway;
 mod issuer;
+mod pg;
 mod raw;
 mod upstream;
 
 pub use client::{Client, TestResponse};
 pub use gateway::read_audit;
 pub use issuer::{TestIssuer, TestKey, alg_name, now};
+pub use pg::PgServer;
 
 pub use gateway::{TestGateway, TestGatewayBuilder};
 pub use raw::{RawExchange, WAIT, raw_exchange, raw_tls_exchange};

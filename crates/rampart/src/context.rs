@@ -108,12 +108,15 @@ pub struct RequestCtx {
 pub enum AuthMethod {
     /// A JWT from the named issuer.
     Jwt(Arc<str>),
+    /// An API key, by key id.
+    ApiKey(Arc<str>),
 }
 
 impl AuthMethod {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Jwt(_) => "jwt",
+            Self::ApiKey(_) => "api_key",
         }
     }
 }

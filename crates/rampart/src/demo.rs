@@ -36,13 +36,25 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
     let prepared = crate::run::prepare(&config_path)
         .await
         .map_err(|e| e.to_string())?;
+    let api_key = match &prepared.gateway.services.api_keys {
+        Some(keys) => {
+            let new = crate::policy::authn::api_key::NewKey {
+                name: "demo".into(),
+                owner: "demo-team".into(),
+                scopes: vec!["orders:read".into()],
+                ..Default::default()
+            };
+            keys.create(&new).await.map_err(|e| e.to_string())?.1
+        }
+        None => String::new(),
+    };
     let gateway = prepared
         .addresses()
         .first()
         .map(|(_, addr)| *addr)
         .ok_or("no listener")?;
     let admin = prepared.admin_address();
-    println!("{}", banner(&dir, gateway, admin, &token));
+    println!("{}", banner(&dir, gateway, admin, &token, &api_key));
     prepared.serve(shutdown).await;
     println!("rampart demo stopped; files kept in {}", dir.display());
     Ok(())
@@ -63,6 +75,10 @@ fn write_files(dir: &Path, port: u16, api: SocketAddr) -> Result<(PathBuf, Strin
     write("key.pem", &key)?;
     let (public_pem, token) = demo_token()?;
     write("issuer-public.pem", &public_pem)?;
+    write(
+        "api-keys.secret",
+        &crate::policy::authn::api_key::generate(),
+    )?;
     let config = DEMO_CONFIG
         .replace("{port}", &port.to_string())
         .replace("{api}", &api.to_string());
@@ -109,6 +125,9 @@ audiences = ["demo-api"]
 algorithms = ["ES256"]
 keys_file = "issuer-public.pem"
 
+[api_keys]
+hmac_secret = { file = "api-keys.secret" }
+
 [[upstreams]]
 name = "demo-api"
 targets = ["http://{api}"]
@@ -119,7 +138,7 @@ name = "orders"
 path_prefix = "/api/orders"
 methods = ["GET", "POST"]
 upstream = "demo-api"
-auth = { jwt = ["demo"] }
+auth = { jwt = ["demo"], api_key = true }
 max_body_bytes = 1024
 cors = { allow_origins = ["https://app.example.com", "https://*.example.com"], allow_headers = ["content-type", "authorization"] }
 
@@ -136,7 +155,13 @@ upstream = "demo-api"
 public = true
 "#;
 
-fn banner(dir: &Path, gateway: SocketAddr, admin: Option<SocketAddr>, token: &str) -> String {
+fn banner(
+    dir: &Path,
+    gateway: SocketAddr,
+    admin: Option<SocketAddr>,
+    token: &str,
+    api_key: &str,
+) -> String {
     let cacert = dir.join("cert.pem");
     let base = format!("https://localhost:{}", gateway.port());
     let curl = format!("curl -sS -i --cacert {}", cacert.display());
@@ -151,12 +176,15 @@ fn banner(dir: &Path, gateway: SocketAddr, admin: Option<SocketAddr>, token: &st
         r#"Rampart demo: gateway {base} (TLS 1.2/1.3, HTTP/2 and HTTP/1.1) in front of a demo API
 Config {config}, audit log {audit}
 {admin}
-A token from the demo issuer (ES256, valid 24 h):
+A token from the demo issuer (ES256, valid 24 h), and an API key issued by Rampart (stored hashed):
   export TOKEN={token}
+  export KEY={api_key}
 Allowed:
   {curl} {auth} {base}/api/orders/42
+  {curl} -H "X-API-Key: $KEY" {base}/api/orders/42
 Refused by the gateway, each with a problem+json body, and never sent to the API:
   no token (401):            {curl} {base}/api/orders/42
+  unknown API key (401):     {curl} -H "X-API-Key: rmp_000000000000000000000000000000000000" {base}/api/orders/42
   forged token (401):        {curl} -H "Authorization: Bearer ${{TOKEN%.*}}.AAAA" {base}/api/orders/42
   token in the URL (400):    {curl} "{base}/api/orders/42?access_token=$TOKEN"
   no route (404):            {curl} {base}/admin

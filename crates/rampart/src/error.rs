@@ -54,6 +54,15 @@ pub enum GatewayError {
     UpstreamStatusMasked(StatusCode),
     #[error("the client request body failed: {0}")]
     ClientBody(String),
+    /// An admin API resource (a key id) that does not exist.
+    #[error("not found: {0}")]
+    ResourceNotFound(String),
+    /// An admin API request body or parameter that is not acceptable.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A dependency (the store) is not configured or not reachable.
+    #[error("service unavailable: {0}")]
+    ServiceUnavailable(String),
     /// A bug: a panic in a policy or the proxy, caught at the edge.
     #[error("internal error: {0}")]
     Internal(String),
@@ -83,6 +92,9 @@ impl GatewayError {
             Self::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamStatusMasked(status) => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ResourceNotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -107,6 +119,9 @@ impl GatewayError {
             Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "upstream_error",
             Self::ClientBody(_) => "bad_request_body",
             Self::Internal(_) => "internal_error",
+            Self::ResourceNotFound(_) => "not_found",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::ServiceUnavailable(_) => "service_unavailable",
         }
     }
 
@@ -133,6 +148,9 @@ impl GatewayError {
             Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "The service failed",
             Self::ClientBody(_) => "The request body could not be read",
             Self::Internal(_) => "Internal error",
+            Self::ResourceNotFound(_) => "No such resource",
+            Self::InvalidInput(_) => "The request is not valid",
+            Self::ServiceUnavailable(_) => "A required service is unavailable",
         }
     }
 
@@ -275,6 +293,9 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::UpstreamStatusMasked(StatusCode::INTERNAL_SERVER_ERROR),
         GatewayError::ClientBody(String::new()),
         GatewayError::Internal(String::new()),
+        GatewayError::ResourceNotFound(String::new()),
+        GatewayError::InvalidInput(String::new()),
+        GatewayError::ServiceUnavailable(String::new()),
     ];
     for e in &all {
         match e {
@@ -293,7 +314,10 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::UpstreamFailed(_)
             | GatewayError::UpstreamStatusMasked(_)
             | GatewayError::ClientBody(_)
-            | GatewayError::Internal(_) => {}
+            | GatewayError::Internal(_)
+            | GatewayError::ResourceNotFound(_)
+            | GatewayError::InvalidInput(_)
+            | GatewayError::ServiceUnavailable(_) => {}
         }
     }
     all

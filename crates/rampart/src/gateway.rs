@@ -12,8 +12,9 @@ use http::Method;
 use crate::audit::AuditSink;
 use crate::config::{Config, ConfigErrors, ConfigSource, Issue, RouteConfig};
 use crate::pipeline::{Pipeline, Policy};
-use crate::policy::authn::{self, Authenticate, JwtIssuer};
+use crate::policy::authn::{self, ApiKeys, Authenticate, JwtIssuer, KeyAuth};
 use crate::policy::cors::Cors;
+use crate::store::Store;
 
 use crate::policy::headers::SecurityHeaders;
 use crate::proxy::router::Router;
@@ -28,8 +29,42 @@ pub struct Route {
     pub mask_upstream_errors: bool,
     pub max_body_bytes: u64,
     pub cors: bool,
-    /// Remove `Authorization` before forwarding (the gateway has consumed it).
-    pub strip_credentials: bool,
+    /// Credential headers removed before forwarding (the gateway has consumed them).
+    pub strip_credentials: Vec<http::HeaderName>,
+}
+
+/// Process-level services that outlive config reloads: the store and the key service.
+#[derive(Clone, Default)]
+pub struct Services {
+    pub api_keys: Option<Arc<ApiKeys>>,
+    /// The config file, for reloads requested through the admin API.
+    pub config_path: Option<std::path::PathBuf>,
+}
+
+impl Services {
+    /// Opens the store and starts the key service when the config needs them.
+    pub async fn start(config: &Config) -> Result<Self, String> {
+        let Some(keys) = &config.api_keys else {
+            return Ok(Self::default());
+        };
+        let secret = keys
+            .hmac_secret
+            .load()
+            .map_err(|e| format!("api_keys.hmac_secret: {e}"))?;
+        if secret.expose().len() < authn::config::MIN_HMAC_SECRET_BYTES {
+            return Err("api_keys.hmac_secret: at least 32 bytes are required".to_owned());
+        }
+        let store = Store::connect(&config.store.url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let grace = std::time::Duration::from_secs(keys.rotation_grace_s);
+        let service = ApiKeys::new(store, secret, grace);
+        service.spawn_usage_writer();
+        Ok(Self {
+            api_keys: Some(service),
+            config_path: None,
+        })
+    }
 }
 
 /// Everything the request path needs, built from one config.
@@ -45,7 +80,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// Builds the runtime objects; must run inside a tokio runtime (health probes are tasks).
-    pub fn build(config: Config) -> Result<Self, Vec<Issue>> {
+    pub fn build(config: Config, services: &Services) -> Result<Self, Vec<Issue>> {
         let mut issues = Vec::new();
         let mut upstreams = HashMap::new();
         for (i, upstream) in config.upstreams.iter().enumerate() {
@@ -67,7 +102,7 @@ impl Runtime {
         let routes = config
             .routes
             .iter()
-            .filter_map(|route| build_route(&config, route, &upstreams, &issuers))
+            .filter_map(|route| build_route(&config, route, &upstreams, &issuers, services))
             .collect();
         if !issues.is_empty() {
             return Err(issues);
@@ -93,6 +128,7 @@ fn build_route(
     route: &RouteConfig,
     upstreams: &HashMap<String, Arc<Upstream>>,
     issuers: &HashMap<String, Arc<JwtIssuer>>,
+    services: &Services,
 ) -> Option<Route> {
     let methods: Vec<Method> = route
         .methods
@@ -109,7 +145,14 @@ fn build_route(
             .iter()
             .filter_map(|name| issuers.get(name).cloned())
             .collect();
-        policies.push(Arc::new(Authenticate::new(accepted)));
+        let key_auth = match (&services.api_keys, &config.api_keys) {
+            (Some(keys), Some(settings)) if auth.api_key => Some(KeyAuth {
+                keys: keys.clone(),
+                header: http::HeaderName::from_bytes(settings.header.as_bytes()).ok()?,
+            }),
+            _ => None,
+        };
+        policies.push(Arc::new(Authenticate::new(accepted, key_auth)));
     }
     Some(Route {
         name: Arc::from(route.name.as_str()),
@@ -119,14 +162,14 @@ fn build_route(
         mask_upstream_errors: route.mask_upstream_errors,
         max_body_bytes: route.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
         cors: route.cors.is_some(),
-        strip_credentials: route.auth.is_some() && !route.forward_credentials,
+        strip_credentials: credential_headers(config, route),
     })
 }
 
 /// Parses, validates and builds a config, with every error located in the source.
-pub fn load(source: &ConfigSource) -> Result<Runtime, ConfigErrors> {
+pub fn load(source: &ConfigSource, services: &Services) -> Result<Runtime, ConfigErrors> {
     let config = crate::config::parse(source)?;
-    Runtime::build(config).map_err(|issues| source.locate(issues))
+    Runtime::build(config, services).map_err(|issues| source.locate(issues))
 }
 
 /// The running gateway shared by all connections.
@@ -134,14 +177,16 @@ pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     audit: AuditSink,
     draining: AtomicBool,
+    pub services: Services,
 }
 
 impl Gateway {
-    pub fn new(runtime: Runtime, audit: AuditSink) -> Arc<Self> {
+    pub fn new(runtime: Runtime, audit: AuditSink, services: Services) -> Arc<Self> {
         Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             audit,
             draining: AtomicBool::new(false),
+            services,
         })
     }
 
@@ -168,4 +213,24 @@ impl Gateway {
     pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
+}
+
+/// The credential headers removed before forwarding: the gateway has consumed them.
+fn credential_headers(config: &Config, route: &RouteConfig) -> Vec<http::HeaderName> {
+    let Some(auth) = &route.auth else {
+        return Vec::new();
+    };
+    if route.forward_credentials {
+        return Vec::new();
+    }
+    let mut headers = vec![http::header::AUTHORIZATION];
+    if auth.api_key
+        && let Some(name) = config
+            .api_keys
+            .as_ref()
+            .and_then(|k| http::HeaderName::from_bytes(k.header.as_bytes()).ok())
+    {
+        headers.push(name);
+    }
+    headers
 }

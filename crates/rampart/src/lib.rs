@@ -23,3 +23,4 @@ pub mod tls;
 pub mod watch;
 
 pub use gateway::{Gateway, Runtime};
+pub mod store;

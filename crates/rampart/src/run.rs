@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::audit::AuditSink;
 use crate::config::{ConfigErrors, ConfigSource};
-use crate::gateway::{self, Gateway};
+use crate::gateway::{self, Gateway, Runtime, Services};
 use crate::server::{self, BoundListener};
 use crate::watch::{self, FileWatch};
 
@@ -28,6 +28,8 @@ pub enum StartError {
     Bind(String),
     #[error("audit log: {0}")]
     Audit(std::io::Error),
+    #[error("{0}")]
+    Services(String),
 }
 
 /// A gateway that is bound and ready to serve.
@@ -89,7 +91,13 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
         path: config_path.to_path_buf(),
         source,
     })?;
-    let runtime = gateway::load(&source).map_err(StartError::Config)?;
+    let config = crate::config::parse(&source).map_err(StartError::Config)?;
+    let mut services = Services::start(&config)
+        .await
+        .map_err(StartError::Services)?;
+    services.config_path = Some(config_path.to_path_buf());
+    let runtime = Runtime::build(config, &services)
+        .map_err(|issues| StartError::Config(source.locate(issues)))?;
     let audit = AuditSink::start(&runtime.config.audit).map_err(StartError::Audit)?;
     let listeners = server::bind(&runtime.config)
         .await
@@ -127,7 +135,7 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
         }
     }
     Ok(Prepared {
-        gateway: Gateway::new(runtime, audit),
+        gateway: Gateway::new(runtime, audit, services),
         listeners,
         admin,
         config_path: config_path.to_path_buf(),
@@ -142,7 +150,7 @@ pub fn reload(gateway: &Gateway, path: &Path) -> Result<(), StartError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let runtime = gateway::load(&source).map_err(StartError::Config)?;
+    let runtime = gateway::load(&source, &gateway.services).map_err(StartError::Config)?;
     let old = gateway.runtime();
     if format!("{:?}", old.config.listeners) != format!("{:?}", runtime.config.listeners)
         || format!("{:?}", old.config.admin) != format!("{:?}", runtime.config.admin)

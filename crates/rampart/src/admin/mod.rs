@@ -1,80 +1,96 @@
-//! The admin listener: Prometheus `/metrics`, `/live` and `/ready`. Loopback by default; `check`
-//! warns when it is not. The authenticated admin API (keys, reloads) joins it with authentication.
+//! The admin listener (loopback by default): Prometheus `/metrics`, `/live`, `/ready`, and, when
+//! `admin.token_sha256` is set, the admin API under `/v1`.
+//!
+//! Threat: anyone who reaches the admin port minting keys or reloading config. Invariants: every
+//! `/v1` call needs `Authorization: Bearer <admin token>`; only the token's SHA-256 is configured
+//! (a 256-bit random token needs no slow hash) and it is compared in constant time; the admin API
+//! never accepts data-plane credentials; every `/v1` call, refused ones included, is written to
+//! the audit log on the `admin` listener; a key's plaintext is returned once, at creation or
+//! rotation, and never again.
+
+pub mod api;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::{self, Body};
 use crate::context::RequestId;
 use crate::error::{self, GatewayError};
 use crate::gateway::Gateway;
 
 /// Serves the admin endpoints until `stop` is cancelled.
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let gateway = gateway.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(route(&gateway, &req)) }
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+    let app = router(gateway);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %e, "admin listener failed");
     }
 }
 
-fn route(gateway: &Gateway, req: &Request<Incoming>) -> Response<Body> {
-    if req.method() != Method::GET {
-        let allow = HeaderValue::from_static("GET");
-        return error::into_response(
-            &GatewayError::MethodNotAllowed { allow },
-            RequestId::generate().as_str(),
-        );
-    }
-    match req.uri().path() {
-        "/metrics" => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            crate::telemetry::metrics_handle().render(),
-        ),
-        "/live" => text(
-            StatusCode::OK,
-            "application/json",
-            r#"{"status":"live"}"#.to_owned(),
-        ),
-        "/ready" if gateway.is_ready() => text(
+/// The admin application.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/live", get(live))
+        .route("/ready", get(ready))
+        .merge(api::routes(gateway.clone()))
+        .fallback(not_found)
+        .with_state(gateway)
+}
+
+async fn metrics() -> Response {
+    text(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        crate::telemetry::metrics_handle().render(),
+    )
+}
+
+async fn live() -> Response {
+    text(
+        StatusCode::OK,
+        "application/json",
+        r#"{"status":"live"}"#.to_owned(),
+    )
+}
+
+async fn ready(axum::extract::State(gateway): axum::extract::State<Arc<Gateway>>) -> Response {
+    if gateway.is_ready() {
+        text(
             StatusCode::OK,
             "application/json",
             r#"{"status":"ready"}"#.to_owned(),
-        ),
-        "/ready" => text(
+        )
+    } else {
+        text(
             StatusCode::SERVICE_UNAVAILABLE,
             "application/json",
             r#"{"status":"draining"}"#.to_owned(),
-        ),
-        _ => error::into_response(&GatewayError::RouteNotFound, RequestId::generate().as_str()),
+        )
     }
 }
 
-fn text(status: StatusCode, content_type: &'static str, body_text: String) -> Response<Body> {
-    let mut response = Response::new(body::full(body_text));
-    *response.status_mut() = status;
+async fn not_found() -> Result<Response, Infallible> {
+    Ok(problem(&GatewayError::RouteNotFound))
+}
+
+/// An error as a problem document (the one mapping in `error`).
+pub(crate) fn problem(err: &GatewayError) -> Response {
+    error::into_response(err, RequestId::generate().as_str()).map(AxumBody::new)
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (status, body).into_response();
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

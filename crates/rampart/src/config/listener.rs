@@ -75,6 +75,10 @@ pub struct AdminConfig {
     pub enabled: bool,
     #[serde(default = "default_admin_bind")]
     pub bind: SocketAddr,
+    /// SHA-256 (hex) of the admin API token; the admin API (`/v1/...`) is served only when set.
+    /// `rampart admin-token` makes a token and prints its hash.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
 }
 
 impl Default for AdminConfig {
@@ -82,6 +86,7 @@ impl Default for AdminConfig {
         Self {
             enabled: true,
             bind: default_admin_bind(),
+            token_sha256: None,
         }
     }
 }

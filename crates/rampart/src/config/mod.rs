@@ -53,6 +53,12 @@ pub struct Config {
     /// Authentication methods (JWT issuers) that routes refer to.
     #[serde(default)]
     pub auth: crate::policy::authn::AuthConfig,
+    /// API keys issued by Rampart.
+    #[serde(default)]
+    pub api_keys: Option<crate::policy::authn::config::ApiKeysConfig>,
+    /// Where keys and other state live.
+    #[serde(default)]
+    pub store: StoreConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
@@ -154,7 +160,33 @@ fn strip_null(schema: &mut serde_json::Value) {
     }
 }
 
+/// The database.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite:FILE` (relative to the config file; created if missing) or `postgres://...`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: default_store_url(),
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite:rampart.db".to_owned()
+}
+
 impl Config {
+    /// Whether the store is needed (API keys or the admin API).
+    pub fn needs_store(&self) -> bool {
+        self.api_keys.is_some()
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -182,6 +214,19 @@ impl Config {
         }
         if let Some(file) = &mut self.audit.file {
             resolve(file);
+        }
+        if let Some(file) = self
+            .api_keys
+            .as_mut()
+            .and_then(|k| k.hmac_secret.file.as_mut())
+        {
+            resolve(file);
+        }
+        if let Some(path) = self.store.url.strip_prefix("sqlite:")
+            && !path.starts_with('/')
+            && !path.starts_with(":memory:")
+        {
+            self.store.url = format!("sqlite:{}", base.join(path).display());
         }
     }
 }

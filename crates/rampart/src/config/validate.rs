@@ -40,6 +40,39 @@ pub(super) fn validate(config: &Config) -> Vec<Issue> {
     );
     headers::validate(&config.security_headers, "/security_headers", &mut issues);
     authn::validate(&config.auth, &mut issues);
+    if let Some(keys) = &config.api_keys {
+        if http::HeaderName::from_bytes(keys.header.as_bytes()).is_err()
+            || keys.header.eq_ignore_ascii_case("authorization")
+        {
+            issues.push(Issue::new(
+                "/api_keys/header",
+                "must be a header name other than Authorization",
+            ));
+        }
+        if keys.hmac_secret.file.is_some() == keys.hmac_secret.env.is_some() {
+            issues.push(Issue::new(
+                "/api_keys/hmac_secret",
+                "set exactly one of `file` or `env`",
+            ));
+        }
+    }
+    if !(config.store.url.starts_with("sqlite:")
+        || config.store.url.starts_with("postgres://")
+        || config.store.url.starts_with("postgresql://"))
+    {
+        issues.push(Issue::new(
+            "/store/url",
+            "must start with sqlite: or postgres://",
+        ));
+    }
+    if let Some(hash) = &config.admin.token_sha256
+        && (hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        issues.push(Issue::new(
+            "/admin/token_sha256",
+            "must be 64 hex characters (the SHA-256 of the token)",
+        ));
+    }
     for (i, upstream) in config.upstreams.iter().enumerate() {
         upstream_issues(upstream, &format!("/upstreams/{i}"), &mut issues);
     }
@@ -225,10 +258,16 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
             "a route is either `public` or has `auth`, not both",
         )),
         (Some(auth), false) => {
-            if auth.jwt.is_empty() {
+            if auth.jwt.is_empty() && !auth.api_key {
                 issues.push(Issue::new(
                     format!("{ptr}/auth"),
                     "name at least one authentication method",
+                ));
+            }
+            if auth.api_key && config.api_keys.is_none() {
+                issues.push(Issue::new(
+                    format!("{ptr}/auth/api_key"),
+                    "API keys need an `[api_keys]` table",
                 ));
             }
             for (i, name) in auth.jwt.iter().enumerate() {

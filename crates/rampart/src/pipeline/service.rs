@@ -155,8 +155,8 @@ async fn process(
         trusted,
         route.upstream.preserve_host,
     );
-    if route.strip_credentials {
-        parts.headers.remove(header::AUTHORIZATION);
+    for name in &route.strip_credentials {
+        parts.headers.remove(name);
     }
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;

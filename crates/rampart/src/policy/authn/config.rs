@@ -165,6 +165,34 @@ pub struct RouteAuthConfig {
     /// JWT issuers (by name) whose bearer tokens are accepted.
     #[serde(default)]
     pub jwt: Vec<String>,
+    /// Accept API keys (from the `[api_keys]` header).
+    #[serde(default)]
+    pub api_key: bool,
+}
+
+/// Default grace window of a rotated key: one day.
+pub const DEFAULT_ROTATION_GRACE_S: u64 = 86_400;
+
+/// API keys issued by Rampart (stored in `[store]`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeysConfig {
+    /// The server secret keying the stored hashes (at least 32 bytes). Losing it invalidates every
+    /// key; leaking it lets a database dump be tested against guesses.
+    pub hmac_secret: SecretSource,
+    /// The request header carrying the key.
+    #[serde(default = "default_key_header")]
+    pub header: String,
+    /// How long a rotated key keeps working by default.
+    #[serde(default = "default_grace")]
+    pub rotation_grace_s: u64,
+}
+
+fn default_key_header() -> String {
+    "x-api-key".to_owned()
+}
+fn default_grace() -> u64 {
+    DEFAULT_ROTATION_GRACE_S
 }
 
 fn default_leeway() -> u64 {

@@ -6,6 +6,7 @@
 //! invalid one never reaches the upstream; the client learns only the RFC 6750 error code
 //! (`invalid_request`, `invalid_token`), while the precise reason goes to the audit log.
 
+pub mod api_key;
 mod bearer;
 pub mod config;
 pub mod jwks;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
+pub use api_key::ApiKeys;
 pub use config::{AuthConfig, JwtIssuerConfig, RouteAuthConfig};
 pub use jwt::JwtIssuer;
 
@@ -72,14 +74,22 @@ impl std::fmt::Display for AuthFailure {
     }
 }
 
+/// API keys as a route accepts them: the service and the header they come in.
+#[derive(Clone)]
+pub struct KeyAuth {
+    pub keys: Arc<ApiKeys>,
+    pub header: http::HeaderName,
+}
+
 /// The authentication stage of one route.
 pub struct Authenticate {
     issuers: Vec<Arc<JwtIssuer>>,
+    api_keys: Option<KeyAuth>,
 }
 
 impl Authenticate {
-    pub fn new(issuers: Vec<Arc<JwtIssuer>>) -> Self {
-        Self { issuers }
+    pub fn new(issuers: Vec<Arc<JwtIssuer>>, api_keys: Option<KeyAuth>) -> Self {
+        Self { issuers, api_keys }
     }
 
     async fn authenticate(
@@ -91,6 +101,22 @@ impl Authenticate {
             return Err(AuthFailure::invalid_request(
                 "credential in the query string",
             ));
+        }
+        if let Some(key_auth) = &self.api_keys {
+            let mut values = req.headers.get_all(&key_auth.header).iter();
+            if let Some(value) = values.next() {
+                if values.next().is_some() {
+                    return Err(AuthFailure::invalid_request("more than one API key header"));
+                }
+                let key = value
+                    .to_str()
+                    .map_err(|_| AuthFailure::invalid_token("malformed API key"))?;
+                cx.principal = Some(Arc::new(key_auth.keys.authenticate(key).await?));
+                return Ok(());
+            }
+        }
+        if self.issuers.is_empty() {
+            return Err(AuthFailure::missing("no API key"));
         }
         let token = bearer::bearer_token(&req.headers)?
             .ok_or_else(|| AuthFailure::missing("no bearer token"))?;
