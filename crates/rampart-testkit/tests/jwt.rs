@@ -310,7 +310,19 @@ async fn token_in_the_query_string_is_refused() {
 
 #[tokio::test]
 async fn random_kid_spray_causes_at_most_one_jwks_fetch_per_cooldown() {
-    let s = setup("").await;
+    // Brute-force blocking off, so that every forged token reaches the key lookup.
+    let issuer = TestIssuer::start().await;
+    let upstream = RecordingUpstream::start().await;
+    let text = format!(
+        "[brute_force]\nenabled = false\n{}",
+        config(&issuer, &upstream, "")
+    );
+    let gw = TestGateway::builder().config(&text).start().await;
+    let s = Setup {
+        issuer,
+        upstream,
+        gw,
+    };
     assert_eq!(
         call(&s.gw, &s.issuer.token("rsa-1", AUD)).await.status,
         StatusCode::OK

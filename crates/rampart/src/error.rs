@@ -13,6 +13,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::body::Body;
 use crate::policy::authn::{AuthFailure, FailureKind};
+use crate::policy::authz::Shortfall;
 
 /// Why the gateway refused or failed a request. The variant is the public decision; the payload is
 /// internal detail for the audit log.
@@ -43,6 +44,12 @@ pub enum GatewayError {
     /// Missing or invalid credentials (RFC 6750).
     #[error("authentication failed: {0}")]
     Unauthenticated(crate::policy::authn::AuthFailure),
+    /// Authenticated, but not allowed on this route.
+    #[error("not authorized: {0}")]
+    Forbidden(crate::policy::authz::Shortfall),
+    /// Too many failed authentications from this client address.
+    #[error("client blocked after repeated authentication failures")]
+    ClientBlocked { retry_after_s: u64 },
     #[error("no healthy upstream target")]
     UpstreamUnavailable,
     #[error("upstream did not answer within {timeout_ms} ms")]
@@ -82,7 +89,8 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
-            Self::CorsRejected(_) => StatusCode::FORBIDDEN,
+            Self::CorsRejected(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::ClientBlocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::InvalidRequest => StatusCode::BAD_REQUEST,
                 FailureKind::Missing | FailureKind::InvalidToken => StatusCode::UNAUTHORIZED,
@@ -109,6 +117,9 @@ impl GatewayError {
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => "method_not_allowed",
             Self::CorsRejected(_) => "cors_rejected",
+            Self::Forbidden(Shortfall::Scope(_)) => "insufficient_scope",
+            Self::Forbidden(Shortfall::Other(_)) => "forbidden",
+            Self::ClientBlocked { .. } => "too_many_failures",
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::Missing => "unauthenticated",
                 FailureKind::InvalidRequest => "invalid_request",
@@ -138,6 +149,9 @@ impl GatewayError {
                 "This method is not allowed here"
             }
             Self::CorsRejected(_) => "This cross-origin request is not allowed",
+            Self::Forbidden(Shortfall::Scope(_)) => "The credentials lack a required scope",
+            Self::Forbidden(Shortfall::Other(_)) => "The caller may not do this",
+            Self::ClientBlocked { .. } => "Too many failed authentications; try again later",
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::Missing => "Authentication is required",
                 FailureKind::InvalidRequest => "The credentials are malformed",
@@ -171,6 +185,17 @@ impl GatewayError {
             }
             Self::UpstreamUnavailable => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::Forbidden(Shortfall::Scope(scopes)) => {
+                let challenge = format!(
+                    r#"Bearer realm="rampart", error="insufficient_scope", scope="{scopes}""#
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(WWW_AUTHENTICATE, value);
+                }
+            }
+            Self::ClientBlocked { retry_after_s } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
             Self::Unauthenticated(f) => {
                 let challenge = match f.kind {
@@ -287,6 +312,9 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::Unauthenticated(AuthFailure::missing("")),
         GatewayError::Unauthenticated(AuthFailure::invalid_request("")),
         GatewayError::Unauthenticated(AuthFailure::invalid_token("")),
+        GatewayError::Forbidden(Shortfall::Scope(String::new())),
+        GatewayError::Forbidden(Shortfall::Other(String::new())),
+        GatewayError::ClientBlocked { retry_after_s: 1 },
         GatewayError::UpstreamUnavailable,
         GatewayError::UpstreamTimeout { timeout_ms: 0 },
         GatewayError::UpstreamFailed(String::new()),
@@ -309,6 +337,8 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::MethodRefused(_)
             | GatewayError::CorsRejected(_)
             | GatewayError::Unauthenticated(_)
+            | GatewayError::Forbidden(_)
+            | GatewayError::ClientBlocked { .. }
             | GatewayError::UpstreamUnavailable
             | GatewayError::UpstreamTimeout { .. }
             | GatewayError::UpstreamFailed(_)

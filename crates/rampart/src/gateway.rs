@@ -12,8 +12,11 @@ use http::Method;
 use crate::audit::AuditSink;
 use crate::config::{Config, ConfigErrors, ConfigSource, Issue, RouteConfig};
 use crate::pipeline::{Pipeline, Policy};
+use crate::policy::authn::brute_force::BruteForceGuard;
 use crate::policy::authn::{self, ApiKeys, Authenticate, JwtIssuer, KeyAuth};
+use crate::policy::authz::Authorize;
 use crate::policy::cors::Cors;
+use crate::policy::identity::IdentityHeaders;
 use crate::store::Store;
 
 use crate::policy::headers::SecurityHeaders;
@@ -37,6 +40,8 @@ pub struct Route {
 #[derive(Clone, Default)]
 pub struct Services {
     pub api_keys: Option<Arc<ApiKeys>>,
+    /// Failed-authentication counters per client address (kept across reloads).
+    pub brute_force: Option<Arc<BruteForceGuard>>,
     /// The config file, for reloads requested through the admin API.
     pub config_path: Option<std::path::PathBuf>,
 }
@@ -44,8 +49,12 @@ pub struct Services {
 impl Services {
     /// Opens the store and starts the key service when the config needs them.
     pub async fn start(config: &Config) -> Result<Self, String> {
+        let brute_force = BruteForceGuard::new(&config.brute_force);
         let Some(keys) = &config.api_keys else {
-            return Ok(Self::default());
+            return Ok(Self {
+                brute_force,
+                ..Self::default()
+            });
         };
         let secret = keys
             .hmac_secret
@@ -62,6 +71,7 @@ impl Services {
         service.spawn_usage_writer();
         Ok(Self {
             api_keys: Some(service),
+            brute_force,
             config_path: None,
         })
     }
@@ -76,6 +86,8 @@ pub struct Runtime {
     pub refused_methods: Vec<Method>,
     /// Security headers for responses that have no route (404, framing errors).
     pub default_headers: SecurityHeaders,
+    /// Verified-identity headers for upstreams.
+    pub identity: IdentityHeaders,
 }
 
 impl Runtime {
@@ -115,6 +127,7 @@ impl Runtime {
                 .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                 .collect(),
             default_headers: SecurityHeaders::new(&config.security_headers, None),
+            identity: IdentityHeaders::new(&config.upstream_identity),
             config: Arc::new(config),
             router,
             routes,
@@ -152,7 +165,15 @@ fn build_route(
             }),
             _ => None,
         };
-        policies.push(Arc::new(Authenticate::new(accepted, key_auth)));
+        policies.push(Arc::new(Authenticate::new(
+            accepted,
+            key_auth,
+            services.brute_force.clone(),
+        )));
+    }
+    if let Some(authorize) = &route.authorize {
+        let rbac = Arc::new(config.rbac.roles.clone());
+        policies.push(Arc::new(Authorize::new(authorize, rbac)));
     }
     Some(Route {
         name: Arc::from(route.name.as_str()),

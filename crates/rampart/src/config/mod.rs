@@ -59,6 +59,15 @@ pub struct Config {
     /// Where keys and other state live.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Roles and the permissions they grant (`authorize.permissions` on routes).
+    #[serde(default)]
+    pub rbac: crate::policy::authz::RbacConfig,
+    /// Blocking client addresses that keep failing authentication.
+    #[serde(default)]
+    pub brute_force: crate::policy::authn::brute_force::BruteForceConfig,
+    /// Headers carrying the verified identity to upstreams (client copies are always removed).
+    #[serde(default)]
+    pub upstream_identity: crate::policy::identity::IdentityHeadersConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]

@@ -30,6 +30,9 @@ pub struct RouteConfig {
     /// omission.
     #[serde(default)]
     pub auth: Option<RouteAuthConfig>,
+    /// What an authenticated caller must have (scopes, roles, permissions, claims).
+    #[serde(default)]
+    pub authorize: Option<crate::policy::authz::AuthorizeConfig>,
     /// Serve this route without authentication (`check` lists public routes).
     #[serde(default)]
     pub public: bool,

@@ -40,6 +40,14 @@ pub(super) fn validate(config: &Config) -> Vec<Issue> {
     );
     headers::validate(&config.security_headers, "/security_headers", &mut issues);
     authn::validate(&config.auth, &mut issues);
+    config.upstream_identity.validate(&mut issues);
+    let bf = &config.brute_force;
+    if bf.max_failures == 0 || bf.window_s == 0 || bf.block_s == 0 {
+        issues.push(Issue::new(
+            "/brute_force",
+            "max_failures, window_s and block_s must be greater than 0",
+        ));
+    }
     if let Some(keys) = &config.api_keys {
         if http::HeaderName::from_bytes(keys.header.as_bytes()).is_err()
             || keys.header.eq_ignore_ascii_case("authorization")
@@ -280,6 +288,30 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
             }
         }
         (None, true) => {}
+    }
+    if route.authorize.is_some() && route.auth.is_none() {
+        issues.push(Issue::new(
+            format!("{ptr}/authorize"),
+            "authorization needs authentication: add `auth`",
+        ));
+    }
+    for (i, permission) in route
+        .authorize
+        .iter()
+        .flat_map(|a| a.permissions.iter().enumerate())
+    {
+        if !config
+            .rbac
+            .roles
+            .values()
+            .flatten()
+            .any(|p| p == permission)
+        {
+            issues.push(Issue::new(
+                format!("{ptr}/authorize/permissions/{i}"),
+                format!("no role in `[rbac.roles]` grants `{permission}`"),
+            ));
+        }
     }
     if route.max_body_bytes == Some(0) {
         issues.push(Issue::new(

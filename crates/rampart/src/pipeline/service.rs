@@ -158,6 +158,9 @@ async fn process(
     for name in &route.strip_credentials {
         parts.headers.remove(name);
     }
+    runtime
+        .identity
+        .apply(&mut parts.headers, cx.principal.as_deref());
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();

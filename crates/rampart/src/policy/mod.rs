@@ -2,7 +2,9 @@
 //! module doc stating the threat and invariants), `config.rs`, and tests.
 
 pub mod authn;
+pub mod authz;
 pub mod cors;
 
 pub mod headers;
+pub mod identity;
 pub mod mask;

@@ -8,6 +8,7 @@
 
 pub mod api_key;
 mod bearer;
+pub mod brute_force;
 pub mod config;
 pub mod jwks;
 pub mod jwt;
@@ -85,11 +86,43 @@ pub struct KeyAuth {
 pub struct Authenticate {
     issuers: Vec<Arc<JwtIssuer>>,
     api_keys: Option<KeyAuth>,
+    guard: Option<Arc<brute_force::BruteForceGuard>>,
 }
 
 impl Authenticate {
-    pub fn new(issuers: Vec<Arc<JwtIssuer>>, api_keys: Option<KeyAuth>) -> Self {
-        Self { issuers, api_keys }
+    pub fn new(
+        issuers: Vec<Arc<JwtIssuer>>,
+        api_keys: Option<KeyAuth>,
+        guard: Option<Arc<brute_force::BruteForceGuard>>,
+    ) -> Self {
+        Self {
+            issuers,
+            api_keys,
+            guard,
+        }
+    }
+
+    /// Authentication with brute-force accounting around it.
+    async fn guarded(
+        &self,
+        req: &http::request::Parts,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        if let Some(guard) = &self.guard
+            && let Some(retry_after_s) = guard.blocked_for(cx.client_ip).await
+        {
+            return Err(GatewayError::ClientBlocked { retry_after_s });
+        }
+        let Err(mut failure) = self.authenticate(req, cx).await else {
+            return Ok(());
+        };
+        if let Some(guard) = &self.guard
+            && failure.kind != FailureKind::Missing
+            && guard.record_failure(cx.client_ip).await
+        {
+            failure.reason = format!("{} (client now blocked)", failure.reason).into();
+        }
+        Err(GatewayError::Unauthenticated(failure))
     }
 
     async fn authenticate(
@@ -164,9 +197,7 @@ impl Policy for Authenticate {
         cx: &'a mut RequestCtx,
     ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
         Box::pin(async move {
-            self.authenticate(req, cx)
-                .await
-                .map_err(GatewayError::Unauthenticated)?;
+            self.guarded(req, cx).await?;
             Ok(Flow::Continue)
         })
     }
