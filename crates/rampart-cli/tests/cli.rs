@@ -242,6 +242,16 @@ async fn demo_runs_with_no_setup_and_its_printed_calls_behave() {
         .body(Default::default())
         .unwrap();
     assert_eq!(client.send(with_key).await.status, StatusCode::OK);
+    let req = client
+        .request(http::Method::GET, "/api/reports")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Default::default())
+        .unwrap();
+    assert_eq!(
+        client.send(req).await.status,
+        StatusCode::FORBIDDEN,
+        "the demo token lacks reports:read"
+    );
     let unauthenticated = client.get("/api/orders/42").await;
     assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
     assert_eq!(client.get("/admin").await.status, StatusCode::NOT_FOUND);

@@ -143,6 +143,13 @@ max_body_bytes = 1024
 cors = { allow_origins = ["https://app.example.com", "https://*.example.com"], allow_headers = ["content-type", "authorization"] }
 
 [[routes]]
+name = "reports"
+path = "/api/reports"
+upstream = "demo-api"
+auth = { jwt = ["demo"], api_key = true }
+authorize = { scopes = ["reports:read"] }
+
+[[routes]]
 name = "status"
 path = "/api/status"
 upstream = "demo-api"
@@ -185,6 +192,7 @@ Allowed:
 Refused by the gateway, each with a problem+json body, and never sent to the API:
   no token (401):            {curl} {base}/api/orders/42
   unknown API key (401):     {curl} -H "X-API-Key: rmp_000000000000000000000000000000000000" {base}/api/orders/42
+  missing scope (403):       {curl} {auth} {base}/api/reports
   forged token (401):        {curl} -H "Authorization: Bearer ${{TOKEN%.*}}.AAAA" {base}/api/orders/42
   token in the URL (400):    {curl} "{base}/api/orders/42?access_token=$TOKEN"
   no route (404):            {curl} {base}/admin

@@ -40,6 +40,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         (&Method::GET, "/api/status") => {
             json(StatusCode::OK, r#"{"status":"ok","version":"demo"}"#.into())
         }
+        (&Method::GET, "/api/reports") => json(StatusCode::OK, r#"{"orders_today":2}"#.into()),
         (&Method::GET, "/api/orders") => json(
             StatusCode::OK,
             r#"[{"id":41,"item":"keyboard","qty":1},{"id":42,"item":"monitor","qty":2}]"#.into(),
