@@ -7,6 +7,7 @@
 
 mod client;
 mod gateway;
+pub mod interop;
 mod issuer;
 mod pg;
 mod raw;

@@ -110,6 +110,8 @@ pub enum AuthMethod {
     Jwt(Arc<str>),
     /// An API key, by key id.
     ApiKey(Arc<str>),
+    /// An opaque token checked by the named introspection server.
+    Introspection(Arc<str>),
 }
 
 impl AuthMethod {
@@ -117,6 +119,7 @@ impl AuthMethod {
         match self {
             Self::Jwt(_) => "jwt",
             Self::ApiKey(_) => "api_key",
+            Self::Introspection(_) => "introspection",
         }
     }
 }

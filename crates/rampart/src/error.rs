@@ -94,6 +94,7 @@ impl GatewayError {
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::InvalidRequest => StatusCode::BAD_REQUEST,
                 FailureKind::Missing | FailureKind::InvalidToken => StatusCode::UNAUTHORIZED,
+                FailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -124,6 +125,7 @@ impl GatewayError {
                 FailureKind::Missing => "unauthenticated",
                 FailureKind::InvalidRequest => "invalid_request",
                 FailureKind::InvalidToken => "invalid_token",
+                FailureKind::Unavailable => "auth_unavailable",
             },
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
@@ -156,6 +158,7 @@ impl GatewayError {
                 FailureKind::Missing => "Authentication is required",
                 FailureKind::InvalidRequest => "The credentials are malformed",
                 FailureKind::InvalidToken => "The credentials are not valid",
+                FailureKind::Unavailable => "The credentials cannot be checked right now",
             },
             Self::UpstreamUnavailable => "The service is temporarily unavailable",
             Self::UpstreamTimeout { .. } => "The service did not answer in time",
@@ -204,6 +207,10 @@ impl GatewayError {
                         r#"Bearer realm="rampart", error="invalid_request""#
                     }
                     FailureKind::InvalidToken => r#"Bearer realm="rampart", error="invalid_token""#,
+                    FailureKind::Unavailable => {
+                        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                        return;
+                    }
                 };
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
@@ -312,6 +319,7 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::Unauthenticated(AuthFailure::missing("")),
         GatewayError::Unauthenticated(AuthFailure::invalid_request("")),
         GatewayError::Unauthenticated(AuthFailure::invalid_token("")),
+        GatewayError::Unauthenticated(AuthFailure::unavailable("")),
         GatewayError::Forbidden(Shortfall::Scope(String::new())),
         GatewayError::Forbidden(Shortfall::Other(String::new())),
         GatewayError::ClientBlocked { retry_after_s: 1 },

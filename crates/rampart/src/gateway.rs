@@ -107,14 +107,20 @@ impl Runtime {
             issues.append(&mut more);
             Router::default()
         });
-        let issuers = authn::build_issuers(&config.auth).unwrap_or_else(|mut more| {
-            issues.append(&mut more);
-            HashMap::new()
-        });
+        let verifiers = Verifiers {
+            jwt: authn::build_issuers(&config.auth).unwrap_or_else(|mut more| {
+                issues.append(&mut more);
+                HashMap::new()
+            }),
+            introspection: authn::build_introspectors(&config.auth).unwrap_or_else(|mut more| {
+                issues.append(&mut more);
+                HashMap::new()
+            }),
+        };
         let routes = config
             .routes
             .iter()
-            .filter_map(|route| build_route(&config, route, &upstreams, &issuers, services))
+            .filter_map(|route| build_route(&config, route, &upstreams, &verifiers, services))
             .collect();
         if !issues.is_empty() {
             return Err(issues);
@@ -136,11 +142,17 @@ impl Runtime {
     }
 }
 
+/// Token verifiers by name, built once per config and shared by the routes naming them.
+struct Verifiers {
+    jwt: HashMap<String, Arc<JwtIssuer>>,
+    introspection: HashMap<String, Arc<authn::Introspector>>,
+}
+
 fn build_route(
     config: &Config,
     route: &RouteConfig,
     upstreams: &HashMap<String, Arc<Upstream>>,
-    issuers: &HashMap<String, Arc<JwtIssuer>>,
+    verifiers: &Verifiers,
     services: &Services,
 ) -> Option<Route> {
     let methods: Vec<Method> = route
@@ -156,7 +168,7 @@ fn build_route(
         let accepted = auth
             .jwt
             .iter()
-            .filter_map(|name| issuers.get(name).cloned())
+            .filter_map(|name| verifiers.jwt.get(name).cloned())
             .collect();
         let key_auth = match (&services.api_keys, &config.api_keys) {
             (Some(keys), Some(settings)) if auth.api_key => Some(KeyAuth {
@@ -165,11 +177,14 @@ fn build_route(
             }),
             _ => None,
         };
-        policies.push(Arc::new(Authenticate::new(
-            accepted,
-            key_auth,
-            services.brute_force.clone(),
-        )));
+        let introspectors = auth
+            .introspection
+            .iter()
+            .filter_map(|name| verifiers.introspection.get(name).cloned())
+            .collect();
+        let authenticate = Authenticate::new(accepted, key_auth, services.brute_force.clone())
+            .with_introspection(introspectors);
+        policies.push(Arc::new(authenticate));
     }
     if let Some(authorize) = &route.authorize {
         let rbac = Arc::new(config.rbac.roles.clone());

@@ -216,6 +216,11 @@ impl Config {
                 resolve(file);
             }
         }
+        for server in &mut self.auth.introspection {
+            if let Some(file) = &mut server.client_secret.file {
+                resolve(file);
+            }
+        }
         for upstream in &mut self.upstreams {
             if let Some(ca) = &mut upstream.tls.ca_file {
                 resolve(ca);

@@ -266,11 +266,19 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
             "a route is either `public` or has `auth`, not both",
         )),
         (Some(auth), false) => {
-            if auth.jwt.is_empty() && !auth.api_key {
+            if auth.jwt.is_empty() && auth.introspection.is_empty() && !auth.api_key {
                 issues.push(Issue::new(
                     format!("{ptr}/auth"),
                     "name at least one authentication method",
                 ));
+            }
+            for (i, name) in auth.introspection.iter().enumerate() {
+                if !config.auth.introspection.iter().any(|s| &s.name == name) {
+                    issues.push(Issue::new(
+                        format!("{ptr}/auth/introspection/{i}"),
+                        format!("no introspection server named `{name}`"),
+                    ));
+                }
             }
             if auth.api_key && config.api_keys.is_none() {
                 issues.push(Issue::new(

@@ -25,6 +25,9 @@ pub struct AuthConfig {
     /// Trusted JWT issuers, referenced by name from routes.
     #[serde(default)]
     pub jwt: Vec<JwtIssuerConfig>,
+    /// Authorization servers that introspect opaque tokens (RFC 7662).
+    #[serde(default)]
+    pub introspection: Vec<super::introspect::IntrospectionConfig>,
 }
 
 /// The algorithms a JWT issuer may use. `none` does not exist here.
@@ -165,6 +168,9 @@ pub struct RouteAuthConfig {
     /// JWT issuers (by name) whose bearer tokens are accepted.
     #[serde(default)]
     pub jwt: Vec<String>,
+    /// Introspection servers (by name) that check opaque bearer tokens.
+    #[serde(default)]
+    pub introspection: Vec<String>,
     /// Accept API keys (from the `[api_keys]` header).
     #[serde(default)]
     pub api_key: bool,

@@ -10,6 +10,7 @@ pub mod api_key;
 mod bearer;
 pub mod brute_force;
 pub mod config;
+pub mod introspect;
 pub mod jwks;
 pub mod jwt;
 mod strict_json;
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 pub use api_key::ApiKeys;
 pub use config::{AuthConfig, JwtIssuerConfig, RouteAuthConfig};
+pub use introspect::{IntrospectionConfig, Introspector};
 pub use jwt::JwtIssuer;
 
 use crate::config::Issue;
@@ -39,6 +41,8 @@ pub enum FailureKind {
     InvalidRequest,
     /// Expired, revoked, malformed or forged token (401, `invalid_token`).
     InvalidToken,
+    /// The credential could not be checked (introspection server down): refused, 503.
+    Unavailable,
 }
 
 /// Why authentication failed: the kind is public, the reason is for the audit log only.
@@ -67,6 +71,12 @@ impl AuthFailure {
             reason: reason.into(),
         }
     }
+    pub fn unavailable(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind: FailureKind::Unavailable,
+            reason: reason.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for AuthFailure {
@@ -85,6 +95,7 @@ pub struct KeyAuth {
 /// The authentication stage of one route.
 pub struct Authenticate {
     issuers: Vec<Arc<JwtIssuer>>,
+    introspectors: Vec<Arc<Introspector>>,
     api_keys: Option<KeyAuth>,
     guard: Option<Arc<brute_force::BruteForceGuard>>,
 }
@@ -97,9 +108,16 @@ impl Authenticate {
     ) -> Self {
         Self {
             issuers,
+            introspectors: Vec::new(),
             api_keys,
             guard,
         }
+    }
+
+    /// Also accept opaque tokens checked by these introspection servers.
+    pub fn with_introspection(mut self, introspectors: Vec<Arc<Introspector>>) -> Self {
+        self.introspectors = introspectors;
+        self
     }
 
     /// Authentication with brute-force accounting around it.
@@ -117,7 +135,10 @@ impl Authenticate {
             return Ok(());
         };
         if let Some(guard) = &self.guard
-            && failure.kind != FailureKind::Missing
+            && matches!(
+                failure.kind,
+                FailureKind::InvalidRequest | FailureKind::InvalidToken
+            )
             && guard.record_failure(cx.client_ip).await
         {
             failure.reason = format!("{} (client now blocked)", failure.reason).into();
@@ -148,13 +169,18 @@ impl Authenticate {
                 return Ok(());
             }
         }
-        if self.issuers.is_empty() {
+        if self.issuers.is_empty() && self.introspectors.is_empty() {
             return Err(AuthFailure::missing("no API key"));
         }
         let token = bearer::bearer_token(&req.headers)?
             .ok_or_else(|| AuthFailure::missing("no bearer token"))?;
-        let issuer = self.issuer_for(token)?;
-        cx.principal = Some(issuer.verify(token).await?);
+        let looks_like_jws = token.bytes().filter(|b| *b == b'.').count() == 2;
+        cx.principal = Some(match self.introspectors.first() {
+            Some(introspector) if !looks_like_jws || self.issuers.is_empty() => {
+                introspector.verify(token).await?
+            }
+            _ => self.issuer_for(token)?.verify(token).await?,
+        });
         Ok(())
     }
 
@@ -215,6 +241,17 @@ pub fn validate(config: &AuthConfig, issues: &mut Vec<Issue>) {
             ));
         }
         validate_issuer(issuer, &ptr, issues);
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, server) in config.introspection.iter().enumerate() {
+        let ptr = format!("/auth/introspection/{i}");
+        if !names.insert(server.name.as_str()) {
+            issues.push(Issue::new(
+                format!("{ptr}/name"),
+                format!("duplicate name `{}`", server.name),
+            ));
+        }
+        introspect::validate(server, &ptr, issues);
     }
 }
 
@@ -291,6 +328,27 @@ fn validate_issuer(c: &JwtIssuerConfig, ptr: &str, issues: &mut Vec<Issue>) {
             format!("{ptr}/max_token_bytes"),
             "must be between 256 and 65536",
         ));
+    }
+}
+
+/// Builds every introspection client.
+pub fn build_introspectors(
+    config: &AuthConfig,
+) -> Result<HashMap<String, Arc<Introspector>>, Vec<Issue>> {
+    let mut built = HashMap::new();
+    let mut issues = Vec::new();
+    for (i, c) in config.introspection.iter().enumerate() {
+        match Introspector::build(c) {
+            Ok(x) => {
+                built.insert(c.name.clone(), Arc::new(x));
+            }
+            Err(why) => issues.push(Issue::new(format!("/auth/introspection/{i}"), why)),
+        }
+    }
+    if issues.is_empty() {
+        Ok(built)
+    } else {
+        Err(issues)
     }
 }
 
