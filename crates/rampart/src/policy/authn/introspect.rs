@@ -58,9 +58,8 @@ fn default_timeout() -> u64 {
 }
 
 pub(super) fn validate(c: &IntrospectionConfig, ptr: &str, issues: &mut Vec<Issue>) {
-    if !c.endpoint.starts_with("https://")
-        && !(c.allow_insecure_http && c.endpoint.starts_with("http://"))
-    {
+    let insecure_allowed = c.allow_insecure_http && c.endpoint.starts_with("http://");
+    if !(c.endpoint.starts_with("https://") || insecure_allowed) {
         issues.push(Issue::new(
             format!("{ptr}/endpoint"),
             "must be https:// (or set allow_insecure_http for tests)",
