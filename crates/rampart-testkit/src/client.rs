@@ -8,8 +8,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as Legacy;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A response read to the end.
 #[derive(Debug)]
@@ -45,6 +45,20 @@ pub struct Client {
 impl Client {
     /// `ca_pem` is trusted for HTTPS; `h2` offers only HTTP/2 by ALPN, otherwise only HTTP/1.1.
     pub fn new(base: &str, ca_pem: Option<&str>, h2: bool) -> Self {
+        Self::build(base, ca_pem, h2, None)
+    }
+
+    /// An HTTP/1.1 client presenting a TLS client certificate.
+    pub fn with_identity(base: &str, ca_pem: &str, identity: &crate::ClientIdentity) -> Self {
+        Self::build(base, Some(ca_pem), false, Some(identity))
+    }
+
+    fn build(
+        base: &str,
+        ca_pem: Option<&str>,
+        h2: bool,
+        identity: Option<&crate::ClientIdentity>,
+    ) -> Self {
         crate::init();
         let mut roots = rustls::RootCertStore::empty();
         if let Some(pem) = ca_pem {
@@ -57,8 +71,16 @@ impl Client {
         ))
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+        let tls = match identity {
+            Some(id) => {
+                let chain = vec![CertificateDer::from(id.der.clone())];
+                let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).expect("client key");
+                tls.with_client_auth_cert(chain, key)
+                    .expect("client identity")
+            }
+            None => tls.with_no_client_auth(),
+        };
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http();

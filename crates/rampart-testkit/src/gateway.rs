@@ -21,6 +21,7 @@ pub struct TestGatewayBuilder {
     store_url: Option<String>,
     admin_token: bool,
     sections: String,
+    files: Vec<(String, String)>,
 }
 
 impl TestGatewayBuilder {
@@ -68,6 +69,12 @@ impl TestGatewayBuilder {
         self
     }
 
+    /// Writes a file into the gateway's directory (config paths are relative to it).
+    pub fn file(mut self, name: &str, contents: &str) -> Self {
+        self.files.push((name.to_owned(), contents.to_owned()));
+        self
+    }
+
     /// Appends TOML sections (`[[upstreams]]`, `[[routes]]`, `[limits]`, ...).
     pub fn config(mut self, toml: &str) -> Self {
         self.sections.push_str(toml);
@@ -83,6 +90,9 @@ impl TestGatewayBuilder {
             rampart::tls::self_signed(&["localhost", "127.0.0.1"]).expect("self-signed");
         std::fs::write(dir.path().join("cert.pem"), &cert).expect("write cert");
         std::fs::write(dir.path().join("key.pem"), &key).expect("write key");
+        for (name, contents) in &self.files {
+            std::fs::write(dir.path().join(name), contents).expect("write file");
+        }
         let listener = if self.plaintext {
             "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n"
                 .to_owned()

@@ -5,6 +5,7 @@
 //! recording upstream, HTTPS clients that trust the test certificate, and a raw TCP client for
 //! malformed HTTP.
 
+mod ca;
 mod client;
 mod gateway;
 pub mod interop;
@@ -13,6 +14,7 @@ mod pg;
 mod raw;
 mod upstream;
 
+pub use ca::{ClientIdentity, TestCa};
 pub use client::{Client, TestResponse};
 pub use gateway::read_audit;
 pub use issuer::{TestIssuer, TestKey, alg_name, now};

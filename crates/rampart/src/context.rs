@@ -54,6 +54,8 @@ pub struct ConnInfo {
     pub listener: Arc<str>,
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The verified client certificate (mTLS listeners).
+    pub client_cert: Option<Arc<crate::tls::ClientCert>>,
 }
 
 /// The outcome class recorded in the audit log and metrics.
@@ -112,6 +114,8 @@ pub enum AuthMethod {
     ApiKey(Arc<str>),
     /// An opaque token checked by the named introspection server.
     Introspection(Arc<str>),
+    /// A verified TLS client certificate.
+    ClientCert,
 }
 
 impl AuthMethod {
@@ -120,6 +124,7 @@ impl AuthMethod {
             Self::Jwt(_) => "jwt",
             Self::ApiKey(_) => "api_key",
             Self::Introspection(_) => "introspection",
+            Self::ClientCert => "mtls",
         }
     }
 }

@@ -183,7 +183,8 @@ fn build_route(
             .filter_map(|name| verifiers.introspection.get(name).cloned())
             .collect();
         let authenticate = Authenticate::new(accepted, key_auth, services.brute_force.clone())
-            .with_introspection(introspectors);
+            .with_introspection(introspectors)
+            .with_mtls(auth.mtls);
         policies.push(Arc::new(authenticate));
     }
     if let Some(authorize) = &route.authorize {

@@ -11,6 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +23,7 @@ use crate::error;
 use crate::gateway::Gateway;
 use crate::hygiene::h1_guard::{H1Guard, HeadLimits, OnReject};
 use crate::pipeline::service;
-use crate::tls::{self, CertResolver};
+use crate::tls::{self, CertResolver, ClientCert};
 
 /// A data-plane listener bound to its socket.
 pub struct BoundListener {
@@ -145,6 +146,7 @@ async fn accept_loop(
             listener: name.clone(),
             peer,
             tls: listener.tls.is_some(),
+            client_cert: None,
         });
         let tls = listener.tls.as_ref().map(|(acceptor, _)| acceptor.clone());
         let redirect = listener.config.redirect_https_port;
@@ -164,53 +166,15 @@ async fn serve_connection(
     redirect: Option<u16>,
     graceful: Watcher,
 ) {
-    let runtime = gateway.runtime();
-    let limits = &runtime.config.limits;
-    let timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let timeout = Duration::from_millis(gateway.runtime().config.limits.header_read_timeout_ms);
     if let Some(port) = redirect {
-        let headers = runtime.default_headers.clone();
-        let service = service_fn(move |req| {
-            let mut response = service::redirect_to_https(&req, port);
-            headers.apply(response.headers_mut(), false);
-            std::future::ready(Ok::<_, std::convert::Infallible>(response))
-        });
-        let builder = connection_builder(&runtime.config, false);
-        let _ = graceful
-            .watch(
-                builder
-                    .serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service)
-                    .into_owned(),
-            )
-            .await;
+        serve_redirect(&gateway, &conn, stream, port, graceful).await;
         return;
     }
-    let service = {
-        let gateway = gateway.clone();
-        let conn = conn.clone();
-        service_fn(move |req| service::handle(gateway.clone(), conn.clone(), req))
-    };
     let Some(acceptor) = tls else {
         // Plaintext: HTTP/2 only with the prior-knowledge preface, decided before any parser runs.
-        let Some(h2) = starts_with_h2_preface(&stream, timeout).await else {
-            return;
-        };
-        let builder = connection_builder(&runtime.config, h2);
-        if h2 {
-            let _ = graceful
-                .watch(
-                    builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned(),
-                )
-                .await;
-        } else {
-            let _ = graceful
-                .watch(
-                    builder
-                        .serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service)
-                        .into_owned(),
-                )
-                .await;
+        if let Some(h2) = starts_with_h2_preface(&stream, timeout).await {
+            serve_http(gateway, conn, stream, h2, graceful).await;
         }
         return;
     };
@@ -223,25 +187,73 @@ async fn serve_connection(
         }
         Err(_) => return,
     };
-    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let builder = connection_builder(&runtime.config, h2);
-    if h2 {
-        let _ = graceful
-            .watch(
-                builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned(),
-            )
-            .await;
+    let session = stream.get_ref().1;
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    // rustls has verified the chain against the listener's client CA; only the leaf names the
+    // caller.
+    let client_cert = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| ClientCert::from_der(leaf))
+        .map(Arc::new);
+    let conn = if client_cert.is_some() {
+        Arc::new(ConnInfo {
+            client_cert,
+            ..(*conn).clone()
+        })
     } else {
+        conn
+    };
+    serve_http(gateway, conn, stream, h2, graceful).await;
+}
+
+/// Serves HTTP on an established stream: HTTP/2, or HTTP/1 behind the framing guard.
+async fn serve_http<IO>(
+    gateway: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    io: IO,
+    h2: bool,
+    graceful: Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = connection_builder(&gateway.runtime().config, h2);
+    let service = {
+        let gateway = gateway.clone();
+        let conn = conn.clone();
+        service_fn(move |req| service::handle(gateway.clone(), conn.clone(), req))
+    };
+    if h2 {
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        let _ = graceful.watch(connection.into_owned()).await;
+    } else {
+        let io = TokioIo::new(guard(io, &gateway, &conn));
         let _ = graceful
-            .watch(
-                builder
-                    .serve_connection(TokioIo::new(guard(stream, &gateway, &conn)), service)
-                    .into_owned(),
-            )
+            .watch(builder.serve_connection(io, service).into_owned())
             .await;
     }
+}
+
+/// A plain-HTTP listener that only redirects to HTTPS.
+async fn serve_redirect(
+    gateway: &Arc<Gateway>,
+    conn: &Arc<ConnInfo>,
+    stream: TcpStream,
+    port: u16,
+    graceful: Watcher,
+) {
+    let runtime = gateway.runtime();
+    let headers = runtime.default_headers.clone();
+    let service = service_fn(move |req| {
+        let mut response = service::redirect_to_https(&req, port);
+        headers.apply(response.headers_mut(), false);
+        std::future::ready(Ok::<_, std::convert::Infallible>(response))
+    });
+    let builder = connection_builder(&runtime.config, false);
+    let io = TokioIo::new(guard(stream, gateway, conn));
+    let _ = graceful
+        .watch(builder.serve_connection(io, service).into_owned())
+        .await;
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

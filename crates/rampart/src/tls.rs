@@ -11,7 +11,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::config::{TlsConfig, TlsVersion};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+use sha2::{Digest, Sha256};
+
+use crate::config::{ClientAuthConfig, TlsConfig, TlsVersion};
 
 /// Installs aws-lc-rs as the process's rustls provider (the redis and reqwest crates use the
 /// process default). Idempotent; call it first thing in `main` and in tests.
@@ -89,15 +95,98 @@ pub fn server_config(
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_protocol_versions(versions)
-    .map_err(|e| format!("TLS setup failed: {e}"))?
-    .with_no_client_auth()
-    .with_cert_resolver(resolver.clone());
+    .map_err(|e| format!("TLS setup failed: {e}"))?;
+    let server = match &config.client_auth {
+        Some(client_auth) => builder.with_client_cert_verifier(client_verifier(client_auth)?),
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = server.with_cert_resolver(resolver.clone());
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(server), resolver))
+}
+
+/// Verifies client certificates against the configured CA bundle (chain, validity, EKU clientAuth,
+/// by rustls-webpki). Without `required`, a client may also connect anonymously.
+fn client_verifier(config: &ClientAuthConfig) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let file = config.ca_file.display();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&config.ca_file)
+        .map_err(|e| format!("cannot read {file}: {e}"))?
+    {
+        let cert = cert.map_err(|e| format!("bad PEM in {file}: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("not a usable CA certificate in {file}: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("no CA certificate in {file}"));
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+    );
+    let builder = if config.required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder
+        .build()
+        .map_err(|e| format!("client certificate verifier: {e}"))
+}
+
+/// The identity in a verified client certificate, as policies and the upstream see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// base64url SHA-256 of the DER certificate: RFC 8705 `x5t#S256`.
+    pub sha256: String,
+    /// The subject distinguished name (RFC 4514 form).
+    pub subject: String,
+    /// The subject common name, if any.
+    pub common_name: Option<String>,
+    /// DNS, URI and e-mail subject alternative names.
+    pub sans: Vec<String>,
+}
+
+impl ClientCert {
+    /// Reads the leaf certificate rustls has already verified; `None` if it does not parse (it
+    /// cannot then be used as an identity).
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        use x509_parser::extensions::GeneralName;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject();
+        let common_name = subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned);
+        let mut sans = Vec::new();
+        if let Ok(Some(ext)) = cert.subject_alternative_name() {
+            for name in &ext.value.general_names {
+                match name {
+                    GeneralName::DNSName(v) | GeneralName::URI(v) | GeneralName::RFC822Name(v) => {
+                        sans.push((*v).to_owned());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some(Self {
+            sha256: thumbprint(der),
+            subject: subject.to_string(),
+            common_name,
+            sans,
+        })
+    }
+}
+
+/// RFC 8705 section 3.1: base64url (no padding) of the SHA-256 of the DER certificate.
+pub fn thumbprint(der: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(der))
 }
 
 /// A self-signed certificate and key (PEM) for the given names, for the demo and tests.

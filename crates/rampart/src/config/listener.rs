@@ -56,6 +56,21 @@ pub struct TlsConfig {
     /// Lowest TLS version accepted: "1.2" (default) or "1.3".
     #[serde(default)]
     pub min_version: TlsVersion,
+    /// Ask clients for a certificate (mTLS), verified against a CA bundle.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthConfig>,
+}
+
+/// Client-certificate verification on a listener.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthConfig {
+    /// PEM bundle of the CAs whose client certificates are accepted.
+    pub ca_file: PathBuf,
+    /// Refuse the handshake without a valid client certificate (default). With `false`, clients may
+    /// connect without one, and routes decide (`auth = { mtls = true }`).
+    #[serde(default = "default_true")]
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 pub use diagnostics::{ConfigErrors, Issue, Located};
 pub use listener::{
-    AdminConfig, LimitsConfig, ListenerConfig, ServerConfig, TlsConfig, TlsVersion,
+    AdminConfig, ClientAuthConfig, LimitsConfig, ListenerConfig, ServerConfig, TlsConfig,
+    TlsVersion,
 };
 pub use route::{ProxyConfig, RouteConfig};
 pub use upstream::{UpstreamConfig, UpstreamProtocol};
@@ -206,6 +207,9 @@ impl Config {
             if let Some(tls) = &mut listener.tls {
                 resolve(&mut tls.cert_file);
                 resolve(&mut tls.key_file);
+                if let Some(client_auth) = &mut tls.client_auth {
+                    resolve(&mut client_auth.ca_file);
+                }
             }
         }
         for issuer in &mut self.auth.jwt {

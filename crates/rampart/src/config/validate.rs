@@ -266,7 +266,18 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
             "a route is either `public` or has `auth`, not both",
         )),
         (Some(auth), false) => {
-            if auth.jwt.is_empty() && auth.introspection.is_empty() && !auth.api_key {
+            if auth.mtls
+                && !config
+                    .listeners
+                    .iter()
+                    .any(|l| l.tls.as_ref().is_some_and(|t| t.client_auth.is_some()))
+            {
+                issues.push(Issue::new(
+                    format!("{ptr}/auth/mtls"),
+                    "no listener asks for client certificates: set `tls.client_auth`",
+                ));
+            }
+            if auth.jwt.is_empty() && auth.introspection.is_empty() && !auth.api_key && !auth.mtls {
                 issues.push(Issue::new(
                     format!("{ptr}/auth"),
                     "name at least one authentication method",

@@ -158,9 +158,11 @@ async fn process(
     for name in &route.strip_credentials {
         parts.headers.remove(name);
     }
-    runtime
-        .identity
-        .apply(&mut parts.headers, cx.principal.as_deref());
+    runtime.identity.apply(
+        &mut parts.headers,
+        cx.principal.as_deref(),
+        cx.conn.client_cert.as_deref(),
+    );
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();

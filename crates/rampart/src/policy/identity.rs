@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::config::Issue;
 use crate::context::{AuthMethod, Principal};
+use crate::tls::ClientCert;
 
 /// `[upstream_identity]`: header names (an empty string disables one).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -28,6 +29,12 @@ pub struct IdentityHeadersConfig {
     pub key_id: String,
     #[serde(default = "client_id")]
     pub client_id: String,
+    /// base64url SHA-256 of the verified client certificate (mTLS listeners).
+    #[serde(default = "client_cert_sha256")]
+    pub client_cert_sha256: String,
+    /// Subject DN of the verified client certificate.
+    #[serde(default = "client_cert_subject")]
+    pub client_cert_subject: String,
 }
 
 impl Default for IdentityHeadersConfig {
@@ -39,6 +46,8 @@ impl Default for IdentityHeadersConfig {
             auth_method: method(),
             key_id: key_id(),
             client_id: client_id(),
+            client_cert_sha256: client_cert_sha256(),
+            client_cert_subject: client_cert_subject(),
         }
     }
 }
@@ -61,9 +70,15 @@ fn key_id() -> String {
 fn client_id() -> String {
     "x-rampart-client-id".into()
 }
+fn client_cert_sha256() -> String {
+    "x-rampart-client-cert-sha256".into()
+}
+fn client_cert_subject() -> String {
+    "x-rampart-client-cert-subject".into()
+}
 
 impl IdentityHeadersConfig {
-    fn fields(&self) -> [(&'static str, &String); 6] {
+    fn fields(&self) -> [(&'static str, &String); 8] {
         [
             ("subject", &self.subject),
             ("scopes", &self.scopes),
@@ -71,6 +86,8 @@ impl IdentityHeadersConfig {
             ("auth_method", &self.auth_method),
             ("key_id", &self.key_id),
             ("client_id", &self.client_id),
+            ("client_cert_sha256", &self.client_cert_sha256),
+            ("client_cert_subject", &self.client_cert_subject),
         ]
     }
 
@@ -95,6 +112,8 @@ pub struct IdentityHeaders {
     auth_method: Option<HeaderName>,
     key_id: Option<HeaderName>,
     client_id: Option<HeaderName>,
+    client_cert_sha256: Option<HeaderName>,
+    client_cert_subject: Option<HeaderName>,
 }
 
 impl IdentityHeaders {
@@ -111,6 +130,8 @@ impl IdentityHeaders {
             auth_method: name(&config.auth_method),
             key_id: name(&config.key_id),
             client_id: name(&config.client_id),
+            client_cert_sha256: name(&config.client_cert_sha256),
+            client_cert_subject: name(&config.client_cert_subject),
         }
     }
 
@@ -122,17 +143,24 @@ impl IdentityHeaders {
             &self.auth_method,
             &self.key_id,
             &self.client_id,
+            &self.client_cert_sha256,
+            &self.client_cert_subject,
         ]
         .into_iter()
         .flatten()
     }
 
-    /// Removes client copies, then sets the verified identity.
-    pub fn apply(&self, headers: &mut HeaderMap, principal: Option<&Principal>) {
+    /// Removes client copies, then sets the verified identity: the principal, and the client
+    /// certificate whenever the connection presented one (public routes included).
+    pub fn apply(
+        &self,
+        headers: &mut HeaderMap,
+        principal: Option<&Principal>,
+        cert: Option<&ClientCert>,
+    ) {
         for name in self.names() {
             headers.remove(name);
         }
-        let Some(p) = principal else { return };
         let mut set = |name: &Option<HeaderName>, value: &str| {
             if let Some(name) = name
                 && !value.is_empty()
@@ -141,6 +169,11 @@ impl IdentityHeaders {
                 headers.insert(name.clone(), value);
             }
         };
+        if let Some(cert) = cert {
+            set(&self.client_cert_sha256, &cert.sha256);
+            set(&self.client_cert_subject, &cert.subject);
+        }
+        let Some(p) = principal else { return };
         set(&self.subject, &p.subject);
         set(&self.scopes, &p.scopes.join(" "));
         set(&self.roles, &p.roles.join(" "));

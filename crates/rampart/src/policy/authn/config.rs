@@ -174,6 +174,9 @@ pub struct RouteAuthConfig {
     /// Accept API keys (from the `[api_keys]` header).
     #[serde(default)]
     pub api_key: bool,
+    /// Accept a verified TLS client certificate (the listener needs `tls.client_auth`).
+    #[serde(default)]
+    pub mtls: bool,
 }
 
 /// Default grace window of a rotated key: one day.

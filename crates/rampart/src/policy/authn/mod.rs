@@ -13,6 +13,7 @@ pub mod config;
 pub mod introspect;
 pub mod jwks;
 pub mod jwt;
+pub mod mtls;
 mod strict_json;
 
 use std::borrow::Cow;
@@ -28,7 +29,7 @@ pub use introspect::{IntrospectionConfig, Introspector};
 pub use jwt::JwtIssuer;
 
 use crate::config::Issue;
-use crate::context::RequestCtx;
+use crate::context::{Principal, RequestCtx};
 use crate::error::GatewayError;
 use crate::pipeline::{Flow, Policy, Stage};
 
@@ -97,6 +98,7 @@ pub struct Authenticate {
     issuers: Vec<Arc<JwtIssuer>>,
     introspectors: Vec<Arc<Introspector>>,
     api_keys: Option<KeyAuth>,
+    mtls: bool,
     guard: Option<Arc<brute_force::BruteForceGuard>>,
 }
 
@@ -110,6 +112,7 @@ impl Authenticate {
             issuers,
             introspectors: Vec::new(),
             api_keys,
+            mtls: false,
             guard,
         }
     }
@@ -117,6 +120,12 @@ impl Authenticate {
     /// Also accept opaque tokens checked by these introspection servers.
     pub fn with_introspection(mut self, introspectors: Vec<Arc<Introspector>>) -> Self {
         self.introspectors = introspectors;
+        self
+    }
+
+    /// Also accept a verified TLS client certificate as the credential.
+    pub fn with_mtls(mut self, mtls: bool) -> Self {
+        self.mtls = mtls;
         self
     }
 
@@ -146,11 +155,25 @@ impl Authenticate {
         Err(GatewayError::Unauthenticated(failure))
     }
 
+    /// Finds the caller, then holds a certificate-bound token to its certificate.
     async fn authenticate(
         &self,
         req: &http::request::Parts,
         cx: &mut RequestCtx,
     ) -> Result<(), AuthFailure> {
+        let principal = self.credential_principal(req, cx).await?;
+        mtls::check_certificate_binding(&principal, cx.conn.client_cert.as_deref())?;
+        cx.principal = Some(principal);
+        Ok(())
+    }
+
+    /// The principal of the first credential the route accepts: an API key, a bearer token, or
+    /// else the client certificate.
+    async fn credential_principal(
+        &self,
+        req: &http::request::Parts,
+        cx: &RequestCtx,
+    ) -> Result<Arc<Principal>, AuthFailure> {
         if bearer::query_has_credential(req.uri.query()) {
             return Err(AuthFailure::invalid_request(
                 "credential in the query string",
@@ -165,23 +188,28 @@ impl Authenticate {
                 let key = value
                     .to_str()
                     .map_err(|_| AuthFailure::invalid_token("malformed API key"))?;
-                cx.principal = Some(Arc::new(key_auth.keys.authenticate(key).await?));
-                return Ok(());
+                return key_auth.keys.authenticate(key).await.map(Arc::new);
             }
         }
-        if self.issuers.is_empty() && self.introspectors.is_empty() {
-            return Err(AuthFailure::missing("no API key"));
-        }
-        let token = bearer::bearer_token(&req.headers)?
-            .ok_or_else(|| AuthFailure::missing("no bearer token"))?;
+        let accepts_tokens = !self.issuers.is_empty() || !self.introspectors.is_empty();
+        let token = if accepts_tokens {
+            bearer::bearer_token(&req.headers)?
+        } else {
+            None
+        };
+        let Some(token) = token else {
+            return match (&cx.conn.client_cert, self.mtls) {
+                (Some(cert), true) => Ok(Arc::new(mtls::certificate_principal(cert))),
+                _ => Err(AuthFailure::missing("no credentials")),
+            };
+        };
         let looks_like_jws = token.bytes().filter(|b| *b == b'.').count() == 2;
-        cx.principal = Some(match self.introspectors.first() {
+        match self.introspectors.first() {
             Some(introspector) if !looks_like_jws || self.issuers.is_empty() => {
-                introspector.verify(token).await?
+                introspector.verify(token).await
             }
-            _ => self.issuer_for(token)?.verify(token).await?,
-        });
-        Ok(())
+            _ => self.issuer_for(token)?.verify(token).await,
+        }
     }
 
     /// Picks the issuer by the token's (unverified) `iss`; the chosen issuer then verifies it all.

@@ -25,6 +25,7 @@ fn ctx() -> RequestCtx {
         listener: "t".into(),
         peer: ([127, 0, 0, 1], 1).into(),
         tls: true,
+        client_cert: None,
     };
     RequestCtx::new(conn, RequestId::generate(), conn_ip())
 }
