@@ -7,18 +7,22 @@
 
 mod ca;
 mod client;
+mod dpop;
 mod gateway;
 pub mod interop;
 mod issuer;
 mod pg;
 mod raw;
+mod redis;
 mod upstream;
 
 pub use ca::{ClientIdentity, TestCa};
 pub use client::{Client, TestResponse};
+pub use dpop::{DpopKey, Proof};
 pub use gateway::read_audit;
 pub use issuer::{TestIssuer, TestKey, alg_name, now};
 pub use pg::PgServer;
+pub use redis::RedisServer;
 
 pub use gateway::{TestGateway, TestGatewayBuilder};
 pub use raw::{RawExchange, WAIT, raw_exchange, raw_tls_exchange};

@@ -93,7 +93,10 @@ impl GatewayError {
             Self::ClientBlocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::InvalidRequest => StatusCode::BAD_REQUEST,
-                FailureKind::Missing | FailureKind::InvalidToken => StatusCode::UNAUTHORIZED,
+                FailureKind::Missing
+                | FailureKind::InvalidToken
+                | FailureKind::InvalidDpopProof
+                | FailureKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
                 FailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -126,6 +129,8 @@ impl GatewayError {
                 FailureKind::InvalidRequest => "invalid_request",
                 FailureKind::InvalidToken => "invalid_token",
                 FailureKind::Unavailable => "auth_unavailable",
+                FailureKind::InvalidDpopProof => "invalid_dpop_proof",
+                FailureKind::UseDpopNonce => "use_dpop_nonce",
             },
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
@@ -159,6 +164,8 @@ impl GatewayError {
                 FailureKind::InvalidRequest => "The credentials are malformed",
                 FailureKind::InvalidToken => "The credentials are not valid",
                 FailureKind::Unavailable => "The credentials cannot be checked right now",
+                FailureKind::InvalidDpopProof => "The proof of possession is not valid",
+                FailureKind::UseDpopNonce => "A fresh DPoP nonce is required",
             },
             Self::UpstreamUnavailable => "The service is temporarily unavailable",
             Self::UpstreamTimeout { .. } => "The service did not answer in time",
@@ -207,6 +214,13 @@ impl GatewayError {
                         r#"Bearer realm="rampart", error="invalid_request""#
                     }
                     FailureKind::InvalidToken => r#"Bearer realm="rampart", error="invalid_token""#,
+                    FailureKind::InvalidDpopProof => r#"DPoP error="invalid_dpop_proof""#,
+                    FailureKind::UseDpopNonce => {
+                        if let Some(nonce) = &f.dpop_nonce {
+                            headers.insert("dpop-nonce", nonce.clone());
+                        }
+                        r#"DPoP error="use_dpop_nonce""#
+                    }
                     FailureKind::Unavailable => {
                         headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
                         return;
@@ -320,6 +334,8 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::Unauthenticated(AuthFailure::invalid_request("")),
         GatewayError::Unauthenticated(AuthFailure::invalid_token("")),
         GatewayError::Unauthenticated(AuthFailure::unavailable("")),
+        GatewayError::Unauthenticated(AuthFailure::invalid_dpop_proof("")),
+        GatewayError::Unauthenticated(AuthFailure::use_dpop_nonce("")),
         GatewayError::Forbidden(Shortfall::Scope(String::new())),
         GatewayError::Forbidden(Shortfall::Other(String::new())),
         GatewayError::ClientBlocked { retry_after_s: 1 },

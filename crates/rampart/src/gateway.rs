@@ -36,7 +36,8 @@ pub struct Route {
     pub strip_credentials: Vec<http::HeaderName>,
 }
 
-/// Process-level services that outlive config reloads: the store and the key service.
+/// Process-level services that outlive config reloads: the store, the key service, Redis and the
+/// DPoP replay cache.
 #[derive(Clone, Default)]
 pub struct Services {
     pub api_keys: Option<Arc<ApiKeys>>,
@@ -44,37 +45,56 @@ pub struct Services {
     pub brute_force: Option<Arc<BruteForceGuard>>,
     /// The config file, for reloads requested through the admin API.
     pub config_path: Option<std::path::PathBuf>,
+    /// The shared Redis connection (reconnects by itself), when `[redis]` is configured.
+    pub redis: Option<redis::aio::ConnectionManager>,
+    /// DPoP proof ids already used: in Redis when configured, else in memory.
+    pub dpop_replay: Option<Arc<authn::ReplayCache>>,
 }
 
 impl Services {
-    /// Opens the store and starts the key service when the config needs them.
+    /// Connects Redis, opens the store and starts the key service when the config needs them.
     pub async fn start(config: &Config) -> Result<Self, String> {
-        let brute_force = BruteForceGuard::new(&config.brute_force);
-        let Some(keys) = &config.api_keys else {
-            return Ok(Self {
-                brute_force,
-                ..Self::default()
-            });
+        let redis = match &config.redis {
+            Some(settings) => Some(crate::store::redis::connect(&settings.url).await?),
+            None => None,
         };
-        let secret = keys
-            .hmac_secret
-            .load()
-            .map_err(|e| format!("api_keys.hmac_secret: {e}"))?;
-        if secret.expose().len() < authn::config::MIN_HMAC_SECRET_BYTES {
-            return Err("api_keys.hmac_secret: at least 32 bytes are required".to_owned());
-        }
-        let store = Store::connect(&config.store.url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let grace = std::time::Duration::from_secs(keys.rotation_grace_s);
-        let service = ApiKeys::new(store, secret, grace);
-        service.spawn_usage_writer();
+        let window = authn::DpopVerifier::replay_window(&config.auth.dpop);
+        let dpop_replay = match &redis {
+            Some(connection) => authn::ReplayCache::Redis(connection.clone()),
+            None => authn::ReplayCache::local(config.auth.dpop.replay_cache_entries, window),
+        };
+        let api_keys = match &config.api_keys {
+            Some(keys) => Some(start_api_keys(config, keys).await?),
+            None => None,
+        };
         Ok(Self {
-            api_keys: Some(service),
-            brute_force,
+            api_keys,
+            brute_force: BruteForceGuard::new(&config.brute_force),
             config_path: None,
+            redis,
+            dpop_replay: Some(Arc::new(dpop_replay)),
         })
     }
+}
+
+async fn start_api_keys(
+    config: &Config,
+    keys: &authn::config::ApiKeysConfig,
+) -> Result<Arc<ApiKeys>, String> {
+    let secret = keys
+        .hmac_secret
+        .load()
+        .map_err(|e| format!("api_keys.hmac_secret: {e}"))?;
+    if secret.expose().len() < authn::config::MIN_HMAC_SECRET_BYTES {
+        return Err("api_keys.hmac_secret: at least 32 bytes are required".to_owned());
+    }
+    let store = Store::connect(&config.store.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let grace = std::time::Duration::from_secs(keys.rotation_grace_s);
+    let service = ApiKeys::new(store, secret, grace);
+    service.spawn_usage_writer();
+    Ok(service)
 }
 
 /// Everything the request path needs, built from one config.
@@ -116,6 +136,10 @@ impl Runtime {
                 issues.append(&mut more);
                 HashMap::new()
             }),
+            dpop: build_dpop(&config, services).unwrap_or_else(|why| {
+                issues.push(Issue::new("/auth/dpop", why));
+                None
+            }),
         };
         let routes = config
             .routes
@@ -146,6 +170,21 @@ impl Runtime {
 struct Verifiers {
     jwt: HashMap<String, Arc<JwtIssuer>>,
     introspection: HashMap<String, Arc<authn::Introspector>>,
+    dpop: Option<Arc<authn::DpopVerifier>>,
+}
+
+/// The DPoP verifier, sharing the process's replay cache (a local one for embedders without
+/// `Services::start`).
+fn build_dpop(
+    config: &Config,
+    services: &Services,
+) -> Result<Option<Arc<authn::DpopVerifier>>, String> {
+    let dpop = &config.auth.dpop;
+    let replay = services.dpop_replay.clone().unwrap_or_else(|| {
+        let window = authn::DpopVerifier::replay_window(dpop);
+        Arc::new(authn::ReplayCache::local(dpop.replay_cache_entries, window))
+    });
+    authn::DpopVerifier::build(dpop, replay).map(|v| Some(Arc::new(v)))
 }
 
 fn build_route(
@@ -182,9 +221,12 @@ fn build_route(
             .iter()
             .filter_map(|name| verifiers.introspection.get(name).cloned())
             .collect();
-        let authenticate = Authenticate::new(accepted, key_auth, services.brute_force.clone())
+        let mut authenticate = Authenticate::new(accepted, key_auth, services.brute_force.clone())
             .with_introspection(introspectors)
             .with_mtls(auth.mtls);
+        if let Some(dpop) = &verifiers.dpop {
+            authenticate = authenticate.with_dpop(dpop.clone(), auth.require_dpop);
+        }
         policies.push(Arc::new(authenticate));
     }
     if let Some(authorize) = &route.authorize {
@@ -260,7 +302,10 @@ fn credential_headers(config: &Config, route: &RouteConfig) -> Vec<http::HeaderN
     if route.forward_credentials {
         return Vec::new();
     }
-    let mut headers = vec![http::header::AUTHORIZATION];
+    let mut headers = vec![
+        http::header::AUTHORIZATION,
+        http::HeaderName::from_static("dpop"),
+    ];
     if auth.api_key
         && let Some(name) = config
             .api_keys

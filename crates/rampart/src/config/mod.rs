@@ -60,6 +60,9 @@ pub struct Config {
     /// Where keys and other state live.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Shared state for several instances (DPoP replay cache; later rate limits).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
     /// Roles and the permissions they grant (`authorize.permissions` on routes).
     #[serde(default)]
     pub rbac: crate::policy::authz::RbacConfig,
@@ -73,6 +76,14 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// `[redis]`: one Redis server shared by every instance.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` or `rediss://` for TLS; credentials in the URL are never logged.
+    pub url: String,
 }
 
 /// The text of a configuration and where it came from (for messages and relative paths).

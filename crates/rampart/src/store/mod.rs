@@ -7,6 +7,7 @@
 //! `rampart_migrations`; on PostgreSQL an advisory lock serializes instances migrating at once.
 
 mod keys;
+pub mod redis;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

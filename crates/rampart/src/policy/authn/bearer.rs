@@ -9,8 +9,18 @@ use super::AuthFailure;
 /// request carrying one is refused, because URLs end up in logs, histories and `Referer`.
 const QUERY_CREDENTIALS: [&str; 5] = ["access_token", "token", "api_key", "apikey", "key"];
 
-/// The bearer token, if the request has exactly one `Authorization: Bearer` header.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
+/// How an access token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenScheme {
+    Bearer,
+    /// RFC 9449: the token comes with a proof of possession in the `DPoP` header.
+    Dpop,
+}
+
+/// The access token of a request with exactly one `Authorization: Bearer` or `DPoP` header.
+pub(crate) fn access_token(
+    headers: &HeaderMap,
+) -> Result<Option<(TokenScheme, &str)>, AuthFailure> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -28,15 +38,19 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFail
             "Authorization without a scheme",
         ));
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (Basic, DPoP, ...) is not a bearer token; other methods may accept it.
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        TokenScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        TokenScheme::Dpop
+    } else {
+        // Another scheme (Basic, ...) is not an access token; other methods may accept it.
         return Ok(None);
-    }
+    };
     let token = token.trim_matches(' ');
     if token.is_empty() || !token.bytes().all(is_token68) {
-        return Err(AuthFailure::invalid_request("malformed bearer token"));
+        return Err(AuthFailure::invalid_request("malformed access token"));
     }
-    Ok(Some(token))
+    Ok(Some((scheme, token)))
 }
 
 /// RFC 6750 `b64token` characters.
@@ -60,6 +74,22 @@ pub(crate) fn query_has_credential(query: Option<&str>) -> bool {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
+        Ok(access_token(headers)?
+            .filter(|(scheme, _)| *scheme == TokenScheme::Bearer)
+            .map(|(_, token)| token))
+    }
+
+    #[test]
+    fn dpop_scheme_is_recognised() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("DPoP abc.def.ghi"));
+        assert_eq!(
+            access_token(&h).ok().flatten(),
+            Some((TokenScheme::Dpop, "abc.def.ghi"))
+        );
+    }
 
     fn headers(values: &[&'static str]) -> HeaderMap {
         let mut h = HeaderMap::new();

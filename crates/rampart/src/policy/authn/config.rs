@@ -28,6 +28,9 @@ pub struct AuthConfig {
     /// Authorization servers that introspect opaque tokens (RFC 7662).
     #[serde(default)]
     pub introspection: Vec<super::introspect::IntrospectionConfig>,
+    /// How DPoP proofs (RFC 9449) are checked for DPoP-bound tokens.
+    #[serde(default)]
+    pub dpop: super::dpop::DpopConfig,
 }
 
 /// The algorithms a JWT issuer may use. `none` does not exist here.
@@ -177,6 +180,10 @@ pub struct RouteAuthConfig {
     /// Accept a verified TLS client certificate (the listener needs `tls.client_auth`).
     #[serde(default)]
     pub mtls: bool,
+    /// Accept only DPoP-bound tokens with a valid proof (RFC 9449); plain bearer tokens are refused.
+    /// Without it, DPoP-bound tokens still need their proof and unbound bearer tokens pass.
+    #[serde(default)]
+    pub require_dpop: bool,
 }
 
 /// Default grace window of a rotated key: one day.

@@ -10,6 +10,7 @@ pub mod api_key;
 mod bearer;
 pub mod brute_force;
 pub mod config;
+pub mod dpop;
 pub mod introspect;
 pub mod jwks;
 pub mod jwt;
@@ -24,7 +25,11 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 pub use api_key::ApiKeys;
+pub use dpop::{DpopConfig, DpopVerifier, ReplayCache};
+
+use bearer::TokenScheme;
 pub use config::{AuthConfig, JwtIssuerConfig, RouteAuthConfig};
+use dpop::ProofTarget;
 pub use introspect::{IntrospectionConfig, Introspector};
 pub use jwt::JwtIssuer;
 
@@ -44,6 +49,10 @@ pub enum FailureKind {
     InvalidToken,
     /// The credential could not be checked (introspection server down): refused, 503.
     Unavailable,
+    /// A missing or invalid DPoP proof for a DPoP-bound token (401, `invalid_dpop_proof`).
+    InvalidDpopProof,
+    /// The proof lacks a fresh server nonce (401, `use_dpop_nonce`, with `DPoP-Nonce`).
+    UseDpopNonce,
 }
 
 /// Why authentication failed: the kind is public, the reason is for the audit log only.
@@ -51,32 +60,35 @@ pub enum FailureKind {
 pub struct AuthFailure {
     pub kind: FailureKind,
     pub reason: Cow<'static, str>,
+    /// A fresh nonce to send back in `DPoP-Nonce` (with `UseDpopNonce`).
+    pub dpop_nonce: Option<http::HeaderValue>,
 }
 
 impl AuthFailure {
-    pub fn missing(reason: impl Into<Cow<'static, str>>) -> Self {
+    fn new(kind: FailureKind, reason: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            kind: FailureKind::Missing,
+            kind,
             reason: reason.into(),
+            dpop_nonce: None,
         }
+    }
+    pub fn invalid_dpop_proof(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(FailureKind::InvalidDpopProof, reason)
+    }
+    pub fn use_dpop_nonce(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(FailureKind::UseDpopNonce, reason)
+    }
+    pub fn missing(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(FailureKind::Missing, reason)
     }
     pub fn invalid_request(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            kind: FailureKind::InvalidRequest,
-            reason: reason.into(),
-        }
+        Self::new(FailureKind::InvalidRequest, reason)
     }
     pub fn invalid_token(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            kind: FailureKind::InvalidToken,
-            reason: reason.into(),
-        }
+        Self::new(FailureKind::InvalidToken, reason)
     }
     pub fn unavailable(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            kind: FailureKind::Unavailable,
-            reason: reason.into(),
-        }
+        Self::new(FailureKind::Unavailable, reason)
     }
 }
 
@@ -99,6 +111,8 @@ pub struct Authenticate {
     introspectors: Vec<Arc<Introspector>>,
     api_keys: Option<KeyAuth>,
     mtls: bool,
+    dpop: Option<Arc<DpopVerifier>>,
+    require_dpop: bool,
     guard: Option<Arc<brute_force::BruteForceGuard>>,
 }
 
@@ -113,6 +127,8 @@ impl Authenticate {
             introspectors: Vec::new(),
             api_keys,
             mtls: false,
+            dpop: None,
+            require_dpop: false,
             guard,
         }
     }
@@ -126,6 +142,14 @@ impl Authenticate {
     /// Also accept a verified TLS client certificate as the credential.
     pub fn with_mtls(mut self, mtls: bool) -> Self {
         self.mtls = mtls;
+        self
+    }
+
+    /// Check DPoP proofs for DPoP-bound tokens with this verifier; with `required`, refuse plain
+    /// bearer tokens too.
+    pub fn with_dpop(mut self, verifier: Arc<DpopVerifier>, required: bool) -> Self {
+        self.dpop = Some(verifier);
+        self.require_dpop = required;
         self
     }
 
@@ -193,22 +217,60 @@ impl Authenticate {
         }
         let accepts_tokens = !self.issuers.is_empty() || !self.introspectors.is_empty();
         let token = if accepts_tokens {
-            bearer::bearer_token(&req.headers)?
+            bearer::access_token(&req.headers)?
         } else {
             None
         };
-        let Some(token) = token else {
+        let Some((scheme, token)) = token else {
             return match (&cx.conn.client_cert, self.mtls) {
                 (Some(cert), true) => Ok(Arc::new(mtls::certificate_principal(cert))),
                 _ => Err(AuthFailure::missing("no credentials")),
             };
         };
         let looks_like_jws = token.bytes().filter(|b| *b == b'.').count() == 2;
-        match self.introspectors.first() {
+        let principal = match self.introspectors.first() {
             Some(introspector) if !looks_like_jws || self.issuers.is_empty() => {
-                introspector.verify(token).await
+                introspector.verify(token).await?
             }
-            _ => self.issuer_for(token)?.verify(token).await,
+            _ => self.issuer_for(token)?.verify(token).await?,
+        };
+        self.check_possession(req, cx, scheme, token, &principal)
+            .await?;
+        Ok(principal)
+    }
+
+    /// RFC 9449 section 7: a DPoP-bound token needs the `DPoP` scheme and a valid proof; an unbound
+    /// token may not pretend to be bound; a route requiring DPoP takes no plain bearer tokens.
+    async fn check_possession(
+        &self,
+        req: &http::request::Parts,
+        cx: &RequestCtx,
+        scheme: TokenScheme,
+        token: &str,
+        principal: &Principal,
+    ) -> Result<(), AuthFailure> {
+        let bound = dpop::bound_key(&principal.claims);
+        match (scheme, bound, &self.dpop) {
+            (TokenScheme::Bearer, None, _) if !self.require_dpop => Ok(()),
+            (TokenScheme::Bearer, None, _) => Err(AuthFailure::invalid_dpop_proof(
+                "this route requires DPoP-bound tokens",
+            )),
+            (TokenScheme::Bearer, Some(_), _) => Err(AuthFailure::invalid_dpop_proof(
+                "DPoP-bound token presented as Bearer (downgrade)",
+            )),
+            (TokenScheme::Dpop, None, _) => Err(AuthFailure::invalid_token(
+                "DPoP scheme with a token that is not DPoP-bound",
+            )),
+            (TokenScheme::Dpop, Some(_), None) => Err(AuthFailure::invalid_token(
+                "DPoP is not accepted on this route",
+            )),
+            (TokenScheme::Dpop, Some(jkt), Some(verifier)) => {
+                let target = ProofTarget {
+                    method: req.method.as_str(),
+                    uri: request_uri(req, cx),
+                };
+                verifier.verify(&req.headers, &target, token, jkt).await
+            }
         }
     }
 
@@ -224,6 +286,22 @@ impl Authenticate {
             .find(|i| i.issuer() == iss)
             .ok_or_else(|| AuthFailure::invalid_token("issuer not accepted on this route"))
     }
+}
+
+/// `scheme://authority/path` as the client addressed this request (for DPoP `htu`).
+fn request_uri(req: &http::request::Parts, cx: &RequestCtx) -> String {
+    let scheme = if cx.conn.tls { "https" } else { "http" };
+    let authority = req
+        .uri
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("");
+    format!("{scheme}://{authority}{}", req.uri.path())
 }
 
 fn unverified_issuer(token: &str) -> Option<String> {
@@ -281,6 +359,7 @@ pub fn validate(config: &AuthConfig, issues: &mut Vec<Issue>) {
         }
         introspect::validate(server, &ptr, issues);
     }
+    dpop::validate(&config.dpop, issues);
 }
 
 fn validate_issuer(c: &JwtIssuerConfig, ptr: &str, issues: &mut Vec<Issue>) {
