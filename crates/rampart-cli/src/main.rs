@@ -52,12 +52,38 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Make an admin API token; prints the token (keep it secret) and the hash for the config.
     AdminToken,
+    /// Hash a password read from standard input (argon2id) for `[[auth.basic.users]]`.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Print the JSON Schema of the config file.
     Schema,
+}
+
+/// Reads one line (the password) from stdin and prints its argon2id PHC string.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: cannot read the password: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: empty password");
+        return ExitCode::FAILURE;
+    }
+    match rampart::policy::authn::basic::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -96,6 +122,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::HashPassword => hash_password(),
         Command::AdminToken => {
             let (token, hash) = rampart::admin::api::new_admin_token();
             println!("token: {token}");

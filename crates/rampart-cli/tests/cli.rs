@@ -365,3 +365,25 @@ fn admin_token_prints_a_token_and_its_hash() {
     assert_eq!(hash, expected);
     assert!(token.len() >= 43);
 }
+
+#[test]
+fn hash_password_prints_an_argon2id_hash_of_stdin() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(BIN)
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+    assert!(!hash.contains("correct horse"));
+}

@@ -179,8 +179,20 @@ mask_upstream_errors = false
 max_body_bytes = 1073741824
 security_headers = { x_frame_options = \"\", strict_transport_security = \"max-age=60\" }
 cors = { allow_origins = [\"*\", \"http://app.example.com\"] }
+
+[[routes]]
+name = \"ops\"
+path_prefix = \"/ops\"
+upstream = \"api\"
+auth = { basic = true }
+
+[[auth.basic.users]]
+username = \"ops\"
+password_hash = \"HASH\"
 ";
-    let config = parse(&ConfigSource::from_text("t.toml", text, Path::new("/tmp")))
+    let hash = rampart::policy::authn::basic::hash_password("pw").unwrap();
+    let text = text.replace("HASH", &hash);
+    let config = parse(&ConfigSource::from_text("t.toml", &text, Path::new("/tmp")))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut rules: Vec<&str> = lint::lint(&config).iter().map(|f| f.rule).collect();
     rules.sort_unstable();

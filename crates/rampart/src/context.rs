@@ -116,6 +116,8 @@ pub enum AuthMethod {
     Introspection(Arc<str>),
     /// A verified TLS client certificate.
     ClientCert,
+    /// HTTP Basic with a configured user.
+    Basic,
 }
 
 impl AuthMethod {
@@ -125,6 +127,7 @@ impl AuthMethod {
             Self::ApiKey(_) => "api_key",
             Self::Introspection(_) => "introspection",
             Self::ClientCert => "mtls",
+            Self::Basic => "basic",
         }
     }
 }

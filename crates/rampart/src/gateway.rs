@@ -140,6 +140,10 @@ impl Runtime {
                 issues.push(Issue::new("/auth/dpop", why));
                 None
             }),
+            basic: build_basic(&config).unwrap_or_else(|why| {
+                issues.push(Issue::new("/auth/basic", why));
+                None
+            }),
         };
         let routes = config
             .routes
@@ -171,6 +175,14 @@ struct Verifiers {
     jwt: HashMap<String, Arc<JwtIssuer>>,
     introspection: HashMap<String, Arc<authn::Introspector>>,
     dpop: Option<Arc<authn::DpopVerifier>>,
+    basic: Option<Arc<authn::basic::BasicAuth>>,
+}
+
+fn build_basic(config: &Config) -> Result<Option<Arc<authn::basic::BasicAuth>>, String> {
+    if config.auth.basic.users.is_empty() {
+        return Ok(None);
+    }
+    authn::basic::BasicAuth::build(&config.auth.basic).map(|b| Some(Arc::new(b)))
 }
 
 /// The DPoP verifier, sharing the process's replay cache (a local one for embedders without
@@ -226,6 +238,9 @@ fn build_route(
             .with_mtls(auth.mtls);
         if let Some(dpop) = &verifiers.dpop {
             authenticate = authenticate.with_dpop(dpop.clone(), auth.require_dpop);
+        }
+        if let Some(users) = verifiers.basic.as_ref().filter(|_| auth.basic) {
+            authenticate = authenticate.with_basic(users.clone());
         }
         policies.push(Arc::new(authenticate));
     }

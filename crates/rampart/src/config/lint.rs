@@ -20,7 +20,7 @@ pub struct Finding {
 }
 
 /// Every rule id with a one-line description.
-pub const RULES: [(&str, &str); 13] = [
+pub const RULES: [(&str, &str); 14] = [
     (
         "plaintext-listener-exposed",
         "a plaintext listener is bound to a non-loopback address",
@@ -61,6 +61,7 @@ pub const RULES: [(&str, &str); 13] = [
         "jwt-insecure-http",
         "a JWT issuer may fetch keys over plain HTTP",
     ),
+    ("basic-auth-enabled", "a route accepts HTTP Basic passwords"),
 ];
 
 /// Runs every rule.
@@ -150,6 +151,16 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     }
     for (i, r) in config.routes.iter().enumerate() {
         let ptr = format!("/routes/{i}");
+        if r.auth.as_ref().is_some_and(|a| a.basic) {
+            flag(
+                "basic-auth-enabled",
+                format!("{ptr}/auth/basic"),
+                format!(
+                    "route `{}` accepts long-lived passwords; prefer tokens or API keys",
+                    r.name
+                ),
+            );
+        }
         if !r.mask_upstream_errors {
             flag(
                 "upstream-errors-unmasked",

@@ -277,7 +277,20 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
                     "no listener asks for client certificates: set `tls.client_auth`",
                 ));
             }
-            if auth.jwt.is_empty() && auth.introspection.is_empty() && !auth.api_key && !auth.mtls {
+            if auth.basic && config.auth.basic.users.is_empty() {
+                issues.push(Issue::new(
+                    format!("{ptr}/auth/basic"),
+                    "no `[[auth.basic.users]]` are configured",
+                ));
+            }
+            let methods = [
+                !auth.jwt.is_empty(),
+                !auth.introspection.is_empty(),
+                auth.api_key,
+                auth.mtls,
+                auth.basic,
+            ];
+            if !methods.contains(&true) {
                 issues.push(Issue::new(
                     format!("{ptr}/auth"),
                     "name at least one authentication method",

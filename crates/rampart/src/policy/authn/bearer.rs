@@ -53,6 +53,17 @@ pub(crate) fn access_token(
     Ok(Some((scheme, token)))
 }
 
+/// The base64 credentials of a single `Authorization: Basic` header.
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, credentials) = value.to_str().ok()?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("basic").then_some(credentials)
+}
+
 /// RFC 6750 `b64token` characters.
 fn is_token68(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')

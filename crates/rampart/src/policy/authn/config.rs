@@ -28,6 +28,9 @@ pub struct AuthConfig {
     /// Authorization servers that introspect opaque tokens (RFC 7662).
     #[serde(default)]
     pub introspection: Vec<super::introspect::IntrospectionConfig>,
+    /// Users for HTTP Basic (routes opt in with `basic = true`).
+    #[serde(default)]
+    pub basic: super::basic::BasicAuthConfig,
     /// How DPoP proofs (RFC 9449) are checked for DPoP-bound tokens.
     #[serde(default)]
     pub dpop: super::dpop::DpopConfig,
@@ -180,6 +183,9 @@ pub struct RouteAuthConfig {
     /// Accept a verified TLS client certificate (the listener needs `tls.client_auth`).
     #[serde(default)]
     pub mtls: bool,
+    /// Accept HTTP Basic credentials of `[auth.basic]` users (TLS connections only).
+    #[serde(default)]
+    pub basic: bool,
     /// Accept only DPoP-bound tokens with a valid proof (RFC 9449); plain bearer tokens are refused.
     /// Without it, DPoP-bound tokens still need their proof and unbound bearer tokens pass.
     #[serde(default)]

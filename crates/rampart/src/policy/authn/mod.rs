@@ -7,6 +7,7 @@
 //! (`invalid_request`, `invalid_token`), while the precise reason goes to the audit log.
 
 pub mod api_key;
+pub mod basic;
 mod bearer;
 pub mod brute_force;
 pub mod config;
@@ -113,6 +114,7 @@ pub struct Authenticate {
     mtls: bool,
     dpop: Option<Arc<DpopVerifier>>,
     require_dpop: bool,
+    basic: Option<Arc<basic::BasicAuth>>,
     guard: Option<Arc<brute_force::BruteForceGuard>>,
 }
 
@@ -129,6 +131,7 @@ impl Authenticate {
             mtls: false,
             dpop: None,
             require_dpop: false,
+            basic: None,
             guard,
         }
     }
@@ -150,6 +153,12 @@ impl Authenticate {
     pub fn with_dpop(mut self, verifier: Arc<DpopVerifier>, required: bool) -> Self {
         self.dpop = Some(verifier);
         self.require_dpop = required;
+        self
+    }
+
+    /// Also accept HTTP Basic credentials of these users.
+    pub fn with_basic(mut self, users: Arc<basic::BasicAuth>) -> Self {
+        self.basic = Some(users);
         self
     }
 
@@ -214,6 +223,11 @@ impl Authenticate {
                     .map_err(|_| AuthFailure::invalid_token("malformed API key"))?;
                 return key_auth.keys.authenticate(key).await.map(Arc::new);
             }
+        }
+        if let Some(users) = &self.basic
+            && let Some(credentials) = bearer::basic_credentials(&req.headers)
+        {
+            return users.authenticate(credentials, cx.conn.tls).await;
         }
         let accepts_tokens = !self.issuers.is_empty() || !self.introspectors.is_empty();
         let token = if accepts_tokens {
@@ -360,6 +374,7 @@ pub fn validate(config: &AuthConfig, issues: &mut Vec<Issue>) {
         introspect::validate(server, &ptr, issues);
     }
     dpop::validate(&config.dpop, issues);
+    basic::validate(&config.basic, issues);
 }
 
 fn validate_issuer(c: &JwtIssuerConfig, ptr: &str, issues: &mut Vec<Issue>) {
