@@ -252,6 +252,7 @@ async fn every_admin_route_is_in_the_openapi_document() {
         "/v1/keys/{id}",
         "/v1/keys/{id}/rotate",
         "/v1/keys/{id}/revoke",
+        "/v1/revocations",
         "/v1/reload",
         "/v1/status",
         "/v1/openapi.json",

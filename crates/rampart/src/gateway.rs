@@ -49,6 +49,8 @@ pub struct Services {
     pub redis: Option<redis::aio::ConnectionManager>,
     /// DPoP proof ids already used: in Redis when configured, else in memory.
     pub dpop_replay: Option<Arc<authn::ReplayCache>>,
+    /// Revoked access tokens (with the store).
+    pub revocations: Option<Arc<authn::revocation::Revocations>>,
 }
 
 impl Services {
@@ -63,9 +65,27 @@ impl Services {
             Some(connection) => authn::ReplayCache::Redis(connection.clone()),
             None => authn::ReplayCache::local(config.auth.dpop.replay_cache_entries, window),
         };
-        let api_keys = match &config.api_keys {
-            Some(keys) => Some(start_api_keys(config, keys).await?),
-            None => None,
+        let store = if config.needs_store() {
+            Some(
+                Store::connect(&config.store.url)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            None
+        };
+        let (api_keys, revocations) = match &store {
+            Some(store) => {
+                let keys = match &config.api_keys {
+                    Some(keys) => Some(start_api_keys(store.clone(), keys)?),
+                    None => None,
+                };
+                let revocations = authn::revocation::Revocations::start(store.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (keys, Some(revocations))
+            }
+            None => (None, None),
         };
         Ok(Self {
             api_keys,
@@ -73,12 +93,13 @@ impl Services {
             config_path: None,
             redis,
             dpop_replay: Some(Arc::new(dpop_replay)),
+            revocations,
         })
     }
 }
 
-async fn start_api_keys(
-    config: &Config,
+fn start_api_keys(
+    store: Store,
     keys: &authn::config::ApiKeysConfig,
 ) -> Result<Arc<ApiKeys>, String> {
     let secret = keys
@@ -88,9 +109,6 @@ async fn start_api_keys(
     if secret.expose().len() < authn::config::MIN_HMAC_SECRET_BYTES {
         return Err("api_keys.hmac_secret: at least 32 bytes are required".to_owned());
     }
-    let store = Store::connect(&config.store.url)
-        .await
-        .map_err(|e| e.to_string())?;
     let grace = std::time::Duration::from_secs(keys.rotation_grace_s);
     let service = ApiKeys::new(store, secret, grace);
     service.spawn_usage_writer();
@@ -242,6 +260,10 @@ fn build_route(
         if let Some(users) = verifiers.basic.as_ref().filter(|_| auth.basic) {
             authenticate = authenticate.with_basic(users.clone());
         }
+        if let Some(revocations) = &services.revocations {
+            authenticate = authenticate.with_revocations(revocations.clone());
+        }
+
         policies.push(Arc::new(authenticate));
     }
     if let Some(authorize) = &route.authorize {

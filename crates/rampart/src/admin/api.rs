@@ -32,6 +32,10 @@ pub(super) fn routes(gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
         .route("/v1/keys/{id}", get(get_key))
         .route("/v1/keys/{id}/rotate", post(rotate_key))
         .route("/v1/keys/{id}/revoke", post(revoke_key))
+        .route(
+            "/v1/revocations",
+            get(super::revocations::list).post(super::revocations::revoke),
+        )
         .route("/v1/reload", post(reload))
         .route("/v1/status", get(status))
         .route_layer(middleware::from_fn_with_state(gateway, require_admin));
@@ -121,7 +125,7 @@ fn check_token(headers: &http::HeaderMap, expected_hex: &str) -> Result<(), Gate
 #[derive(Clone)]
 struct AdminNote(String);
 
-fn noted(mut response: Response, note: String) -> Response {
+pub(super) fn noted(mut response: Response, note: String) -> Response {
     response.extensions_mut().insert(AdminNote(note));
     response
 }
@@ -134,12 +138,12 @@ fn keys(gateway: &Gateway) -> Result<&Arc<ApiKeys>, GatewayError> {
         .ok_or_else(|| GatewayError::ServiceUnavailable("API keys are not configured".into()))
 }
 
-fn store_error(e: crate::store::StoreError) -> GatewayError {
+pub(super) fn store_error(e: crate::store::StoreError) -> GatewayError {
     tracing::error!(error = %e, "admin store operation failed");
     GatewayError::ServiceUnavailable("store".into())
 }
 
-fn json_response(status: StatusCode, value: Value) -> Response {
+pub(super) fn json_response(status: StatusCode, value: Value) -> Response {
     (
         status,
         [(http::header::CONTENT_TYPE, "application/json")],

@@ -203,9 +203,9 @@ fn default_store_url() -> String {
 }
 
 impl Config {
-    /// Whether the store is needed (API keys or the admin API).
+    /// Whether the store is needed: API keys, or the admin API (token revocations).
     pub fn needs_store(&self) -> bool {
-        self.api_keys.is_some()
+        self.api_keys.is_some() || self.admin.token_sha256.is_some()
     }
 
     fn resolve_paths(&mut self, base: &Path) {

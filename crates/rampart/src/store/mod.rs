@@ -8,6 +8,7 @@
 
 mod keys;
 pub mod redis;
+mod revocations;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,9 +16,13 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 pub use keys::{ApiKeyRecord, KeyStatus};
+pub use revocations::Revocation;
 
 /// Embedded migrations, in order.
-const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("migrations/0001_api_keys.sql"))];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (1, include_str!("migrations/0001_api_keys.sql")),
+    (2, include_str!("migrations/0002_token_revocations.sql")),
+];
 
 /// A store failure; the text may name the database but never a secret.
 #[derive(Debug, thiserror::Error)]

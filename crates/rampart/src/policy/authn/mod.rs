@@ -16,6 +16,7 @@ pub mod introspect;
 pub mod jwks;
 pub mod jwt;
 pub mod mtls;
+pub mod revocation;
 mod strict_json;
 
 use std::borrow::Cow;
@@ -115,6 +116,7 @@ pub struct Authenticate {
     dpop: Option<Arc<DpopVerifier>>,
     require_dpop: bool,
     basic: Option<Arc<basic::BasicAuth>>,
+    revocations: Option<Arc<revocation::Revocations>>,
     guard: Option<Arc<brute_force::BruteForceGuard>>,
 }
 
@@ -132,6 +134,7 @@ impl Authenticate {
             dpop: None,
             require_dpop: false,
             basic: None,
+            revocations: None,
             guard,
         }
     }
@@ -159,6 +162,12 @@ impl Authenticate {
     /// Also accept HTTP Basic credentials of these users.
     pub fn with_basic(mut self, users: Arc<basic::BasicAuth>) -> Self {
         self.basic = Some(users);
+        self
+    }
+
+    /// Refuse tokens on this revocation list.
+    pub fn with_revocations(mut self, revocations: Arc<revocation::Revocations>) -> Self {
+        self.revocations = Some(revocations);
         self
     }
 
@@ -248,6 +257,9 @@ impl Authenticate {
             }
             _ => self.issuer_for(token)?.verify(token).await?,
         };
+        if let Some(revocations) = &self.revocations {
+            revocations.check(&principal, token)?;
+        }
         self.check_possession(req, cx, scheme, token, &principal)
             .await?;
         Ok(principal)
