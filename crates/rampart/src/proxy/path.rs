@@ -49,7 +49,13 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
 /// No `%`, `\`, empty segment or dot segment: nothing to do.
 fn is_canonical(path: &str) -> bool {
     let bytes = path.as_bytes();
-    if bytes.iter().any(|&b| b == b'%' || b == b'\\') {
+    // Anything but visible ASCII (NUL, controls, space, non-ASCII) takes the full path, which
+    // refuses it; found by the `path_normalize` fuzz target.
+    if bytes
+        .iter()
+        .any(|&b| b == b'%' || b == b'\\' || !b.is_ascii_graphic())
+    {
+
         return false;
     }
     // Segments between slashes, ignoring the leading one; a trailing empty segment is fine.
@@ -197,7 +203,16 @@ mod tests {
     }
 
     #[test]
+    fn raw_control_bytes_and_spaces_are_refused_on_the_fast_path_too() {
+        // Found by the `path_normalize` fuzz target: the canonical fast path returned "/\0" as is.
+        for path in ["/\0", "/a b", "/a\tb", "/\u{e9}"] {
+            assert!(n(path).is_err(), "{path:?}");
+        }
+    }
+
+    #[test]
     fn malformed_paths_are_refused() {
+
         assert_eq!(n("/a%2"), Err(PathError::BadPercentEncoding));
         assert_eq!(n("/a%zz"), Err(PathError::BadPercentEncoding));
         assert_eq!(n("/a%00b"), Err(PathError::Nul));

@@ -140,3 +140,51 @@ async fn truncated_head_at_eof_is_not_delivered() {
     assert!(out.is_empty());
     assert_eq!(refusal, None);
 }
+
+/// Regressions from the `h1_guard` fuzz target (inputs in `fuzz/regressions/h1_guard`).
+#[tokio::test]
+async fn fuzz_regressions_do_not_panic_and_do_not_depend_on_read_boundaries() {
+    for name in ["crlf-then-eof", "crlf-partial-head", "trailer-line-budget-plus-one"] {
+        let path = format!("{}/../../fuzz/regressions/h1_guard/{name}", env!("CARGO_MANIFEST_DIR"));
+        let input = std::fs::read(&path).unwrap_or_default();
+        assert!(!input.is_empty(), "{path}");
+        let whole = run(&input).await;
+        // Byte by byte: the same verdict and output as in one read.
+        let mut split = Vec::new();
+        let refused = Arc::new(Mutex::new(None));
+        let seen = refused.clone();
+        let hook: OnReject = Box::new(move |e, _| {
+            if let Ok(mut slot) = seen.lock() {
+                *slot = Some(e.to_string());
+            }
+            Vec::new()
+        });
+        let reader = tokio_test_reader(&input);
+        let mut guard = H1Guard::new(reader, LIMITS, hook);
+        let _ = guard.read_to_end(&mut split).await;
+        // A read after EOF is EOF again, not a panic.
+        let mut more = Vec::new();
+        let _ = guard.read_to_end(&mut more).await;
+        assert!(more.is_empty(), "{name}");
+        let refusal = refused.lock().ok().and_then(|mut r| r.take());
+        assert_eq!((split, refusal), whole, "{name}");
+    }
+}
+
+/// A reader that returns one byte per read.
+fn tokio_test_reader(input: &[u8]) -> impl tokio::io::AsyncRead + Unpin {
+    struct OneByte(std::collections::VecDeque<u8>);
+    impl tokio::io::AsyncRead for OneByte {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if let Some(b) = self.0.pop_front() {
+                buf.put_slice(&[b]);
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+    OneByte(input.iter().copied().collect())
+}
