@@ -258,6 +258,18 @@ async fn demo_runs_with_no_setup_and_its_printed_calls_behave() {
     let masked = client.get("/api/crash").await;
     assert_eq!(masked.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!masked.text().contains("Traceback"));
+    for _ in 0..3 {
+        assert_eq!(client.get("/api/status").await.status, StatusCode::OK);
+    }
+    let limited = client.get("/api/status").await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the demo's burst"
+    );
+    assert!(limited.header("retry-after").is_some());
+    assert!(limited.header("ratelimit").is_some());
+
     signal(&child, "INT");
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await

@@ -103,6 +103,10 @@ pub struct RequestCtx {
     pub bytes_in: u64,
     /// Who is calling, once authentication has run.
     pub principal: Option<Arc<Principal>>,
+    /// Rate-limit headers for a successful response (`headers_on_success`).
+    pub rate_limit_headers: Option<crate::policy::rate_limit::RateLimitHeaders>,
+    /// The route's concurrency slot, released when the request is done.
+    pub in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// How a principal was authenticated.
@@ -161,6 +165,8 @@ impl RequestCtx {
             origin: None,
             bytes_in: 0,
             principal: None,
+            rate_limit_headers: None,
+            in_flight: None,
         }
     }
 }

@@ -154,6 +154,7 @@ name = "status"
 path = "/api/status"
 upstream = "demo-api"
 public = true
+rate_limits = [{ name = "per-ip", key = "ip", rate = 5, per = "minute", burst = 3 }]
 
 [[routes]]
 name = "crash"
@@ -204,8 +205,11 @@ Refused by the gateway, each with a problem+json body, and never sent to the API
   CL+TE smuggling (400):     printf 'POST /api/orders HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' | openssl s_client -quiet -connect 127.0.0.1:{port}
 Allowed CORS preflight, answered by the gateway:
   {curl} -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' {base}/api/orders
+Rate limit (3 in a burst, then 5 a minute; the 4th gets 429 with Retry-After and RateLimit headers):
+  for i in 1 2 3 4; do {curl} {base}/api/status | grep -Ei '^(HTTP|retry-after|ratelimit)'; done
 Upstream 500 masked (stack trace and Server header stay inside):
   {curl} {base}/api/crash
+
 
 Ctrl-C stops the demo."#,
         config = config.display(),

@@ -50,6 +50,16 @@ pub enum GatewayError {
     /// Too many failed authentications from this client address.
     #[error("client blocked after repeated authentication failures")]
     ClientBlocked { retry_after_s: u64 },
+    /// Over a rate limit (the limit's name is for the audit log).
+    #[error("rate limit `{limit}` exceeded")]
+    RateLimited {
+        limit: std::sync::Arc<str>,
+        retry_after_s: u64,
+        headers: Box<crate::policy::rate_limit::RateLimitHeaders>,
+    },
+    /// Too many requests in flight or waiting: shed at once.
+    #[error("overloaded: {reason}")]
+    Overloaded { reason: &'static str },
     #[error("no healthy upstream target")]
     UpstreamUnavailable,
     #[error("upstream did not answer within {timeout_ms} ms")]
@@ -90,7 +100,8 @@ impl GatewayError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             Self::CorsRejected(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::ClientBlocked { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::ClientBlocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::InvalidRequest => StatusCode::BAD_REQUEST,
                 FailureKind::Missing
@@ -124,6 +135,8 @@ impl GatewayError {
             Self::Forbidden(Shortfall::Scope(_)) => "insufficient_scope",
             Self::Forbidden(Shortfall::Other(_)) => "forbidden",
             Self::ClientBlocked { .. } => "too_many_failures",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded { .. } => "overloaded",
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::Missing => "unauthenticated",
                 FailureKind::InvalidRequest => "invalid_request",
@@ -159,6 +172,12 @@ impl GatewayError {
             Self::Forbidden(Shortfall::Scope(_)) => "The credentials lack a required scope",
             Self::Forbidden(Shortfall::Other(_)) => "The caller may not do this",
             Self::ClientBlocked { .. } => "Too many failed authentications; try again later",
+            Self::RateLimited { .. } => {
+                "Too many requests: slow down and retry after the number of seconds in Retry-After"
+            }
+            Self::Overloaded { .. } => {
+                "The service is busy: retry after the number of seconds in Retry-After"
+            }
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::Missing => "Authentication is required",
                 FailureKind::InvalidRequest => "The credentials are malformed",
@@ -207,6 +226,18 @@ impl GatewayError {
             Self::ClientBlocked { retry_after_s } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
+            Self::RateLimited {
+                retry_after_s,
+                headers: limits,
+                ..
+            } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_s));
+                limits.apply(headers);
+            }
+            Self::Overloaded { .. } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+
             Self::Unauthenticated(f) => {
                 let challenge = match f.kind {
                     FailureKind::Missing => r#"Bearer realm="rampart""#,
@@ -339,6 +370,15 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::Forbidden(Shortfall::Scope(String::new())),
         GatewayError::Forbidden(Shortfall::Other(String::new())),
         GatewayError::ClientBlocked { retry_after_s: 1 },
+        GatewayError::RateLimited {
+            limit: "l".into(),
+            retry_after_s: 1,
+            headers: Box::new(crate::policy::rate_limit::RateLimitHeaders {
+                policy: HeaderValue::from_static(""),
+                state: HeaderValue::from_static(""),
+            }),
+        },
+        GatewayError::Overloaded { reason: "" },
         GatewayError::UpstreamUnavailable,
         GatewayError::UpstreamTimeout { timeout_ms: 0 },
         GatewayError::UpstreamFailed(String::new()),
@@ -363,6 +403,8 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::Unauthenticated(_)
             | GatewayError::Forbidden(_)
             | GatewayError::ClientBlocked { .. }
+            | GatewayError::RateLimited { .. }
+            | GatewayError::Overloaded { .. }
             | GatewayError::UpstreamUnavailable
             | GatewayError::UpstreamTimeout { .. }
             | GatewayError::UpstreamFailed(_)

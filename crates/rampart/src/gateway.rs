@@ -17,6 +17,9 @@ use crate::policy::authn::{self, ApiKeys, Authenticate, JwtIssuer, KeyAuth};
 use crate::policy::authz::Authorize;
 use crate::policy::cors::Cors;
 use crate::policy::identity::IdentityHeaders;
+use crate::policy::rate_limit::concurrency::ConcurrencyLimit;
+use crate::policy::rate_limit::{RateLimit, RateLimitShared};
+
 use crate::store::Store;
 
 use crate::policy::headers::SecurityHeaders;
@@ -51,6 +54,8 @@ pub struct Services {
     pub dpop_replay: Option<Arc<authn::ReplayCache>>,
     /// Revoked access tokens (with the store).
     pub revocations: Option<Arc<authn::revocation::Revocations>>,
+    /// Rate-limit settings, the Redis limiter and the throttling queue.
+    pub rate_limits: Option<Arc<RateLimitShared>>,
 }
 
 impl Services {
@@ -87,6 +92,10 @@ impl Services {
             }
             None => (None, None),
         };
+        let rate_limits = Some(Arc::new(RateLimitShared::new(
+            config.rate_limit.clone(),
+            redis.clone(),
+        )));
         Ok(Self {
             api_keys,
             brute_force: BruteForceGuard::new(&config.brute_force),
@@ -94,6 +103,7 @@ impl Services {
             redis,
             dpop_replay: Some(Arc::new(dpop_replay)),
             revocations,
+            rate_limits,
         })
     }
 }
@@ -265,6 +275,18 @@ fn build_route(
         }
 
         policies.push(Arc::new(authenticate));
+    }
+    if let Some(max) = route.max_in_flight {
+        policies.push(Arc::new(ConcurrencyLimit::new(max)));
+    }
+    if !route.rate_limits.is_empty() {
+        let shared = services
+            .rate_limits
+            .clone()
+            .unwrap_or_else(|| Arc::new(RateLimitShared::new(config.rate_limit.clone(), None)));
+        for limit in RateLimit::build(&route.name, &route.rate_limits, &shared).ok()? {
+            policies.push(Arc::new(limit));
+        }
     }
     if let Some(authorize) = &route.authorize {
         let rbac = Arc::new(config.rbac.roles.clone());

@@ -27,6 +27,8 @@ pub use listener::{
 };
 pub use route::{ProxyConfig, RouteConfig};
 pub use upstream::{UpstreamConfig, UpstreamProtocol};
+#[doc(hidden)]
+pub use validate::validate;
 pub(crate) use validate::validate_methods;
 
 use crate::audit::AuditConfig;
@@ -60,9 +62,13 @@ pub struct Config {
     /// Where keys and other state live.
     #[serde(default)]
     pub store: StoreConfig,
-    /// Shared state for several instances (DPoP replay cache; later rate limits).
+    /// Shared state for several instances (DPoP replay cache, rate limits).
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// How rate limits are kept (routes declare the limits).
+    #[serde(default)]
+    pub rate_limit: crate::policy::rate_limit::RateLimitSettings,
+
     /// Roles and the permissions they grant (`authorize.permissions` on routes).
     #[serde(default)]
     pub rbac: crate::policy::authz::RbacConfig,

@@ -53,6 +53,12 @@ pub struct RouteConfig {
     /// Cross-origin access; without it no CORS headers are sent.
     #[serde(default)]
     pub cors: Option<CorsConfig>,
+    /// Rate limits, each counted per its key (several may apply).
+    #[serde(default)]
+    pub rate_limits: Vec<crate::policy::rate_limit::LimitConfig>,
+    /// At most this many requests of the route at the upstream at once (503 beyond).
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
 }
 
 fn default_methods() -> Vec<String> {

@@ -6,7 +6,7 @@ use super::{Config, Issue, ListenerConfig, RouteConfig, UpstreamConfig};
 use crate::config::listener::MAX_HEADERS_CEILING;
 use crate::policy::{authn, cors, headers};
 
-pub(super) fn validate(config: &Config) -> Vec<Issue> {
+pub fn validate(config: &Config) -> Vec<Issue> {
     let mut issues = Vec::new();
     if config.listeners.is_empty() {
         issues.push(Issue::new(
@@ -320,6 +320,15 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
             }
         }
         (None, true) => {}
+    }
+    crate::policy::rate_limit::config::validate(
+        &route.rate_limits,
+        route.auth.is_some(),
+        ptr,
+        issues,
+    );
+    if route.max_in_flight == Some(0) {
+        issues.push(Issue::new(format!("{ptr}/max_in_flight"), "at least 1"));
     }
     if route.authorize.is_some() && route.auth.is_none() {
         issues.push(Issue::new(

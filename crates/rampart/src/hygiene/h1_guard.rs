@@ -256,7 +256,6 @@ fn find_line(bytes: &[u8], max: usize) -> Result<Option<usize>, GatewayError> {
     // `max` bytes of content, then the CR: the same verdict however the bytes arrive in reads
     // (an off-by-one here was found by the `h1_guard` fuzz target).
     for (i, &b) in bytes.iter().enumerate().take(max.saturating_add(1)) {
-
         match b {
             b'\n' => return Err(GatewayError::MalformedRequest("bare LF")),
             b'\r' => {

@@ -8,3 +8,4 @@ pub mod cors;
 pub mod headers;
 pub mod identity;
 pub mod mask;
+pub mod rate_limit;

@@ -55,7 +55,6 @@ fn is_canonical(path: &str) -> bool {
         .iter()
         .any(|&b| b == b'%' || b == b'\\' || !b.is_ascii_graphic())
     {
-
         return false;
     }
     // Segments between slashes, ignoring the leading one; a trailing empty segment is fine.
@@ -212,7 +211,6 @@ mod tests {
 
     #[test]
     fn malformed_paths_are_refused() {
-
         assert_eq!(n("/a%2"), Err(PathError::BadPercentEncoding));
         assert_eq!(n("/a%zz"), Err(PathError::BadPercentEncoding));
         assert_eq!(n("/a%00b"), Err(PathError::Nul));

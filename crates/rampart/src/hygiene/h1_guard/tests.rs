@@ -144,8 +144,15 @@ async fn truncated_head_at_eof_is_not_delivered() {
 /// Regressions from the `h1_guard` fuzz target (inputs in `fuzz/regressions/h1_guard`).
 #[tokio::test]
 async fn fuzz_regressions_do_not_panic_and_do_not_depend_on_read_boundaries() {
-    for name in ["crlf-then-eof", "crlf-partial-head", "trailer-line-budget-plus-one"] {
-        let path = format!("{}/../../fuzz/regressions/h1_guard/{name}", env!("CARGO_MANIFEST_DIR"));
+    for name in [
+        "crlf-then-eof",
+        "crlf-partial-head",
+        "trailer-line-budget-plus-one",
+    ] {
+        let path = format!(
+            "{}/../../fuzz/regressions/h1_guard/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let input = std::fs::read(&path).unwrap_or_default();
         assert!(!input.is_empty(), "{path}");
         let whole = run(&input).await;

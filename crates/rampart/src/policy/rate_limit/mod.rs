@@ -1,0 +1,304 @@
+//! Rate limiting and throttling: GCRA per key, in memory or shared through Redis.
+//!
+//! Threats: one client (address, key, principal) exhausting an upstream or the gateway; a spray of
+//! distinct keys exhausting memory; instances each admitting the full limit; a Redis outage taking
+//! the gateway down. Invariants:
+//! - every limit is a GCRA bucket per key; a request over the rate waits its turn when the limit
+//!   has `max_delay_ms` (its delay is bounded and depends only on its own key, so the queue is fair
+//!   per key), otherwise, or when the wait would be longer, it gets 429 with `Retry-After` and the
+//!   `RateLimit-Policy`/`RateLimit` headers, and never reaches the upstream;
+//! - limits keyed only by address, route or header run before authentication (no cryptography for
+//!   a flood), the others right after it;
+//! - memory is bounded per limit (`max_tracked_keys`, idle keys evicted first);
+//! - with `[redis]`, one script call per decision shares the bucket between instances; when Redis
+//!   fails, `on_redis_failure` applies (`open`: local buckets with the rate divided by
+//!   `expected_instances`; `closed`: 503), with a warning and a metric, and Redis is tried again a
+//!   second later.
+
+pub mod concurrency;
+pub mod config;
+pub mod gcra;
+mod keys;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::HeaderValue;
+use tokio::sync::Semaphore;
+
+pub use config::{FailureMode, KeyPart, LimitConfig, RateLimitSettings};
+use gcra::{LocalLimiter, Params, Verdict};
+
+use crate::context::RequestCtx;
+use crate::error::GatewayError;
+use crate::pipeline::{Flow, Policy, Stage};
+
+/// Process-wide rate-limit services, kept across reloads.
+pub struct RateLimitShared {
+    pub settings: RateLimitSettings,
+    pub redis: Option<redis::RedisLimiter>,
+    /// Requests waiting for their turn, across all limits.
+    pub queue: Semaphore,
+}
+
+impl RateLimitShared {
+    pub fn new(
+        settings: RateLimitSettings,
+        redis: Option<::redis::aio::ConnectionManager>,
+    ) -> Self {
+        Self {
+            queue: Semaphore::new(settings.max_queued),
+            settings,
+            redis: redis.map(redis::RedisLimiter::new),
+        }
+    }
+}
+
+/// One configured limit, ready to decide.
+pub struct Limit {
+    pub name: Arc<str>,
+    route: Arc<str>,
+    parts: Vec<KeyPart>,
+    params: Params,
+    window_s: u64,
+    local: LocalLimiter,
+    /// The fail-open fallback when the limit is shared through Redis.
+    fallback: Option<(LocalLimiter, Params)>,
+}
+
+impl Limit {
+    pub fn build(
+        route: &str,
+        config: &LimitConfig,
+        shared: &RateLimitShared,
+    ) -> Result<Self, String> {
+        let parts = config
+            .key
+            .parts()
+            .into_iter()
+            .map(KeyPart::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let per = Duration::from_secs(config.per.seconds());
+        let burst = config.burst.unwrap_or(config.rate);
+        let params = Params::new(
+            config.rate,
+            per,
+            burst,
+            Duration::from_millis(config.max_delay_ms),
+        );
+        let max_keys = shared.settings.max_tracked_keys;
+        let fallback = shared.redis.as_ref().map(|_| {
+            let divided = params.divided(shared.settings.expected_instances);
+            (LocalLimiter::new(max_keys, divided), divided)
+        });
+        Ok(Self {
+            name: Arc::from(config.name.as_str()),
+            route: Arc::from(route),
+            window_s: (params.interval_us.saturating_mul(params.burst) / 1_000_000).max(1),
+            local: LocalLimiter::new(max_keys, params),
+            fallback,
+            parts,
+            params,
+        })
+    }
+
+    fn runs_after_authentication(&self) -> bool {
+        self.parts.iter().any(KeyPart::needs_principal)
+    }
+
+    async fn check(
+        &self,
+        req: &http::request::Parts,
+        cx: &RequestCtx,
+        shared: &RateLimitShared,
+    ) -> Result<Verdict, GatewayError> {
+        let key = keys::KeyValue::of(&self.name, &self.route, &self.parts, req, cx);
+        let Some(redis) = &shared.redis else {
+            return Ok(self.local.check(key.local(), self.params));
+        };
+        if let Some(verdict) = redis.check(&key.redis(), self.params).await {
+            return Ok(verdict);
+        }
+        match (shared.settings.on_redis_failure, &self.fallback) {
+            (FailureMode::Open, Some((local, params))) => Ok(local.check(key.local(), *params)),
+            _ => Err(GatewayError::ServiceUnavailable(format!(
+                "rate limit `{}`: Redis unavailable (fail closed)",
+                self.name
+            ))),
+        }
+    }
+
+    fn policy_header(&self) -> String {
+        format!(
+            "\"{}\";q={};w={}",
+            self.name, self.params.burst, self.window_s
+        )
+    }
+}
+
+/// The limits of one route that run at one stage.
+pub struct RateLimit {
+    stage: Stage,
+    limits: Vec<Limit>,
+    shared: Arc<RateLimitShared>,
+    /// `RateLimit-Policy` for every limit of the stage, computed once.
+    policy_header: HeaderValue,
+}
+
+impl RateLimit {
+    /// Splits a route's limits into the one before and the one after authentication.
+    pub fn build(
+        route: &str,
+        configs: &[LimitConfig],
+        shared: &Arc<RateLimitShared>,
+    ) -> Result<Vec<Self>, String> {
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        for config in configs {
+            let limit = Limit::build(route, config, shared)?;
+            if limit.runs_after_authentication() {
+                after.push(limit);
+            } else {
+                before.push(limit);
+            }
+        }
+        Ok([
+            (Stage::RateLimitByAddress, before),
+            (Stage::RateLimitByPrincipal, after),
+        ]
+        .into_iter()
+        .filter(|(_, limits)| !limits.is_empty())
+        .map(|(stage, limits)| {
+            let text: Vec<String> = limits.iter().map(Limit::policy_header).collect();
+            Self {
+                stage,
+                policy_header: HeaderValue::from_str(&text.join(", "))
+                    .unwrap_or(HeaderValue::from_static("")),
+                limits,
+                shared: shared.clone(),
+            }
+        })
+        .collect())
+    }
+
+    async fn run(
+        &self,
+        req: &http::request::Parts,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let mut delay = Duration::ZERO;
+        let mut tightest: Option<(&Limit, Verdict)> = None;
+        for limit in &self.limits {
+            let verdict = limit.check(req, cx, &self.shared).await?;
+            let outcome = if !verdict.allowed {
+                "rejected"
+            } else if verdict.delay > Duration::ZERO {
+                "delayed"
+            } else {
+                "allowed"
+            };
+            metrics::counter!("rampart_rate_limit_total", "limit" => limit.name.to_string(), "route" => limit.route.to_string(), "outcome" => outcome).increment(1);
+            if !verdict.allowed {
+                let headers = Box::new(self.headers(limit, &verdict));
+                return Err(GatewayError::RateLimited {
+                    limit: limit.name.clone(),
+                    retry_after_s: verdict.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+                    headers,
+                });
+            }
+            delay = delay.max(verdict.delay);
+            if tightest.is_none_or(|(_, t)| verdict.remaining < t.remaining) {
+                tightest = Some((limit, verdict));
+            }
+        }
+        if let Some((limit, verdict)) = tightest {
+            if self.shared.settings.headers_on_success {
+                cx.rate_limit_headers = Some(self.headers(limit, &verdict));
+            }
+            if delay > Duration::ZERO {
+                self.wait(limit, delay, cx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Throttling: waits in the bounded queue; a full queue sheds the request.
+    async fn wait(
+        &self,
+        limit: &Limit,
+        delay: Duration,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let Ok(_slot) = self.shared.queue.try_acquire() else {
+            return Err(GatewayError::Overloaded {
+                reason: "throttling queue full",
+            });
+        };
+        cx.reason = Some(format!(
+            "delayed {} ms by rate limit `{}`",
+            delay.as_millis(),
+            limit.name
+        ));
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    fn headers(&self, limit: &Limit, verdict: &Verdict) -> RateLimitHeaders {
+        let state = format!(
+            "\"{}\";r={};t={}",
+            limit.name,
+            verdict.remaining,
+            verdict.reset.as_secs_f64().ceil() as u64
+        );
+        RateLimitHeaders {
+            policy: self.policy_header.clone(),
+            state: HeaderValue::from_str(&state).unwrap_or(HeaderValue::from_static("")),
+        }
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+#[derive(Debug, Clone)]
+pub struct RateLimitHeaders {
+    pub policy: HeaderValue,
+    pub state: HeaderValue,
+}
+
+impl RateLimitHeaders {
+    pub fn apply(&self, headers: &mut http::HeaderMap) {
+        headers.insert("ratelimit-policy", self.policy.clone());
+        headers.insert("ratelimit", self.state.clone());
+    }
+}
+
+impl Policy for RateLimit {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
+    fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        req: &'a mut http::request::Parts,
+        cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
+        Box::pin(async move {
+            self.run(req, cx).await?;
+            Ok(Flow::Continue)
+        })
+    }
+
+    fn on_response(&self, rsp: &mut http::response::Parts, cx: &RequestCtx) {
+        if let Some(headers) = &cx.rate_limit_headers {
+            headers.apply(&mut rsp.headers);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
