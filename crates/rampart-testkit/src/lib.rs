@@ -22,7 +22,7 @@ pub use dpop::{DpopKey, Proof};
 pub use gateway::read_audit;
 pub use issuer::{TestIssuer, TestKey, alg_name, now};
 pub use pg::PgServer;
-pub use redis::RedisServer;
+pub use redis::{RedisCluster, RedisServer};
 
 pub use gateway::{TestGateway, TestGatewayBuilder};
 pub use raw::{RawExchange, WAIT, raw_exchange, raw_tls_exchange};

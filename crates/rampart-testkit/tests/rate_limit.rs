@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use http_body_util::Full;
-use rampart_testkit::{RecordingUpstream, RedisServer, TestGateway, TestIssuer, TestResponse};
+use rampart_testkit::{
+    RecordingUpstream, RedisCluster, RedisServer, TestGateway, TestIssuer, TestResponse,
+};
 
 fn route(upstream: &RecordingUpstream, extra: &str) -> String {
     format!(
@@ -357,5 +359,38 @@ async fn redis_outage_fails_closed_with_503_when_configured() {
     while get(&gw, &[]).await.status != StatusCode::OK {
         assert!(back.elapsed() < Duration::from_secs(5), "did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn instances_sharing_a_redis_cluster_admit_at_most_the_limit() {
+    let cluster = RedisCluster::start();
+    let upstream = RecordingUpstream::start().await;
+    let nodes: Vec<String> = cluster.nodes.iter().map(|n| format!("\"{n}\"")).collect();
+    let section = format!("[redis]\ncluster_nodes = [{}]\n", nodes.join(", "));
+    let limit = r#"rate_limits = [{ name = "per-tenant", key = "header:x-tenant", rate = 20, per = "minute" }]"#;
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        instances.push(
+            TestGateway::builder()
+                .config(&route(&upstream, limit))
+                .config(&section)
+                .start()
+                .await,
+        );
+    }
+    // Several tenants, so that their buckets land on different nodes' slots.
+    for tenant in ["a", "b", "c", "d"] {
+        let mut admitted = 0;
+        for i in 0..40 {
+            let response = get(&instances[i % 2], &[("x-tenant", tenant)]).await;
+            if response.status == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+        assert!(
+            (20..=21).contains(&admitted),
+            "tenant {tenant}: {admitted} admitted"
+        );
     }
 }

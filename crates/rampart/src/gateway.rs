@@ -49,7 +49,7 @@ pub struct Services {
     /// The config file, for reloads requested through the admin API.
     pub config_path: Option<std::path::PathBuf>,
     /// The shared Redis connection (reconnects by itself), when `[redis]` is configured.
-    pub redis: Option<redis::aio::ConnectionManager>,
+    pub redis: Option<crate::store::redis::SharedRedis>,
     /// DPoP proof ids already used: in Redis when configured, else in memory.
     pub dpop_replay: Option<Arc<authn::ReplayCache>>,
     /// Revoked access tokens (with the store).
@@ -62,7 +62,7 @@ impl Services {
     /// Connects Redis, opens the store and starts the key service when the config needs them.
     pub async fn start(config: &Config) -> Result<Self, String> {
         let redis = match &config.redis {
-            Some(settings) => Some(crate::store::redis::connect(&settings.url).await?),
+            Some(settings) => Some(crate::store::redis::connect(settings).await?),
             None => None,
         };
         let window = authn::DpopVerifier::replay_window(&config.auth.dpop);
@@ -95,6 +95,7 @@ impl Services {
         let rate_limits = Some(Arc::new(RateLimitShared::new(
             config.rate_limit.clone(),
             redis.clone(),
+            store.clone(),
         )));
         Ok(Self {
             api_keys,
@@ -279,13 +280,15 @@ fn build_route(
     if let Some(max) = route.max_in_flight {
         policies.push(Arc::new(ConcurrencyLimit::new(max)));
     }
-    if !route.rate_limits.is_empty() {
-        let shared = services
-            .rate_limits
-            .clone()
-            .unwrap_or_else(|| Arc::new(RateLimitShared::new(config.rate_limit.clone(), None)));
-        for limit in RateLimit::build(&route.name, &route.rate_limits, &shared).ok()? {
-            policies.push(Arc::new(limit));
+    if !route.rate_limits.is_empty() || !route.quotas.is_empty() {
+        let shared = services.rate_limits.clone().unwrap_or_else(|| {
+            Arc::new(RateLimitShared::new(config.rate_limit.clone(), None, None))
+        });
+        let stages = RateLimit::build(&route.name, &route.rate_limits, &route.quotas, &shared)
+            .map_err(|e| tracing::error!(route = %route.name, error = %e, "rate limits not built"))
+            .ok()?;
+        for stage in stages {
+            policies.push(Arc::new(stage));
         }
     }
     if let Some(authorize) = &route.authorize {

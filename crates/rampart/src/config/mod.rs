@@ -89,7 +89,11 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://host:port/db` or `rediss://` for TLS; credentials in the URL are never logged.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The seed nodes of a Redis Cluster (instead of `url`).
+    #[serde(default)]
+    pub cluster_nodes: Vec<String>,
 }
 
 /// The text of a configuration and where it came from (for messages and relative paths).
@@ -211,7 +215,9 @@ fn default_store_url() -> String {
 impl Config {
     /// Whether the store is needed: API keys, or the admin API (token revocations).
     pub fn needs_store(&self) -> bool {
-        self.api_keys.is_some() || self.admin.token_sha256.is_some()
+        let quotas_in_store =
+            self.redis.is_none() && self.routes.iter().any(|r| !r.quotas.is_empty());
+        self.api_keys.is_some() || self.admin.token_sha256.is_some() || quotas_in_store
     }
 
     fn resolve_paths(&mut self, base: &Path) {

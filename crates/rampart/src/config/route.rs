@@ -56,6 +56,9 @@ pub struct RouteConfig {
     /// Rate limits, each counted per its key (several may apply).
     #[serde(default)]
     pub rate_limits: Vec<crate::policy::rate_limit::LimitConfig>,
+    /// Requests per key per day or month (UTC), persisted in Redis or the store.
+    #[serde(default)]
+    pub quotas: Vec<crate::policy::rate_limit::quota::QuotaConfig>,
     /// At most this many requests of the route at the upstream at once (503 beyond).
     #[serde(default)]
     pub max_in_flight: Option<u32>,

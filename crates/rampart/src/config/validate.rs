@@ -40,6 +40,14 @@ pub fn validate(config: &Config) -> Vec<Issue> {
     );
     headers::validate(&config.security_headers, "/security_headers", &mut issues);
     authn::validate(&config.auth, &mut issues);
+    if let Some(redis) = &config.redis
+        && redis.url.is_some() != redis.cluster_nodes.is_empty()
+    {
+        issues.push(Issue::new(
+            "/redis",
+            "set exactly one of `url` and `cluster_nodes`",
+        ));
+    }
     config.upstream_identity.validate(&mut issues);
     let bf = &config.brute_force;
     if bf.max_failures == 0 || bf.window_s == 0 || bf.block_s == 0 {
@@ -323,6 +331,12 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
     }
     crate::policy::rate_limit::config::validate(
         &route.rate_limits,
+        route.auth.is_some(),
+        ptr,
+        issues,
+    );
+    crate::policy::rate_limit::config::validate_quotas(
+        &route.quotas,
         route.auth.is_some(),
         ptr,
         issues,

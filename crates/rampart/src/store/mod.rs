@@ -7,6 +7,7 @@
 //! `rampart_migrations`; on PostgreSQL an advisory lock serializes instances migrating at once.
 
 mod keys;
+mod quotas;
 pub mod redis;
 mod revocations;
 
@@ -19,9 +20,10 @@ pub use keys::{ApiKeyRecord, KeyStatus};
 pub use revocations::Revocation;
 
 /// Embedded migrations, in order.
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (1, include_str!("migrations/0001_api_keys.sql")),
     (2, include_str!("migrations/0002_token_revocations.sql")),
+    (3, include_str!("migrations/0003_quota_usage.sql")),
 ];
 
 /// A store failure; the text may name the database but never a secret.

@@ -139,7 +139,7 @@ pub fn validate(config: &DpopConfig, issues: &mut Vec<Issue>) {
 /// Where proof ids are remembered: per process, or in Redis for every instance.
 pub enum ReplayCache {
     Local(moka::future::Cache<[u8; 32], ()>),
-    Redis(redis::aio::ConnectionManager),
+    Redis(crate::store::redis::SharedRedis),
 }
 
 impl ReplayCache {

@@ -200,6 +200,34 @@ pub fn validate(limits: &[LimitConfig], authenticated: bool, ptr: &str, issues: 
     }
 }
 
+/// Checks a route's quotas.
+pub fn validate_quotas(
+    quotas: &[super::quota::QuotaConfig],
+    authenticated: bool,
+    ptr: &str,
+    issues: &mut Vec<Issue>,
+) {
+    for (i, quota) in quotas.iter().enumerate() {
+        let at = format!("{ptr}/quotas/{i}");
+        if quota.name.is_empty() {
+            issues.push(Issue::new(format!("{at}/name"), "must not be empty"));
+        }
+        if quota.limit == 0 {
+            issues.push(Issue::new(format!("{at}/limit"), "at least 1"));
+        }
+        for part in quota.key.parts() {
+            match KeyPart::parse(part) {
+                Ok(p) if p.needs_principal() && !authenticated => issues.push(Issue::new(
+                    format!("{at}/key"),
+                    format!("`{part}` needs `auth` on the route"),
+                )),
+                Ok(_) => {}
+                Err(why) => issues.push(Issue::new(format!("{at}/key"), why)),
+            }
+        }
+    }
+}
+
 fn default_max_tracked_keys() -> u64 {
     DEFAULT_MAX_TRACKED_KEYS
 }

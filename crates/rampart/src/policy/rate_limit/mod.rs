@@ -19,6 +19,7 @@ pub mod concurrency;
 pub mod config;
 pub mod gcra;
 mod keys;
+pub mod quota;
 pub mod redis;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ use crate::pipeline::{Flow, Policy, Stage};
 pub struct RateLimitShared {
     pub settings: RateLimitSettings,
     pub redis: Option<redis::RedisLimiter>,
+    /// Where quota counts live (Redis, else the store); `None` without either.
+    pub quotas: Option<Arc<quota::QuotaBackend>>,
     /// Requests waiting for their turn, across all limits.
     pub queue: Semaphore,
 }
@@ -46,10 +49,20 @@ pub struct RateLimitShared {
 impl RateLimitShared {
     pub fn new(
         settings: RateLimitSettings,
-        redis: Option<::redis::aio::ConnectionManager>,
+        redis: Option<crate::store::redis::SharedRedis>,
+        store: Option<crate::store::Store>,
     ) -> Self {
+        let quotas = match (&redis, store) {
+            (Some(connection), _) => Some(quota::QuotaBackend::Redis(connection.clone())),
+            (None, Some(store)) => Some(quota::QuotaBackend::Store(quota::StoreCounts::start(
+                store,
+                settings.max_tracked_keys,
+            ))),
+            (None, None) => None,
+        };
         Self {
             queue: Semaphore::new(settings.max_queued),
+            quotas: quotas.map(Arc::new),
             settings,
             redis: redis.map(redis::RedisLimiter::new),
         }
@@ -142,6 +155,7 @@ impl Limit {
 pub struct RateLimit {
     stage: Stage,
     limits: Vec<Limit>,
+    quotas: Vec<quota::Quota>,
     shared: Arc<RateLimitShared>,
     /// `RateLimit-Policy` for every limit of the stage, computed once.
     policy_header: HeaderValue,
@@ -152,16 +166,30 @@ impl RateLimit {
     pub fn build(
         route: &str,
         configs: &[LimitConfig],
+        quotas: &[quota::QuotaConfig],
         shared: &Arc<RateLimitShared>,
     ) -> Result<Vec<Self>, String> {
-        let mut before = Vec::new();
-        let mut after = Vec::new();
+        let mut before = (Vec::new(), Vec::new());
+        let mut after = (Vec::new(), Vec::new());
         for config in configs {
             let limit = Limit::build(route, config, shared)?;
             if limit.runs_after_authentication() {
-                after.push(limit);
+                after.0.push(limit);
             } else {
-                before.push(limit);
+                before.0.push(limit);
+            }
+        }
+        for config in quotas {
+            let backend = shared
+                .quotas
+                .clone()
+                .ok_or("quotas need `[redis]` or the store")?;
+            let fail_open = shared.settings.on_redis_failure == FailureMode::Open;
+            let quota = quota::Quota::build(route, config, backend, fail_open)?;
+            if quota.runs_after_authentication() {
+                after.1.push(quota);
+            } else {
+                before.1.push(quota);
             }
         }
         Ok([
@@ -169,14 +197,15 @@ impl RateLimit {
             (Stage::RateLimitByPrincipal, after),
         ]
         .into_iter()
-        .filter(|(_, limits)| !limits.is_empty())
-        .map(|(stage, limits)| {
+        .filter(|(_, (limits, quotas))| !limits.is_empty() || !quotas.is_empty())
+        .map(|(stage, (limits, quotas))| {
             let text: Vec<String> = limits.iter().map(Limit::policy_header).collect();
             Self {
                 stage,
                 policy_header: HeaderValue::from_str(&text.join(", "))
                     .unwrap_or(HeaderValue::from_static("")),
                 limits,
+                quotas,
                 shared: shared.clone(),
             }
         })
@@ -212,6 +241,10 @@ impl RateLimit {
             if tightest.is_none_or(|(_, t)| verdict.remaining < t.remaining) {
                 tightest = Some((limit, verdict));
             }
+        }
+        // Quotas last: a request refused by a rate limit does not use up quota.
+        for quota in &self.quotas {
+            quota.check(req, cx).await?;
         }
         if let Some((limit, verdict)) = tightest {
             if self.shared.settings.headers_on_success {

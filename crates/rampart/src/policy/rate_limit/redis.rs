@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::redis::SharedRedis;
 
 use super::gcra::{Params, Verdict};
 
@@ -37,7 +37,7 @@ return {0, 0, over - max_delay, 0, ahead - interval}
 const BACKOFF: Duration = Duration::from_secs(1);
 
 pub struct RedisLimiter {
-    connection: ConnectionManager,
+    connection: SharedRedis,
     script: redis::Script,
     /// Microseconds on `epoch` until which Redis is not asked (circuit open).
     down_until: AtomicU64,
@@ -45,7 +45,7 @@ pub struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    pub fn new(connection: ConnectionManager) -> Self {
+    pub fn new(connection: SharedRedis) -> Self {
         Self {
             connection,
             script: redis::Script::new(GCRA_SCRIPT),

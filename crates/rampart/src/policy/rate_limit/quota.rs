@@ -1,0 +1,257 @@
+//! Quotas: at most `limit` requests per key per calendar day or month (UTC), persisted.
+//!
+//! With `[redis]` every request is one `INCR` (with the key expiring at the period's end), exact
+//! across instances. Without Redis the count lives in the store: each instance counts in memory,
+//! starting from the stored value the first time it sees a key in a period, and adds its increments
+//! to the store every second (so a restart loses at most a second of counting, and instances
+//! sharing a store see each other's use only from the stored value they started from).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::HeaderValue;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use time::{Date, OffsetDateTime, Time};
+
+use super::keys::KeyValue;
+use super::{KeyPart, RateLimitHeaders};
+use crate::context::RequestCtx;
+use crate::error::GatewayError;
+use crate::store::Store;
+
+/// `quotas = [{ name, key, limit, per }]` on a route.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    pub name: String,
+    /// As for rate limits; usually `api_key` or `principal`.
+    pub key: super::config::KeySpec,
+    pub limit: u64,
+    pub per: QuotaPeriod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaPeriod {
+    Day,
+    Month,
+}
+
+impl QuotaPeriod {
+    /// The period containing `now`: its id (`2026-12-02` or `2026-12`) and its end.
+    pub fn current(self, now: OffsetDateTime) -> (String, OffsetDateTime) {
+        let date = now.date();
+        match self {
+            Self::Day => {
+                let end = date
+                    .next_day()
+                    .unwrap_or(Date::MAX)
+                    .with_time(Time::MIDNIGHT)
+                    .assume_utc();
+                (format!("{date}"), end)
+            }
+            Self::Month => {
+                let (year, month) = (date.year(), date.month());
+                let (next_year, next_month) = match month {
+                    time::Month::December => (year + 1, time::Month::January),
+                    m => (year, m.next()),
+                };
+                let end = Date::from_calendar_date(next_year, next_month, 1)
+                    .unwrap_or(Date::MAX)
+                    .with_time(Time::MIDNIGHT)
+                    .assume_utc();
+                (format!("{year}-{:02}", u8::from(month)), end)
+            }
+        }
+    }
+
+    fn window_s(self) -> u64 {
+        match self {
+            Self::Day => 86_400,
+            Self::Month => 30 * 86_400,
+        }
+    }
+}
+
+/// Where the counts live.
+pub enum QuotaBackend {
+    Redis(crate::store::redis::SharedRedis),
+    Store(Arc<StoreCounts>),
+}
+
+/// One quota of a route.
+pub struct Quota {
+    pub name: Arc<str>,
+    route: Arc<str>,
+    parts: Vec<KeyPart>,
+    limit: u64,
+    per: QuotaPeriod,
+    backend: Arc<QuotaBackend>,
+    fail_open: bool,
+}
+
+const QUOTA_SCRIPT: &str = r"
+local used = redis.call('INCR', KEYS[1])
+if used == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+return used
+";
+
+impl Quota {
+    pub fn build(
+        route: &str,
+        config: &QuotaConfig,
+        backend: Arc<QuotaBackend>,
+        fail_open: bool,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            name: Arc::from(config.name.as_str()),
+            route: Arc::from(route),
+            parts: config
+                .key
+                .parts()
+                .into_iter()
+                .map(KeyPart::parse)
+                .collect::<Result<_, _>>()?,
+            limit: config.limit,
+            per: config.per,
+            backend,
+            fail_open,
+        })
+    }
+
+    pub(super) fn runs_after_authentication(&self) -> bool {
+        self.parts.iter().any(KeyPart::needs_principal)
+    }
+
+    /// Counts this request; refuses it when the period's quota is spent.
+    pub async fn check(
+        &self,
+        req: &http::request::Parts,
+        cx: &RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let now = OffsetDateTime::now_utc();
+        let (period, end) = self.per.current(now);
+        let reset_s = u64::try_from((end - now).whole_seconds())
+            .unwrap_or(0)
+            .max(1);
+        let key = KeyValue::of(&self.name, &self.route, &self.parts, req, cx);
+        let used = match self.count(&key, &period, end).await {
+            Some(used) => used,
+            None if self.fail_open => return Ok(()),
+            None => {
+                return Err(GatewayError::ServiceUnavailable(format!(
+                    "quota `{}`: counter unavailable (fail closed)",
+                    self.name
+                )));
+            }
+        };
+        if used <= self.limit {
+            return Ok(());
+        }
+        metrics::counter!("rampart_rate_limit_total", "limit" => self.name.to_string(), "route" => self.route.to_string(), "outcome" => "quota_exceeded").increment(1);
+        let policy = format!(
+            "\"{}\";q={};w={}",
+            self.name,
+            self.limit,
+            self.per.window_s()
+        );
+        let state = format!("\"{}\";r=0;t={reset_s}", self.name);
+        Err(GatewayError::RateLimited {
+            limit: self.name.clone(),
+            retry_after_s: reset_s,
+            headers: Box::new(RateLimitHeaders {
+                policy: HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("")),
+                state: HeaderValue::from_str(&state).unwrap_or(HeaderValue::from_static("")),
+            }),
+        })
+    }
+
+    async fn count(&self, key: &KeyValue, period: &str, end: OffsetDateTime) -> Option<u64> {
+        match &*self.backend {
+            QuotaBackend::Redis(connection) => {
+                let result: Result<u64, _> = ::redis::Script::new(QUOTA_SCRIPT)
+                    .key(format!(
+                        "{}:{period}",
+                        key.redis().replacen("rampart:rl:", "rampart:quota:", 1)
+                    ))
+                    .arg(end.unix_timestamp())
+                    .invoke_async(&mut connection.clone())
+                    .await;
+                result
+                    .map_err(|e| {
+                        metrics::counter!("rampart_redis_errors_total", "use" => "quota")
+                            .increment(1);
+                        tracing::warn!(error = ?e.kind(), "quota counter: Redis unavailable");
+                    })
+                    .ok()
+            }
+            QuotaBackend::Store(counts) => counts.increment(&key.redis(), period).await,
+        }
+    }
+}
+
+/// Quota counts kept in memory and added to the store every second.
+pub struct StoreCounts {
+    store: Store,
+    cells: moka::future::Cache<(String, String), Arc<Cell>>,
+}
+
+struct Cell {
+    used: AtomicU64,
+    unflushed: AtomicU64,
+}
+
+impl StoreCounts {
+    pub fn start(store: Store, max_keys: u64) -> Arc<Self> {
+        let this = Arc::new(Self {
+            store,
+            cells: moka::future::Cache::builder()
+                .max_capacity(max_keys)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        });
+        let weak = Arc::downgrade(&this);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(counts) = weak.upgrade() else { return };
+                counts.flush().await;
+            }
+        });
+        this
+    }
+
+    async fn increment(&self, key: &str, period: &str) -> Option<u64> {
+        let id = (key.to_owned(), period.to_owned());
+        let cell = self
+            .cells
+            .try_get_with(id, async {
+                let used = self.store.quota_used(key, period).await?;
+                Ok::<_, crate::store::StoreError>(Arc::new(Cell {
+                    used: AtomicU64::new(used),
+                    unflushed: AtomicU64::new(0),
+                }))
+            })
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "quota counter: store unavailable"))
+            .ok()?;
+        cell.unflushed.fetch_add(1, Ordering::Relaxed);
+        Some(cell.used.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Adds the increments since the last flush to the store.
+    pub async fn flush(&self) {
+        for (id, cell) in &self.cells {
+            let delta = cell.unflushed.swap(0, Ordering::Relaxed);
+            if delta == 0 {
+                continue;
+            }
+            if let Err(e) = self.store.add_quota_usage(&id.0, &id.1, delta).await {
+                cell.unflushed.fetch_add(delta, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot save quota usage");
+            }
+        }
+    }
+}
