@@ -11,10 +11,11 @@
 //!  5. routing: host, normalized path and method; no route is a 404, never a proxied request;
 //!  6. CORS preflight, answered here without credentials and without reaching the upstream;
 //!  7. request validation (OpenAPI, JSON/XML limits, sanitization: later issues);
-//!  8. rate limit by client address, before any cryptography (later);
-//!  9. authentication sets the principal (later);
-//! 10. rate limit by principal, key and route; quotas (later);
-//! 11. authorization (later);
+//!  8. rate limits keyed by client address, route or header, before any cryptography;
+//!  9. authentication sets the principal (JWT, introspection, API key, mTLS, Basic; DPoP and
+//!     certificate binding; the revocation list);
+//! 10. rate limits keyed by principal, key, client or claim; quotas;
+//! 11. authorization (scopes, roles, RBAC permissions, claims);
 //! 12. upstream request policy: hop-by-hop headers stripped, `X-Forwarded-*` and the request id
 //!     set, client-supplied copies replaced unless the peer is a trusted proxy;
 //! 13. proxy to the upstream.
