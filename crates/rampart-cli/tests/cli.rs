@@ -399,3 +399,22 @@ fn hash_password_prints_an_argon2id_hash_of_stdin() {
     assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
     assert!(!hash.contains("correct horse"));
 }
+
+#[test]
+fn the_annotated_example_config_passes_check() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rampart.toml");
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config", example])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok: 2 listener(s), 1 upstream(s), 2 route(s)"),
+        "{stdout}"
+    );
+}
