@@ -387,3 +387,41 @@ async fn proof_replayed_on_another_instance_sharing_redis_is_refused() {
     assert_eq!(response.json()["code"], "auth_unavailable");
     assert_eq!(a.upstream.count(), 1);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_tls_terminating_proxy_htu_is_the_forwarded_https_uri() {
+    let issuer = TestIssuer::start().await;
+    let upstream = RecordingUpstream::start().await;
+    let key = DpopKey::generate(Algorithm::ES256);
+    let start = |trusted: &'static str| {
+        TestGateway::builder()
+            .plaintext()
+            .config(&format!("[proxy]\ntrusted_proxies = [{trusted}]\n"))
+            .config(&config(&issuer, &upstream, "", ""))
+            .start()
+    };
+    let mut claims = issuer.claims(AUD);
+    claims["cnf"] = json!({ "jkt": key.jkt() });
+    let token = issuer.key("ec-1").sign(&claims, "JWT");
+    let htu = "https://api.example.com/orders/1";
+    let call = |gw: &TestGateway| {
+        let client = gw.client();
+        let proof = key.proof(&Proof::new("GET", htu, &token));
+        let request = client
+            .request(Method::GET, "/orders/1")
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "api.example.com")
+            .body(Full::default())
+            .unwrap();
+        async move { client.send(request).await }
+    };
+    let behind_proxy = start("\"127.0.0.1/32\"").await;
+    let response = call(&behind_proxy).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    // The same headers from a peer that is not a trusted proxy describe nothing.
+    let direct = start("").await;
+    assert_refused(&call(&direct).await, "invalid_dpop_proof");
+    assert_eq!(upstream.count(), 1);
+}

@@ -105,8 +105,10 @@ pub struct RequestCtx {
     pub principal: Option<Arc<Principal>>,
     /// Rate-limit headers for a successful response (`headers_on_success`).
     pub rate_limit_headers: Option<crate::policy::rate_limit::RateLimitHeaders>,
-    /// The route's concurrency slot, released when the request is done.
+    /// The route's concurrency slot, released when the response body has been sent.
     pub in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The peer is a configured trusted proxy: its `X-Forwarded-*` headers describe the client.
+    pub from_trusted_proxy: bool,
 }
 
 /// How a principal was authenticated.
@@ -167,6 +169,7 @@ impl RequestCtx {
             principal: None,
             rate_limit_headers: None,
             in_flight: None,
+            from_trusted_proxy: false,
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct AuditBody {
     record: Option<AuditRecord>,
     started: Instant,
     sink: AuditSink,
+    /// The route's concurrency slot: held until the response body has been sent.
+    in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl AuditBody {
@@ -26,7 +28,14 @@ impl AuditBody {
             record: Some(record),
             started,
             sink,
+            in_flight: None,
         }
+    }
+
+    /// Keeps the route's concurrency slot until the body ends (or is dropped).
+    pub fn holding(mut self, in_flight: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
+        self.in_flight = in_flight;
+        self
     }
 
     fn finish(&mut self) {

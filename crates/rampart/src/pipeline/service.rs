@@ -35,6 +35,7 @@ pub async fn handle(
     let trusted = &runtime.config.proxy.trusted_proxies;
     let client_ip = forwarded::client_ip(conn.peer.ip(), &parts.headers, trusted);
     let mut cx = RequestCtx::new(ConnInfo::clone(&conn), request_id, client_ip);
+    cx.from_trusted_proxy = forwarded::is_trusted(conn.peer.ip(), trusted);
     let method = parts.method.clone();
     let mut route_index = None;
     let result = AssertUnwindSafe(process(
@@ -105,7 +106,8 @@ fn finish(
 
         upstream: cx.upstream.map(|(target, _)| target),
     };
-    let body = AuditBody::new(body, record, cx.started, gateway.audit().clone());
+    let body =
+        AuditBody::new(body, record, cx.started, gateway.audit().clone()).holding(cx.in_flight);
     Response::from_parts(head, body)
 }
 

@@ -55,22 +55,30 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&peer))
 }
 
-/// The client's address: the socket peer, or with a trusted peer the rightmost `X-Forwarded-For`
-/// entry that is not itself a trusted proxy.
+/// The client's address: the socket peer, or with a trusted peer the rightmost hop of
+/// `X-Forwarded-For` (or, without it, of the RFC 7239 `Forwarded` header's `for=` parameters) that
+/// is not itself a trusted proxy.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
     let mut hops: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all(&X_FORWARDED_FOR) {
+    let (name, parse): (&HeaderName, fn(&str) -> Option<IpAddr>) =
+        if headers.contains_key(&X_FORWARDED_FOR) {
+            (&X_FORWARDED_FOR, |hop| hop.trim().parse().ok())
+        } else {
+            (&header::FORWARDED, forwarded_for)
+        };
+    for value in headers.get_all(name) {
         let Ok(text) = value.to_str() else {
             return peer;
         };
         for hop in text.split(',') {
-            match hop.trim().parse() {
-                Ok(ip) => hops.push(ip),
-                // An unparsable hop breaks the chain: stop believing anything before it.
-                Err(_) => hops.clear(),
+            match parse(hop) {
+                Some(ip) => hops.push(ip),
+                // An unparsable (or obfuscated, or `unknown`) hop breaks the chain: stop believing
+                // anything before it.
+                None => hops.clear(),
             }
         }
     }
@@ -78,6 +86,28 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         .rev()
         .find(|ip| !is_trusted(*ip, trusted))
         .unwrap_or(peer)
+}
+
+/// The address in one `Forwarded` element (`for=192.0.2.60;proto=https`,
+/// `for="[2001:db8::1]:4711"`); `None` for `unknown`, obfuscated names or no `for`.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    let value = element.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("for")
+            .then_some(value.trim())
+    })?;
+    let value = value.trim_matches('"');
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    let host = match value.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => value,
+    };
+    host.parse().ok()
 }
 
 /// Rewrites the request headers for the upstream.
@@ -153,6 +183,33 @@ mod tests {
         let h = xff("6.6.6.6, 198.51.100.7, 10.0.0.2");
         let got = client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"]));
         assert_eq!(got, ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn rfc7239_forwarded_is_read_like_x_forwarded_for() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::FORWARDED,
+            HeaderValue::from_static(
+                "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https, for=10.0.0.2:8080",
+            ),
+        );
+        let got = client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"]));
+        assert_eq!(got, ip("2001:db8:cafe::17"));
+        // An obfuscated hop breaks the chain: nothing before it is believed.
+        h.insert(
+            header::FORWARDED,
+            HeaderValue::from_static("for=198.51.100.7, for=_hidden, for=10.0.0.2"),
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])),
+            ip("10.0.0.1")
+        );
+        // From an untrusted peer it means nothing.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &h, &nets(&["10.0.0.0/8"])),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]

@@ -314,13 +314,26 @@ impl Authenticate {
     }
 }
 
-/// `scheme://authority/path` as the client addressed this request (for DPoP `htu`).
+/// `scheme://authority/path` as the client addressed this request (for DPoP `htu`). Behind a
+/// trusted proxy that terminates TLS, its `X-Forwarded-Proto` and `X-Forwarded-Host` say how the
+/// client addressed it (the last value: the one the nearest proxy set).
 fn request_uri(req: &http::request::Parts, cx: &RequestCtx) -> String {
-    let scheme = if cx.conn.tls { "https" } else { "http" };
-    let authority = req
-        .uri
-        .authority()
-        .map(http::uri::Authority::as_str)
+    let forwarded = |name: &str| {
+        cx.from_trusted_proxy
+            .then(|| req.headers.get(name)?.to_str().ok())
+            .flatten()
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = match forwarded("x-forwarded-proto") {
+        Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+        Some(proto) if proto.eq_ignore_ascii_case("http") => "http",
+        _ if cx.conn.tls => "https",
+        _ => "http",
+    };
+    let authority = forwarded("x-forwarded-host")
+        .or_else(|| req.uri.authority().map(http::uri::Authority::as_str))
         .or_else(|| {
             req.headers
                 .get(http::header::HOST)
