@@ -22,7 +22,12 @@ GROUPS = {
     "jwt-es256": "JWT bearer token verified on every request (ES256, the same token each time)",
     "jwt-rs256": "JWT bearer token verified on every request (RS256 2048, the same token each time)",
     "jwt-es256-unique": "JWT ES256, a distinct token on every request (defeats verified-token caches)",
+    "ratelimit": "Rate limit per client IP of 1,000,000 req/s: never reached, so the cost of the decision",
+    "ratelimit-hit": "Rate limit per client IP of 1000 req/s, far exceeded: the cost of refusing (wrk only)",
 }
+# Groups where most answers are meant to be refusals (429): their non-2xx answers are the result,
+# not errors, and their table shows the share of them.
+REFUSING = {"ratelimit-hit"}
 
 upstream = next((r for r in rows if r["name"] == "upstream-alone"), None)
 upstream_p99 = (upstream or {}).get("fixed_rate", {}).get("p99_ms")
@@ -34,6 +39,38 @@ def fmt(v, digits=2):
     if isinstance(v, float):
         return f"{v:,.{digits}f}"
     return f"{v:,}"
+
+
+def print_refusing(grows, ref, ref_rps):
+    print(f"| contender | req/s (max) | ÷ {ref['name'] if ref else 'Rampart'} | non-2xx (429) % "
+          f"| upstream req/s | proxy CPU µs/req | proxy core busy % | load core busy % "
+          f"| upstream conns opened | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in grows:
+        if "skipped" in r:
+            print(f"| {r['name']} | skipped: {r['skipped']} |||||||||")
+            continue
+        w = r["wrk"]
+        errs = []
+        if w["socket_errors"]:
+            errs.append(f"{w['socket_errors']} socket errors (wrk)")
+        if r.get("clean") is False:
+            errs.append(
+                f"NOT CLEAN after {r.get('attempts')} attempts (compiler seen: "
+                f"{r.get('rustc_ran_during_measurement')}, contender had "
+                f"{r.get('contender_share_of_core_pct')}% of its core)"
+            )
+        share = 100 * w["non_2xx"] / w["requests"] if w["requests"] else None
+        # The requests the upstream served during the wrk run, per second: what the limit let by.
+        up_rps = r["upstream_requests"] / w["duration_s"] if w["duration_s"] else None
+        ratio = w["rps"] / ref_rps if ref_rps else None
+        print(
+            f"| {r['name']} | {fmt(w['rps'], 0)} | {fmt(ratio)} | {fmt(share, 1)} | {fmt(up_rps, 0)} "
+            f"| {fmt(r['proxy_cpu_us_per_req'])} | {fmt(r['proxy_core_busy_pct'], 1)} "
+            f"| {fmt(r['load_core_busy_pct'], 1)} | {fmt(r.get('upstream_connections_opened'))} "
+            f"| {'; '.join(errs) or 'none'} |"
+        )
+    print()
 
 
 out = {
@@ -78,6 +115,9 @@ for group, title in GROUPS.items():
     )
     ref_rps = ref["wrk"]["rps"] if ref else None
     print(f"## {group}: {title}\n")
+    if group in REFUSING:
+        print_refusing(grows, ref, ref_rps)
+        continue
     print(f"| contender | req/s (max) | ÷ {ref['name'] if ref else 'Rampart'} | proxy CPU µs/req "
           f"| proxy core busy % | load core busy % | p50 ms @{rate}/s | p99 ms @{rate}/s "
           f"| p99 added vs upstream alone (ms) | upstream conns opened | errors |")
