@@ -299,7 +299,8 @@ async fn three_instances_sharing_redis_admit_at_most_the_limit() {
         redis_gateway(&upstream, &redis, "open").await,
         redis_gateway(&upstream, &redis, "open").await,
     ];
-    let mut admitted = 0;
+    let started = Instant::now();
+    let mut admitted: u64 = 0;
     for i in 0..180 {
         if get(&instances[i % 3], &[]).await.status == StatusCode::OK {
             admitted += 1;
@@ -307,8 +308,11 @@ async fn three_instances_sharing_redis_admit_at_most_the_limit() {
     }
     // 60 per minute with a burst of 60; the test takes a few seconds, so a few refills may land.
     assert!(admitted >= 60, "admitted only {admitted}");
-    assert!(admitted <= 61 + 2, "admitted {admitted} (limit 60 + 2%)");
-    assert_eq!(upstream.count(), admitted);
+    // A burst of 60, then one more per second while the test runs; 2% on top of that.
+    let refills = started.elapsed().as_secs() + 1;
+    let bound = (60 + refills) * 102 / 100;
+    assert!(admitted <= bound, "admitted {admitted}, bound {bound}");
+    assert_eq!(upstream.count() as u64, admitted);
 }
 
 #[tokio::test]
@@ -319,13 +323,19 @@ async fn redis_outage_fails_open_to_local_limits_and_recovers() {
     assert_eq!(get(&gw, &[]).await.status, StatusCode::OK);
     redis.stop();
     // Local fallback: 60/min divided by 3 instances = a burst of 20.
-    let mut admitted = 0;
+    let started = Instant::now();
+    let mut admitted: u64 = 0;
     for _ in 0..30 {
         if get(&gw, &[]).await.status == StatusCode::OK {
             admitted += 1;
         }
     }
-    assert_eq!(admitted, 20, "fail-open uses the divided local limit");
+    // One more every 3 s at the divided rate, should the machine be slow.
+    let bound = 20 + started.elapsed().as_secs() / 3;
+    assert!(
+        (20..=bound).contains(&admitted),
+        "fail-open uses the divided local limit: {admitted} admitted"
+    );
     assert!(gw.metrics().await.contains("rampart_redis_errors_total"));
     redis.restart();
     // Redis is asked again within about a second; the shared bucket is fresh (Redis kept nothing),
@@ -381,16 +391,19 @@ async fn instances_sharing_a_redis_cluster_admit_at_most_the_limit() {
     }
     // Several tenants, so that their buckets land on different nodes' slots.
     for tenant in ["a", "b", "c", "d"] {
-        let mut admitted = 0;
+        let started = Instant::now();
+        let mut admitted: u64 = 0;
         for i in 0..40 {
             let response = get(&instances[i % 2], &[("x-tenant", tenant)]).await;
             if response.status == StatusCode::OK {
                 admitted += 1;
             }
         }
+        // A burst of 20, then one more every 3 s while this tenant's requests run.
+        let bound = 20 + started.elapsed().as_secs() / 3 + 1;
         assert!(
-            (20..=21).contains(&admitted),
-            "tenant {tenant}: {admitted} admitted"
+            (20..=bound).contains(&admitted),
+            "tenant {tenant}: {admitted} admitted, bound {bound}"
         );
     }
 }
