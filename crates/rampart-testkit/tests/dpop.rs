@@ -425,3 +425,23 @@ async fn behind_a_trusted_tls_terminating_proxy_htu_is_the_forwarded_https_uri()
     assert_refused(&call(&direct).await, "invalid_dpop_proof");
     assert_eq!(upstream.count(), 1);
 }
+
+#[tokio::test]
+async fn a_host_header_with_a_path_cannot_move_the_proof_to_another_path() {
+    let s = setup().await;
+    let token = s.bound_token(&s.key.jkt());
+    let authority = s.gw.base_url().trim_start_matches("https://").to_owned();
+    // A proof made for /orders/a, sent to /orders/b with `Host: authority/orders/a?`.
+    let proof = s.key.proof(&Proof::new("GET", &s.htu("/orders/a"), &token));
+    let client = s.gw.client();
+    let request = client
+        .request(Method::GET, "/orders/b")
+        .header("host", format!("{authority}/orders/a?"))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .body(Full::default())
+        .unwrap();
+    let response = client.send(request).await;
+    assert_ne!(response.status, StatusCode::OK, "{}", response.text());
+    assert_eq!(s.upstream.count(), 0);
+}

@@ -189,7 +189,12 @@ impl Output {
                 *writer = BufWriter::with_capacity(64 * 1024, file);
                 *written = 0;
             }
-            Err(e) => tracing::error!(error = %e, "audit file rotation failed"),
+            Err(e) => {
+                // Keep writing to the old (renamed) file and try again after another
+                // `max_bytes`, rather than rotating, and so deleting history, on every record.
+                *written = 0;
+                tracing::error!(error = %e, "audit file rotation failed");
+            }
         }
     }
 

@@ -52,6 +52,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Whether `peer` is one of the configured trusted proxies.
 pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    // `::ffff:10.0.0.1` on a dual-stack socket is the IPv4 proxy 10.0.0.1.
+    let peer = peer.to_canonical();
     trusted.iter().any(|net| net.contains(&peer))
 }
 

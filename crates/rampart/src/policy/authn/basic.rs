@@ -4,7 +4,7 @@
 //! exhaustion by a flood of password checks; password hashes stolen from the config.
 //! Invariants: Basic credentials are refused on connections without TLS; passwords are kept only as
 //! argon2id hashes (PHC strings) and checked off the async threads, at most `MAX_CONCURRENT_CHECKS`
-//! at a time; an unknown user costs the same argon2 work as a wrong password; failures feed the
+//! at a time (a request waits at most `MAX_WAIT` for a slot, then gets 503); an unknown user costs the same argon2 work as a wrong password; failures feed the
 //! brute-force guard like any other; a successful check is remembered for a short time under a keyed
 //! hash of the credentials, so a client sending the same credentials does not pay argon2 each time.
 
@@ -28,6 +28,8 @@ use crate::context::{AuthMethod, Principal};
 
 /// argon2 checks running at once; more wait (each takes tens of milliseconds of one core).
 const MAX_CONCURRENT_CHECKS: usize = 4;
+/// The longest a request waits for a password check slot before 503.
+const MAX_WAIT: Duration = Duration::from_secs(2);
 /// How long a verified username and password pair is remembered.
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
 const VERIFIED_ENTRIES: u64 = 10_000;
@@ -125,7 +127,7 @@ impl BasicAuth {
                 (u.username.clone(), user)
             })
             .collect();
-        let decoy_hash = hash_password(&format!("{:x}", rand::random::<u128>()))?;
+        let decoy_hash = decoy_hash(config)?;
         let cache_key = Hmac::<Sha256>::new_from_slice(&rand::random::<[u8; 32]>())
             .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -183,10 +185,10 @@ impl BasicAuth {
 
     /// One argon2 verification on the blocking pool, within the concurrency bound.
     async fn check(&self, hash: String, password: String) -> Result<bool, AuthFailure> {
-        let _permit = self
-            .permits
-            .acquire()
+        // Waiting is bounded too: a flood of guesses gets 503 instead of queueing without limit.
+        let _permit = tokio::time::timeout(MAX_WAIT, self.permits.acquire())
             .await
+            .map_err(|_| AuthFailure::unavailable("too many password checks waiting"))?
             .map_err(|_| AuthFailure::unavailable("password checks shut down"))?;
         tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash).is_ok_and(|parsed| {
@@ -198,6 +200,23 @@ impl BasicAuth {
         .await
         .map_err(|_| AuthFailure::unavailable("password check failed to run"))
     }
+}
+
+/// A hash of a random password with the parameters of the configured users (the first one), so
+/// that checking an unknown user costs what checking a known one does.
+fn decoy_hash(config: &BasicAuthConfig) -> Result<String, String> {
+    let params = config
+        .users
+        .first()
+        .and_then(|u| PasswordHash::new(&u.password_hash).ok())
+        .and_then(|h| argon2::Params::try_from(&h).ok())
+        .unwrap_or_default();
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
+    let password = format!("{:x}", rand::random::<u128>());
+    Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// `user:password` from the base64 credentials (RFC 7617 section 2, UTF-8).

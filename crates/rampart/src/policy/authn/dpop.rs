@@ -8,7 +8,7 @@
 //! - the proof is one compact JWS with strict JSON, `typ` `dpop+jwt`, an asymmetric algorithm from
 //!   the allow-list, and a public `jwk` (private members refused) that verifies its signature;
 //! - `htm` is the request method, `htu` the request URI (RFC 3986 normalization, no query),
-//!   `iat` within `max_age_s` (and `leeway_s` ahead), `ath` the token's SHA-256, the key's RFC 7638
+//!   `iat` at most `max_age_s` old and `leeway_s` ahead (with `leeway_s` of skew either way), `ath` the token's SHA-256, the key's RFC 7638
 //!   thumbprint equals `cnf.jkt`, and `jti` was never seen within the window (local bounded cache,
 //!   or Redis `SET NX` shared by every instance);
 //! - with `require_nonce`, the proof carries a fresh server nonce (`DPoP-Nonce`, RFC 9449 section 8).
@@ -138,25 +138,84 @@ pub fn validate(config: &DpopConfig, issues: &mut Vec<Issue>) {
 
 /// Where proof ids are remembered: per process, or in Redis for every instance.
 pub enum ReplayCache {
-    Local(moka::future::Cache<[u8; 32], ()>),
+    /// Proof id → how long it must be remembered (the window when it was first seen, so that a
+    /// reload that widens the window applies to new proofs at once).
+    Local {
+        ids: moka::future::Cache<[u8; 32], Duration>,
+        capacity: u64,
+        /// Ids held now (moka's own count lags behind inserts).
+        held: Arc<std::sync::atomic::AtomicU64>,
+    },
     Redis(crate::store::redis::SharedRedis),
 }
 
+/// Each id lives for the window it was stored with.
+struct ForItsWindow;
+
+impl moka::Expiry<[u8; 32], Duration> for ForItsWindow {
+    fn expire_after_create(
+        &self,
+        _id: &[u8; 32],
+        window: &Duration,
+        _at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(*window)
+    }
+}
+
 impl ReplayCache {
-    /// A bounded in-memory cache; entries live as long as a proof can be accepted.
-    pub fn local(entries: u64, window: Duration) -> Self {
-        Self::Local(
-            moka::future::Cache::builder()
+    /// A bounded in-memory cache. When it is full, new proofs are refused (503) rather than old ids
+    /// forgotten: a forgotten id would make its proof replayable. (moka's default admission policy
+    /// would silently drop new single-use ids at capacity, so eviction is LRU and fullness is
+    /// checked here.)
+    pub fn local(entries: u64, _window: Duration) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let held = Arc::new(AtomicU64::new(0));
+        let released = held.clone();
+        Self::Local {
+            ids: moka::future::Cache::builder()
                 .max_capacity(entries)
-                .time_to_live(window)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .expire_after(ForItsWindow)
+                .eviction_listener(move |_, _, _| {
+                    let _ = released.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+                })
                 .build(),
-        )
+            capacity: entries,
+            held,
+        }
     }
 
     /// True the first time an id is seen within `window`.
     async fn first_use(&self, id: [u8; 32], window: Duration) -> Result<bool, AuthFailure> {
         match self {
-            Self::Local(cache) => Ok(cache.entry(id).or_insert(()).await.is_fresh()),
+            Self::Local {
+                ids,
+                capacity,
+                held,
+            } => {
+                use std::sync::atomic::Ordering;
+                if ids.contains_key(&id) {
+                    return Ok(false);
+                }
+                if held.load(Ordering::Acquire) >= *capacity {
+                    // Expired ids are released by moka's housekeeping; run it before refusing.
+                    ids.run_pending_tasks().await;
+                    if held.load(Ordering::Acquire) >= *capacity {
+                        metrics::counter!("rampart_dpop_replay_cache_full_total").increment(1);
+                        return Err(AuthFailure::unavailable(
+                            "DPoP replay cache full (raise replay_cache_entries or use Redis)",
+                        ));
+                    }
+                }
+                let fresh = ids.entry(id).or_insert(window).await.is_fresh();
+                if fresh {
+                    held.fetch_add(1, Ordering::AcqRel);
+                }
+                Ok(fresh)
+            }
             Self::Redis(connection) => {
                 let key = format!("rampart:dpop:{}", URL_SAFE_NO_PAD.encode(id));
                 let set: Option<String> = redis::cmd("SET")

@@ -320,7 +320,7 @@ impl Authenticate {
 fn request_uri(req: &http::request::Parts, cx: &RequestCtx) -> String {
     let forwarded = |name: &str| {
         cx.from_trusted_proxy
-            .then(|| req.headers.get(name)?.to_str().ok())
+            .then(|| req.headers.get_all(name).iter().next_back()?.to_str().ok())
             .flatten()
             .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
@@ -340,6 +340,12 @@ fn request_uri(req: &http::request::Parts, cx: &RequestCtx) -> String {
                 .and_then(|h| h.to_str().ok())
         })
         .unwrap_or("");
+    // Only a well-formed authority: `Host: example.com/a?` must not move the path of the URI.
+    let authority = authority
+        .parse::<http::uri::Authority>()
+        .ok()
+        .filter(|a| a.as_str() == authority && !authority.contains('@'))
+        .map_or_else(String::new, |a| a.as_str().to_owned());
     format!("{scheme}://{authority}{}", req.uri.path())
 }
 

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::AuthFailure;
 use crate::context::Principal;
-use crate::store::{self, Revocation, Store, StoreError};
+use crate::store::{Revocation, Store, StoreError};
 
 /// How often each instance looks for revocations made elsewhere.
 pub const REFRESH: Duration = Duration::from_millis(500);
@@ -37,8 +37,8 @@ impl Revocations {
             store,
             revoked: ArcSwap::from_pointee(HashMap::new()),
         });
-        let since = this.merge_since(0).await?;
-        tokio::spawn(refresh_loop(Arc::downgrade(&this), since));
+        this.reload().await?;
+        tokio::spawn(refresh_loop(Arc::downgrade(&this)));
         Ok(this)
     }
 
@@ -74,47 +74,32 @@ impl Revocations {
         Ok(())
     }
 
-    /// Adds revocations made since `since`; returns the next watermark. Revocations in the same
-    /// second as the watermark are read again (harmless), so none made concurrently is missed.
-    async fn merge_since(&self, since: i64) -> Result<i64, StoreError> {
-        let fresh = self.store.revocations_since(since).await?;
-        let Some(last) = fresh.last().map(|r| r.revoked_at) else {
-            return Ok(since);
-        };
-        self.revoked.rcu(|current| {
-            let mut next = HashMap::clone(current);
-            for r in &fresh {
-                next.insert(r.token_id.clone(), r.expires_at);
-            }
-            next
-        });
-        Ok(last)
-    }
-
-    fn prune(&self) {
-        let now = store::now();
-        self.revoked.rcu(|current| {
-            let mut next = HashMap::clone(current);
-            next.retain(|_, expires_at| *expires_at > now);
-            next
-        });
+    /// Reads the whole unexpired list. The list is written by administrators (small), and a full
+    /// read cannot miss a revocation stamped by another instance's clock or committed late, which a
+    /// "since the last timestamp" watermark could.
+    async fn reload(&self) -> Result<(), StoreError> {
+        let all = self.store.revocations_since(i64::MIN).await?;
+        let map: HashMap<String, i64> = all
+            .into_iter()
+            .map(|r| (r.token_id, r.expires_at))
+            .collect();
+        self.revoked.store(Arc::new(map));
+        Ok(())
     }
 }
 
-async fn refresh_loop(revocations: Weak<Revocations>, mut since: i64) {
+async fn refresh_loop(revocations: Weak<Revocations>) {
     let mut last_prune = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(REFRESH).await;
         let Some(this) = revocations.upgrade() else {
             return;
         };
-        match this.merge_since(since).await {
-            Ok(next) => since = next,
-            Err(e) => tracing::warn!(error = %e, "cannot refresh token revocations"),
+        if let Err(e) = this.reload().await {
+            tracing::warn!(error = %e, "cannot refresh token revocations");
         }
         if last_prune.elapsed() >= PRUNE {
             last_prune = tokio::time::Instant::now();
-            this.prune();
             if let Err(e) = this.store.prune_revocations().await {
                 tracing::warn!(error = %e, "cannot prune token revocations");
             }
@@ -127,9 +112,34 @@ pub fn jti_id(jti: &str) -> String {
     format!("jti:{jti}")
 }
 
-/// The id of a revocation by token: SHA-256 hex, so the token itself is never stored.
+/// The id of a revocation by token: SHA-256 hex, so the token itself is never stored. For a compact
+/// JWS only the signed part (`header.payload`) is hashed: an ECDSA signature can be re-encoded
+/// (s → n − s) without the key, which would otherwise give a revoked token a new hash.
 pub fn token_hash_id(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
+    let signed = match token.rsplit_once('.') {
+        Some((signed, _)) if signed.contains('.') => signed,
+        _ => token,
+    };
+    let digest = Sha256::digest(signed.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_re_encoded_signature_does_not_escape_a_revocation_by_token() {
+        // Same signed part, different signature bytes (as an ECDSA s -> n - s rewrite gives).
+        assert_eq!(
+            token_hash_id("aGVhZA.Ym9keQ.c2lnMQ"),
+            token_hash_id("aGVhZA.Ym9keQ.c2lnMg")
+        );
+        assert_ne!(
+            token_hash_id("aGVhZA.Ym9keQ.c2lnMQ"),
+            token_hash_id("aGVhZA.Ym9keR.c2lnMQ")
+        );
+        assert!(token_hash_id("opaque-token").starts_with("sha256:"));
+    }
 }

@@ -131,3 +131,19 @@ fn private_keys_and_symmetric_keys_are_refused_in_the_proof() {
         "an EC key for an RSA alg"
     );
 }
+
+#[tokio::test]
+async fn a_full_replay_cache_refuses_instead_of_forgetting() {
+    let cache = ReplayCache::local(2, Duration::from_secs(60));
+    let window = Duration::from_secs(60);
+    assert!(cache.first_use([1; 32], window).await.unwrap_or(false));
+    assert!(cache.first_use([2; 32], window).await.unwrap_or(false));
+    assert!(
+        cache.first_use([3; 32], window).await.is_err(),
+        "full: refused, not admitted"
+    );
+    assert!(
+        !cache.first_use([1; 32], window).await.unwrap_or(true),
+        "old ids still remembered"
+    );
+}
