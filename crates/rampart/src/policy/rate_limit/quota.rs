@@ -196,7 +196,12 @@ impl Quota {
 pub struct StoreCounts {
     store: Store,
     cells: moka::future::Cache<(String, String), Arc<Cell>>,
+    /// Increments of cells evicted before their flush, written by the next flush.
+    orphans: Pending,
 }
+
+/// (key, period) and increments not yet written.
+type Pending = Arc<std::sync::Mutex<Vec<((String, String), u64)>>>;
 
 struct Cell {
     used: AtomicU64,
@@ -205,12 +210,23 @@ struct Cell {
 
 impl StoreCounts {
     pub fn start(store: Store, max_keys: u64) -> Arc<Self> {
+        let orphans: Pending = Arc::default();
+        let adopt = orphans.clone();
         let this = Arc::new(Self {
             store,
             cells: moka::future::Cache::builder()
                 .max_capacity(max_keys)
                 .time_to_idle(Duration::from_secs(600))
+                .eviction_listener(move |id: Arc<(String, String)>, cell: Arc<Cell>, _| {
+                    let delta = cell.unflushed.swap(0, Ordering::Relaxed);
+                    if delta > 0
+                        && let Ok(mut pending) = adopt.lock()
+                    {
+                        pending.push(((*id).clone(), delta));
+                    }
+                })
                 .build(),
+            orphans,
         });
         let weak = Arc::downgrade(&this);
         tokio::spawn(async move {
@@ -243,6 +259,15 @@ impl StoreCounts {
 
     /// Adds the increments since the last flush to the store.
     pub async fn flush(&self) {
+        let orphans = match self.orphans.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => Vec::new(),
+        };
+        for ((key, period), delta) in orphans {
+            if let Err(e) = self.store.add_quota_usage(&key, &period, delta).await {
+                tracing::warn!(error = %e, "cannot save quota usage of an evicted counter");
+            }
+        }
         for (id, cell) in &self.cells {
             let delta = cell.unflushed.swap(0, Ordering::Relaxed);
             if delta == 0 {
@@ -253,5 +278,41 @@ impl StoreCounts {
                 tracing::warn!(error = %e, "cannot save quota usage");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn increments_of_an_evicted_counter_still_reach_the_store() {
+        let path = std::env::temp_dir().join(format!("rampart-quota-{}.db", uuid::Uuid::now_v7()));
+        let store = Store::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let counts = StoreCounts::start(store.clone(), 1);
+        assert_eq!(counts.increment("a", "2026-12-02").await, Some(1));
+        // Pushed out of memory before the flush (as a spray of keys would do).
+        counts
+            .cells
+            .invalidate(&("a".to_owned(), "2026-12-02".to_owned()))
+            .await;
+        counts.cells.run_pending_tasks().await;
+        counts.flush().await;
+        let used = store.quota_used("a", "2026-12-02").await.unwrap_or(0);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(used, 1, "the evicted counter's increment was lost");
+    }
+
+    #[test]
+    fn periods_end_at_midnight_and_on_the_first_of_the_month_utc() {
+        let now = time::macros::datetime!(2026-12-31 23:59:30 UTC);
+        let (day, end) = QuotaPeriod::Day.current(now);
+        assert_eq!(day, "2026-12-31");
+        assert_eq!(end, time::macros::datetime!(2027-01-01 00:00 UTC));
+        let (month, end) = QuotaPeriod::Month.current(now);
+        assert_eq!(month, "2026-12");
+        assert_eq!(end, time::macros::datetime!(2027-01-01 00:00 UTC));
     }
 }
