@@ -79,6 +79,19 @@ pub struct ProxyConfig {
     /// Methods answered with 405 on every route, whatever the route allows.
     #[serde(default = "default_refused_methods")]
     pub refuse_methods: Vec<String>,
+    /// Which header of a trusted proxy names the client: the one your proxies write (a proxy that
+    /// writes one and passes the other through from the client would let clients choose).
+    #[serde(default)]
+    pub client_ip_header: ClientIpHeader,
+}
+
+/// `x-forwarded-for` (default) or RFC 7239 `forwarded`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 impl Default for ProxyConfig {
@@ -86,6 +99,7 @@ impl Default for ProxyConfig {
         Self {
             trusted_proxies: Vec::new(),
             refuse_methods: default_refused_methods(),
+            client_ip_header: ClientIpHeader::default(),
         }
     }
 }

@@ -33,7 +33,8 @@ pub async fn handle(
     let (mut parts, body) = req.into_parts();
     let request_id = RequestId::from_incoming(parts.headers.get(&X_REQUEST_ID));
     let trusted = &runtime.config.proxy.trusted_proxies;
-    let client_ip = forwarded::client_ip(conn.peer.ip(), &parts.headers, trusted);
+    let which = runtime.config.proxy.client_ip_header;
+    let client_ip = forwarded::client_ip(conn.peer.ip(), &parts.headers, trusted, which);
     let mut cx = RequestCtx::new(ConnInfo::clone(&conn), request_id, client_ip);
     cx.from_trusted_proxy = forwarded::is_trusted(conn.peer.ip(), trusted);
     let method = parts.method.clone();

@@ -13,6 +13,7 @@ use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
+use crate::config::route::ClientIpHeader;
 use crate::context::RequestCtx;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -57,20 +58,23 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&peer))
 }
 
-/// The client's address: the socket peer, or with a trusted peer the rightmost hop of
-/// `X-Forwarded-For` (or, without it, of the RFC 7239 `Forwarded` header's `for=` parameters) that
-/// is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+/// The client's address: the socket peer, or with a trusted peer the rightmost hop of the
+/// configured header (`X-Forwarded-For`, or the RFC 7239 `Forwarded` header's `for=` parameters)
+/// that is not itself a trusted proxy.
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    which: ClientIpHeader,
+) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
     let mut hops: Vec<IpAddr> = Vec::new();
-    let (name, parse): (&HeaderName, fn(&str) -> Option<IpAddr>) =
-        if headers.contains_key(&X_FORWARDED_FOR) {
-            (&X_FORWARDED_FOR, |hop| hop.trim().parse().ok())
-        } else {
-            (&header::FORWARDED, forwarded_for)
-        };
+    let (name, parse): (&HeaderName, fn(&str) -> Option<IpAddr>) = match which {
+        ClientIpHeader::XForwardedFor => (&X_FORWARDED_FOR, |hop| hop.trim().parse().ok()),
+        ClientIpHeader::Forwarded => (&header::FORWARDED, forwarded_for),
+    };
     for value in headers.get_all(name) {
         let Ok(text) = value.to_str() else {
             return peer;
@@ -157,6 +161,8 @@ pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], pres
 mod tests {
     use super::*;
 
+    const XFF: ClientIpHeader = ClientIpHeader::XForwardedFor;
+
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().filter_map(|n| n.parse().ok()).collect()
     }
@@ -175,7 +181,7 @@ mod tests {
     fn spoofed_forwarded_for_from_untrusted_peer_is_ignored() {
         let h = xff("1.2.3.4");
         assert_eq!(
-            client_ip(ip("203.0.113.9"), &h, &nets(&["10.0.0.0/8"])),
+            client_ip(ip("203.0.113.9"), &h, &nets(&["10.0.0.0/8"]), XFF),
             ip("203.0.113.9")
         );
     }
@@ -183,12 +189,14 @@ mod tests {
     #[test]
     fn rightmost_untrusted_hop_is_the_client() {
         let h = xff("6.6.6.6, 198.51.100.7, 10.0.0.2");
-        let got = client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"]));
+        let got = client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"]), XFF);
         assert_eq!(got, ip("198.51.100.7"));
     }
 
     #[test]
-    fn rfc7239_forwarded_is_read_like_x_forwarded_for() {
+    fn rfc7239_forwarded_is_read_when_configured_and_only_then() {
+        const FWD: ClientIpHeader = ClientIpHeader::Forwarded;
+        let proxies = nets(&["10.0.0.0/8"]);
         let mut h = HeaderMap::new();
         h.insert(
             header::FORWARDED,
@@ -196,20 +204,22 @@ mod tests {
                 "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https, for=10.0.0.2:8080",
             ),
         );
-        let got = client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"]));
-        assert_eq!(got, ip("2001:db8:cafe::17"));
+        // A client-sent X-Forwarded-For is not what this proxy writes: ignored.
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &proxies, FWD),
+            ip("2001:db8:cafe::17")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &proxies, XFF), ip("1.2.3.4"));
         // An obfuscated hop breaks the chain: nothing before it is believed.
         h.insert(
             header::FORWARDED,
             HeaderValue::from_static("for=198.51.100.7, for=_hidden, for=10.0.0.2"),
         );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])),
-            ip("10.0.0.1")
-        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &proxies, FWD), ip("10.0.0.1"));
         // From an untrusted peer it means nothing.
         assert_eq!(
-            client_ip(ip("203.0.113.9"), &h, &nets(&["10.0.0.0/8"])),
+            client_ip(ip("203.0.113.9"), &h, &proxies, FWD),
             ip("203.0.113.9")
         );
     }
