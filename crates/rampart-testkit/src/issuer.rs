@@ -237,6 +237,15 @@ impl TestIssuer {
         })
     }
 
+    /// An `[[auth.jwt]]` table trusting this issuer (ES256 keys from its JWKS over plain HTTP) as
+    /// `name` for `audience`.
+    pub fn jwt_config(&self, name: &str, audience: &str) -> String {
+        format!(
+            "[[auth.jwt]]\nname = \"{name}\"\nissuer = \"{iss}\"\naudiences = [\"{audience}\"]\nalgorithms = [\"ES256\"]\njwks_url = \"{iss}/jwks.json\"\nallow_insecure_http = true\n",
+            iss = self.issuer
+        )
+    }
+
     /// A valid token signed by `kid` for `audience`.
     pub fn token(&self, kid: &str, audience: &str) -> String {
         self.key(kid).sign(&self.claims(audience), "JWT")

@@ -20,13 +20,7 @@ fn config(issuer: &TestIssuer, upstream: &RecordingUpstream, dpop: &str, redis: 
 [auth.dpop]
 {dpop}
 
-[[auth.jwt]]
-name = "corp"
-issuer = "{iss}"
-audiences = ["{AUD}"]
-algorithms = ["ES256"]
-jwks_url = "{iss}/jwks.json"
-allow_insecure_http = true
+{jwt}
 
 [[upstreams]]
 name = "api"
@@ -44,7 +38,7 @@ path_prefix = "/strict"
 upstream = "api"
 auth = {{ jwt = ["corp"], require_dpop = true }}
 "#,
-        iss = issuer.issuer,
+        jwt = issuer.jwt_config("corp", AUD),
         up = upstream.url()
     )
 }
@@ -442,6 +436,6 @@ async fn a_host_header_with_a_path_cannot_move_the_proof_to_another_path() {
         .body(Full::default())
         .unwrap();
     let response = client.send(request).await;
-    assert_ne!(response.status, StatusCode::OK, "{}", response.text());
+    assert_refused(&response, "invalid_dpop_proof");
     assert_eq!(s.upstream.count(), 0);
 }

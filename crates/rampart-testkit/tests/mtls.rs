@@ -21,13 +21,7 @@ fn listener(required: bool) -> String {
 fn routes(upstream: &RecordingUpstream, issuer: &TestIssuer) -> String {
     format!(
         r#"
-[[auth.jwt]]
-name = "corp"
-issuer = "{iss}"
-audiences = ["{AUD}"]
-algorithms = ["ES256"]
-jwks_url = "{iss}/jwks.json"
-allow_insecure_http = true
+{jwt}
 
 [[upstreams]]
 name = "api"
@@ -51,7 +45,7 @@ path_prefix = "/open"
 upstream = "api"
 public = true
 "#,
-        iss = issuer.issuer,
+        jwt = issuer.jwt_config("corp", AUD),
         up = upstream.url()
     )
 }

@@ -134,13 +134,7 @@ async fn principal_limits_run_after_authentication_per_subject() {
     let upstream = RecordingUpstream::start().await;
     let config = format!(
         r#"
-[[auth.jwt]]
-name = "corp"
-issuer = "{iss}"
-audiences = ["api"]
-algorithms = ["ES256"]
-jwks_url = "{iss}/jwks.json"
-allow_insecure_http = true
+{jwt}
 
 [[upstreams]]
 name = "api"
@@ -153,7 +147,7 @@ upstream = "api"
 auth = {{ jwt = ["corp"] }}
 rate_limits = [{{ name = "per-user", key = "principal", rate = 2, per = "minute" }}]
 "#,
-        iss = issuer.issuer,
+        jwt = issuer.jwt_config("corp", "api"),
         up = upstream.url()
     );
     let gw = TestGateway::builder().config(&config).start().await;

@@ -15,13 +15,7 @@ const AUD: &str = "orders-api";
 fn config(issuer: &TestIssuer, upstream: &RecordingUpstream) -> String {
     format!(
         r#"
-[[auth.jwt]]
-name = "corp"
-issuer = "{iss}"
-audiences = ["{AUD}"]
-algorithms = ["ES256"]
-jwks_url = "{iss}/jwks.json"
-allow_insecure_http = true
+{jwt}
 
 [[upstreams]]
 name = "api"
@@ -33,7 +27,7 @@ path_prefix = "/orders"
 upstream = "api"
 auth = {{ jwt = ["corp"] }}
 "#,
-        iss = issuer.issuer,
+        jwt = issuer.jwt_config("corp", AUD),
         up = upstream.url()
     )
 }

@@ -79,6 +79,9 @@ pub struct Limit {
     local: LocalLimiter,
     /// The fail-open fallback when the limit is shared through Redis.
     fallback: Option<(LocalLimiter, Params)>,
+    /// `rampart_rate_limit_total` for allowed, delayed and rejected, registered once (no label
+    /// strings built per request).
+    outcomes: [metrics::Counter; 3],
 }
 
 impl Limit {
@@ -106,7 +109,9 @@ impl Limit {
             let divided = params.divided(shared.settings.expected_instances);
             (LocalLimiter::new(max_keys, divided), divided)
         });
+        let outcome = |outcome: &'static str| metrics::counter!("rampart_rate_limit_total", "limit" => config.name.clone(), "route" => route.to_owned(), "outcome" => outcome);
         Ok(Self {
+            outcomes: [outcome("allowed"), outcome("delayed"), outcome("rejected")],
             name: Arc::from(config.name.as_str()),
             route: Arc::from(route),
             window_s: (params.interval_us.saturating_mul(params.burst) / 1_000_000).max(1),
@@ -222,13 +227,13 @@ impl RateLimit {
         for limit in &self.limits {
             let verdict = limit.check(req, cx, &self.shared).await?;
             let outcome = if !verdict.allowed {
-                "rejected"
+                2
             } else if verdict.delay > Duration::ZERO {
-                "delayed"
+                1
             } else {
-                "allowed"
+                0
             };
-            metrics::counter!("rampart_rate_limit_total", "limit" => limit.name.to_string(), "route" => limit.route.to_string(), "outcome" => outcome).increment(1);
+            limit.outcomes[outcome].increment(1);
             if !verdict.allowed {
                 let headers = Box::new(self.headers(limit, &verdict));
                 return Err(GatewayError::RateLimited {

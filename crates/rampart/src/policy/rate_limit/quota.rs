@@ -90,6 +90,8 @@ pub struct Quota {
     per: QuotaPeriod,
     backend: Arc<QuotaBackend>,
     fail_open: bool,
+    /// Built once: `Script::new` hashes the source.
+    script: ::redis::Script,
 }
 
 const QUOTA_SCRIPT: &str = r"
@@ -118,6 +120,7 @@ impl Quota {
             per: config.per,
             backend,
             fail_open,
+            script: ::redis::Script::new(QUOTA_SCRIPT),
         })
     }
 
@@ -171,7 +174,8 @@ impl Quota {
     async fn count(&self, key: &KeyValue, period: &str, end: OffsetDateTime) -> Option<u64> {
         match &*self.backend {
             QuotaBackend::Redis(connection) => {
-                let result: Result<u64, _> = ::redis::Script::new(QUOTA_SCRIPT)
+                let result: Result<u64, _> = self
+                    .script
                     .key(format!(
                         "{}:{period}",
                         key.redis().replacen("rampart:rl:", "rampart:quota:", 1)
