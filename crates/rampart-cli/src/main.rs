@@ -187,7 +187,7 @@ async fn check(path: &Path, strict: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match rampart::gateway::load(&source, &rampart::gateway::Services::default()) {
+    let runtime = match rampart::gateway::check(&source) {
         Ok(rt) => rt,
         Err(errors) => {
             for e in &errors.errors {

@@ -401,12 +401,28 @@ fn hash_password_prints_an_argon2id_hash_of_stdin() {
 }
 
 #[test]
-fn the_annotated_example_config_passes_check() {
+fn the_annotated_example_config_passes_check_once_its_certificate_exists() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rampart.toml");
-    let out = std::process::Command::new(BIN)
-        .args(["check", "--config", example])
-        .output()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.toml");
+    std::fs::copy(example, &config).unwrap();
+    let check = || {
+        std::process::Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    // `check` runs the build that `run` runs: a missing certificate is refused here too.
+    let refused = check();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("listeners[0].tls"), "{stderr}");
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    let (cert, key) = rampart::tls::self_signed(&["api.example.com"]).unwrap();
+    std::fs::write(dir.path().join("certs/server.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("certs/server.key"), key).unwrap();
+    let out = check();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

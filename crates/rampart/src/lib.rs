@@ -11,16 +11,18 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod error;
-pub mod gateway;
 pub mod hygiene;
+pub mod keep;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;
 pub mod run;
+pub mod runtime;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
-pub mod watch;
 
-pub use gateway::{Gateway, Runtime};
+pub use runtime::gateway::{Gateway, Runtime};
+// The lifecycle moved under `runtime/`; the old paths stay valid.
+pub use runtime::{gateway, watch};
 pub mod store;

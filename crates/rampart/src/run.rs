@@ -10,9 +10,11 @@ use tokio::net::TcpListener;
 
 use crate::audit::AuditSink;
 use crate::config::{ConfigErrors, ConfigSource};
-use crate::gateway::{self, Gateway, Runtime, Services};
+use crate::runtime::gateway::{Gateway, Runtime, Services};
+use crate::runtime::reload::reload_logged;
+pub use crate::runtime::reload::{ReloadError, reload};
+use crate::runtime::watch::{self, FileWatch};
 use crate::server::{self, BoundListener};
-use crate::watch::{self, FileWatch};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -143,35 +145,8 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
     })
 }
 
-/// Reloads the config file: the new config is built completely, then swapped in atomically; an
-/// invalid file leaves the running config in place.
-pub fn reload(gateway: &Gateway, path: &Path) -> Result<(), StartError> {
-    let source = ConfigSource::from_file(path).map_err(|source| StartError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let runtime = gateway::load(&source, &gateway.services).map_err(StartError::Config)?;
-    let old = gateway.runtime();
-    if format!("{:?}", old.config.listeners) != format!("{:?}", runtime.config.listeners)
-        || format!("{:?}", old.config.admin) != format!("{:?}", runtime.config.admin)
-        || format!("{:?}", old.config.audit) != format!("{:?}", runtime.config.audit)
-    {
-        tracing::warn!("listener, admin and audit changes take effect at the next restart");
-    }
-    gateway.swap(runtime);
-    Ok(())
-}
-
-fn reload_logged(gateway: &Gateway, path: &Path) {
-    match reload(gateway, path) {
-        Ok(()) => tracing::info!(path = %path.display(), "configuration reloaded"),
-        Err(e) => {
-            metrics::counter!("rampart_config_reloads_total", "result" => "error").increment(1);
-            tracing::error!(path = %path.display(), errors = %e, "configuration reload failed; keeping the running config");
-        }
-    }
-}
-
+/// SIGHUP reloads (even an unchanged file: the operator asked, and every piece of state survives
+/// a reload); a burst of signals is one reload.
 fn spawn_sighup_reloader(gateway: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Ok(mut hangups) =
@@ -180,6 +155,8 @@ fn spawn_sighup_reloader(gateway: Arc<Gateway>, path: PathBuf) -> tokio::task::J
             return;
         };
         while hangups.recv().await.is_some() {
+            tokio::time::sleep(watch::DEBOUNCE).await;
+            while futures_util::FutureExt::now_or_never(hangups.recv()).is_some() {}
             reload_logged(&gateway, &path);
         }
     })

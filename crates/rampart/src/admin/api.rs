@@ -306,7 +306,7 @@ async fn status(State(gateway): State<Arc<Gateway>>) -> Response {
         json!({
             "version": env!("CARGO_PKG_VERSION"),
             "ready": gateway.is_ready(),
-            "routes": runtime.routes.len(),
+            "routes": runtime.router.routes().len(),
             "upstreams": upstreams,
             "api_keys": gateway.services.api_keys.is_some(),
             "audit_dropped": gateway.audit().dropped(),

@@ -10,7 +10,7 @@ pub const DEFAULT_AUDIT_MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_AUDIT_MAX_FILES: u32 = 5;
 
 /// Where the one-line-per-request JSON audit log goes.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     #[serde(default = "crate::config::listener::default_true")]

@@ -28,7 +28,7 @@ pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:9901";
 
 /// One data-plane listener. TLS unless `plaintext = true` is said explicitly.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Name used in the audit log and metrics.
@@ -48,7 +48,7 @@ pub struct ListenerConfig {
 }
 
 /// Server certificate and key, PEM files reloaded when they change.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert_file: PathBuf,
@@ -62,7 +62,7 @@ pub struct TlsConfig {
 }
 
 /// Client-certificate verification on a listener.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuthConfig {
     /// PEM bundle of the CAs whose client certificates are accepted.
@@ -83,7 +83,7 @@ pub enum TlsVersion {
 }
 
 /// The admin listener: `/metrics`, `/live`, `/ready`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     #[serde(default = "default_true")]
@@ -107,7 +107,7 @@ impl Default for AdminConfig {
 }
 
 /// Transport limits applied before routing, on every listener.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     #[serde(default = "default_max_header_bytes")]
@@ -142,7 +142,7 @@ impl Default for LimitsConfig {
 }
 
 /// Process-wide behaviour.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.

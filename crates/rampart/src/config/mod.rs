@@ -35,7 +35,7 @@ use crate::audit::AuditConfig;
 use crate::policy::headers::SecurityHeadersConfig;
 
 /// The whole gateway configuration.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -85,7 +85,7 @@ pub struct Config {
 }
 
 /// `[redis]`: one Redis server shared by every instance.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://host:port/db` or `rediss://` for TLS; credentials in the URL are never logged.
@@ -192,7 +192,7 @@ fn strip_null(schema: &mut serde_json::Value) {
 }
 
 /// The database.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite:FILE` (relative to the config file; created if missing) or `postgres://...`.

@@ -8,7 +8,7 @@ use crate::policy::cors::CorsConfig;
 use crate::policy::headers::SecurityHeadersConfig;
 
 /// One route. A request matches when its host (if `hosts` is set), path and method match.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub name: String,
@@ -69,7 +69,7 @@ fn default_methods() -> Vec<String> {
 }
 
 /// Client-address and forwarding behaviour.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
     /// Peers whose `X-Forwarded-*` headers are believed (CIDRs). Others' copies are replaced.

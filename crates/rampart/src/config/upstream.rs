@@ -13,7 +13,7 @@ pub const DEFAULT_EJECT_AFTER_FAILURES: u32 = 5;
 pub const DEFAULT_EJECT_MS: u64 = 30_000;
 
 /// A named group of targets that routes send requests to.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub name: String,
@@ -52,7 +52,7 @@ pub enum UpstreamProtocol {
 }
 
 /// How targets reached over `https://` are verified.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTlsConfig {
     /// PEM bundle of CAs to trust instead of the built-in web roots.
@@ -73,7 +73,7 @@ impl Default for UpstreamTlsConfig {
 }
 
 /// Passive health (ejection on consecutive failures) is always on; active checks are optional.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     #[serde(default)]
@@ -82,7 +82,7 @@ pub struct HealthConfig {
     pub active: Option<ActiveHealthConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PassiveHealthConfig {
     /// Consecutive failures (connection errors, timeouts, 502/503/504) before a target is ejected.
@@ -102,7 +102,7 @@ impl Default for PassiveHealthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActiveHealthConfig {
     /// Path probed with GET; a 2xx answer is healthy.

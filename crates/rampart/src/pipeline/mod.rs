@@ -23,6 +23,7 @@
 //! Response path, inner to outer: upstream header scrubbing and 5xx masking, security headers,
 //! CORS headers, audit.
 
+pub mod build;
 pub mod service;
 
 use std::sync::Arc;

@@ -38,22 +38,15 @@ pub async fn handle(
     let mut cx = RequestCtx::new(ConnInfo::clone(&conn), request_id, client_ip);
     cx.from_trusted_proxy = forwarded::is_trusted(conn.peer.ip(), trusted);
     let method = parts.method.clone();
-    let mut route_index = None;
-    let result = AssertUnwindSafe(process(
-        &runtime,
-        &mut parts,
-        body,
-        &mut cx,
-        &mut route_index,
-    ))
-    .catch_unwind()
-    .await
-    .unwrap_or_else(|_| {
-        Err(GatewayError::Internal(
-            "panic in the request pipeline".into(),
-        ))
-    });
-    let route = route_index.and_then(|i| runtime.routes.get(i));
+    let mut route = None;
+    let result = AssertUnwindSafe(process(&runtime, &mut parts, body, &mut cx, &mut route))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(GatewayError::Internal(
+                "panic in the request pipeline".into(),
+            ))
+        });
     let response = result.unwrap_or_else(|err| {
         cx.decision = if err.status().is_server_error() {
             Decision::Error
@@ -63,7 +56,14 @@ pub async fn handle(
         cx.reason = Some(err.detail());
         error::into_response(&err, cx.request_id.as_str())
     });
-    Ok(finish(&gateway, &runtime, route, cx, &method, response))
+    Ok(finish(
+        &gateway,
+        &runtime,
+        route.as_deref(),
+        cx,
+        &method,
+        response,
+    ))
 }
 
 /// The response path, outer stages: security headers, CORS headers, request id, audit.
@@ -122,19 +122,15 @@ async fn process(
     parts: &mut http::request::Parts,
     body: Incoming,
     cx: &mut RequestCtx,
-    route_index: &mut Option<usize>,
+    matched: &mut Option<Arc<Route>>,
 ) -> Result<Response<Body>, GatewayError> {
     let limits = &runtime.config.limits;
     hygiene::check_request(parts, limits, &runtime.refused_methods)?;
     cx.path = path::normalize(parts.uri.path())
         .map_err(|e| GatewayError::InvalidPath(e.as_str()))?
         .into_owned();
-    let index = find_route(runtime, parts, &cx.path)?;
-    *route_index = Some(index);
-    let route = runtime
-        .routes
-        .get(index)
-        .ok_or_else(|| GatewayError::Internal("route index out of range".into()))?;
+    let route = find_route(runtime, parts, &cx.path)?;
+    *matched = Some(route.clone());
     cx.route = Some(route.name.clone());
     if cors::is_preflight(parts) && !route.cors {
         return Err(GatewayError::CorsRejected(
@@ -186,11 +182,11 @@ async fn process(
 }
 
 /// Routing; a CORS preflight is routed by the method it asks about.
-fn find_route(
-    runtime: &Runtime,
+fn find_route<'a>(
+    runtime: &'a Runtime,
     parts: &http::request::Parts,
     path: &str,
-) -> Result<usize, GatewayError> {
+) -> Result<&'a Arc<Route>, GatewayError> {
     let host = router::request_host(parts);
     let asked = parts
         .headers
@@ -199,7 +195,7 @@ fn find_route(
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
     let method = asked.as_ref().unwrap_or(&parts.method);
     match runtime.router.lookup(host.as_deref(), path, method) {
-        RouteLookup::Found(index) => Ok(index),
+        RouteLookup::Found(route) => Ok(route),
         RouteLookup::MethodNotAllowed(allow) => Err(GatewayError::MethodNotAllowed { allow }),
         RouteLookup::NotFound => Err(GatewayError::RouteNotFound),
     }

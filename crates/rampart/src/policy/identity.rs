@@ -14,7 +14,7 @@ use crate::context::{AuthMethod, Principal};
 use crate::tls::ClientCert;
 
 /// `[upstream_identity]`: header names (an empty string disables one).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityHeadersConfig {
     #[serde(default = "subject")]

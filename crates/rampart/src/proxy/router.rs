@@ -6,69 +6,110 @@
 //! is 405, never a fall-back to a broader route. Host-specific routes are tried before routes that
 //! serve any host.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use http::{HeaderValue, Method};
 
 use crate::config::{Issue, RouteConfig};
 
-/// The result of a lookup: an index into the route list, or why there is none.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RouteLookup {
-    Found(usize),
+/// The result of a lookup: the route itself, or why there is none.
+#[derive(Debug)]
+pub enum RouteLookup<'a, R> {
+    Found(&'a Arc<R>),
     MethodNotAllowed(HeaderValue),
     NotFound,
 }
 
-#[derive(Default)]
-struct PathTable {
-    tree: matchit::Router<Vec<usize>>,
-    /// Patterns already inserted, to share one tree entry among routes that differ by method.
-    slots: HashMap<String, ()>,
+/// A route in the table with the methods it serves.
+struct Entry<R> {
+    methods: Vec<Method>,
+    route: Arc<R>,
 }
 
-impl PathTable {
-    fn insert(&mut self, pattern: String, route: usize) -> Result<(), String> {
-        if self.slots.contains_key(&pattern) {
+impl<R> Clone for Entry<R> {
+    fn clone(&self) -> Self {
+        Self {
+            methods: self.methods.clone(),
+            route: self.route.clone(),
+        }
+    }
+}
+
+struct PathTable<R> {
+    tree: matchit::Router<Vec<Entry<R>>>,
+    /// Patterns already inserted, to share one tree entry among routes that differ by method.
+    patterns: HashSet<String>,
+}
+
+impl<R> Default for PathTable<R> {
+    fn default() -> Self {
+        Self {
+            tree: matchit::Router::new(),
+            patterns: HashSet::new(),
+        }
+    }
+}
+
+impl<R> PathTable<R> {
+    fn insert(&mut self, pattern: String, entry: Entry<R>) -> Result<(), String> {
+        if self.patterns.contains(&pattern) {
             if let Ok(found) = self.tree.at_mut(&pattern) {
-                found.value.push(route);
+                found.value.push(entry);
             }
             return Ok(());
         }
         self.tree
-            .insert(pattern.clone(), vec![route])
+            .insert(pattern.clone(), vec![entry])
             .map_err(|e| format!("conflicts with another route: {e}"))?;
-        self.slots.insert(pattern, ());
+        self.patterns.insert(pattern);
         Ok(())
     }
 }
 
-/// The routing table built from the route list.
-#[derive(Default)]
-pub struct Router {
-    exact_hosts: HashMap<String, PathTable>,
+/// The routing table: host, path and method to the routes themselves (never indices into a list
+/// that could be built differently).
+pub struct Router<R> {
+    exact_hosts: HashMap<String, PathTable<R>>,
     /// `(".example.com", table)` for `*.example.com`, longest suffix first.
-    wildcard_hosts: Vec<(String, PathTable)>,
-    any_host: PathTable,
-    methods: Vec<Vec<Method>>,
+    wildcard_hosts: Vec<(String, PathTable<R>)>,
+    any_host: PathTable<R>,
+    /// Every route once, in config order.
+    routes: Vec<Arc<R>>,
 }
 
-impl Router {
-    pub fn build(routes: &[RouteConfig]) -> Result<Self, Vec<Issue>> {
+impl<R> Default for Router<R> {
+    fn default() -> Self {
+        Self {
+            exact_hosts: HashMap::new(),
+            wildcard_hosts: Vec::new(),
+            any_host: PathTable::default(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+impl<R> Router<R> {
+    /// Builds the table from each route's config and the route built from it.
+    pub fn build<'a>(
+        routes: impl IntoIterator<Item = (&'a RouteConfig, Arc<R>)>,
+    ) -> Result<Self, Vec<Issue>> {
         let mut router = Self::default();
         let mut issues = Vec::new();
-        for (index, route) in routes.iter().enumerate() {
-            router.methods.push(
-                route
+        for (index, (config, route)) in routes.into_iter().enumerate() {
+            let entry = Entry {
+                methods: config
                     .methods
                     .iter()
                     .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                     .collect(),
-            );
-            let (field, patterns) = patterns(route);
+                route: route.clone(),
+            };
+            router.routes.push(route);
+            let (field, patterns) = patterns(config);
             for pattern in patterns {
-                for table in router.tables_for(&route.hosts) {
-                    if let Err(why) = table.insert(pattern.clone(), index) {
+                for table in router.tables_for(&config.hosts) {
+                    if let Err(why) = table.insert(pattern.clone(), entry.clone()) {
                         issues.push(Issue::new(format!("/routes/{index}/{field}"), why));
                     }
                 }
@@ -84,7 +125,12 @@ impl Router {
         }
     }
 
-    fn tables_for(&mut self, hosts: &[String]) -> Vec<&mut PathTable> {
+    /// Every route, in config order.
+    pub fn routes(&self) -> &[Arc<R>] {
+        &self.routes
+    }
+
+    fn tables_for(&mut self, hosts: &[String]) -> Vec<&mut PathTable<R>> {
         if hosts.is_empty() {
             return vec![&mut self.any_host];
         }
@@ -119,7 +165,7 @@ impl Router {
     }
 
     /// Finds the route for a request. `host` is the request's host without port, lower-cased.
-    pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method) -> RouteLookup {
+    pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method) -> RouteLookup<'_, R> {
         let host_table = host.and_then(|h| {
             self.exact_hosts.get(h).or_else(|| {
                 self.wildcard_hosts
@@ -135,24 +181,22 @@ impl Router {
         let Some(candidates) = candidates else {
             return RouteLookup::NotFound;
         };
-        let allowed = |i: &usize| self.methods.get(*i).is_some_and(|m| m.contains(method));
-        match candidates.iter().find(|i| allowed(i)) {
-            Some(index) => RouteLookup::Found(*index),
-            None => RouteLookup::MethodNotAllowed(self.allow_header(candidates)),
+        match candidates.iter().find(|e| e.methods.contains(method)) {
+            Some(entry) => RouteLookup::Found(&entry.route),
+            None => RouteLookup::MethodNotAllowed(allow_header(candidates)),
         }
     }
+}
 
-    fn allow_header(&self, candidates: &[usize]) -> HeaderValue {
-        let mut names: Vec<&str> = candidates
-            .iter()
-            .filter_map(|i| self.methods.get(*i))
-            .flatten()
-            .map(Method::as_str)
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static(""))
-    }
+fn allow_header<R>(candidates: &[Entry<R>]) -> HeaderValue {
+    let mut names: Vec<&str> = candidates
+        .iter()
+        .flat_map(|e| e.methods.iter())
+        .map(Method::as_str)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// The matchit patterns for a route and the config field they came from.
@@ -160,13 +204,13 @@ fn patterns(route: &RouteConfig) -> (&'static str, Vec<String>) {
     match (&route.path, &route.path_prefix) {
         (Some(path), _) => ("path", vec![path.clone()]),
         (None, Some(prefix)) => {
+            // `/api/items` serves `/api/items`, `/api/items/` and everything below it (the
+            // catch-all needs at least one character, so the trailing slash is its own entry).
             let base = prefix.trim_end_matches('/');
-            let mut list = vec![format!("{base}/{{*rampart_rest}}")];
-            list.push(if base.is_empty() {
-                "/".to_owned()
-            } else {
-                base.to_owned()
-            });
+            let mut list = vec![format!("{base}/"), format!("{base}/{{*rampart_rest}}")];
+            if !base.is_empty() {
+                list.push(base.to_owned());
+            }
             ("path_prefix", list)
         }
         (None, None) => ("path", Vec::new()),
@@ -212,6 +256,18 @@ mod tests {
         toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A router whose routes are their names.
+    fn table(routes: &[RouteConfig]) -> Result<Router<String>, Vec<Issue>> {
+        Router::build(routes.iter().map(|r| (r, Arc::new(r.name.clone()))))
+    }
+
+    fn found(lookup: RouteLookup<'_, String>) -> Option<&str> {
+        match lookup {
+            RouteLookup::Found(name) => Some(name.as_str()),
+            _ => None,
+        }
+    }
+
     #[test]
     fn template_prefix_and_exact_routes_match() {
         let routes = vec![
@@ -219,25 +275,49 @@ mod tests {
             route("api", None, Some("/api"), &["GET", "POST"], &[]),
             route("status", Some("/status"), None, &["GET"], &[]),
         ];
-        let r = Router::build(&routes).unwrap_or_else(|e| panic!("{e:?}"));
+        let r = table(&routes).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(
-            r.lookup(None, "/orders/7", &Method::GET),
-            RouteLookup::Found(0)
+            found(r.lookup(None, "/orders/7", &Method::GET)),
+            Some("order")
         );
-        assert_eq!(
-            r.lookup(None, "/orders/7/x", &Method::GET),
-            RouteLookup::NotFound
-        );
-        assert_eq!(r.lookup(None, "/api", &Method::POST), RouteLookup::Found(1));
-        assert_eq!(
-            r.lookup(None, "/api/a/b", &Method::GET),
-            RouteLookup::Found(1)
-        );
-        assert_eq!(r.lookup(None, "/apix", &Method::GET), RouteLookup::NotFound);
-        assert_eq!(
-            r.lookup(None, "/status/", &Method::GET),
-            RouteLookup::NotFound
-        );
+        assert_eq!(found(r.lookup(None, "/orders/7/x", &Method::GET)), None);
+        assert_eq!(found(r.lookup(None, "/api", &Method::POST)), Some("api"));
+        assert_eq!(found(r.lookup(None, "/api/a/b", &Method::GET)), Some("api"));
+        assert_eq!(found(r.lookup(None, "/apix", &Method::GET)), None);
+        assert_eq!(found(r.lookup(None, "/status/", &Method::GET)), None);
+    }
+
+    #[test]
+    fn a_prefix_serves_its_path_with_a_trailing_slash() {
+        let routes = vec![
+            route("items", None, Some("/api/items"), &["GET"], &[]),
+            route("slash", None, Some("/v2/"), &["GET"], &[]),
+            route("root", None, Some("/"), &["GET"], &["root.example"]),
+        ];
+        let r = table(&routes).unwrap_or_else(|e| panic!("{e:?}"));
+        for path in ["/api/items", "/api/items/", "/api/items/7"] {
+            assert_eq!(
+                found(r.lookup(None, path, &Method::GET)),
+                Some("items"),
+                "{path}"
+            );
+        }
+        for path in ["/v2", "/v2/", "/v2/x"] {
+            assert_eq!(
+                found(r.lookup(None, path, &Method::GET)),
+                Some("slash"),
+                "{path}"
+            );
+        }
+        assert_eq!(found(r.lookup(None, "/api/itemsx", &Method::GET)), None);
+        let root = Some("root.example");
+        for path in ["/", "/x", "/x/y/"] {
+            assert_eq!(
+                found(r.lookup(root, path, &Method::GET)),
+                Some("root"),
+                "{path}"
+            );
+        }
     }
 
     #[test]
@@ -246,7 +326,7 @@ mod tests {
             route("all", None, Some("/"), &["GET", "POST", "DELETE"], &[]),
             route("admin", Some("/admin"), None, &["GET"], &[]),
         ];
-        let r = Router::build(&routes).unwrap_or_else(|e| panic!("{e:?}"));
+        let r = table(&routes).unwrap_or_else(|e| panic!("{e:?}"));
         match r.lookup(None, "/admin", &Method::DELETE) {
             RouteLookup::MethodNotAllowed(allow) => assert_eq!(allow, "GET"),
             other => panic!("{other:?}"),
@@ -260,23 +340,38 @@ mod tests {
             route("b", Some("/x"), None, &["GET"], &["*.example.com"]),
             route("c", Some("/x"), None, &["GET"], &[]),
         ];
-        let r = Router::build(&routes).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(
-            r.lookup(Some("api.example.com"), "/x", &Method::GET),
-            RouteLookup::Found(0)
-        );
-        assert_eq!(
-            r.lookup(Some("eu.example.com"), "/x", &Method::GET),
-            RouteLookup::Found(1)
-        );
-        assert_eq!(
-            r.lookup(Some("example.com.evil.net"), "/x", &Method::GET),
-            RouteLookup::Found(2)
-        );
-        assert_eq!(
-            r.lookup(Some("example.com"), "/x", &Method::GET),
-            RouteLookup::Found(2)
-        );
+        let r = table(&routes).unwrap_or_else(|e| panic!("{e:?}"));
+        let at = |host| found(r.lookup(Some(host), "/x", &Method::GET));
+        assert_eq!(at("api.example.com"), Some("a"));
+        assert_eq!(at("eu.example.com"), Some("b"));
+        assert_eq!(at("example.com.evil.net"), Some("c"));
+        assert_eq!(at("example.com"), Some("c"));
+    }
+
+    #[test]
+    fn every_route_keeps_its_own_entry_whatever_its_neighbours() {
+        // The router holds the routes themselves: each lookup returns the route built from the
+        // config that declared the path, never its neighbour in a list.
+        let routes: Vec<RouteConfig> = (0..20)
+            .map(|i| {
+                route(
+                    &format!("r{i}"),
+                    Some(&format!("/p{i}")),
+                    None,
+                    &["GET"],
+                    &[],
+                )
+            })
+            .collect();
+        let r = table(&routes).unwrap_or_else(|e| panic!("{e:?}"));
+        for i in 0..20 {
+            let name = format!("r{i}");
+            assert_eq!(
+                found(r.lookup(None, &format!("/p{i}"), &Method::GET)),
+                Some(name.as_str())
+            );
+        }
+        assert_eq!(r.routes().len(), 20);
     }
 
     #[test]
@@ -285,7 +380,7 @@ mod tests {
             route("a", Some("/o/{id}"), None, &["GET"], &[]),
             route("b", Some("/o/{name}"), None, &["GET"], &[]),
         ];
-        let issues = Router::build(&routes).err().unwrap_or_default();
+        let issues = table(&routes).err().unwrap_or_default();
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].pointer, "/routes/1/path");
     }

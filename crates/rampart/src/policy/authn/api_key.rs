@@ -39,7 +39,7 @@ const TOUCH_FLUSH: Duration = Duration::from_secs(5);
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A new key's attributes.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     pub name: String,

@@ -37,14 +37,14 @@ const MAX_USERNAME_BYTES: usize = 256;
 const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// `[auth.basic]`: users allowed to call routes with `auth = { basic = true }`.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuthConfig {
     #[serde(default)]
     pub users: Vec<BasicUserConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BasicUserConfig {
     pub username: String,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use moka::future::Cache;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 const TRACKED_ADDRESSES: u64 = 100_000;
 
 /// `[brute_force]`: thresholds per client address.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BruteForceConfig {
     #[serde(default = "default_true")]
@@ -56,31 +57,66 @@ fn default_block() -> u64 {
     300
 }
 
-/// Failure counters and blocks.
-pub struct BruteForceGuard {
+/// The longest counting window and block the guard honours (validation bounds the settings to
+/// these; they are also how long an idle entry may stay in memory).
+pub const MAX_WINDOW_S: u64 = 86_400;
+pub const MAX_BLOCK_S: u64 = 7 * 86_400;
+
+/// The thresholds in force; replaced as a whole when a reload changes `[brute_force]`.
+struct Thresholds {
     max_failures: u32,
+    window: Duration,
     block_for: Duration,
-    failures: Cache<IpAddr, Arc<AtomicU32>>,
+}
+
+impl From<&BruteForceConfig> for Thresholds {
+    fn from(config: &BruteForceConfig) -> Self {
+        Self {
+            max_failures: config.max_failures.max(1),
+            window: Duration::from_secs(config.window_s.clamp(1, MAX_WINDOW_S)),
+            block_for: Duration::from_secs(config.block_s.clamp(1, MAX_BLOCK_S)),
+        }
+    }
+}
+
+/// Failures counted in one window, from its first failure.
+struct Window {
+    started: Instant,
+    failures: AtomicU32,
+}
+
+/// Failure counters and blocks. Process-wide and kept across reloads; `configure` applies the
+/// thresholds of a new config to the counters and blocks already there.
+pub struct BruteForceGuard {
+    thresholds: ArcSwap<Thresholds>,
+    failures: Cache<IpAddr, Arc<Window>>,
     blocked: Cache<IpAddr, Instant>,
 }
 
+impl Default for BruteForceGuard {
+    fn default() -> Self {
+        Self::new(&BruteForceConfig::default())
+    }
+}
+
 impl BruteForceGuard {
-    pub fn new(config: &BruteForceConfig) -> Option<Arc<Self>> {
-        if !config.enabled {
-            return None;
-        }
-        Some(Arc::new(Self {
-            max_failures: config.max_failures.max(1),
-            block_for: Duration::from_secs(config.block_s),
+    pub fn new(config: &BruteForceConfig) -> Self {
+        Self {
+            thresholds: ArcSwap::from_pointee(Thresholds::from(config)),
             failures: Cache::builder()
                 .max_capacity(TRACKED_ADDRESSES)
-                .time_to_live(Duration::from_secs(config.window_s.max(1)))
+                .time_to_idle(Duration::from_secs(MAX_WINDOW_S))
                 .build(),
             blocked: Cache::builder()
                 .max_capacity(TRACKED_ADDRESSES)
-                .time_to_live(Duration::from_secs(config.block_s.max(1)))
+                .time_to_live(Duration::from_secs(MAX_BLOCK_S))
                 .build(),
-        }))
+        }
+    }
+
+    /// Applies the thresholds of a reloaded config; counters and blocks are kept.
+    pub fn configure(&self, config: &BruteForceConfig) {
+        self.thresholds.store(Arc::new(Thresholds::from(config)));
     }
 
     /// Seconds until the address may try again, if it is blocked.
@@ -93,18 +129,25 @@ impl BruteForceGuard {
     /// Counts a failure; returns true when this failure starts a block.
     pub async fn record_failure(&self, ip: IpAddr) -> bool {
         metrics::counter!("rampart_auth_failures_total").increment(1);
-        let counter = self
-            .failures
-            .get_with(ip, async { Arc::new(AtomicU32::new(0)) })
-            .await;
-        let failures = counter.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures < self.max_failures {
+        let thresholds = self.thresholds.load();
+        let now = Instant::now();
+        let fresh = || {
+            Arc::new(Window {
+                started: now,
+                failures: AtomicU32::new(0),
+            })
+        };
+        let mut window = self.failures.get_with(ip, async { fresh() }).await;
+        if now.saturating_duration_since(window.started) >= thresholds.window {
+            window = fresh();
+            self.failures.insert(ip, window.clone()).await;
+        }
+        let failures = window.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < thresholds.max_failures {
             return false;
         }
         self.failures.invalidate(&ip).await;
-        self.blocked
-            .insert(ip, Instant::now() + self.block_for)
-            .await;
+        self.blocked.insert(ip, now + thresholds.block_for).await;
         metrics::counter!("rampart_clients_blocked_total").increment(1);
         tracing::warn!(client_ip = %ip, failures, "client blocked after repeated authentication failures");
         true

@@ -19,7 +19,7 @@ pub const DEFAULT_TOKEN_CACHE_ENTRIES: u64 = 100_000;
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 /// Global authentication settings.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Trusted JWT issuers, referenced by name from routes.
@@ -96,7 +96,7 @@ impl JwtAlgorithm {
 }
 
 /// One trusted issuer of JWT access tokens.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwtIssuerConfig {
     /// Name used by routes (`auth = { jwt = ["corp"] }`).
@@ -146,7 +146,7 @@ pub struct JwtIssuerConfig {
     pub roles_claim: String,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwksCacheConfig {
     #[serde(default = "default_min_ttl")]
@@ -168,7 +168,7 @@ impl Default for JwksCacheConfig {
 }
 
 /// What a route requires of its callers. A route has either `auth` or `public = true`.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteAuthConfig {
     /// JWT issuers (by name) whose bearer tokens are accepted.
@@ -196,7 +196,7 @@ pub struct RouteAuthConfig {
 pub const DEFAULT_ROTATION_GRACE_S: u64 = 86_400;
 
 /// API keys issued by Rampart (stored in `[store]`).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeysConfig {
     /// The server secret keying the stored hashes (at least 32 bytes). Losing it invalidates every

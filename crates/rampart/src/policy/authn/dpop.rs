@@ -47,7 +47,7 @@ const MAX_JTI_BYTES: usize = 256;
 const PRIVATE_JWK_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 /// `[auth.dpop]`: how DPoP proofs are checked.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DpopConfig {
     /// Accepted proof algorithms (asymmetric only).

@@ -26,7 +26,7 @@ const INACTIVE_CACHE_TTL: Duration = Duration::from_secs(5);
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// `[[auth.introspection]]`: an authorization server that introspects opaque tokens.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectionConfig {
     pub name: String,

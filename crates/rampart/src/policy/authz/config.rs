@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// What an authenticated caller must have to use a route. Every listed condition must hold.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeConfig {
     /// All of these scopes.
@@ -31,7 +31,7 @@ pub struct AuthorizeConfig {
 }
 
 /// Roles and the permissions they grant.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RbacConfig {
     #[serde(default)]

@@ -8,7 +8,7 @@ pub const DEFAULT_CORS_MAX_AGE_S: u32 = 600;
 /// An allow-list of origins. `https://*.example.com` allows subdomains of example.com (not
 /// example.com itself). `*` allows any origin but never together with credentials; `null` is never
 /// allowed.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CorsConfig {
     pub allow_origins: Vec<String>,

@@ -12,7 +12,7 @@ pub const DEFAULT_X_FRAME_OPTIONS: &str = "DENY";
 pub const DEFAULT_X_CONTENT_TYPE_OPTIONS: &str = "nosniff";
 pub const DEFAULT_REFERRER_POLICY: &str = "no-referrer";
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityHeadersConfig {
     /// `Strict-Transport-Security`, sent on TLS listeners only.

@@ -15,10 +15,10 @@ pub struct ConcurrencyLimit {
 }
 
 impl ConcurrencyLimit {
-    pub fn new(max_in_flight: u32) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(max_in_flight as usize)),
-        }
+    /// `permits` comes from `RateLimitState::slots`, so requests in flight are still counted
+    /// after a reload.
+    pub fn new(permits: Arc<Semaphore>) -> Self {
+        Self { permits }
     }
 }
 

@@ -9,7 +9,7 @@ pub const DEFAULT_MAX_TRACKED_KEYS: u64 = 100_000;
 pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 
 /// `[rate_limit]`: how limits are kept.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Keys tracked in memory per limit; idle keys are evicted first, so a spray of distinct keys
@@ -52,7 +52,7 @@ pub enum FailureMode {
 }
 
 /// One limit on a route: `rate` requests per `per`, bursts of up to `burst`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitConfig {
     /// Shown in `RateLimit-Policy`, the audit log and metrics.
@@ -70,7 +70,7 @@ pub struct LimitConfig {
     pub max_delay_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum KeySpec {
     One(String),

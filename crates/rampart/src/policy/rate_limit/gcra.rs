@@ -94,11 +94,22 @@ pub fn decide(tat: u64, now: u64, p: Params) -> (Verdict, Option<u64>) {
     (verdict, None)
 }
 
+/// A TAT under `old` moved to `new` so that it stands for the same number of requests used.
+fn rescale(tat: u64, now: u64, old: Params, new: Params) -> u64 {
+    let Some(ahead) = tat.checked_sub(now).filter(|a| *a > 0) else {
+        return tat;
+    };
+    let scaled = u128::from(ahead) * u128::from(new.interval_us) / u128::from(old.interval_us);
+    now.saturating_add(u64::try_from(scaled).unwrap_or(u64::MAX))
+}
+
 /// GCRA state per key in memory, bounded: at most `max_keys` keys, idle ones evicted first. A key
 /// idle for the whole tolerance is indistinguishable from a new one, so evicting it loses nothing.
 pub struct LocalLimiter {
     cells: moka::sync::Cache<u64, Arc<AtomicU64>>,
     epoch: tokio::time::Instant,
+    /// The parameters the limiter was made for (to carry its state over to new ones).
+    params: Params,
 }
 
 impl LocalLimiter {
@@ -111,7 +122,28 @@ impl LocalLimiter {
                 .time_to_idle(idle)
                 .build(),
             epoch: tokio::time::Instant::now(),
+            params: p,
         }
+    }
+
+    /// A limiter for `p` that starts from `old`'s buckets: a reload that changes a limit keeps
+    /// what each key has already used, so changing a limit never hands every client a fresh
+    /// burst. A key's use is the time its TAT lies ahead of now, in the old interval; it is
+    /// carried over as the same number of requests in the new interval.
+    pub fn carried_over(old: Option<&Self>, max_keys: u64, p: Params) -> Self {
+        let Some(old) = old else {
+            return Self::new(max_keys, p);
+        };
+        let new = Self {
+            epoch: old.epoch,
+            ..Self::new(max_keys, p)
+        };
+        let now = old.now_us();
+        for (key, cell) in old.cells.iter() {
+            let tat = rescale(cell.load(Ordering::Acquire), now, old.params, p);
+            new.cells.insert(*key, Arc::new(AtomicU64::new(tat)));
+        }
+        new
     }
 
     /// Microseconds on the tokio clock (paused in tests), from an arbitrary epoch.

@@ -32,39 +32,96 @@ use tokio::sync::Semaphore;
 pub use config::{FailureMode, KeyPart, LimitConfig, RateLimitSettings};
 use gcra::{LocalLimiter, Params, Verdict};
 
+use crate::keep::Kept;
+
 use crate::context::RequestCtx;
 use crate::error::GatewayError;
 use crate::pipeline::{Flow, Policy, Stage};
 
-/// Process-wide rate-limit services, kept across reloads.
-pub struct RateLimitShared {
-    pub settings: RateLimitSettings,
+/// Which bucket of a limit: its own, or the local fallback used while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Bucket {
+    Primary,
+    FailOpen,
+}
+
+/// Route, limit and which of its buckets.
+type BucketKey = (Arc<str>, Arc<str>, Bucket);
+
+/// The rate-limit state of the process, kept across reloads (see `crate::keep`): the Redis
+/// limiter, quota counts, the local buckets of every limit and the concurrency slots of every
+/// route. A reload that keeps a limit's definition keeps its buckets; one that changes it starts
+/// from the old buckets.
+#[derive(Default)]
+pub struct RateLimitState {
     pub redis: Option<redis::RedisLimiter>,
     /// Where quota counts live (Redis, else the store); `None` without either.
     pub quotas: Option<Arc<quota::QuotaBackend>>,
-    /// Requests waiting for their turn, across all limits.
-    pub queue: Semaphore,
+    buckets: Kept<BucketKey, LocalLimiter, (u64, Params)>,
+    slots: Kept<Arc<str>, Semaphore, u32>,
+    queue: Kept<(), Semaphore, usize>,
 }
 
-impl RateLimitShared {
+impl RateLimitState {
     pub fn new(
-        settings: RateLimitSettings,
         redis: Option<crate::store::redis::SharedRedis>,
         store: Option<crate::store::Store>,
+        max_tracked_keys: u64,
     ) -> Self {
         let quotas = match (&redis, store) {
             (Some(connection), _) => Some(quota::QuotaBackend::Redis(connection.clone())),
             (None, Some(store)) => Some(quota::QuotaBackend::Store(quota::StoreCounts::start(
                 store,
-                settings.max_tracked_keys,
+                max_tracked_keys,
             ))),
             (None, None) => None,
         };
         Self {
-            queue: Semaphore::new(settings.max_queued),
             quotas: quotas.map(Arc::new),
-            settings,
             redis: redis.map(redis::RedisLimiter::new),
+            ..Self::default()
+        }
+    }
+
+    /// State for `rampart check`: nothing connected, quotas counted nowhere.
+    pub fn unconnected(quotas: Option<Arc<quota::QuotaBackend>>) -> Self {
+        Self {
+            quotas,
+            ..Self::default()
+        }
+    }
+
+    /// The concurrency slots of a route: kept while `max_in_flight` is unchanged (a new bound
+    /// starts with a new semaphore; requests holding the old one finish on it).
+    pub fn slots(&self, route: &str, max_in_flight: u32) -> Arc<Semaphore> {
+        self.slots
+            .get_or_make(Arc::from(route), max_in_flight, |_| {
+                Semaphore::new(max_in_flight as usize)
+            })
+    }
+
+    fn bucket(&self, key: BucketKey, max_keys: u64, params: Params) -> Arc<LocalLimiter> {
+        self.buckets.get_or_make(key, (max_keys, params), |old| {
+            LocalLimiter::carried_over(old, max_keys, params)
+        })
+    }
+}
+
+/// The rate-limit settings of one runtime over the process's state.
+pub struct RateLimitShared {
+    pub settings: RateLimitSettings,
+    pub state: Arc<RateLimitState>,
+    /// Requests waiting for their turn, across all limits.
+    queue: Arc<Semaphore>,
+}
+
+impl RateLimitShared {
+    pub fn new(settings: RateLimitSettings, state: Arc<RateLimitState>) -> Self {
+        let size = settings.max_queued;
+        Self {
+            queue: state.queue.get_or_make((), size, |_| Semaphore::new(size)),
+            settings,
+            state,
         }
     }
 }
@@ -76,9 +133,9 @@ pub struct Limit {
     parts: Vec<KeyPart>,
     params: Params,
     window_s: u64,
-    local: LocalLimiter,
+    local: Arc<LocalLimiter>,
     /// The fail-open fallback when the limit is shared through Redis.
-    fallback: Option<(LocalLimiter, Params)>,
+    fallback: Option<(Arc<LocalLimiter>, Params)>,
     /// `rampart_rate_limit_total` for allowed, delayed and rejected, registered once (no label
     /// strings built per request).
     outcomes: [metrics::Counter; 3],
@@ -105,9 +162,13 @@ impl Limit {
             Duration::from_millis(config.max_delay_ms),
         );
         let max_keys = shared.settings.max_tracked_keys;
-        let fallback = shared.redis.as_ref().map(|_| {
+        let key = |bucket| (Arc::from(route), Arc::from(config.name.as_str()), bucket);
+        let fallback = shared.state.redis.as_ref().map(|_| {
             let divided = params.divided(shared.settings.expected_instances);
-            (LocalLimiter::new(max_keys, divided), divided)
+            let local = shared
+                .state
+                .bucket(key(Bucket::FailOpen), max_keys, divided);
+            (local, divided)
         });
         let outcome = |outcome: &'static str| metrics::counter!("rampart_rate_limit_total", "limit" => config.name.clone(), "route" => route.to_owned(), "outcome" => outcome);
         Ok(Self {
@@ -115,7 +176,7 @@ impl Limit {
             name: Arc::from(config.name.as_str()),
             route: Arc::from(route),
             window_s: (params.interval_us.saturating_mul(params.burst) / 1_000_000).max(1),
-            local: LocalLimiter::new(max_keys, params),
+            local: shared.state.bucket(key(Bucket::Primary), max_keys, params),
             fallback,
             parts,
             params,
@@ -133,7 +194,7 @@ impl Limit {
         shared: &RateLimitShared,
     ) -> Result<Verdict, GatewayError> {
         let key = keys::KeyValue::of(&self.name, &self.route, &self.parts, req, cx);
-        let Some(redis) = &shared.redis else {
+        let Some(redis) = &shared.state.redis else {
             return Ok(self.local.check(key.local(), self.params));
         };
         if let Some(verdict) = redis.check(&key.redis(), self.params).await {
@@ -186,6 +247,7 @@ impl RateLimit {
         }
         for config in quotas {
             let backend = shared
+                .state
                 .quotas
                 .clone()
                 .ok_or("quotas need `[redis]` or the store")?;

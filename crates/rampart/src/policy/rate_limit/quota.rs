@@ -22,7 +22,7 @@ use crate::error::GatewayError;
 use crate::store::Store;
 
 /// `quotas = [{ name, key, limit, per }]` on a route.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaConfig {
     pub name: String,
@@ -79,6 +79,9 @@ impl QuotaPeriod {
 pub enum QuotaBackend {
     Redis(crate::store::redis::SharedRedis),
     Store(Arc<StoreCounts>),
+    /// `rampart check` builds routes without connecting to anything; never serves requests (it
+    /// counts nothing, as an unreachable backend would).
+    Unconnected,
 }
 
 /// One quota of a route.
@@ -192,6 +195,7 @@ impl Quota {
                     .ok()
             }
             QuotaBackend::Store(counts) => counts.increment(&key.redis(), period).await,
+            QuotaBackend::Unconnected => None,
         }
     }
 }

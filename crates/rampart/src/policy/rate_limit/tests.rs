@@ -143,3 +143,26 @@ async fn a_spray_of_distinct_keys_stays_within_the_bound_and_spares_busy_keys() 
         limiter.tracked_keys()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_limit_carries_over_what_each_key_has_used() {
+    let three = params(3, 3600, 3, 0);
+    let old = LocalLimiter::new(100, three);
+    for _ in 0..3 {
+        assert!(old.check(1, three).allowed);
+    }
+    assert!(old.check(2, three).allowed, "key 2 used one of three");
+    let four = params(4, 3600, 4, 0);
+    let raised = LocalLimiter::carried_over(Some(&old), 100, four);
+    assert!(raised.check(1, four).allowed, "the fourth of four");
+    assert!(!raised.check(1, four).allowed, "three were already used");
+    for _ in 0..3 {
+        assert!(raised.check(2, four).allowed);
+    }
+    assert!(!raised.check(2, four).allowed);
+    let two = params(2, 3600, 2, 0);
+    let lowered = LocalLimiter::carried_over(Some(&old), 100, two);
+    assert!(!lowered.check(1, two).allowed, "three used of a new two");
+    assert!(lowered.check(2, two).allowed, "one used of a new two");
+    assert!(!lowered.check(2, two).allowed);
+}

@@ -1,0 +1,104 @@
+//! File watching for config and certificate reloads.
+//!
+//! The parent directories are watched (editors and Kubernetes replace files rather than write
+//! them in place). Only events that can change content count (a write that closes, a write, a
+//! rename, a creation, a removal): opening or reading a file (`cat`, `rampart check`, `curl
+//! --cacert`, the reload's own read) is not a change, which is what once made every read start a
+//! loop of reloads. Events are debounced, and the callback runs only when the bytes of the
+//! watched files differ from the last ones seen (SHA-256), so a `touch` or a rewrite with the same
+//! content reloads nothing.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+
+/// Events closer together than this are one change.
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Keeps the watch alive; dropping it stops watching.
+pub struct FileWatch {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Calls `on_change` after the content of any of `files` changes. Must run inside a tokio
+/// runtime.
+pub fn watch_files<F>(files: &[&Path], on_change: F) -> notify::Result<FileWatch>
+where
+    F: Fn() + Send + 'static,
+{
+    let names: HashSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+    let dirs: HashSet<PathBuf> = names
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    let ordered: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && changes_content(&event.kind)
+            && event.paths.iter().any(|p| names.contains(&absolute(p)))
+        {
+            let _ = tx.try_send(());
+        }
+    })?;
+    for dir in &dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
+    let mut seen = digest(&ordered);
+    let task = tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            tokio::time::sleep(DEBOUNCE).await;
+            while rx.try_recv().is_ok() {}
+            let now = digest(&ordered);
+            if now != seen {
+                seen = now;
+                on_change();
+            }
+        }
+    });
+    Ok(FileWatch {
+        _watcher: watcher,
+        task,
+    })
+}
+
+/// Whether an event can have changed a file's bytes (or which file a name points to).
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
+}
+
+/// SHA-256 over the files' bytes in order (a missing file counts as its own state).
+fn digest(files: &[PathBuf]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for file in files {
+        match std::fs::read(file) {
+            Ok(bytes) => {
+                hasher.update((bytes.len() as u64).to_be_bytes());
+                hasher.update(&bytes);
+            }
+            Err(_) => hasher.update(u64::MAX.to_be_bytes()),
+        }
+    }
+    hasher.finalize().into()
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+impl Drop for FileWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
