@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod cert;
 mod keys;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,14 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Serve only the demo's small JSON API over plain HTTP: an upstream for a first config.
+    DemoApi {
+        /// Address to listen on (loopback unless you mean otherwise).
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        bind: std::net::SocketAddr,
+    },
+    /// Certificate helpers.
+    Cert(cert::CertArgs),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -115,6 +124,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::DemoApi { bind } => runtime.block_on(demo_api(bind)),
+        Command::Cert(args) => match cert::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Keys(args) => match runtime.block_on(keys::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -157,6 +174,24 @@ fn init_logs(demo: bool) {
     } else {
         builder.json().init();
     }
+}
+
+/// Serves the demo API until Ctrl-C or SIGTERM.
+async fn demo_api(bind: std::net::SocketAddr) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {bind}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map_or(bind, |a| a);
+    eprintln!("demo API on http://{addr} (GET /api/status, GET /api/orders/{{id}}, ...)");
+    tokio::select! {
+        () = rampart::demo::serve_demo_api(listener) => {}
+        () = rampart::run::shutdown_signal() => {}
+    }
+    ExitCode::SUCCESS
 }
 
 async fn run(path: &Path) -> ExitCode {

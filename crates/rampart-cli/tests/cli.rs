@@ -434,3 +434,210 @@ fn the_annotated_example_config_passes_check_once_its_certificate_exists() {
         "{stdout}"
     );
 }
+
+/// The README's fenced `sh` block that contains `needle`, as written.
+fn readme_block(needle: &str) -> String {
+    let readme = include_str!("../../../README.md");
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("\n```").map(|(block, _)| block))
+        .find(|block| block.contains(needle))
+        .unwrap_or_else(|| panic!("no sh block with {needle:?} in README.md"))
+        .to_owned()
+}
+
+/// Runs the README's first-config block in a fresh copy of the repository's `examples/` (HOME in a
+/// temporary directory, the built `rampart` first on PATH); returns the working directory it made
+/// and the block's stdout.
+fn run_first_config_setup(root: &Path) -> (std::path::PathBuf, String) {
+    let examples = root.join("clone/examples");
+    std::fs::create_dir_all(&examples).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/first.toml"),
+        examples.join("first.toml"),
+    )
+    .unwrap();
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let block = readme_block("rampart cert self-signed");
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &block])
+        .current_dir(root.join("clone"))
+        .env("HOME", &home)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the README block failed:\n{block}\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (home.join("rampart-first"), stdout)
+}
+
+#[test]
+fn readme_first_config_commands_pass_check() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let (work, stdout) = run_first_config_setup(root.path());
+    assert!(
+        stdout.contains("ok: 1 listener(s), 1 upstream(s), 2 route(s); 0 warning(s)"),
+        "{stdout}"
+    );
+    let mode = |name: &str| {
+        std::fs::metadata(work.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("certs/server.key"), 0o600);
+    assert_eq!(mode("api-keys.secret"), 0o600);
+    assert_eq!(mode("admin-token.txt"), 0o600);
+    let config = std::fs::read_to_string(work.join("first.toml")).unwrap();
+    assert!(
+        config
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("token_sha256 = \""),
+        "the admin token hash ends the config, inside [admin]: {config}"
+    );
+}
+
+#[test]
+fn cert_self_signed_refuses_to_overwrite_without_force() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = |extra: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(["cert", "self-signed", "--out"])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(cert(&["--host", "gw.example.test"]).status.success());
+    let key_path = dir.path().join("server.key");
+    let first_key = std::fs::read_to_string(&key_path).unwrap();
+    assert!(first_key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("server.pem"))
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+
+    let refused = cert(&[]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--force"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&key_path).unwrap(),
+        first_key,
+        "a refusal leaves the key as it was"
+    );
+
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(cert(&["--force"]).status.success());
+    assert_ne!(std::fs::read_to_string(&key_path).unwrap(), first_key);
+    let mode = std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a replaced key never keeps a wider mode");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_config_key_from_the_readme_opens_only_its_route() {
+    let upstream = RecordingUpstream::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let (work, _) = tokio::task::block_in_place(|| run_first_config_setup(root.path()));
+    // The README's fixed ports, moved to free ones so that tests can run side by side.
+    let config_path = work.join("first.toml");
+    let config = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        .replace("127.0.0.1:9901", "127.0.0.1:0")
+        .replace("http://127.0.0.1:9000", &upstream.url());
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", "first.toml"])
+        .current_dir(&work)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap());
+    let address = |line: &str, field: &str| {
+        let log: serde_json::Value = serde_json::from_str(line).unwrap();
+        log["fields"][field].as_str().unwrap().to_owned()
+    };
+    let gateway = address(&wait_for_line(&mut logs, "\"listening\"").await, "addr");
+    let admin = address(&wait_for_line(&mut logs, "admin listening").await, "admin");
+
+    let saved = std::fs::read_to_string(work.join("admin-token.txt")).unwrap();
+    let token = saved.lines().next().unwrap().trim_start_matches("token: ");
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(BIN)
+            .args([
+                "keys",
+                "create",
+                "--name",
+                "first",
+                "--owner",
+                "me",
+                "--scopes",
+                "orders:read",
+            ])
+            .env("RAMPART_ADMIN_URL", format!("http://{admin}"))
+            .env("RAMPART_ADMIN_TOKEN", token)
+            .output()
+            .unwrap()
+    });
+    assert!(out.status.success(), "{out:?}");
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    let ca = std::fs::read_to_string(work.join("certs/server.pem")).unwrap();
+    let port = gateway.rsplit(':').next().unwrap();
+    let client = Client::new(&format!("https://localhost:{port}"), Some(&ca), true);
+    assert_eq!(client.get("/api/status").await.status, StatusCode::OK);
+    let without_key = client.get("/api/orders/42").await;
+    assert_eq!(without_key.status, StatusCode::UNAUTHORIZED);
+    let with_key = client
+        .request(http::Method::GET, "/api/orders/42")
+        .header("x-api-key", &key)
+        .body(Default::default())
+        .unwrap();
+    assert_eq!(client.send(with_key).await.status, StatusCode::OK);
+    let elsewhere = client
+        .request(http::Method::GET, "/admin")
+        .header("x-api-key", &key)
+        .body(Default::default())
+        .unwrap();
+    assert_eq!(
+        client.send(elsewhere).await.status,
+        StatusCode::NOT_FOUND,
+        "the key opens no path the config does not route"
+    );
+    let seen: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(seen, ["/api/status", "/api/orders/42"]);
+    signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
