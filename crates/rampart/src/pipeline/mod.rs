@@ -1,29 +1,11 @@
 //! The request pipeline. The order of the stages is a security property, so it is written once,
-//! here, and `Pipeline::new` refuses policies out of order.
-//!
-//! Request path, outer to inner (`service::handle` runs it):
-//!  1. request id and span: a valid incoming `X-Request-Id` is kept, otherwise one is generated;
-//!  2. audit: the audit body records the final status, bytes and latency when the response ends;
-//!  3. error mapping and panic catching: `error::into_response` is the one place an error becomes
-//!     a response, and a panic anywhere below becomes a 500 problem;
-//!  4. transport limits and hygiene: framing (the HTTP/1 guard, before hyper), refused methods,
-//!     URI length, header count, path normalization, body size (cheap checks first);
-//!  5. routing: host, normalized path and method; no route is a 404, never a proxied request;
-//!  6. CORS preflight, answered here without credentials and without reaching the upstream;
-//!  7. request validation (OpenAPI, JSON/XML limits, sanitization: later issues);
-//!  8. rate limits keyed by client address, route or header, before any cryptography;
-//!  9. authentication sets the principal (JWT, introspection, API key, mTLS, Basic; DPoP and
-//!     certificate binding; the revocation list);
-//! 10. rate limits keyed by principal, key, client or claim; quotas;
-//! 11. authorization (scopes, roles, RBAC permissions, claims);
-//! 12. upstream request policy: hop-by-hop headers stripped, `X-Forwarded-*` and the request id
-//!     set, client-supplied copies replaced unless the peer is a trusted proxy;
-//! 13. proxy to the upstream.
-//!
-//! Response path, inner to outer: upstream header scrubbing and 5xx masking, security headers,
-//! CORS headers, audit.
+//! as data (`order`), with each stage's reason on the `Stage` variant; `service::handle` runs the
+//! stages in that order and `Pipeline::new` places each route's policies by it. `build` turns a
+//! route's config into its policies; `docs/pipeline.md` draws the order and explains it (a test
+//! keeps the drawing and `order` the same).
 
 pub mod build;
+pub mod order;
 pub mod service;
 
 use std::sync::Arc;
@@ -34,16 +16,50 @@ use crate::body::Body;
 use crate::context::RequestCtx;
 use crate::error::GatewayError;
 
-/// Where a policy runs. The derive order is the pipeline order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Every step of the request and response paths. The derive order is the pipeline order, and
+/// `order::REQUEST_ORDER` / `order::RESPONSE_ORDER` list it as data (tested against
+/// `docs/pipeline.md`). Policies run at the stages of `order::POLICY_STAGES`; the others are the
+/// service's own steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
+    /// A valid incoming `X-Request-Id` is kept, otherwise one is generated.
+    RequestId,
+    /// The audit body records the final status, bytes and latency when the response ends.
+    Audit,
+    /// `error::into_response` is the one place an error becomes a response; panics become 500s.
+    ErrorMapping,
+    /// Refused methods, URI length, header count, path normalization (after the HTTP/1 framing
+    /// guard, which runs before hyper).
+    Hygiene,
+    /// Host, normalized path and method; no route is a 404, never a proxied request.
+    Routing,
+    /// CORS preflights are answered here, without credentials.
     Cors,
+    /// Request validation (OpenAPI, JSON/XML limits, sanitization).
     Validate,
+    /// Rate limits keyed by address, route or header: before any cryptography.
     RateLimitByAddress,
+    /// Sets the principal (JWT, introspection, API key, mTLS, Basic; DPoP, binding, revocation).
     Authenticate,
+    /// Rate limits keyed by principal, key, client or claim; quotas.
     RateLimitByPrincipal,
+    /// Scopes, roles, RBAC permissions, claims.
     Authorize,
+    /// The body limit on the declared length and on the stream, before the upstream is used.
+    Body,
+    /// Concurrency limit, hop-by-hop headers, `X-Forwarded-*`, credentials stripped, identity
+    /// headers set.
     UpstreamRequest,
+    /// The pooled upstream request.
+    Proxy,
+    /// Response: upstream header scrubbing and 5xx masking.
+    MaskUpstream,
+    /// Response: security headers on every response, the gateway's own included.
+    SecurityHeaders,
+    /// Response: CORS headers for allowed origins.
+    CorsHeaders,
+    /// Response: the audit record is written when the body ends.
+    AuditRecord,
 }
 
 /// What a policy decided about a request that it did not refuse.
@@ -78,9 +94,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Sorts the policies by stage; the sort is stable so that two policies of one stage keep the
-    /// order in which the route declares them.
+    /// order in which the route declares them. A policy can only sit at a policy stage.
     pub fn new(mut policies: Vec<Arc<dyn Policy>>) -> Self {
-        policies.sort_by_key(|p| p.stage());
+        policies.sort_by_key(|p| order::position(p.stage()));
+        debug_assert!(
+            policies
+                .iter()
+                .all(|p| order::POLICY_STAGES.contains(&p.stage())),
+            "a policy declared a stage that is not a policy stage"
+        );
         Self { policies }
     }
 
