@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod cert;
+mod demo;
 mod keys;
 
 use clap::{Parser, Subcommand};
@@ -115,8 +116,8 @@ fn main() -> ExitCode {
         Command::Check { config, strict } => runtime.block_on(check(&config, strict)),
         Command::Demo { port, dir } => {
             init_logs(true);
-            let options = rampart::demo::DemoOptions { port, dir };
-            match runtime.block_on(rampart::demo::run(options, rampart::run::shutdown_signal())) {
+            let options = demo::DemoOptions { port, dir };
+            match runtime.block_on(demo::run(options, rampart::run::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -188,7 +189,7 @@ async fn demo_api(bind: std::net::SocketAddr) -> ExitCode {
     let addr = listener.local_addr().map_or(bind, |a| a);
     eprintln!("demo API on http://{addr} (GET /api/status, GET /api/orders/{{id}}, ...)");
     tokio::select! {
-        () = rampart::demo::serve_demo_api(listener) => {}
+        () = demo::serve_demo_api(listener) => {}
         () = rampart::run::shutdown_signal() => {}
     }
     ExitCode::SUCCESS

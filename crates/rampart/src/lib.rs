@@ -9,7 +9,6 @@ pub mod audit;
 pub mod body;
 pub mod config;
 pub mod context;
-pub mod demo;
 pub mod error;
 pub mod hygiene;
 pub mod keep;

@@ -14,7 +14,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 /// Serves the demo API on `listener` forever.
-pub async fn serve_demo_api(listener: TcpListener) {
+pub(crate) async fn serve_demo_api(listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

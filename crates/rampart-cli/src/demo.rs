@@ -8,11 +8,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use api::serve_demo_api;
+pub(crate) use api::serve_demo_api;
 
 /// Where and how the demo runs.
 #[derive(Debug, Clone)]
-pub struct DemoOptions {
+pub(crate) struct DemoOptions {
     /// HTTPS port of the gateway (0 picks a free one).
     pub port: u16,
     /// Directory for the config, certificate and audit log; a fresh temporary one by default.
@@ -20,8 +20,11 @@ pub struct DemoOptions {
 }
 
 /// Runs the demo until `shutdown` resolves.
-pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Result<(), String> {
-    crate::tls::install_crypto_provider();
+pub(crate) async fn run(
+    options: DemoOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    rampart::tls::install_crypto_provider();
     let dir = match &options.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id())),
@@ -33,12 +36,12 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
     let api_addr = api.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(serve_demo_api(api));
     let (config_path, token) = write_files(&dir, options.port, api_addr)?;
-    let prepared = crate::run::prepare(&config_path)
+    let prepared = rampart::run::prepare(&config_path)
         .await
         .map_err(|e| e.to_string())?;
     let api_key = match &prepared.gateway.services.api_keys {
         Some(keys) => {
-            let new = crate::policy::authn::api_key::NewKey {
+            let new = rampart::policy::authn::api_key::NewKey {
                 name: "demo".into(),
                 owner: "demo-team".into(),
                 scopes: vec!["orders:read".into()],
@@ -67,7 +70,7 @@ const DEMO_AUDIENCE: &str = "demo-api";
 /// Writes the certificate, the issuer's public key and the config; returns the config path and a
 /// token signed by the demo issuer (valid for 24 hours).
 fn write_files(dir: &Path, port: u16, api: SocketAddr) -> Result<(PathBuf, String), String> {
-    let (cert, key) = crate::tls::self_signed(&["localhost", "127.0.0.1"])?;
+    let (cert, key) = rampart::tls::self_signed(&["localhost", "127.0.0.1"])?;
     let write = |name: &str, text: &str| {
         std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
     };
@@ -77,7 +80,7 @@ fn write_files(dir: &Path, port: u16, api: SocketAddr) -> Result<(PathBuf, Strin
     write("issuer-public.pem", &public_pem)?;
     write(
         "api-keys.secret",
-        &crate::policy::authn::api_key::generate(),
+        &rampart::policy::authn::api_key::generate(),
     )?;
     let config = DEMO_CONFIG
         .replace("{port}", &port.to_string())
