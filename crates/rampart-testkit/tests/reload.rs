@@ -281,6 +281,12 @@ async fn reading_the_watched_files_causes_no_reload_and_leaves_limits_exact() {
     drop(file);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(metric(&gw, RELOADS_OK).await, 0, "a read is not a change");
+    let certificate_reloads = "rampart_certificate_reloads_total{result=\"ok\"}";
+    assert_eq!(
+        metric(&gw, certificate_reloads).await,
+        0,
+        "nor for certificates"
+    );
     assert_eq!(
         gw.get("/limited").await.status,
         StatusCode::TOO_MANY_REQUESTS,

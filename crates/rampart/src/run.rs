@@ -126,8 +126,14 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
         let resolver = resolver.clone();
         let name = listener.config.name.clone();
         let on_change = move || match resolver.reload() {
-            Ok(()) => tracing::info!(listener = %name, "certificate reloaded"),
+            Ok(()) => {
+                metrics::counter!("rampart_certificate_reloads_total", "result" => "ok")
+                    .increment(1);
+                tracing::info!(listener = %name, "certificate reloaded")
+            }
             Err(e) => {
+                metrics::counter!("rampart_certificate_reloads_total", "result" => "error")
+                    .increment(1);
                 tracing::error!(listener = %name, error = %e, "certificate reload failed; keeping the old one")
             }
         };

@@ -7,23 +7,7 @@ use jsonschema::error::ValidationErrorKind;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::ConfigSource;
-
-/// A problem at a JSON pointer into the config (`/routes/2/cors`), before lines are known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    pub pointer: String,
-    pub message: String,
-}
-
-impl Issue {
-    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            pointer: pointer.into(),
-            message: message.into(),
-        }
-    }
-}
+use super::{ConfigSource, Issue};
 
 /// An issue with its place in the file.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 //! (`validate`). `lint` is separate: it flags weak but valid settings for `rampart check`.
 
 mod diagnostics;
+pub mod issue;
 pub mod lint;
 pub mod listener;
 pub mod route;
@@ -20,7 +21,8 @@ use std::sync::OnceLock;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use diagnostics::{ConfigErrors, Issue, Located};
+pub use diagnostics::{ConfigErrors, Located};
+pub use issue::Issue;
 pub use listener::{
     AdminConfig, ClientAuthConfig, LimitsConfig, ListenerConfig, ServerConfig, TlsConfig,
     TlsVersion,
