@@ -144,10 +144,10 @@ impl Quota {
             Some(used) => used,
             None if self.fail_open => return Ok(()),
             None => {
-                return Err(GatewayError::ServiceUnavailable(format!(
-                    "quota `{}`: counter unavailable (fail closed)",
-                    self.name
-                )));
+                return Err(GatewayError::RateLimitUnavailable {
+                    limit: Arc::clone(&self.name),
+                    cause: "quota counter unavailable",
+                });
             }
         };
         if used <= self.limit {
