@@ -26,6 +26,10 @@ const MIGRATIONS: [(i64, &str); 3] = [
     (3, include_str!("migrations/0003_quota_usage.sql")),
 ];
 
+/// Default of `store.timeout_ms`: how long to wait for a connection before the store counts as
+/// unreachable (at start, and for each request that needs it).
+pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+
 /// A store failure; the text may name the database but never a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]

@@ -24,11 +24,14 @@ pub struct BruteForceConfig {
     pub enabled: bool,
     /// Failed authentications within `window_s` that trigger a block.
     #[serde(default = "default_max_failures")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_failures: u32,
     #[serde(default = "default_window")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub window_s: u64,
     /// How long a blocked address stays blocked.
     #[serde(default = "default_block")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub block_s: u64,
 }
 

@@ -28,6 +28,7 @@ pub struct QuotaConfig {
     pub name: String,
     /// As for rate limits; usually `api_key` or `principal`.
     pub key: super::config::KeySpec,
+    #[schemars(range(max = crate::config::bounds::MAX_RATE))]
     pub limit: u64,
     pub per: QuotaPeriod,
 }
