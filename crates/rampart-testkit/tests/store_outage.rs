@@ -147,3 +147,24 @@ async fn unreachable_store_at_start_is_named_quickly_with_its_password_redacted(
         "the cause, not the pool: {text}"
     );
 }
+
+#[tokio::test]
+async fn unreachable_redis_at_start_is_named_quickly_with_its_password_redacted() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:hunter2-secret@127.0.0.1:{port}/0");
+    let started = Instant::now();
+    let Err(text) = rampart::store::redis::connect_single(&url).await else {
+        panic!("connected to nothing");
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
