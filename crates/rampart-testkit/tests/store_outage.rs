@@ -53,8 +53,26 @@ async fn store_outage_is_503_auth_unavailable_fast_never_a_credential_failure() 
         .await;
     let recent = create(&gw, "recent").await;
     let unseen = create(&gw, "unseen").await;
+    let rsp = gw
+        .admin(
+            Method::POST,
+            "/v1/keys",
+            json!({"name": "revoked", "owner": "o"}),
+        )
+        .await;
+    let (revoked, revoked_id) = (
+        rsp.json()["key"].as_str().unwrap().to_owned(),
+        rsp.json()["record"]["id"].as_str().unwrap().to_owned(),
+    );
     assert_eq!(call(&gw, &recent).await.status, StatusCode::OK);
-    assert_eq!(upstream.count(), 1);
+    assert_eq!(call(&gw, &revoked).await.status, StatusCode::OK);
+    assert_eq!(upstream.count(), 2);
+    gw.admin(
+        Method::POST,
+        &format!("/v1/keys/{revoked_id}/revoke"),
+        json!(null),
+    )
+    .await;
 
     pg.stop();
     // Past the one-second lookup cache: from here on every lookup asks the dead store.
@@ -67,7 +85,12 @@ async fn store_outage_is_503_auth_unavailable_fast_never_a_credential_failure() 
         "a key verified just before the outage keeps working: {}",
         cached.text()
     );
-    assert_eq!(upstream.count(), 2);
+    assert_eq!(upstream.count(), 3);
+    assert_eq!(
+        call(&gw, &revoked).await.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a key revoked before the outage is not served from the outage cache"
+    );
 
     // More attempts than `max_failures`: none may count toward a block.
     for attempt in 0..5 {
@@ -93,7 +116,7 @@ async fn store_outage_is_503_auth_unavailable_fast_never_a_credential_failure() 
     }
     assert_eq!(
         upstream.count(),
-        2,
+        3,
         "nothing unverified reached the upstream"
     );
 
@@ -117,7 +140,8 @@ async fn store_outage_is_503_auth_unavailable_fast_never_a_credential_failure() 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(upstream.count(), 3);
+    assert_eq!(upstream.count(), 4);
+    assert_eq!(call(&gw, &revoked).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -249,15 +249,28 @@ impl ApiKeys {
         {
             return Ok(None);
         }
-        self.lookups.invalidate_all();
+        self.forget_cached(id).await;
         Ok(Some((record, plaintext)))
     }
 
     /// Revokes a key at once on this instance (others within `LOOKUP_CACHE_TTL`).
     pub async fn revoke(&self, id: &str) -> Result<bool, StoreError> {
         let done = self.store.revoke_key(id).await?;
-        self.lookups.invalidate_all();
+        self.forget_cached(id).await;
         Ok(done)
+    }
+
+    /// Drops the cached lookups, and the outage copy of key `id`, after a change made here (the
+    /// other keys' outage copies stay: they are unchanged).
+    async fn forget_cached(&self, id: &str) {
+        self.lookups.invalidate_all();
+        if let Some(verified) = &self.verified {
+            for (hash, record) in verified.iter() {
+                if record.id == id {
+                    verified.invalidate(hash.as_str()).await;
+                }
+            }
+        }
     }
 
     fn make_record(&self, new: &NewKey) -> (String, ApiKeyRecord) {
