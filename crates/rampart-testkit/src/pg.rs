@@ -12,6 +12,7 @@ pub struct PgServer {
     pub url: String,
     child: Child,
     data: PathBuf,
+    port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -81,39 +82,18 @@ impl PgServer {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
-        let child = command(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-            ])
-            .arg("-k")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start postgres");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "postgres did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = spawn_postgres(&data, dir.path(), port);
         Self {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             child,
             data,
+            port,
             _dir: dir,
         }
     }
-}
 
-impl Drop for PgServer {
-    fn drop(&mut self) {
+    /// Stops the server (an outage); the data stays for `restart`.
+    pub fn stop(&mut self) {
         // The postmaster's pid is the first line of postmaster.pid (the child may be runuser).
         if let Ok(text) = std::fs::read_to_string(self.data.join("postmaster.pid"))
             && let Some(pid) = text.lines().next()
@@ -128,5 +108,48 @@ impl Drop for PgServer {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same port and data.
+    pub fn restart(&mut self) {
+        let socket_dir = self
+            .data
+            .parent()
+            .expect("data dir has a parent")
+            .to_path_buf();
+        self.child = spawn_postgres(&self.data, &socket_dir, self.port);
+    }
+}
+
+/// Starts `postgres` on `data` and waits until it accepts connections.
+fn spawn_postgres(data: &Path, socket_dir: &Path, port: u16) -> Child {
+    let child = command(&bin_dir().join("postgres"))
+        .arg("-D")
+        .arg(data)
+        .args([
+            "-p",
+            &port.to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+        ])
+        .arg("-k")
+        .arg(socket_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start postgres");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "postgres did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

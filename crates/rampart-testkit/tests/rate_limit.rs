@@ -349,7 +349,7 @@ async fn redis_outage_fails_open_to_local_limits_and_recovers() {
 }
 
 #[tokio::test]
-async fn redis_outage_fails_closed_with_503_when_configured() {
+async fn redis_outage_fails_closed_with_503_rate_limit_unavailable_and_retry_after() {
     let mut redis = RedisServer::start();
     let upstream = RecordingUpstream::start().await;
     let gw = redis_gateway(&upstream, &redis, "closed").await;
@@ -357,6 +357,18 @@ async fn redis_outage_fails_closed_with_503_when_configured() {
     redis.stop();
     let refused = get(&gw, &[]).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        refused.json()["code"],
+        "rate_limit_unavailable",
+        "a public code, not the admin API's service_unavailable"
+    );
+    assert_eq!(
+        refused
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
     assert_eq!(upstream.count(), 1);
     redis.restart();
     let back = Instant::now();

@@ -57,6 +57,13 @@ pub enum GatewayError {
         retry_after_s: u64,
         headers: Box<crate::policy::rate_limit::RateLimitHeaders>,
     },
+    /// A rate limit or quota that fails closed cannot be counted (its shared counter is
+    /// unreachable): refused, never let through uncounted.
+    #[error("rate limit `{limit}` cannot be counted (fail closed): {cause}")]
+    RateLimitUnavailable {
+        limit: std::sync::Arc<str>,
+        cause: &'static str,
+    },
     /// Too many requests in flight or waiting: shed at once.
     #[error("overloaded: {reason}")]
     Overloaded { reason: &'static str },
@@ -101,7 +108,9 @@ impl GatewayError {
             }
             Self::CorsRejected(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ClientBlocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::RateLimitUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::InvalidRequest => StatusCode::BAD_REQUEST,
                 FailureKind::Missing
@@ -136,6 +145,7 @@ impl GatewayError {
             Self::Forbidden(Shortfall::Other(_)) => "forbidden",
             Self::ClientBlocked { .. } => "too_many_failures",
             Self::RateLimited { .. } => "rate_limited",
+            Self::RateLimitUnavailable { .. } => "rate_limit_unavailable",
             Self::Overloaded { .. } => "overloaded",
             Self::Unauthenticated(f) => match f.kind {
                 FailureKind::Missing => "unauthenticated",
@@ -174,6 +184,9 @@ impl GatewayError {
             Self::ClientBlocked { .. } => "Too many failed authentications; try again later",
             Self::RateLimited { .. } => {
                 "Too many requests: slow down and retry after the number of seconds in Retry-After"
+            }
+            Self::RateLimitUnavailable { .. } => {
+                "Rate limits cannot be checked right now: retry after the number of seconds in Retry-After"
             }
             Self::Overloaded { .. } => {
                 "The service is busy: retry after the number of seconds in Retry-After"
@@ -236,6 +249,9 @@ impl GatewayError {
             }
             Self::Overloaded { .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::RateLimitUnavailable { .. } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
             }
 
             Self::Unauthenticated(f) => {
@@ -378,6 +394,10 @@ pub fn catalogue() -> Vec<GatewayError> {
                 state: HeaderValue::from_static(""),
             }),
         },
+        GatewayError::RateLimitUnavailable {
+            limit: "l".into(),
+            cause: "",
+        },
         GatewayError::Overloaded { reason: "" },
         GatewayError::UpstreamUnavailable,
         GatewayError::UpstreamTimeout { timeout_ms: 0 },
@@ -404,6 +424,7 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::Forbidden(_)
             | GatewayError::ClientBlocked { .. }
             | GatewayError::RateLimited { .. }
+            | GatewayError::RateLimitUnavailable { .. }
             | GatewayError::Overloaded { .. }
             | GatewayError::UpstreamUnavailable
             | GatewayError::UpstreamTimeout { .. }

@@ -1,4 +1,9 @@
 //! Metrics (Prometheus, served by the admin listener) and log set-up helpers.
+//!
+//! Invariant: the recorder's memory is bounded whether or not anyone scrapes `/metrics`. The
+//! exporter keeps every histogram sample in a queue until its upkeep folds them into buckets
+//! (about 40 bytes per request); rendering runs it, but the admin listener may be off or unscraped,
+//! so a background thread runs it every `UPKEEP_INTERVAL` from the moment the recorder exists.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -13,7 +18,11 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// How often the recorder's pending histogram samples are folded into their buckets.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// The process-wide Prometheus recorder, installed on first use, with its upkeep running.
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -25,8 +34,25 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // Fails only if another recorder is installed (an embedding application's); then ours
         // renders empty, which is better than a panic.
         let _ = metrics::set_global_recorder(recorder);
+        spawn_upkeep(handle.clone(), UPKEEP_INTERVAL);
         handle
     })
+}
+
+/// Runs the recorder's upkeep every `interval`, for the life of the process. A plain thread, so
+/// that it needs no runtime and outlives any one of them (the recorder is process-wide too).
+fn spawn_upkeep(handle: PrometheusHandle, interval: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start metrics upkeep; memory grows until /metrics is scraped");
+    }
 }
 
 /// Request metrics, recorded when the response ends (from the audit body).
@@ -92,4 +118,86 @@ pub(crate) fn upstream_error(upstream: &Arc<str>, kind: &'static str) {
         "kind" => kind,
     )
     .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resident memory of this process in bytes (each nextest test runs in its own process).
+    fn rss_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        pages * 4096
+    }
+
+    /// Records `samples` histogram values in batches, pausing between batches as real traffic
+    /// would; returns how much resident memory grew.
+    fn growth_while_recording(
+        recorder: &metrics_exporter_prometheus::PrometheusRecorder,
+        samples: u64,
+    ) -> u64 {
+        let before = rss_bytes();
+        metrics::with_local_recorder(recorder, || {
+            let histogram = metrics::histogram!("rampart_request_duration_seconds", "route" => "r");
+            for batch in 0..samples / 50_000 {
+                for i in 0..50_000 {
+                    histogram.record((batch * 50_000 + i) as f64 * 1e-6);
+                }
+                std::thread::sleep(Duration::from_millis(15));
+            }
+        });
+        rss_bytes().saturating_sub(before)
+    }
+
+    #[test]
+    fn metrics_memory_stays_flat_without_scrapes_when_upkeep_runs() {
+        const SAMPLES: u64 = 2_000_000;
+        let with_upkeep = PrometheusBuilder::new().build_recorder();
+        spawn_upkeep(with_upkeep.handle(), Duration::from_millis(5));
+        let flat = growth_while_recording(&with_upkeep, SAMPLES);
+        // The control: the same load with no upkeep and no scrape keeps every sample.
+        let without_upkeep = PrometheusBuilder::new().build_recorder();
+        let grown = growth_while_recording(&without_upkeep, SAMPLES);
+        assert!(
+            grown > 8 * 1024 * 1024,
+            "the control should keep ~8 bytes per sample, grew {grown}"
+        );
+        assert!(
+            flat < 4 * 1024 * 1024,
+            "with upkeep the recorder grew {flat} bytes over {SAMPLES} samples"
+        );
+    }
+
+    /// The names of this process's threads.
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .filter_map(|t| t.ok())
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                    .map(|name| name.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_global_recorder_starts_its_upkeep_without_any_listener() {
+        metrics_handle();
+        // A thread names itself once it runs: give it a moment on a loaded machine.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !thread_names().iter().any(|name| name == UPKEEP_THREAD) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no upkeep thread among {:?}",
+                thread_names()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }

@@ -20,12 +20,15 @@ pub struct AuditConfig {
     pub file: Option<PathBuf>,
     /// Rotate when the file reaches this size.
     #[serde(default = "default_max_file_bytes")]
+    #[schemars(range(max = crate::config::bounds::MAX_BODY_BYTES))]
     pub max_file_bytes: u64,
     /// Rotated files kept (`audit.log.1` ... `audit.log.N`).
     #[serde(default = "default_max_files")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_files: u32,
     /// Events queued between the request path and the writer.
     #[serde(default = "default_queue")]
+    #[schemars(range(max = crate::config::bounds::MAX_ENTRIES))]
     pub queue_capacity: usize,
 }
 

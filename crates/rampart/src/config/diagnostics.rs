@@ -91,7 +91,11 @@ fn validator() -> Option<&'static jsonschema::Validator> {
     static VALIDATOR: std::sync::OnceLock<Option<jsonschema::Validator>> =
         std::sync::OnceLock::new();
     VALIDATOR
-        .get_or_init(|| jsonschema::validator_for(super::json_schema()).ok())
+        .get_or_init(|| {
+            super::formats::register(jsonschema::options())
+                .build(super::json_schema())
+                .ok()
+        })
         .as_ref()
 }
 
@@ -117,6 +121,11 @@ fn collect(error: &jsonschema::ValidationError<'_>, issues: &mut Vec<Issue>) {
             if issues.len() == before {
                 issues.push(Issue::new(pointer, error.to_string()));
             }
+        }
+        ValidationErrorKind::Format { format } => {
+            let message = super::formats::message(format, error.instance())
+                .unwrap_or_else(|| error.to_string());
+            issues.push(Issue::new(pointer, message));
         }
         _ => issues.push(Issue::new(pointer, error.to_string())),
     }
@@ -153,7 +162,9 @@ pub(super) fn locate(source: &ConfigSource, issues: Vec<Issue>) -> ConfigErrors 
         })
         .collect();
     errors.sort_by_key(|e| (e.line, e.column));
-    errors.dedup_by(|a, b| a.line == b.line && a.message == b.message);
+    // Same place and text twice (from several schema branches) is one error; several values on
+    // one line (an inline table) are several.
+    errors.dedup_by(|a, b| a.line == b.line && a.path == b.path && a.message == b.message);
     ConfigErrors {
         origin: source.origin.clone(),
         errors,

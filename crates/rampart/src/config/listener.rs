@@ -34,6 +34,7 @@ pub struct ListenerConfig {
     /// Name used in the audit log and metrics.
     pub name: String,
     /// Address and port, e.g. `0.0.0.0:8443`.
+    #[schemars(with = "super::formats::SocketAddress")]
     pub bind: SocketAddr,
     /// Certificate and key; required unless `plaintext` or `redirect_https_port` is set.
     #[serde(default)]
@@ -89,6 +90,7 @@ pub struct AdminConfig {
     #[serde(default = "default_true")]
     pub enabled: bool,
     #[serde(default = "default_admin_bind")]
+    #[schemars(with = "super::formats::SocketAddress")]
     pub bind: SocketAddr,
     /// SHA-256 (hex) of the admin API token; the admin API (`/v1/...`) is served only when set.
     /// `rampart admin-token` makes a token and prints its hash.
@@ -111,19 +113,26 @@ impl Default for AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     #[serde(default = "default_max_header_bytes")]
+    #[schemars(range(max = crate::config::bounds::MAX_ITEM_BYTES))]
     pub max_header_bytes: usize,
     #[serde(default = "default_max_headers")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_headers: usize,
     #[serde(default = "default_max_uri_bytes")]
+    #[schemars(range(max = crate::config::bounds::MAX_ITEM_BYTES))]
     pub max_uri_bytes: usize,
     /// Default body limit; routes may set their own.
     #[serde(default = "default_max_body_bytes")]
+    #[schemars(range(max = crate::config::bounds::MAX_BODY_BYTES))]
     pub max_body_bytes: u64,
     #[serde(default = "default_header_read_timeout_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub header_read_timeout_ms: u64,
     #[serde(default = "default_idle_timeout_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub idle_timeout_ms: u64,
     #[serde(default = "default_max_concurrent_streams")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_concurrent_streams: u32,
 }
 
@@ -147,6 +156,7 @@ impl Default for LimitsConfig {
 pub struct ServerConfig {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[serde(default = "default_drain_timeout_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub drain_timeout_ms: u64,
     /// Reload the configuration when the file changes (SIGHUP always reloads).
     #[serde(default = "default_true")]

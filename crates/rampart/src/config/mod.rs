@@ -5,11 +5,14 @@
 //! keys, wrong types, missing fields: all of them), serde into the types, then semantic validation
 //! (`validate`). `lint` is separate: it flags weak but valid settings for `rampart check`.
 
+pub mod bounds;
 mod diagnostics;
+pub mod formats;
 pub mod issue;
 pub mod lint;
 pub mod listener;
 pub mod route;
+mod route_path;
 pub mod secret;
 
 pub mod upstream;
@@ -200,14 +203,24 @@ pub struct StoreConfig {
     /// `sqlite:FILE` (relative to the config file; created if missing) or `postgres://...`.
     #[serde(default = "default_store_url")]
     pub url: String,
+    /// How long to wait for a connection (at start and per request) before the store counts as
+    /// unreachable: API keys then answer 503 `auth_unavailable` instead of hanging.
+    #[serde(default = "default_store_timeout")]
+    #[schemars(range(min = 100, max = bounds::MAX_STORE_TIMEOUT_MS))]
+    pub timeout_ms: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             url: default_store_url(),
+            timeout_ms: default_store_timeout(),
         }
     }
+}
+
+fn default_store_timeout() -> u64 {
+    crate::store::DEFAULT_TIMEOUT_MS
 }
 
 fn default_store_url() -> String {

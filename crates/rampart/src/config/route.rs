@@ -46,6 +46,7 @@ pub struct RouteConfig {
     pub mask_upstream_errors: bool,
     /// Overrides `limits.max_body_bytes` for this route.
     #[serde(default)]
+    #[schemars(range(max = crate::config::bounds::MAX_BODY_BYTES))]
     pub max_body_bytes: Option<u64>,
     /// Overrides of the security headers for this route.
     #[serde(default)]
@@ -61,6 +62,7 @@ pub struct RouteConfig {
     pub quotas: Vec<crate::policy::rate_limit::quota::QuotaConfig>,
     /// At most this many requests of the route at the upstream at once (503 beyond).
     #[serde(default)]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_in_flight: Option<u32>,
 }
 
@@ -74,7 +76,7 @@ fn default_methods() -> Vec<String> {
 pub struct ProxyConfig {
     /// Peers whose `X-Forwarded-*` headers are believed (CIDRs). Others' copies are replaced.
     #[serde(default)]
-    #[schemars(with = "Vec<String>")]
+    #[schemars(with = "Vec<super::formats::IpNetwork>")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Methods answered with 405 on every route, whatever the route allows.
     #[serde(default = "default_refused_methods")]

@@ -23,14 +23,18 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     #[serde(default = "default_connect_timeout_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub connect_timeout_ms: u64,
     /// Time from sending the request to receiving the response head.
     #[serde(default = "default_request_timeout_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub request_timeout_ms: u64,
     /// Idle pooled connections are closed after this time.
     #[serde(default = "default_pool_idle_timeout_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub idle_timeout_ms: u64,
     #[serde(default = "default_pool_max_idle")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_idle_per_target: usize,
     /// Send the client's Host header instead of the target's authority.
     #[serde(default)]
@@ -87,9 +91,11 @@ pub struct HealthConfig {
 pub struct PassiveHealthConfig {
     /// Consecutive failures (connection errors, timeouts, 502/503/504) before a target is ejected.
     #[serde(default = "default_eject_after_failures")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub eject_after_failures: u32,
     /// How long an ejected target is skipped before it gets traffic again.
     #[serde(default = "default_eject_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub eject_ms: u64,
 }
 
@@ -108,14 +114,18 @@ pub struct ActiveHealthConfig {
     /// Path probed with GET; a 2xx answer is healthy.
     pub path: String,
     #[serde(default = "default_active_interval_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub interval_ms: u64,
     #[serde(default = "default_active_timeout_ms")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub timeout_ms: u64,
     /// Consecutive failed probes before a target is marked down.
     #[serde(default = "default_threshold")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub unhealthy_threshold: u32,
     /// Consecutive good probes before a down target is marked up.
     #[serde(default = "default_threshold")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub healthy_threshold: u32,
 }
 

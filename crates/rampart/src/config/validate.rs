@@ -241,7 +241,15 @@ fn route_issues(config: &Config, route: &RouteConfig, ptr: &str, issues: &mut Ve
             ),
             "must start with `/`",
         )),
-        _ => {}
+        (Some(p), None) | (None, Some(p)) => {
+            let (field, template) = match route.path.is_some() {
+                true => ("path", true),
+                false => ("path_prefix", false),
+            };
+            for problem in super::route_path::problems(p, template) {
+                issues.push(Issue::new(format!("{ptr}/{field}"), problem));
+            }
+        }
     }
     for (i, host) in route.hosts.iter().enumerate() {
         if !is_valid_host_pattern(host) {

@@ -71,9 +71,12 @@ impl Services {
         };
         let store = if config.needs_store() {
             Some(
-                Store::connect(&config.store.url)
-                    .await
-                    .map_err(|e| e.to_string())?,
+                Store::connect_with(
+                    &config.store.url,
+                    std::time::Duration::from_millis(config.store.timeout_ms),
+                )
+                .await
+                .map_err(|e| e.to_string())?,
             )
         } else {
             None
@@ -165,7 +168,8 @@ fn start_api_keys(
     secret: crate::config::secret::Secret,
 ) -> Arc<ApiKeys> {
     let grace = std::time::Duration::from_secs(keys.rotation_grace_s);
-    let service = ApiKeys::new(store, secret, grace);
+    let outage_grace = std::time::Duration::from_secs(keys.outage_grace_s);
+    let service = ApiKeys::with_outage_grace(store, secret, grace, outage_grace);
     service.spawn_usage_writer();
     service
 }

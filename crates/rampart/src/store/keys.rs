@@ -106,10 +106,11 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1"
         ));
-        let row = sqlx::query(sql)
-            .bind(hash)
-            .fetch_optional(self.pool())
-            .await?;
+        // A server that accepts connections but does not answer must not hold requests either.
+        let query = sqlx::query(sql).bind(hash).fetch_optional(self.pool());
+        let row = tokio::time::timeout(self.timeout(), query)
+            .await
+            .map_err(|_| StoreError::timed_out(self.timeout()))??;
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 

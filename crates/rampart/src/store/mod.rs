@@ -11,10 +11,10 @@ mod quotas;
 pub mod redis;
 mod revocations;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 pub use keys::{ApiKeyRecord, KeyStatus};
 pub use revocations::Revocation;
@@ -26,10 +26,20 @@ const MIGRATIONS: [(i64, &str); 3] = [
     (3, include_str!("migrations/0003_quota_usage.sql")),
 ];
 
+/// Default of `store.timeout_ms`: how long to wait for a connection before the store counts as
+/// unreachable (at start, and for each request that needs it).
+pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+
 /// A store failure; the text may name the database but never a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
 pub struct StoreError(String);
+
+impl StoreError {
+    fn timed_out(after: Duration) -> Self {
+        Self(format!("no answer within {} ms", after.as_millis()))
+    }
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -48,11 +58,19 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    timeout: Duration,
 }
 
 impl Store {
-    /// Connects (creating a SQLite file if needed) and applies pending migrations.
+    /// Connects with the default timeout (`DEFAULT_TIMEOUT_MS`); see `connect_with`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Duration::from_millis(DEFAULT_TIMEOUT_MS)).await
+    }
+
+    /// Connects (creating a SQLite file if needed) and applies pending migrations. A store that
+    /// cannot be reached within `timeout` is an error naming it (password redacted) and the cause;
+    /// later, a request waits at most `timeout` for a connection.
+    pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -67,11 +85,18 @@ impl Store {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
         };
+        probe(&url, timeout).await?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(timeout)
             .connect(&url)
-            .await?;
-        let store = Self { pool, backend };
+            .await
+            .map_err(|e| unreachable(&url, &e.to_string()))?;
+        let store = Self {
+            pool,
+            backend,
+            timeout,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -113,6 +138,46 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The longest a request waits for the store.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// One connection with a deadline, so that an unreachable store is reported at once with the
+/// driver's reason (refused, unknown host, authentication) rather than as "pool timed out".
+async fn probe(url: &str, timeout: Duration) -> Result<(), StoreError> {
+    match tokio::time::timeout(timeout, AnyConnection::connect(url)).await {
+        Ok(Ok(connection)) => {
+            // Closing politely is best effort; the connection is usable, which is all we asked.
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(unreachable(url, &e.to_string())),
+        Err(_) => Err(unreachable(
+            url,
+            &format!("no answer within {} ms", timeout.as_millis()),
+        )),
+    }
+}
+
+fn unreachable(url: &str, why: &str) -> StoreError {
+    StoreError(format!("cannot reach {}: {why}", redact(url)))
+}
+
+/// The URL with its password replaced, fit for logs and error messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only fails for URLs that cannot have a password, which this one has.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        // Not a URL (a bare sqlite path): show the part before any `@`-style credential.
+        Err(_) => url.rsplit('@').next().unwrap_or(url).to_owned(),
     }
 }
 

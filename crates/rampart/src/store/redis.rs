@@ -66,7 +66,13 @@ pub async fn connect(config: &RedisConfig) -> Result<SharedRedis, String> {
                 .get_async_connection()
                 .await
                 .map(SharedRedis::Cluster)
-                .map_err(|e| format!("cannot connect to the Redis Cluster: {:?}", e.kind()))
+                .map_err(|e| {
+                    let nodes: Vec<String> = nodes.iter().map(|n| super::redact(n)).collect();
+                    format!(
+                        "cannot reach the Redis Cluster at {}: {e}",
+                        nodes.join(", ")
+                    )
+                })
         }
         _ => Err("redis: set exactly one of `url` and `cluster_nodes`".to_owned()),
     }
@@ -83,5 +89,5 @@ pub async fn connect_single(url: &str) -> Result<ConnectionManager, String> {
         .set_max_delay(Duration::from_secs(2));
     ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(|e| format!("cannot connect to Redis: {:?}", e.kind()))
+        .map_err(|e| format!("cannot reach Redis at {}: {e}", super::redact(url)))
 }

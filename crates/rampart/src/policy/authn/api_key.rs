@@ -12,7 +12,11 @@
 //!   get the same public 401;
 //! - keys are accepted from one header only, never the query string (see `bearer`);
 //! - lookups are cached for at most one second, so a revocation reaches every instance sharing
-//!   the store within a second.
+//!   the store within a second;
+//! - a store outage is never a credential failure: it is 503 `auth_unavailable` (not counted by
+//!   the brute-force guard), after at most `store.timeout_ms`. Keys fetched from the store within
+//!   `api_keys.outage_grace_s` keep working while it lasts, with the record they had then (a
+//!   bounded cache of keyed hashes, filled only from the store, so an outage never extends it).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +39,8 @@ const CHECKSUM_CHARS: usize = 6;
 /// How long a lookup (found or not) may be served from memory: the revocation delay bound.
 pub const LOOKUP_CACHE_TTL: Duration = Duration::from_secs(1);
 const LOOKUP_CACHE_ENTRIES: u64 = 100_000;
+/// Keys remembered for a store outage: the busiest keys of the last `outage_grace_s`.
+const OUTAGE_CACHE_ENTRIES: u64 = 100_000;
 const TOUCH_FLUSH: Duration = Duration::from_secs(5);
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -59,20 +65,42 @@ pub struct ApiKeys {
     secret: Secret,
     default_grace: Duration,
     lookups: Cache<String, Option<Arc<ApiKeyRecord>>>,
+    /// Records of keys found in the store within the outage grace, by keyed hash.
+    verified: Option<Cache<String, Arc<ApiKeyRecord>>>,
     touched: Mutex<HashMap<String, i64>>,
 }
 
 impl ApiKeys {
+    /// The service with the default outage grace (`DEFAULT_OUTAGE_GRACE_S`).
     pub fn new(store: Store, secret: Secret, default_grace: Duration) -> Arc<Self> {
+        let outage_grace = Duration::from_secs(super::config::DEFAULT_OUTAGE_GRACE_S);
+        Self::with_outage_grace(store, secret, default_grace, outage_grace)
+    }
+
+    /// The service; keys found in the store within `outage_grace` keep working during an outage
+    /// (zero turns that off).
+    pub fn with_outage_grace(
+        store: Store,
+        secret: Secret,
+        default_grace: Duration,
+        outage_grace: Duration,
+    ) -> Arc<Self> {
         let lookups = Cache::builder()
             .max_capacity(LOOKUP_CACHE_ENTRIES)
             .time_to_live(LOOKUP_CACHE_TTL)
             .build();
+        let verified = (!outage_grace.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(OUTAGE_CACHE_ENTRIES)
+                .time_to_live(outage_grace)
+                .build()
+        });
         Arc::new(Self {
             store,
             secret,
             default_grace,
             lookups,
+            verified,
             touched: Mutex::new(HashMap::new()),
         })
     }
@@ -158,14 +186,34 @@ impl ApiKeys {
         if let Some(cached) = self.lookups.get(hash).await {
             return Ok(cached);
         }
-        let found = self.store.key_by_hash(hash).await.map_err(|e| {
-            tracing::error!(error = %e, "API key lookup failed");
-            // Fail closed: a store outage never lets a key through.
-            AuthFailure::invalid_token("key store unavailable")
-        })?;
-        let found = found.map(Arc::new);
+        let found = match self.store.key_by_hash(hash).await {
+            Ok(found) => found.map(Arc::new),
+            Err(e) => return self.during_outage(hash, &e).await,
+        };
         self.lookups.insert(hash.to_owned(), found.clone()).await;
+        if let (Some(verified), Some(record)) = (&self.verified, &found) {
+            verified.insert(hash.to_owned(), Arc::clone(record)).await;
+        }
         Ok(found)
+    }
+
+    /// The store cannot answer: a key it gave us recently still counts (its record is checked
+    /// again by the caller); any other key cannot be checked, which is not its holder's fault.
+    async fn during_outage(
+        &self,
+        hash: &str,
+        error: &StoreError,
+    ) -> Result<Option<Arc<ApiKeyRecord>>, AuthFailure> {
+        tracing::error!(error = %error, "API key lookup failed");
+        metrics::counter!("rampart_store_errors_total", "use" => "api_keys").increment(1);
+        if let Some(verified) = &self.verified
+            && let Some(record) = verified.get(hash).await
+        {
+            return Ok(Some(record));
+        }
+        Err(AuthFailure::unavailable(format!(
+            "key store unavailable: {error}"
+        )))
     }
 
     /// Issues a key; the plaintext is returned once and never stored.
@@ -201,15 +249,28 @@ impl ApiKeys {
         {
             return Ok(None);
         }
-        self.lookups.invalidate_all();
+        self.forget_cached(id).await;
         Ok(Some((record, plaintext)))
     }
 
     /// Revokes a key at once on this instance (others within `LOOKUP_CACHE_TTL`).
     pub async fn revoke(&self, id: &str) -> Result<bool, StoreError> {
         let done = self.store.revoke_key(id).await?;
-        self.lookups.invalidate_all();
+        self.forget_cached(id).await;
         Ok(done)
+    }
+
+    /// Drops the cached lookups, and the outage copy of key `id`, after a change made here (the
+    /// other keys' outage copies stay: they are unchanged).
+    async fn forget_cached(&self, id: &str) {
+        self.lookups.invalidate_all();
+        if let Some(verified) = &self.verified {
+            for (hash, record) in verified.iter() {
+                if record.id == id {
+                    verified.invalidate(hash.as_str()).await;
+                }
+            }
+        }
     }
 
     fn make_record(&self, new: &NewKey) -> (String, ApiKeyRecord) {

@@ -25,11 +25,14 @@ pub struct BruteForceConfig {
     pub enabled: bool,
     /// Failed authentications within `window_s` that trigger a block.
     #[serde(default = "default_max_failures")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_failures: u32,
     #[serde(default = "default_window")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub window_s: u64,
     /// How long a blocked address stays blocked.
     #[serde(default = "default_block")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub block_s: u64,
 }
 
@@ -147,7 +150,8 @@ impl BruteForceGuard {
             return false;
         }
         self.failures.invalidate(&ip).await;
-        self.blocked.insert(ip, now + thresholds.block_for).await;
+        let until = now.checked_add(thresholds.block_for).unwrap_or(now);
+        self.blocked.insert(ip, until).await;
         metrics::counter!("rampart_clients_blocked_total").increment(1);
         tracing::warn!(client_ip = %ip, failures, "client blocked after repeated authentication failures");
         true

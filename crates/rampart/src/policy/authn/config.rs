@@ -121,15 +121,18 @@ pub struct JwtIssuerConfig {
     pub hmac_secret: Option<SecretSource>,
     /// Allowed clock skew for `exp`, `nbf` and `iat`, at most 60 seconds.
     #[serde(default = "default_leeway")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub leeway_s: u64,
     /// Refuse tokens whose `exp - iat` is longer than this.
     #[serde(default)]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub max_lifetime_s: Option<u64>,
     /// RFC 9068 access tokens: `typ` must be `at+jwt`, and `sub`, `client_id`, `iat`, `jti` are
     /// required.
     #[serde(default)]
     pub rfc9068: bool,
     #[serde(default = "default_max_token_bytes")]
+    #[schemars(range(max = crate::config::bounds::MAX_ITEM_BYTES))]
     pub max_token_bytes: usize,
     /// Bounds on how long fetched keys are kept (the response's Cache-Control is clamped to them),
     /// and the least time between two fetches caused by unknown `kid`s.
@@ -150,10 +153,13 @@ pub struct JwtIssuerConfig {
 #[serde(deny_unknown_fields)]
 pub struct JwksCacheConfig {
     #[serde(default = "default_min_ttl")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub min_ttl_s: u64,
     #[serde(default = "default_max_ttl")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub max_ttl_s: u64,
     #[serde(default = "default_cooldown")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub refetch_cooldown_s: u64,
 }
 
@@ -207,7 +213,22 @@ pub struct ApiKeysConfig {
     pub header: String,
     /// How long a rotated key keeps working by default.
     #[serde(default = "default_grace")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub rotation_grace_s: u64,
+    /// While the store cannot be reached, a key verified within this many seconds keeps working
+    /// (with the scopes and roles it had then); others get 503 `auth_unavailable`. 0 turns it off.
+    #[serde(default = "default_outage_grace")]
+    #[schemars(range(max = MAX_OUTAGE_GRACE_S))]
+    pub outage_grace_s: u64,
+}
+
+/// Default of `api_keys.outage_grace_s`: five minutes.
+pub const DEFAULT_OUTAGE_GRACE_S: u64 = 300;
+/// Largest `api_keys.outage_grace_s`: one day (a revoked key may work this long during an outage).
+pub const MAX_OUTAGE_GRACE_S: u64 = 86_400;
+
+fn default_outage_grace() -> u64 {
+    DEFAULT_OUTAGE_GRACE_S
 }
 
 fn default_key_header() -> String {

@@ -55,9 +55,11 @@ pub struct DpopConfig {
     pub algorithms: Vec<JwtAlgorithm>,
     /// How old a proof's `iat` may be.
     #[serde(default = "default_max_age")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub max_age_s: u64,
     /// How far in the future a proof's `iat` may be (clock skew).
     #[serde(default = "default_leeway")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub leeway_s: u64,
     /// Require a server-issued nonce in every proof (`use_dpop_nonce` otherwise).
     #[serde(default)]
@@ -68,11 +70,14 @@ pub struct DpopConfig {
     pub nonce_secret: Option<SecretSource>,
     /// A nonce is good for between one and two of these periods.
     #[serde(default = "default_nonce_lifetime")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub nonce_lifetime_s: u64,
     /// The most proof ids remembered in memory (without Redis).
     #[serde(default = "default_replay_entries")]
+    #[schemars(range(max = crate::config::bounds::MAX_ENTRIES))]
     pub replay_cache_entries: u64,
     #[serde(default = "default_max_proof_bytes")]
+    #[schemars(range(max = crate::config::bounds::MAX_ITEM_BYTES))]
     pub max_proof_bytes: usize,
 }
 

@@ -42,8 +42,10 @@ pub struct IntrospectionConfig {
     pub audiences: Vec<String>,
     /// The longest time an answer is reused.
     #[serde(default = "default_max_ttl")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub max_cache_ttl_s: u64,
     #[serde(default = "default_timeout")]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub timeout_ms: u64,
     /// Allow an `http://` endpoint (tests only).
     #[serde(default)]

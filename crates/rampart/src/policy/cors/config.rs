@@ -25,6 +25,7 @@ pub struct CorsConfig {
     pub allow_credentials: bool,
     /// How long browsers may cache a preflight answer.
     #[serde(default = "default_max_age")]
+    #[schemars(range(max = crate::config::bounds::MAX_SECONDS))]
     pub max_age_s: u32,
 }
 

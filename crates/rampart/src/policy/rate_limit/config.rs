@@ -15,6 +15,7 @@ pub struct RateLimitSettings {
     /// Keys tracked in memory per limit; idle keys are evicted first, so a spray of distinct keys
     /// stays within the bound without resetting busy ones.
     #[serde(default = "default_max_tracked_keys")]
+    #[schemars(range(max = crate::config::bounds::MAX_ENTRIES))]
     pub max_tracked_keys: u64,
     /// What happens when Redis cannot be reached: `open` falls back to local limits divided by
     /// `expected_instances`; `closed` answers 503.
@@ -22,12 +23,14 @@ pub struct RateLimitSettings {
     pub on_redis_failure: FailureMode,
     /// How many instances share the limits (for the fail-open fallback).
     #[serde(default = "default_instances")]
+    #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub expected_instances: u32,
     /// Send `RateLimit` and `RateLimit-Policy` on successful responses too (always on 429).
     #[serde(default)]
     pub headers_on_success: bool,
     /// Requests waiting (throttled by `max_delay_ms`) at once in this process; more are shed.
     #[serde(default = "default_max_queued")]
+    #[schemars(range(max = crate::config::bounds::MAX_ENTRIES))]
     pub max_queued: usize,
 }
 
@@ -60,13 +63,16 @@ pub struct LimitConfig {
     /// What is counted: `ip` (IPv6 by /64), `api_key`, `principal`, `client_id`, `route`,
     /// `header:NAME`, `claim:NAME`, or a list of them combined.
     pub key: KeySpec,
+    #[schemars(range(max = crate::config::bounds::MAX_RATE))]
     pub rate: u64,
     pub per: Period,
     /// Requests allowed back to back (default: `rate`).
     #[serde(default)]
+    #[schemars(range(max = crate::config::bounds::MAX_RATE))]
     pub burst: Option<u64>,
     /// Make requests over the rate wait up to this long for their turn instead of a 429.
     #[serde(default)]
+    #[schemars(range(max = crate::config::bounds::MAX_MILLIS))]
     pub max_delay_ms: u64,
 }
 

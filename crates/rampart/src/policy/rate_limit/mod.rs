@@ -202,10 +202,10 @@ impl Limit {
         }
         match (shared.settings.on_redis_failure, &self.fallback) {
             (FailureMode::Open, Some((local, params))) => Ok(local.check(key.local(), *params)),
-            _ => Err(GatewayError::ServiceUnavailable(format!(
-                "rate limit `{}`: Redis unavailable (fail closed)",
-                self.name
-            ))),
+            _ => Err(GatewayError::RateLimitUnavailable {
+                limit: Arc::clone(&self.name),
+                cause: "Redis unavailable",
+            }),
         }
     }
 

@@ -28,6 +28,7 @@ pub struct QuotaConfig {
     pub name: String,
     /// As for rate limits; usually `api_key` or `principal`.
     pub key: super::config::KeySpec,
+    #[schemars(range(max = crate::config::bounds::MAX_RATE))]
     pub limit: u64,
     pub per: QuotaPeriod,
 }
@@ -147,10 +148,10 @@ impl Quota {
             Some(used) => used,
             None if self.fail_open => return Ok(()),
             None => {
-                return Err(GatewayError::ServiceUnavailable(format!(
-                    "quota `{}`: counter unavailable (fail closed)",
-                    self.name
-                )));
+                return Err(GatewayError::RateLimitUnavailable {
+                    limit: Arc::clone(&self.name),
+                    cause: "quota counter unavailable",
+                });
             }
         };
         if used <= self.limit {
