@@ -92,9 +92,9 @@ async fn unknown_malformed_revoked_and_expired_keys_get_the_same_401() {
             .status,
         StatusCode::OK
     );
-    let (expiring, _) = create(&gw, json!({"name": "b", "owner": "o", "expires_in_s": 1})).await;
+    let (expiring, _) = create(&gw, json!({"name": "b", "owner": "o", "expires_in_s": 3})).await;
     assert_eq!(call(&gw, &expiring).await.status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let unknown = rampart::policy::authn::api_key::generate();
     let mut bodies = Vec::new();
     for key in [
