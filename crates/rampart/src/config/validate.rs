@@ -133,6 +133,9 @@ fn listener_issues(listener: &ListenerConfig, ptr: &str, issues: &mut Vec<Issue>
     }
 }
 
+/// `http::Uri` refuses longer targets; a higher limit would promise what cannot be parsed.
+const MAX_URI_BYTES_CEILING: u64 = 65_000;
+
 fn limits_issues(config: &Config, issues: &mut Vec<Issue>) {
     let l = &config.limits;
     let mut range = |name: &str, value: u64, min: u64, max: u64| {
@@ -159,7 +162,7 @@ fn limits_issues(config: &Config, issues: &mut Vec<Issue>) {
         "max_uri_bytes",
         l.max_uri_bytes as u64,
         64,
-        l.max_header_bytes as u64,
+        MAX_URI_BYTES_CEILING,
     );
     range("max_body_bytes", l.max_body_bytes, 1, u64::MAX);
     range(
@@ -169,6 +172,19 @@ fn limits_issues(config: &Config, issues: &mut Vec<Issue>) {
         300_000,
     );
     range("idle_timeout_ms", l.idle_timeout_ms, 100, 3_600_000);
+    range(
+        "buffer_body_bytes",
+        l.buffer_body_bytes,
+        0,
+        16 * 1024 * 1024,
+    );
+    range(
+        "min_body_rate_bytes_per_s",
+        l.min_body_rate_bytes_per_s,
+        1,
+        1_000_000_000,
+    );
+    range("body_rate_grace_ms", l.body_rate_grace_ms, 100, 600_000);
     range(
         "max_concurrent_streams",
         u64::from(l.max_concurrent_streams),
