@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::Full;
-use rampart_testkit::{RawExchange, RecordingUpstream, TestGateway, TestResponse, WAIT};
+use rampart_testkit::{
+    RawExchange, RecordingUpstream, TestGateway, TestResponse, WAIT, raw_tls_exchange,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -227,6 +229,23 @@ async fn early_431_with_unread_head_is_delivered_before_a_staged_close() {
     let request = format!("GET /public/a HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
     let got = send_all_then_read(gw.addr, request.as_bytes()).await;
     assert_full_problem(&got, 431, "headers_too_large");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn early_413_over_tls_is_delivered_before_a_staged_close() {
+    let upstream = RecordingUpstream::start().await;
+    let config = format!(
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nmethods = [\"POST\"]\nupstream = \"api\"\npublic = true\nmax_body_bytes = 64\n",
+        upstream.url()
+    );
+    let gw = TestGateway::builder().config(&config).start().await;
+    let mut request =
+        b"POST /a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8000000\r\n\r\n".to_vec();
+    request.extend(std::iter::repeat_n(b'x', 8_000_000));
+    // `raw_tls_exchange` writes everything first and fails the test on a write error.
+    let got = raw_tls_exchange(gw.addr, &gw.ca_pem, &request, WAIT).await;
+    assert_full_problem(&got, 413, "body_too_large");
     assert_eq!(upstream.count(), 0);
 }
 
