@@ -367,3 +367,31 @@ async fn request_cut_at_the_drain_deadline_gets_503_and_is_audited() {
     assert_eq!(record["request_id"], rsp.header("x-request-id").unwrap());
     assert_eq!(record["decision"], "error");
 }
+
+#[test]
+fn transport_limits_out_of_range_are_each_reported() {
+    let text = "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n\n[limits]\nmax_uri_bytes = 70000\nbuffer_body_bytes = 100000000\nmin_body_rate_bytes_per_s = 0\nbody_rate_grace_ms = 10\n";
+    let source =
+        rampart::config::ConfigSource::from_text("t.toml", text, std::path::Path::new("/tmp"));
+    let errors = match rampart::config::parse(&source) {
+        Ok(_) => panic!("the config should be refused"),
+        Err(e) => e.errors,
+    };
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    for key in [
+        "max_uri_bytes",
+        "buffer_body_bytes",
+        "min_body_rate_bytes_per_s",
+        "body_rate_grace_ms",
+    ] {
+        assert!(
+            paths.iter().any(|p| p.ends_with(key)),
+            "{key} missing in {paths:?}"
+        );
+    }
+    // A URI limit above the header limit is valid now: the two are measured separately.
+    let text = "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n\n[limits]\nmax_uri_bytes = 32768\n";
+    let source =
+        rampart::config::ConfigSource::from_text("t.toml", text, std::path::Path::new("/tmp"));
+    assert!(rampart::config::parse(&source).is_ok());
+}
