@@ -136,36 +136,53 @@ impl Progress {
 }
 
 /// A body that fails with `ClientBodyError::TooSlow` when the client falls below the minimum
-/// average rate after the grace period. The deadline for the next byte is
-/// `start + grace + received / rate`, so a client that keeps the average is never cut.
+/// average rate after the grace period. Only the time spent waiting for the client's bytes counts
+/// (not the time the upstream took to accept them): it may not exceed `grace + received / rate`,
+/// so a client that keeps the average is never cut.
 struct MinRate<B> {
     inner: B,
-    start: Instant,
     grace: Duration,
     rate: u64,
     received: u64,
+    /// Time spent waiting on the client so far, and since when it is being waited on now.
+    waited: Duration,
+    waiting_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
     progress: Arc<Progress>,
 }
 
 impl<B> MinRate<B> {
     fn new(inner: B, limits: &LimitsConfig, progress: Arc<Progress>) -> Self {
-        let start = Instant::now();
         let grace = Duration::from_millis(limits.body_rate_grace_ms);
         Self {
             inner,
-            start,
             grace,
             rate: limits.min_body_rate_bytes_per_s.max(1),
             received: 0,
-            timer: Box::pin(tokio::time::sleep_until(start + grace)),
+            waited: Duration::ZERO,
+            waiting_since: None,
+            timer: Box::pin(tokio::time::sleep(grace)),
             progress,
         }
     }
 
-    fn next_deadline(&self) -> Instant {
+    /// Starts a wait on the client: the timer fires when the allowance is used up.
+    fn start_waiting(&mut self) {
+        if self.waiting_since.is_some() {
+            return;
+        }
+        let now = Instant::now();
         let earned = Duration::from_millis(self.received.saturating_mul(1000) / self.rate);
-        self.start + self.grace + earned
+        let allowance = (self.grace + earned).saturating_sub(self.waited);
+        self.waiting_since = Some(now);
+        self.timer.as_mut().reset(now + allowance);
+        self.progress.set(WAITING_ON_CLIENT);
+    }
+
+    fn stop_waiting(&mut self) {
+        if let Some(since) = self.waiting_since.take() {
+            self.waited += since.elapsed();
+        }
     }
 }
 
@@ -184,10 +201,9 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                this.stop_waiting();
                 if let Some(data) = frame.data_ref() {
                     this.received = this.received.saturating_add(data.len() as u64);
-                    let deadline = this.next_deadline();
-                    this.timer.as_mut().reset(deadline);
                 }
                 this.progress.set(WAITING_ON_UPSTREAM);
                 Poll::Ready(Some(Ok(frame)))
@@ -200,7 +216,7 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                this.progress.set(WAITING_ON_CLIENT);
+                this.start_waiting();
                 match this.timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         Poll::Ready(Some(Err(ClientBodyError::TooSlow(this.rate).into())))
@@ -285,5 +301,20 @@ mod tests {
     async fn body_at_the_minimum_rate_is_never_cut() {
         // 100 bytes/s exactly, for longer than the grace period.
         assert_eq!(collect(10, 300, &limits(100, 1000)).await, Ok(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_the_upstream_takes_is_not_counted_against_the_client() {
+        let trickle = Trickle {
+            left: 20,
+            sleep: Box::pin(tokio::time::sleep(Duration::from_millis(10))),
+            every: Duration::from_millis(10),
+        };
+        let mut paced = MinRate::new(trickle, &limits(100, 100), Arc::new(Progress::default()));
+        while let Some(frame) = paced.frame().await {
+            assert!(frame.is_ok(), "the client kept its rate");
+            // The consumer (the upstream) stalls far longer than the grace period.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
