@@ -119,9 +119,16 @@ const WAITING_ON_CLIENT: u8 = 0;
 const WAITING_ON_UPSTREAM: u8 = 1;
 const COMPLETE: u8 = 2;
 
-/// Where the reading of a streamed body stands, shared with the proxy.
-#[derive(Debug, Default)]
+/// Where the reading of a streamed body stands, shared with the proxy. It starts as not waiting
+/// on the client: until the upstream connection pulls the body, a timeout is the upstream's.
+#[derive(Debug)]
 pub struct Progress(AtomicU8);
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self(AtomicU8::new(WAITING_ON_UPSTREAM))
+    }
+}
 
 impl Progress {
     /// The body is incomplete and the last read was waiting for the client's bytes: an exchange

@@ -8,7 +8,10 @@
 //! or non-numeric `Content-Length`, any `Transfer-Encoding` but a single `chunked` (and none on
 //! HTTP/1.0), obs-fold, bare CR or LF, bytes httparse rejects, missing or repeated `Host` on
 //! HTTP/1.1, absolute-form targets, malformed chunk framing. A refusal writes a 400 (or 414/431)
-//! problem document and closes the connection; the refused head never reaches hyper.
+//! problem document and closes the connection; the refused head never reaches hyper. Closing in
+//! the middle of a request is done in stages (RFC 9112 section 9.6: answer, shut down the write
+//! side, discard what the client still sends for a bounded time and size, then close), so that
+//! the client reads the answer rather than a reset.
 //!
 //! The guard tracks body framing (length or chunks) to find the next head on a keep-alive
 //! connection. HTTP/2 connections (by ALPN, or the prior-knowledge preface, decided by the server
