@@ -22,12 +22,19 @@ pub struct TestGatewayBuilder {
     admin_token: bool,
     sections: String,
     files: Vec<(String, String)>,
+    drain_timeout_ms: Option<u64>,
 }
 
 impl TestGatewayBuilder {
     /// A plaintext listener instead of TLS.
     pub fn plaintext(mut self) -> Self {
         self.plaintext = true;
+        self
+    }
+
+    /// `server.drain_timeout_ms` (5000 unless set).
+    pub fn drain_timeout_ms(mut self, ms: u64) -> Self {
+        self.drain_timeout_ms = Some(ms);
         self
     }
 
@@ -116,10 +123,11 @@ impl TestGatewayBuilder {
             extra.push_str(&format!("[store]\nurl = \"{url}\"\n\n"));
         }
         let text = format!(
-            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n{admin_line}\n[audit]\nfile = \"audit.log\"\n{}\n[server]\nwatch_config = {}\ndrain_timeout_ms = 5000\n\n{extra}{}",
+            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n{admin_line}\n[audit]\nfile = \"audit.log\"\n{}\n[server]\nwatch_config = {}\ndrain_timeout_ms = {}\n\n{extra}{}",
             self.listeners.unwrap_or(listener),
             self.audit,
             self.watch_config,
+            self.drain_timeout_ms.unwrap_or(5000),
             self.sections
         );
         let config_path = dir.path().join("rampart.toml");

@@ -69,6 +69,9 @@ pub enum GatewayError {
     Overloaded { reason: &'static str },
     #[error("no healthy upstream target")]
     UpstreamUnavailable,
+    /// Still in flight at the drain deadline of a graceful shutdown: answered rather than cut.
+    #[error("in flight at the drain deadline")]
+    ShuttingDown,
     #[error("upstream did not answer within {timeout_ms} ms")]
     UpstreamTimeout { timeout_ms: u64 },
     #[error("upstream request failed: {0}")]
@@ -78,6 +81,9 @@ pub enum GatewayError {
     UpstreamStatusMasked(StatusCode),
     #[error("the client request body failed: {0}")]
     ClientBody(String),
+    /// The client sent its body too slowly (below the minimum rate); its fault, not the upstream's.
+    #[error("the client request body timed out: {0}")]
+    ClientBodyTimeout(String),
     /// An admin API resource (a key id) that does not exist.
     #[error("not found: {0}")]
     ResourceNotFound(String),
@@ -99,6 +105,7 @@ impl GatewayError {
             Self::MalformedRequest(_) | Self::InvalidPath(_) | Self::ClientBody(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Self::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -119,7 +126,7 @@ impl GatewayError {
                 | FailureKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
                 FailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
-            Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamUnavailable | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamStatusMasked(status) => *status,
@@ -156,9 +163,11 @@ impl GatewayError {
                 FailureKind::UseDpopNonce => "use_dpop_nonce",
             },
             Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::ShuttingDown => "shutting_down",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "upstream_error",
             Self::ClientBody(_) => "bad_request_body",
+            Self::ClientBodyTimeout(_) => "request_timeout",
             Self::Internal(_) => "internal_error",
             Self::ResourceNotFound(_) => "not_found",
             Self::InvalidInput(_) => "invalid_input",
@@ -200,9 +209,11 @@ impl GatewayError {
                 FailureKind::UseDpopNonce => "A fresh DPoP nonce is required",
             },
             Self::UpstreamUnavailable => "The service is temporarily unavailable",
+            Self::ShuttingDown => "The gateway is shutting down: retry",
             Self::UpstreamTimeout { .. } => "The service did not answer in time",
             Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "The service failed",
             Self::ClientBody(_) => "The request body could not be read",
+            Self::ClientBodyTimeout(_) => "The request body was not received in time",
             Self::Internal(_) => "Internal error",
             Self::ResourceNotFound(_) => "No such resource",
             Self::InvalidInput(_) => "The request is not valid",
@@ -212,7 +223,13 @@ impl GatewayError {
 
     /// Whether the connection must be closed after the response (framing is no longer trusted).
     pub fn closes_connection(&self) -> bool {
-        matches!(self, Self::MalformedRequest(_) | Self::ClientBody(_))
+        matches!(
+            self,
+            Self::MalformedRequest(_)
+                | Self::ClientBody(_)
+                | Self::ClientBodyTimeout(_)
+                | Self::ShuttingDown
+        )
     }
 
     /// The internal reason for the audit log: the error's full text.
@@ -247,7 +264,7 @@ impl GatewayError {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_s));
                 limits.apply(headers);
             }
-            Self::Overloaded { .. } => {
+            Self::Overloaded { .. } | Self::ShuttingDown => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::RateLimitUnavailable { .. } => {
@@ -404,6 +421,8 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::UpstreamFailed(String::new()),
         GatewayError::UpstreamStatusMasked(StatusCode::INTERNAL_SERVER_ERROR),
         GatewayError::ClientBody(String::new()),
+        GatewayError::ClientBodyTimeout(String::new()),
+        GatewayError::ShuttingDown,
         GatewayError::Internal(String::new()),
         GatewayError::ResourceNotFound(String::new()),
         GatewayError::InvalidInput(String::new()),
@@ -431,6 +450,8 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::UpstreamFailed(_)
             | GatewayError::UpstreamStatusMasked(_)
             | GatewayError::ClientBody(_)
+            | GatewayError::ClientBodyTimeout(_)
+            | GatewayError::ShuttingDown
             | GatewayError::Internal(_)
             | GatewayError::ResourceNotFound(_)
             | GatewayError::InvalidInput(_)

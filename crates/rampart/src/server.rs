@@ -1,5 +1,6 @@
 //! Listeners: accept loops, TLS handshakes, the HTTP/1 framing guard, hyper connection settings and
-//! graceful draining. `serve` takes already-bound listeners and a shutdown future, which is what
+//! graceful draining (requests still in flight at the drain deadline are answered 503 and audited,
+//! never cut silently). `serve` takes already-bound listeners and a shutdown future, which is what
 //! lets tests run the real server in-process on port 0.
 
 use std::future::Future;
@@ -77,6 +78,7 @@ pub async fn serve(
     // Accept loops create a watcher per connection; the Arc is unwrapped once they have ended.
     let graceful = Arc::new(GracefulShutdown::new());
     let stop = CancellationToken::new();
+    let deadline = CancellationToken::new();
     let mut loops = Vec::new();
     for listener in listeners {
         loops.push(tokio::spawn(accept_loop(
@@ -84,6 +86,7 @@ pub async fn serve(
             listener,
             graceful.clone(),
             stop.clone(),
+            deadline.clone(),
         )));
     }
     if let Some(admin) = admin {
@@ -100,24 +103,49 @@ pub async fn serve(
     for task in loops {
         let _ = task.await;
     }
-    match Arc::try_unwrap(graceful) {
-        Ok(graceful) => {
-            if tokio::time::timeout(drain, graceful.shutdown())
-                .await
-                .is_err()
-            {
-                tracing::warn!("drain deadline reached; closing remaining connections");
-            }
-        }
-        // Only if an accept loop panicked and leaked its handle: wait out the deadline instead.
-        Err(_) => {
-            tracing::error!(
-                "cannot track connections for draining; waiting the full drain deadline"
-            );
-            tokio::time::sleep(drain).await;
-        }
-    }
+    drain_connections(graceful, drain, &deadline).await;
     gateway.audit().flush().await;
+}
+
+/// How long requests answered at the drain deadline get to write their 503 and audit record.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits for connections to finish for up to `drain`; then answers what is still in flight with
+/// a 503 problem (`deadline`) and gives those answers a short grace to be written and audited.
+async fn drain_connections(
+    graceful: Arc<GracefulShutdown>,
+    drain: Duration,
+    deadline: &CancellationToken,
+) {
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        // Only if an accept loop panicked and leaked its handle: wait out the deadline instead.
+        tracing::error!("cannot track connections for draining; waiting the full drain deadline");
+        tokio::time::sleep(drain).await;
+        deadline.cancel();
+        tokio::time::sleep(DEADLINE_GRACE).await;
+        return;
+    };
+    let finished = graceful.shutdown();
+    tokio::pin!(finished);
+    if tokio::time::timeout(drain, &mut finished).await.is_ok() {
+        return;
+    }
+    tracing::warn!("drain deadline reached; answering requests still in flight with 503");
+    deadline.cancel();
+    if tokio::time::timeout(DEADLINE_GRACE, &mut finished)
+        .await
+        .is_err()
+    {
+        tracing::warn!("closing remaining connections");
+    }
+}
+
+/// What a connection takes from the server's shutdown: the watcher that lets the drain wait for
+/// it, and the drain deadline, at which requests still in flight are answered 503. The token is
+/// shared behind an `Arc` so that a request clones it without taking the token tree's lock.
+struct ConnShutdown {
+    watcher: Watcher,
+    deadline: Arc<CancellationToken>,
 }
 
 async fn accept_loop(
@@ -125,7 +153,9 @@ async fn accept_loop(
     listener: BoundListener,
     graceful: Arc<GracefulShutdown>,
     stop: CancellationToken,
+    deadline: CancellationToken,
 ) {
+    let deadline = Arc::new(deadline);
     let name: Arc<str> = Arc::from(listener.config.name.as_str());
     loop {
         let accepted = tokio::select! {
@@ -151,7 +181,10 @@ async fn accept_loop(
         let tls = listener.tls.as_ref().map(|(acceptor, _)| acceptor.clone());
         let redirect = listener.config.redirect_https_port;
         let gateway = gateway.clone();
-        let graceful = graceful.watcher();
+        let graceful = ConnShutdown {
+            watcher: graceful.watcher(),
+            deadline: deadline.clone(),
+        };
         tokio::spawn(async move {
             serve_connection(gateway, conn, stream, tls, redirect, graceful).await;
         });
@@ -164,11 +197,11 @@ async fn serve_connection(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     redirect: Option<u16>,
-    graceful: Watcher,
+    graceful: ConnShutdown,
 ) {
     let timeout = Duration::from_millis(gateway.runtime().config.limits.header_read_timeout_ms);
     if let Some(port) = redirect {
-        serve_redirect(&gateway, &conn, stream, port, graceful).await;
+        serve_redirect(&gateway, &conn, stream, port, graceful.watcher).await;
         return;
     }
     let Some(acceptor) = tls else {
@@ -213,7 +246,7 @@ async fn serve_http<IO>(
     conn: Arc<ConnInfo>,
     io: IO,
     h2: bool,
-    graceful: Watcher,
+    graceful: ConnShutdown,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -221,8 +254,10 @@ async fn serve_http<IO>(
     let service = {
         let gateway = gateway.clone();
         let conn = conn.clone();
-        service_fn(move |req| service::handle(gateway.clone(), conn.clone(), req))
+        let deadline = graceful.deadline;
+        service_fn(move |req| service::handle(gateway.clone(), conn.clone(), req, deadline.clone()))
     };
+    let graceful = graceful.watcher;
     if h2 {
         let connection = builder.serve_connection(TokioIo::new(io), service);
         let _ = graceful.watch(connection.into_owned()).await;
@@ -295,7 +330,10 @@ fn connection_builder(config: &Config, h2: bool) -> auto::Builder<TokioExecutor>
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
+        // Above the largest head the guard lets through (target, request line and header
+        // section are limited separately), so that the guard's 414 or 431 is what a client gets.
+        .max_buf_size(limits.max_header_bytes + limits.max_uri_bytes + 8192)
+        .max_headers(limits.max_headers)
         // The framing guard ends the stream after refusing a head; requests before it must still
         // get their responses, so a read EOF is not a reason to drop them.
         .half_close(true)
@@ -304,7 +342,7 @@ fn connection_builder(config: &Config, h2: bool) -> auto::Builder<TokioExecutor>
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_header_list_size(crate::hygiene::h2_header_list_ceiling(limits))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     builder

@@ -13,6 +13,10 @@ pub const MAX_MILLIS: u64 = 24 * 3600 * 1000;
 pub const MAX_BODY_BYTES: u64 = 1 << 40;
 /// Sizes of single items held in memory (a token, a proof): 1 MiB.
 pub const MAX_ITEM_BYTES: u64 = 1 << 20;
+/// The longest request target `http::Uri` parses.
+pub const MAX_URI_BYTES: u64 = 65_000;
+/// The most a body may be buffered in memory before the upstream is used (per request).
+pub const MAX_BUFFER_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// Entries of a bounded cache or queue: 100 million.
 pub const MAX_ENTRIES: u64 = 100_000_000;
 /// Small counts (failures, thresholds, instances, files): one million.

@@ -22,6 +22,12 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 /// HTTP/2 streams per connection.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Request bodies up to this size (by Content-Length) are read completely before the upstream is
+/// contacted (nginx's request buffering); larger ones are streamed.
+pub const DEFAULT_BUFFER_BODY_BYTES: u64 = 64 * 1024;
+/// After the grace period a request body must arrive at least this fast on average (408 below).
+pub const DEFAULT_MIN_BODY_RATE_BYTES_PER_S: u64 = 1024;
+pub const DEFAULT_BODY_RATE_GRACE_MS: u64 = 10_000;
 /// In-flight requests get this long to finish on SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
 /// The admin listener's default address: loopback only.
@@ -118,8 +124,9 @@ pub struct LimitsConfig {
     #[serde(default = "default_max_headers")]
     #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_headers: usize,
+    /// At most 65000: `http::Uri` refuses longer targets.
     #[serde(default = "default_max_uri_bytes")]
-    #[schemars(range(max = crate::config::bounds::MAX_ITEM_BYTES))]
+    #[schemars(range(min = 64, max = crate::config::bounds::MAX_URI_BYTES))]
     pub max_uri_bytes: usize,
     /// Default body limit; routes may set their own.
     #[serde(default = "default_max_body_bytes")]
@@ -134,6 +141,17 @@ pub struct LimitsConfig {
     #[serde(default = "default_max_concurrent_streams")]
     #[schemars(range(max = crate::config::bounds::MAX_COUNT))]
     pub max_concurrent_streams: u32,
+    /// Bodies up to this many bytes are read completely before an upstream connection is used.
+    #[serde(default = "default_buffer_body_bytes")]
+    #[schemars(range(max = crate::config::bounds::MAX_BUFFER_BODY_BYTES))]
+    pub buffer_body_bytes: u64,
+    /// The minimum average rate of a request body once the grace period has passed.
+    #[serde(default = "default_min_body_rate_bytes_per_s")]
+    #[schemars(range(min = 1, max = crate::config::bounds::MAX_RATE))]
+    pub min_body_rate_bytes_per_s: u64,
+    #[serde(default = "default_body_rate_grace_ms")]
+    #[schemars(range(min = 100, max = crate::config::bounds::MAX_MILLIS))]
+    pub body_rate_grace_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -146,6 +164,9 @@ impl Default for LimitsConfig {
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            buffer_body_bytes: DEFAULT_BUFFER_BODY_BYTES,
+            min_body_rate_bytes_per_s: DEFAULT_MIN_BODY_RATE_BYTES_PER_S,
+            body_rate_grace_ms: DEFAULT_BODY_RATE_GRACE_MS,
         }
     }
 }
@@ -201,6 +222,15 @@ fn default_idle_timeout_ms() -> u64 {
 }
 fn default_max_concurrent_streams() -> u32 {
     DEFAULT_MAX_CONCURRENT_STREAMS
+}
+fn default_buffer_body_bytes() -> u64 {
+    DEFAULT_BUFFER_BODY_BYTES
+}
+fn default_min_body_rate_bytes_per_s() -> u64 {
+    DEFAULT_MIN_BODY_RATE_BYTES_PER_S
+}
+fn default_body_rate_grace_ms() -> u64 {
+    DEFAULT_BODY_RATE_GRACE_MS
 }
 fn default_drain_timeout_ms() -> u64 {
     DEFAULT_DRAIN_TIMEOUT_MS

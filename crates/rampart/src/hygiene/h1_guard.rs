@@ -8,7 +8,10 @@
 //! or non-numeric `Content-Length`, any `Transfer-Encoding` but a single `chunked` (and none on
 //! HTTP/1.0), obs-fold, bare CR or LF, bytes httparse rejects, missing or repeated `Host` on
 //! HTTP/1.1, absolute-form targets, malformed chunk framing. A refusal writes a 400 (or 414/431)
-//! problem document and closes the connection; the refused head never reaches hyper.
+//! problem document and closes the connection; the refused head never reaches hyper. Closing in
+//! the middle of a request is done in stages (RFC 9112 section 9.6: answer, shut down the write
+//! side, discard what the client still sends for a bounded time and size, then close), so that
+//! the client reads the answer rather than a reset.
 //!
 //! The guard tracks body framing (length or chunks) to find the next head on a keep-alive
 //! connection. HTTP/2 connections (by ALPN, or the prior-knowledge preface, decided by the server
@@ -16,6 +19,7 @@
 //! crate. Hand-written because no crate offers a
 //! validating HTTP/1 framer that can sit in front of hyper; httparse does the head parsing.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -26,9 +30,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::config::listener::MAX_HEADERS_CEILING;
 use crate::error::GatewayError;
 
+/// Bytes of a request line beside its target: the method, two spaces, `HTTP/1.1`.
+const REQUEST_LINE_OVERHEAD: usize = 64;
 /// Longest accepted chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4096;
 const READ_CHUNK: usize = 16 * 1024;
+/// How long, and how many bytes, a connection closed in the middle of a request is still read and
+/// discarded so that the client can read the answer (nginx's lingering close).
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Byte limits enforced on each request head.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +72,8 @@ pub struct H1Guard<IO> {
     limits: HeadLimits,
     on_reject: Option<OnReject>,
     reply: Option<(Vec<u8>, usize)>,
+    /// Set once the write side is shut down in the middle of a request.
+    linger: Option<Linger>,
 }
 
 impl<IO> H1Guard<IO> {
@@ -74,6 +86,7 @@ impl<IO> H1Guard<IO> {
             limits,
             on_reject: Some(on_reject),
             reply: None,
+            linger: None,
         }
     }
 
@@ -130,20 +143,16 @@ impl<IO> H1Guard<IO> {
         }
         let end = match find_head_end(self.pending()) {
             Ok(Some(end)) => end,
-            Ok(None) if self.pending().len() > self.limits.max_header_bytes => {
-                return self.reject(
-                    GatewayError::HeadersTooLarge("request head too large"),
-                    None,
-                );
+            Ok(None) => {
+                return match self.size_verdict(self.pending().len()) {
+                    Some(e) => self.reject(e, None),
+                    None => skipped,
+                };
             }
-            Ok(None) => return skipped,
             Err(e) => return self.reject(e, None),
         };
-        if end > self.limits.max_header_bytes {
-            return self.reject(
-                GatewayError::HeadersTooLarge("request head too large"),
-                None,
-            );
+        if let Some(e) = self.size_verdict(end) {
+            return self.reject(e, None);
         }
         let head = &self.buf[self.ready..self.ready + end];
         match validate_head(head, &self.limits) {
@@ -154,6 +163,33 @@ impl<IO> H1Guard<IO> {
             }
             Err((e, method)) => self.reject(e, method.as_deref()),
         }
+    }
+
+    /// Measures the first `len` pending bytes of a head, complete or not, against the limits:
+    /// the request target against `max_uri_bytes` (a 414 even before its line ends, so hyper's
+    /// buffer never fills first and answers 431), the request line against that plus
+    /// `REQUEST_LINE_OVERHEAD`, and the header section alone against `max_header_bytes`. The same
+    /// bytes get the same verdict however they arrive in reads.
+    fn size_verdict(&self, len: usize) -> Option<GatewayError> {
+        let head = &self.pending()[..len];
+        let line_end = find_subslice(head, b"\r\n");
+        let line = &head[..line_end.unwrap_or(head.len())];
+        let target = line
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(&[][..], |sp| &line[sp + 1..]);
+        let target = target.split(|&b| b == b' ').next().unwrap_or_default();
+        if target.len() > self.limits.max_uri_bytes {
+            return Some(GatewayError::UriTooLong {
+                limit: self.limits.max_uri_bytes,
+            });
+        }
+        if line.len() > self.limits.max_uri_bytes + REQUEST_LINE_OVERHEAD {
+            return Some(GatewayError::MalformedRequest("request line too long"));
+        }
+        let fields = line_end.map_or(0, |at| len - at - 2);
+        (fields > self.limits.max_header_bytes)
+            .then_some(GatewayError::HeadersTooLarge("request head too large"))
     }
 
     fn advance_chunk_size(&mut self) -> bool {
@@ -249,6 +285,10 @@ fn find_head_end(bytes: &[u8]) -> Result<Option<usize>, GatewayError> {
         }
     }
     Ok(None)
+}
+
+fn find_subslice(bytes: &[u8], needle: &[u8]) -> Option<usize> {
+    bytes.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The length of the first line (without CRLF), if complete within `max` bytes.
@@ -416,7 +456,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -441,23 +481,70 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    /// Writes the refusal (after every response hyper has written) before closing.
+    /// Closes in stages (RFC 9112 section 9.6): the refusal is written after every response
+    /// hyper has written, then the write side is shut down, and a connection left in the middle of
+    /// a request is read and discarded for a bounded time and size before it is dropped. Closing
+    /// with unread bytes would make the kernel send a reset, and the client would see a broken
+    /// connection instead of the answer.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        while let Some((reply, written)) = &mut this.reply {
+        if this.linger.is_none() {
+            ready!(this.poll_write_reply(cx))?;
+            ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+            ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            if matches!(this.state, State::Head) {
+                return Poll::Ready(Ok(()));
+            }
+            this.linger = Some(Linger {
+                deadline: Box::pin(tokio::time::sleep(LINGER_TIME)),
+                left: LINGER_BYTES,
+            });
+        }
+        this.poll_linger(cx)
+    }
+}
+
+/// The bounds of the discard phase of a staged close.
+struct Linger {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    left: usize,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> H1Guard<IO> {
+    fn poll_write_reply(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((reply, written)) = &mut self.reply {
             if *written >= reply.len() {
-                this.reply = None;
+                self.reply = None;
                 break;
             }
-            let n = ready!(Pin::new(&mut this.io).poll_write(cx, &reply[*written..]))?;
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &reply[*written..]))?;
             if n == 0 {
-                this.reply = None;
+                self.reply = None;
                 break;
             }
             *written += n;
         }
-        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads and drops what the client still sends until it closes, or the bounds are reached.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(linger) = self.linger.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 8192];
+        while linger.left > 0 && linger.deadline.as_mut().poll(cx).is_pending() {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    linger.left = linger.left.saturating_sub(buf.filled().len());
+                }
+                Poll::Ready(_) => break,
+            }
+        }
+        linger.left = 0;
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio_util::sync::CancellationToken;
 
 use super::Flow;
 use crate::audit::{AuditBody, AuditRecord};
@@ -24,10 +25,13 @@ use crate::proxy::router::{self, RouteLookup};
 use crate::proxy::{forward, path};
 
 /// Stages 1 to 3: request id, audit, and the single error-to-response mapping (panics included).
+/// A request still in flight when `drain_deadline` fires is answered `ShuttingDown` (503) and
+/// audited like any other, rather than cut with an empty reply.
 pub async fn handle(
     gateway: Arc<Gateway>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
+    drain_deadline: Arc<CancellationToken>,
 ) -> Result<Response<AuditBody>, Infallible> {
     let runtime = gateway.runtime();
     let (mut parts, body) = req.into_parts();
@@ -39,7 +43,8 @@ pub async fn handle(
     cx.from_trusted_proxy = forwarded::is_trusted(conn.peer.ip(), trusted);
     let method = parts.method.clone();
     let mut route = None;
-    let result = AssertUnwindSafe(process(&runtime, &mut parts, body, &mut cx, &mut route))
+    let work = process(&runtime, &mut parts, body, &mut cx, &mut route);
+    let result = AssertUnwindSafe(until_deadline(work, &drain_deadline))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| {
@@ -64,6 +69,19 @@ pub async fn handle(
         &method,
         response,
     ))
+}
+
+/// Races the pipeline against the drain deadline; `biased`, so that a request that has finished is
+/// never turned into a 503.
+async fn until_deadline<T>(
+    work: impl Future<Output = Result<T, GatewayError>>,
+    deadline: &CancellationToken,
+) -> Result<T, GatewayError> {
+    tokio::select! {
+        biased;
+        result = work => result,
+        () = deadline.cancelled() => Err(GatewayError::ShuttingDown),
+    }
 }
 
 /// The response path, outer stages: security headers, CORS headers, request id, audit.
@@ -140,13 +158,7 @@ async fn process(
     if let Flow::Respond(response) = route.pipeline.on_request(parts, cx).await? {
         return Ok(response);
     }
-    let body = read_body(
-        body,
-        route.max_body_bytes,
-        route.upstream.request_timeout,
-        cx,
-    )
-    .await?;
+    let body = hygiene::body::read(body, route.max_body_bytes, limits, &mut cx.bytes_in).await?;
     let trusted = &runtime.config.proxy.trusted_proxies;
     forwarded::prepare(
         &mut parts.headers,
@@ -198,43 +210,6 @@ fn find_route<'a>(
         RouteLookup::Found(route) => Ok(route),
         RouteLookup::MethodNotAllowed(allow) => Err(GatewayError::MethodNotAllowed { allow }),
         RouteLookup::NotFound => Err(GatewayError::RouteNotFound),
-    }
-}
-
-/// The body limit, enforced on the declared length and on the stream. A body of known length is
-/// streamed (hyper enforces the length); one of unknown length (chunked, or HTTP/2 without
-/// `content-length`) is buffered up to the limit first, so that an oversized body never reaches
-/// the upstream even in part.
-async fn read_body(
-    body: Incoming,
-    limit: u64,
-    timeout: Duration,
-    cx: &mut RequestCtx,
-) -> Result<Body, GatewayError> {
-    use http_body::Body as _;
-    if body.is_end_stream() {
-        return Ok(body::empty());
-    }
-    if let Some(length) = body.size_hint().exact() {
-        if length > limit {
-            return Err(GatewayError::BodyTooLarge { limit });
-        }
-        cx.bytes_in = length;
-        return Ok(body.map_err(Into::into).boxed());
-    }
-    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-    let collected = tokio::time::timeout(timeout, Limited::new(body, cap).collect()).await;
-    match collected {
-        Err(_) => Err(GatewayError::ClientBody(
-            "request body not received in time".into(),
-        )),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(GatewayError::BodyTooLarge { limit }),
-        Ok(Err(e)) => Err(GatewayError::ClientBody(e.to_string())),
-        Ok(Ok(collected)) => {
-            let bytes = collected.to_bytes();
-            cx.bytes_in = bytes.len() as u64;
-            Ok(body::full(bytes))
-        }
     }
 }
 

@@ -1,4 +1,8 @@
 //! Sending a request to an upstream target and classifying the outcome.
+//!
+//! Invariant: only the upstream's own failures (connection errors, its timeouts, 502/503/504)
+//! count against its passive health. A failure of the client's body (too slow, broken) and a
+//! timeout while the gateway was waiting on the client's body are the client's fault.
 
 use std::time::Instant;
 
@@ -6,15 +10,15 @@ use http::Version;
 use hyper::body::Incoming;
 
 use super::upstream::{Outcome, Upstream};
-use crate::body::Body;
 use crate::context::RequestCtx;
 use crate::error::GatewayError;
+use crate::hygiene::body::{self, RequestBody};
 
 /// Sends the request to the next healthy target; records health and upstream latency.
 pub async fn forward(
     upstream: &Upstream,
     mut parts: http::request::Parts,
-    body: Body,
+    body: RequestBody,
     cx: &mut RequestCtx,
 ) -> Result<http::Response<Incoming>, GatewayError> {
     let target = upstream.pick().ok_or(GatewayError::UpstreamUnavailable)?;
@@ -41,13 +45,18 @@ pub async fn forward(
         upstream.request_timeout,
         upstream
             .client
-            .request(http::Request::from_parts(parts, body)),
+            .request(http::Request::from_parts(parts, body.body)),
     )
     .await;
     in_flight.decrement(1.0);
 
     cx.upstream = Some((target.label.clone(), started.elapsed()));
     match sent {
+        Err(_) if body.progress.is_some_and(|p| p.waiting_on_client()) => {
+            Err(GatewayError::ClientBodyTimeout(
+                "the upstream timed out waiting for the client's body".into(),
+            ))
+        }
         Err(_) => {
             upstream.record(target, Outcome::Failure);
             crate::telemetry::upstream_error(&upstream.name, "timeout");
@@ -77,17 +86,8 @@ fn classify_failure(
     target: &super::upstream::Target,
     error: &hyper_util::client::legacy::Error,
 ) -> GatewayError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return GatewayError::ClientBody("request body over the limit while streaming".into());
-        }
-        if e.downcast_ref::<hyper::Error>()
-            .is_some_and(|h| h.is_user())
-        {
-            break;
-        }
-        source = e.source();
+    if let Some(client_fault) = body::client_body_error(error) {
+        return client_fault;
     }
     upstream.record(target, Outcome::Failure);
     let kind = if error.is_connect() {

@@ -204,7 +204,7 @@ fn limits_issues(config: &Config, issues: &mut Vec<Issue>) {
         "max_uri_bytes",
         l.max_uri_bytes as u64,
         64,
-        l.max_header_bytes as u64,
+        crate::config::bounds::MAX_URI_BYTES,
     );
     range("max_body_bytes", l.max_body_bytes, 1, u64::MAX);
     range(
@@ -214,6 +214,19 @@ fn limits_issues(config: &Config, issues: &mut Vec<Issue>) {
         300_000,
     );
     range("idle_timeout_ms", l.idle_timeout_ms, 100, 3_600_000);
+    range(
+        "buffer_body_bytes",
+        l.buffer_body_bytes,
+        0,
+        16 * 1024 * 1024,
+    );
+    range(
+        "min_body_rate_bytes_per_s",
+        l.min_body_rate_bytes_per_s,
+        1,
+        1_000_000_000,
+    );
+    range("body_rate_grace_ms", l.body_rate_grace_ms, 100, 600_000);
     range(
         "max_concurrent_streams",
         u64::from(l.max_concurrent_streams),

@@ -128,6 +128,38 @@ async fn oversized_heads_and_targets_are_refused() {
 }
 
 #[tokio::test]
+async fn target_over_the_uri_limit_is_414_before_its_line_ends() {
+    // Longer than the header limit and still incomplete: the target decides, not the head size.
+    let partial = format!("GET /{}", "a".repeat(1500));
+    let (_, refusal) = run(partial.as_bytes()).await;
+    assert_eq!(
+        refusal.as_deref(),
+        Some("request target longer than 128 bytes")
+    );
+    let (_, refusal) = run(format!("GET /{} HTTP/1.", "a".repeat(127)).as_bytes()).await;
+    assert_eq!(refusal, None, "a target at the limit waits for the rest");
+}
+
+#[tokio::test]
+async fn header_section_is_limited_without_the_request_line() {
+    // A 120-byte target and 950 bytes of headers: over 1024 together, under each limit alone.
+    let head = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "a".repeat(119),
+        "b".repeat(930)
+    );
+    let (out, refusal) = run(head.as_bytes()).await;
+    assert_eq!(refusal, None);
+    assert_eq!(out, head.as_bytes());
+    let incomplete = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}", "b".repeat(1100));
+    let (_, refusal) = run(incomplete.as_bytes()).await;
+    assert_eq!(
+        refusal.as_deref(),
+        Some("request headers exceed request head too large")
+    );
+}
+
+#[tokio::test]
 async fn h2_preface_on_an_http1_connection_is_refused() {
     let (out, refusal) = run(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
     assert!(out.is_empty());

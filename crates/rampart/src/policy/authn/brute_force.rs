@@ -60,10 +60,11 @@ fn default_block() -> u64 {
     300
 }
 
-/// The longest counting window and block the guard honours (validation bounds the settings to
-/// these; they are also how long an idle entry may stay in memory).
-pub const MAX_WINDOW_S: u64 = 86_400;
-pub const MAX_BLOCK_S: u64 = 7 * 86_400;
+/// The longest counting window and block the guard honours: the config's bound on durations (so
+/// that no valid setting is cut short); also how long an idle entry may stay in memory, within the
+/// bound on tracked addresses.
+pub const MAX_WINDOW_S: u64 = crate::config::bounds::MAX_SECONDS;
+pub const MAX_BLOCK_S: u64 = crate::config::bounds::MAX_SECONDS;
 
 /// The thresholds in force; replaced as a whole when a reload changes `[brute_force]`.
 struct Thresholds {
