@@ -303,3 +303,45 @@ async fn revocation_reaches_every_instance_sharing_postgresql_within_one_second(
         revoked_at.elapsed()
     );
 }
+
+#[tokio::test]
+async fn api_key_only_route_challenges_with_apikey_not_bearer() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, None).await;
+    let challenges = |rsp: &TestResponse| -> Vec<String> {
+        rsp.headers
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let missing = gw.get("/orders/1").await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges(&missing),
+        [r#"ApiKey realm="rampart", header="x-api-key""#]
+    );
+    let wrong = call(&gw, "rmp_not-a-key").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges(&wrong),
+        [r#"ApiKey realm="rampart", header="x-api-key", error="invalid_token""#]
+    );
+    let client = gw.client();
+    let bearer = client
+        .send(
+            client
+                .request(Method::GET, "/orders/1")
+                .header("authorization", "Bearer abc.def.ghi")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(bearer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges(&bearer),
+        [r#"ApiKey realm="rampart", header="x-api-key""#],
+        "a route that takes no tokens never asks for one"
+    );
+    assert_eq!(upstream.count(), 0);
+}

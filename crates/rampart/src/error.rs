@@ -238,6 +238,19 @@ impl GatewayError {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
 
+            Self::Unauthenticated(f) if !f.challenges.is_empty() => {
+                // The authentication stage named the schemes the route accepts (authn::challenge).
+                if let Some(nonce) = f
+                    .dpop_nonce
+                    .as_ref()
+                    .filter(|_| f.kind == FailureKind::UseDpopNonce)
+                {
+                    headers.insert("dpop-nonce", nonce.clone());
+                }
+                for challenge in &f.challenges {
+                    headers.append(WWW_AUTHENTICATE, challenge.clone());
+                }
+            }
             Self::Unauthenticated(f) => {
                 let challenge = match f.kind {
                     FailureKind::Missing => r#"Bearer realm="rampart""#,
