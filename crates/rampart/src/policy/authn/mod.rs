@@ -414,6 +414,7 @@ pub fn validate(config: &AuthConfig, issues: &mut Vec<Issue>) {
 }
 
 fn validate_issuer(c: &JwtIssuerConfig, ptr: &str, issues: &mut Vec<Issue>) {
+    jwt::validate_typ(c, ptr, issues);
     let sources = [
         c.jwks_url.is_some(),
         c.discovery,
