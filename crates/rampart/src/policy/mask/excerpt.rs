@@ -81,7 +81,7 @@ where
 }
 
 /// The log text for a body prefix: bounded, secrets redacted, control characters escaped.
-pub fn excerpt(prefix: &[u8], truncated: bool) -> String {
+pub(super) fn excerpt(prefix: &[u8], truncated: bool) -> String {
     let bounded = &prefix[..prefix.len().min(MASKED_BODY_LOG_BYTES)];
     let text = String::from_utf8_lossy(bounded);
     let mut out = redact(&text).escape_debug().to_string();
