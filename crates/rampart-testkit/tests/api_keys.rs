@@ -345,3 +345,59 @@ async fn api_key_only_route_challenges_with_apikey_not_bearer() {
     );
     assert_eq!(upstream.count(), 0);
 }
+
+#[tokio::test]
+async fn expired_key_is_listed_as_expired_and_revoked_and_rotated_keep_their_states() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, None).await;
+    let (_, expiring) = create(&gw, json!({"name": "e", "owner": "o", "expires_in_s": 1})).await;
+    let (_, revoked) = create(&gw, json!({"name": "r", "owner": "o", "expires_in_s": 1})).await;
+    let (_, rotated) = create(&gw, json!({"name": "t", "owner": "o"})).await;
+    let (_, active) = create(
+        &gw,
+        json!({"name": "a", "owner": "o", "expires_in_s": 3600}),
+    )
+    .await;
+    gw.admin(
+        Method::POST,
+        &format!("/v1/keys/{revoked}/revoke"),
+        json!(null),
+    )
+    .await;
+    let replacement = gw
+        .admin(
+            Method::POST,
+            &format!("/v1/keys/{rotated}/rotate"),
+            json!(null),
+        )
+        .await
+        .json()["record"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let listed = gw.admin(Method::GET, "/v1/keys", json!(null)).await.json();
+    let status_of = |id: &str| {
+        listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .map(|k| k["status"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(status_of(&expiring), "expired");
+    assert_eq!(
+        status_of(&revoked),
+        "revoked",
+        "revocation says more than expiry"
+    );
+    assert_eq!(status_of(&rotated), "rotated");
+    assert_eq!(status_of(&replacement), "active");
+    assert_eq!(status_of(&active), "active");
+    let one = gw
+        .admin(Method::GET, &format!("/v1/keys/{expiring}"), json!(null))
+        .await
+        .json();
+    assert_eq!(one["status"], "expired");
+}
