@@ -204,3 +204,39 @@ async fn admin_serves_metrics_liveness_and_readiness() {
         Some("application/problem+json")
     );
 }
+
+/// Sends one admin request from `source` (another loopback address) and returns the status line.
+async fn admin_call_from(gw: &TestGateway, source: std::net::IpAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let mut stream = socket.connect(gw.admin).await.unwrap();
+    let token = gw.admin_token.clone().unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn admin_audit_records_the_real_peer_address() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .admin_token()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
+    let source: std::net::IpAddr = [127, 0, 0, 2].into();
+    let status = admin_call_from(&gw, source, "/v1/status").await;
+    assert!(status.contains("200"), "{status}");
+    let audit = gw.audit().await;
+    let record = audit
+        .iter()
+        .rev()
+        .find(|r| r["listener"] == "admin")
+        .unwrap();
+    assert_eq!(record["client_ip"], "127.0.0.2", "{record}");
+}
