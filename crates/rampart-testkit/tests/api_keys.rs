@@ -253,6 +253,8 @@ async fn every_admin_route_is_in_the_openapi_document() {
         "/v1/keys/{id}/rotate",
         "/v1/keys/{id}/revoke",
         "/v1/revocations",
+        "/v1/blocks",
+        "/v1/blocks/{ip}",
         "/v1/reload",
         "/v1/status",
         "/v1/openapi.json",
@@ -400,4 +402,74 @@ async fn expired_key_is_listed_as_expired_and_revoked_and_rotated_keep_their_sta
         .await
         .json();
     assert_eq!(one["status"], "expired");
+}
+
+#[tokio::test]
+async fn brute_force_block_is_listed_and_cleared_through_the_admin_api() {
+    let upstream = RecordingUpstream::start().await;
+    let config = format!("[brute_force]\nmax_failures = 3\n\n{}", routes(&upstream));
+    let gw = TestGateway::builder()
+        .api_keys()
+        .admin_token()
+        .config(&config)
+        .start()
+        .await;
+    let (key, _) = create(&gw, json!({"name": "a", "owner": "o"})).await;
+    for _ in 0..3 {
+        call(&gw, "rmp_guess").await;
+    }
+    let blocked = call(&gw, &key).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(upstream.count(), 0);
+
+    let listed = gw.admin(Method::GET, "/v1/blocks", json!(null)).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let listed = listed.json();
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["blocks"][0]["ip"], "127.0.0.1");
+    assert!(listed["blocks"][0]["retry_after_s"].as_u64().unwrap() > 0);
+
+    let bad = gw
+        .admin(Method::DELETE, "/v1/blocks/not-an-ip", json!(null))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let other = gw
+        .admin(Method::DELETE, "/v1/blocks/10.9.9.9", json!(null))
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let client = gw.admin_client();
+    let anonymous = client
+        .send(
+            client
+                .request(Method::DELETE, "/v1/blocks/127.0.0.1")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "the admin token is required"
+    );
+    let cleared = gw
+        .admin(Method::DELETE, "/v1/blocks/127.0.0.1", json!(null))
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text());
+    assert_eq!(
+        call(&gw, &key).await.status,
+        StatusCode::OK,
+        "unblocked without a restart"
+    );
+    let listed = gw
+        .admin(Method::GET, "/v1/blocks", json!(null))
+        .await
+        .json();
+    assert_eq!(listed["total"], 0);
+    let audit = gw.audit().await;
+    assert!(
+        audit.iter().any(|r| r["listener"] == "admin"
+            && r["method"] == "DELETE"
+            && r["reason"] == "lifted the brute-force block on 127.0.0.1"),
+        "the unblock is audited"
+    );
 }

@@ -1,4 +1,5 @@
-//! The `/v1` admin API: API keys, reload, status, and its own OpenAPI document.
+//! The `/v1` admin API: API keys, token revocations, brute-force blocks, reload, status, and its
+//! own OpenAPI document.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use http::StatusCode;
 use http::header::AUTHORIZATION;
 use serde_json::{Value, json};
@@ -36,6 +37,8 @@ pub(super) fn routes(gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
             "/v1/revocations",
             get(super::revocations::list).post(super::revocations::revoke),
         )
+        .route("/v1/blocks", get(super::blocks::list))
+        .route("/v1/blocks/{ip}", delete(super::blocks::clear))
         .route("/v1/reload", post(reload))
         .route("/v1/status", get(status))
         .route_layer(middleware::from_fn_with_state(gateway, require_admin));

@@ -9,6 +9,7 @@
 //! rotation, and never again.
 
 pub mod api;
+mod blocks;
 mod revocations;
 
 use std::convert::Infallible;
