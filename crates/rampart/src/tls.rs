@@ -36,6 +36,8 @@ pub struct CertResolver {
     current: ArcSwap<CertifiedKey>,
     cert_file: PathBuf,
     key_file: PathBuf,
+    /// The listener's name, the label of its certificate-expiry gauge.
+    listener: Arc<str>,
 }
 
 impl ResolvesServerCert for CertResolver {
@@ -45,19 +47,36 @@ impl ResolvesServerCert for CertResolver {
 }
 
 impl CertResolver {
-    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Self, String> {
-        Ok(Self {
+    pub fn load(listener: &str, cert_file: &Path, key_file: &Path) -> Result<Self, String> {
+        let resolver = Self {
             current: ArcSwap::from_pointee(load_certified_key(cert_file, key_file)?),
             cert_file: cert_file.to_path_buf(),
             key_file: key_file.to_path_buf(),
-        })
+            listener: Arc::from(listener),
+        };
+        resolver.record_expiry();
+        Ok(resolver)
     }
 
     /// Reads the files again; on any error the old certificate stays in use.
     pub fn reload(&self) -> Result<(), String> {
         let key = load_certified_key(&self.cert_file, &self.key_file)?;
         self.current.store(Arc::new(key));
+        self.record_expiry();
         Ok(())
+    }
+
+    /// Sets `rampart_tls_certificate_expiry_seconds{listener}` to the served leaf's `notAfter`
+    /// (Unix seconds), so that an alert can fire before the certificate lapses.
+    fn record_expiry(&self) {
+        let Some(not_after) = self.current_leaf().as_deref().and_then(not_after_unix) else {
+            return;
+        };
+        metrics::gauge!(
+            "rampart_tls_certificate_expiry_seconds",
+            "listener" => metrics::SharedString::from(Arc::clone(&self.listener)),
+        )
+        .set(not_after as f64);
     }
 
     pub fn files(&self) -> [&Path; 2] {
@@ -86,11 +105,22 @@ fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey,
     Ok(certified)
 }
 
+/// `notAfter` of a DER certificate, in Unix seconds.
+fn not_after_unix(der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// A listener's rustls configuration: HTTP/2 and HTTP/1.1 by ALPN.
 pub fn server_config(
+    listener: &str,
     config: &TlsConfig,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<CertResolver>), String> {
-    let resolver = Arc::new(CertResolver::load(&config.cert_file, &config.key_file)?);
+    let resolver = Arc::new(CertResolver::load(
+        listener,
+        &config.cert_file,
+        &config.key_file,
+    )?);
     let versions: &[&'static rustls::SupportedProtocolVersion] = match config.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],

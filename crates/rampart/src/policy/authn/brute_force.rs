@@ -119,7 +119,6 @@ impl BruteForceGuard {
 
     /// Counts a failure; returns true when this failure starts a block.
     pub async fn record_failure(&self, ip: IpAddr) -> bool {
-        metrics::counter!("rampart_auth_failures_total").increment(1);
         let counter = self
             .failures
             .get_with(ip, async { Arc::new(AtomicU32::new(0)) })

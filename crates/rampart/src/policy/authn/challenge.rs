@@ -82,6 +82,29 @@ impl Authenticate {
         .find_map(|(name, s)| scheme.eq_ignore_ascii_case(name).then_some(s))
     }
 
+    /// Counts a failure in `rampart_auth_failures_total{method, reason}`. Both labels come from
+    /// fixed lists (the scheme of the credential presented, the failure's kind), never from the
+    /// request, so a client cannot grow the metric.
+    pub(super) fn count_failure(&self, headers: &HeaderMap, kind: FailureKind) {
+        let method = match self.presented(headers) {
+            Some(Scheme::Bearer) => "bearer",
+            Some(Scheme::Dpop) => "dpop",
+            Some(Scheme::ApiKey) => "api_key",
+            Some(Scheme::Basic) => "basic",
+            None => "none",
+        };
+        let reason = match kind {
+            FailureKind::Missing => "missing",
+            FailureKind::InvalidRequest => "invalid_request",
+            FailureKind::InvalidToken => "invalid_token",
+            FailureKind::Unavailable => "unavailable",
+            FailureKind::InvalidDpopProof => "invalid_dpop_proof",
+            FailureKind::UseDpopNonce => "use_dpop_nonce",
+        };
+        metrics::counter!("rampart_auth_failures_total", "method" => method, "reason" => reason)
+            .increment(1);
+    }
+
     fn challenge(&self, scheme: Scheme, error: Option<&str>) -> String {
         let error = error.map(|e| format!(r#"error="{e}""#));
         let params: Vec<String> = match scheme {

@@ -198,6 +198,7 @@ impl Authenticate {
         {
             failure.reason = format!("{} (client now blocked)", failure.reason).into();
         }
+        self.count_failure(&req.headers, failure.kind);
         failure.challenges = self.challenges(&req.headers, failure.kind);
         Err(GatewayError::Unauthenticated(failure))
     }
