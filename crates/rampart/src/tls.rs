@@ -226,3 +226,46 @@ pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
         .map_err(|e| format!("certificate generation failed: {e}"))?;
     Ok((key.cert.pem(), key.signing_key.serialize_pem()))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A self-signed certificate valid until `not_after_year`-01-01, as PEM (cert, key).
+    fn cert_until(not_after_year: i32) -> (String, String) {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(not_after_year, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn gauge(listener: &str) -> Option<f64> {
+        let text = crate::telemetry::metrics_handle().render();
+        let prefix = format!(r#"rampart_tls_certificate_expiry_seconds{{listener="{listener}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn certificate_expiry_gauge_is_set_at_load_and_on_reload() {
+        crate::telemetry::metrics_handle();
+        let dir = std::env::temp_dir().join(format!("rampart-tls-expiry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let write = |(cert, key): (String, String)| {
+            std::fs::write(&cert_file, cert).unwrap();
+            std::fs::write(&key_file, key).unwrap();
+        };
+        write(cert_until(2031));
+        let resolver = CertResolver::load("edge", &cert_file, &key_file).unwrap();
+        assert_eq!(gauge("edge"), Some(1_924_992_000.0), "2031-01-01T00:00:00Z");
+        write(cert_until(2032));
+        resolver.reload().unwrap();
+        assert_eq!(gauge("edge"), Some(1_956_528_000.0), "2032-01-01T00:00:00Z");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
