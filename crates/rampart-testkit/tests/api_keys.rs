@@ -253,6 +253,8 @@ async fn every_admin_route_is_in_the_openapi_document() {
         "/v1/keys/{id}/rotate",
         "/v1/keys/{id}/revoke",
         "/v1/revocations",
+        "/v1/blocks",
+        "/v1/blocks/{ip}",
         "/v1/reload",
         "/v1/status",
         "/v1/openapi.json",
@@ -301,5 +303,173 @@ async fn revocation_reaches_every_instance_sharing_postgresql_within_one_second(
         revoked_at.elapsed() <= Duration::from_millis(1100),
         "took {:?}",
         revoked_at.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn api_key_only_route_challenges_with_apikey_not_bearer() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, None).await;
+    let challenges = |rsp: &TestResponse| -> Vec<String> {
+        rsp.headers
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let missing = gw.get("/orders/1").await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges(&missing),
+        [r#"ApiKey realm="rampart", header="x-api-key""#]
+    );
+    let wrong = call(&gw, "rmp_not-a-key").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges(&wrong),
+        [r#"ApiKey realm="rampart", header="x-api-key", error="invalid_token""#]
+    );
+    let client = gw.client();
+    let bearer = client
+        .send(
+            client
+                .request(Method::GET, "/orders/1")
+                .header("authorization", "Bearer abc.def.ghi")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(bearer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges(&bearer),
+        [r#"ApiKey realm="rampart", header="x-api-key""#],
+        "a route that takes no tokens never asks for one"
+    );
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn expired_key_is_listed_as_expired_and_revoked_and_rotated_keep_their_states() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = start(&upstream, None).await;
+    let (_, expiring) = create(&gw, json!({"name": "e", "owner": "o", "expires_in_s": 1})).await;
+    let (_, revoked) = create(&gw, json!({"name": "r", "owner": "o", "expires_in_s": 1})).await;
+    let (_, rotated) = create(&gw, json!({"name": "t", "owner": "o"})).await;
+    let (_, active) = create(
+        &gw,
+        json!({"name": "a", "owner": "o", "expires_in_s": 3600}),
+    )
+    .await;
+    gw.admin(
+        Method::POST,
+        &format!("/v1/keys/{revoked}/revoke"),
+        json!(null),
+    )
+    .await;
+    let replacement = gw
+        .admin(
+            Method::POST,
+            &format!("/v1/keys/{rotated}/rotate"),
+            json!(null),
+        )
+        .await
+        .json()["record"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let listed = gw.admin(Method::GET, "/v1/keys", json!(null)).await.json();
+    let status_of = |id: &str| {
+        listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .map(|k| k["status"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(status_of(&expiring), "expired");
+    assert_eq!(
+        status_of(&revoked),
+        "revoked",
+        "revocation says more than expiry"
+    );
+    assert_eq!(status_of(&rotated), "rotated");
+    assert_eq!(status_of(&replacement), "active");
+    assert_eq!(status_of(&active), "active");
+    let one = gw
+        .admin(Method::GET, &format!("/v1/keys/{expiring}"), json!(null))
+        .await
+        .json();
+    assert_eq!(one["status"], "expired");
+}
+
+#[tokio::test]
+async fn brute_force_block_is_listed_and_cleared_through_the_admin_api() {
+    let upstream = RecordingUpstream::start().await;
+    let config = format!("[brute_force]\nmax_failures = 3\n\n{}", routes(&upstream));
+    let gw = TestGateway::builder()
+        .api_keys()
+        .admin_token()
+        .config(&config)
+        .start()
+        .await;
+    let (key, _) = create(&gw, json!({"name": "a", "owner": "o"})).await;
+    for _ in 0..3 {
+        call(&gw, "rmp_guess").await;
+    }
+    let blocked = call(&gw, &key).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(upstream.count(), 0);
+
+    let listed = gw.admin(Method::GET, "/v1/blocks", json!(null)).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let listed = listed.json();
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["blocks"][0]["ip"], "127.0.0.1");
+    assert!(listed["blocks"][0]["retry_after_s"].as_u64().unwrap() > 0);
+
+    let bad = gw
+        .admin(Method::DELETE, "/v1/blocks/not-an-ip", json!(null))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let other = gw
+        .admin(Method::DELETE, "/v1/blocks/10.9.9.9", json!(null))
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let client = gw.admin_client();
+    let anonymous = client
+        .send(
+            client
+                .request(Method::DELETE, "/v1/blocks/127.0.0.1")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "the admin token is required"
+    );
+    let cleared = gw
+        .admin(Method::DELETE, "/v1/blocks/127.0.0.1", json!(null))
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text());
+    assert_eq!(
+        call(&gw, &key).await.status,
+        StatusCode::OK,
+        "unblocked without a restart"
+    );
+    let listed = gw
+        .admin(Method::GET, "/v1/blocks", json!(null))
+        .await
+        .json();
+    assert_eq!(listed["total"], 0);
+    let audit = gw.audit().await;
+    assert!(
+        audit.iter().any(|r| r["listener"] == "admin"
+            && r["method"] == "DELETE"
+            && r["reason"] == "lifted the brute-force block on 127.0.0.1"),
+        "the unblock is audited"
     );
 }

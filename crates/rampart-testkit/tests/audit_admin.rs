@@ -204,3 +204,93 @@ async fn admin_serves_metrics_liveness_and_readiness() {
         Some("application/problem+json")
     );
 }
+
+/// Sends one admin request from `source` (another loopback address) and returns the status line.
+async fn admin_call_from(gw: &TestGateway, source: std::net::IpAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let mut stream = socket.connect(gw.admin).await.unwrap();
+    let token = gw.admin_token.clone().unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn admin_audit_records_the_real_peer_address() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .admin_token()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
+    let source: std::net::IpAddr = [127, 0, 0, 2].into();
+    let status = admin_call_from(&gw, source, "/v1/status").await;
+    assert!(status.contains("200"), "{status}");
+    let audit = gw.audit().await;
+    let record = audit
+        .iter()
+        .rev()
+        .find(|r| r["listener"] == "admin")
+        .unwrap();
+    assert_eq!(record["client_ip"], "127.0.0.2", "{record}");
+}
+
+#[tokio::test]
+async fn metrics_have_help_text_certificate_expiry_and_labelled_auth_failures() {
+    let upstream = RecordingUpstream::start().await;
+    let keyed = "\n[[routes]]\nname = \"keyed\"\npath_prefix = \"/keyed\"\nupstream = \"api\"\nauth = { api_key = true }\n";
+    let gw = TestGateway::builder()
+        .api_keys()
+        .config(&format!("{}{keyed}", config(&upstream, "")))
+        .start()
+        .await;
+    gw.get("/orders/1").await;
+    gw.get("/keyed/1").await;
+    let client = gw.client();
+    let bad_key = client
+        .request(Method::GET, "/keyed/1")
+        .header("x-api-key", "rmp_attacker-controlled-text")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(client.send(bad_key).await.status, StatusCode::UNAUTHORIZED);
+    let metrics = gw.metrics().await;
+    for name in [
+        "rampart_requests_total",
+        "rampart_request_duration_seconds",
+        "rampart_auth_failures_total",
+        "rampart_tls_certificate_expiry_seconds",
+    ] {
+        assert!(
+            metrics.contains(&format!("# HELP {name} ")),
+            "{name} has no help text:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains(r#"rampart_auth_failures_total{method="none",reason="missing"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"rampart_auth_failures_total{method="api_key",reason="invalid_token"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("attacker"),
+        "label values are never request input"
+    );
+    let expiry = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"rampart_tls_certificate_expiry_seconds{listener="public"} "#)
+        })
+        .unwrap_or_else(|| panic!("no certificate expiry gauge:\n{metrics}"));
+    let expiry: f64 = expiry.parse().unwrap();
+    let now = rampart_testkit::now() as f64;
+    assert!(expiry > now, "the test certificate is valid: {expiry}");
+}

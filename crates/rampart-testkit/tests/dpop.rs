@@ -136,7 +136,7 @@ async fn replayed_proof_is_refused() {
     assert_refused(&replay, "invalid_dpop_proof");
     assert_eq!(
         replay.header("www-authenticate"),
-        Some(r#"DPoP error="invalid_dpop_proof""#)
+        Some(r#"DPoP error="invalid_dpop_proof", algs="ES256 ES384 EdDSA PS256 RS256""#)
     );
     assert_eq!(s.upstream.count(), 1, "the replay reached the upstream");
 }
@@ -257,8 +257,19 @@ fn b64(text: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
+const ALGS: &str = "ES256 ES384 EdDSA PS256 RS256";
+
+fn challenges(response: &TestResponse) -> Vec<&str> {
+    response
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
-async fn dpop_scheme_with_an_unbound_token_is_refused() {
+async fn dpop_scheme_with_an_unbound_token_gets_a_dpop_invalid_token_challenge() {
     let s = setup().await;
     let token = s.issuer.token("ec-1", AUD);
     let htu = s.htu("/orders/1");
@@ -267,6 +278,40 @@ async fn dpop_scheme_with_an_unbound_token_is_refused() {
         .call("/orders/1", &format!("DPoP {token}"), Some(&proof))
         .await;
     assert_refused(&response, "invalid_token");
+    assert_eq!(
+        challenges(&response),
+        [format!(r#"DPoP error="invalid_token", algs="{ALGS}""#)],
+        "RFC 9449 section 7.1: the DPoP scheme is answered with a DPoP challenge"
+    );
+    assert_eq!(s.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn dpop_refusals_name_the_accepted_algs() {
+    let s = setup().await;
+    let token = s.bound_token(&s.key.jkt());
+    let downgrade = s.call("/orders/1", &format!("Bearer {token}"), None).await;
+    assert_refused(&downgrade, "invalid_dpop_proof");
+    assert_eq!(
+        challenges(&downgrade),
+        [format!(r#"DPoP error="invalid_dpop_proof", algs="{ALGS}""#)]
+    );
+    let missing = s.gw.get("/orders/1").await;
+    assert_refused(&missing, "unauthenticated");
+    assert_eq!(
+        challenges(&missing),
+        [
+            r#"Bearer realm="rampart""#.to_owned(),
+            format!(r#"DPoP algs="{ALGS}""#)
+        ],
+        "a route taking Bearer and DPoP offers both"
+    );
+    let strict = s.gw.get("/strict/1").await;
+    assert_eq!(
+        challenges(&strict),
+        [format!(r#"DPoP algs="{ALGS}""#)],
+        "a route requiring DPoP offers no Bearer"
+    );
     assert_eq!(s.upstream.count(), 0);
 }
 
@@ -309,7 +354,7 @@ async fn server_nonce_is_demanded_then_accepted() {
     assert_refused(&first, "use_dpop_nonce");
     assert_eq!(
         first.header("www-authenticate"),
-        Some(r#"DPoP error="use_dpop_nonce""#)
+        Some(r#"DPoP error="use_dpop_nonce", algs="ES256 ES384 EdDSA PS256 RS256""#)
     );
     let nonce = first.header("dpop-nonce").expect("DPoP-Nonce").to_owned();
 

@@ -293,6 +293,58 @@ async fn trace_and_connect_are_refused_by_default() {
 }
 
 #[tokio::test]
+async fn refused_trace_405_carries_allow() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let client = gw.client();
+    let on_route = client
+        .send(
+            client
+                .request(Method::TRACE, "/public/a")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(on_route.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(on_route.json()["code"], "method_not_allowed");
+    assert_eq!(
+        on_route.header("allow"),
+        Some("GET, POST"),
+        "what the route allows"
+    );
+    let no_route = client
+        .send(
+            client
+                .request(Method::TRACE, "/nowhere")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(no_route.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        no_route.header("allow"),
+        Some(""),
+        "no route: an empty Allow, no method is allowed here (RFC 9110 section 10.2.1)"
+    );
+    let connect = raw_exchange(
+        gw.addr,
+        b"CONNECT /public/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert_eq!(connect.statuses(), vec![405]);
+    assert!(
+        connect
+            .text()
+            .to_ascii_lowercase()
+            .contains("\r\nallow: get, post\r\n"),
+        "{}",
+        connect.text()
+    );
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
 async fn body_over_the_limit_by_content_length_is_413() {
     let upstream = RecordingUpstream::start().await;
     let gw = gateway(&upstream, "").await;

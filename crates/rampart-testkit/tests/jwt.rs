@@ -425,6 +425,61 @@ async fn rfc9068_issuer_enforces_the_at_jwt_type() {
 }
 
 #[tokio::test]
+async fn issuer_requiring_typ_refuses_wrong_or_missing_typ_without_rfc9068() {
+    let issuer = TestIssuer::start().await;
+    let upstream = RecordingUpstream::start().await;
+    let config = config(&issuer, &upstream, r#"typ = ["at+jwt"]"#);
+    let gw = TestGateway::builder().config(&config).start().await;
+    let key = issuer.key("rsa-1");
+    // No `client_id` or `jti`: RFC 9068 is not on, only the type is required.
+    let claims = issuer.claims(AUD);
+    let s = Setup {
+        issuer,
+        upstream,
+        gw,
+    };
+    assert_refused(&s, &key.sign(&claims, "JWT"), "typ JWT (an ID token, say)").await;
+    assert_refused(
+        &s,
+        &key.sign(&claims, "application/jwt"),
+        "typ application/jwt",
+    )
+    .await;
+    let untyped = key.sign_raw(
+        &serde_json::json!({"alg": "RS256", "kid": "rsa-1"}).to_string(),
+        &claims.to_string(),
+    );
+    assert_refused(&s, &untyped, "no typ").await;
+    for typ in [
+        "at+jwt",
+        "AT+JWT",
+        "application/at+jwt",
+        "Application/At+JWT",
+    ] {
+        let rsp = call(&s.gw, &key.sign(&claims, typ)).await;
+        assert_eq!(rsp.status, StatusCode::OK, "{typ}: {}", rsp.text());
+    }
+    assert_eq!(s.upstream.count(), 4, "only the well-typed tokens");
+}
+
+#[tokio::test]
+async fn typ_entries_are_checked_at_load() {
+    let issuer = TestIssuer::start().await;
+    let upstream = RecordingUpstream::start().await;
+    for bad in [r#"typ = ["at jwt"]"#, "rfc9068 = true\ntyp = [\"jwt\"]"] {
+        let listener = "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n";
+        let text = format!("{listener}{}", config(&issuer, &upstream, bad));
+        let source =
+            rampart::config::ConfigSource::from_text("t.toml", &text, std::path::Path::new("/tmp"));
+        let errors = rampart::config::parse(&source).unwrap_err().errors;
+        assert!(
+            errors.iter().any(|e| e.path == "auth.jwt[0].typ[0]"),
+            "{bad}: {errors:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn discovery_static_pem_and_hmac_issuers_work() {
     let issuer = TestIssuer::start().await;
     let upstream = RecordingUpstream::start().await;

@@ -262,6 +262,40 @@ async fn cors_wildcard_subdomain_is_allowed() {
 }
 
 #[tokio::test]
+async fn cors_allowed_origin_in_another_case_is_echoed_in_canonical_form() {
+    let (upstream, gw) = start().await;
+    for (sent, echoed) in [
+        ("HTTPS://App.Example.COM", "https://app.example.com"),
+        ("https://app.example.com:443", "https://app.example.com"),
+        ("https://EU.Partner.Example", "https://eu.partner.example"),
+    ] {
+        let rsp = gw.client().send(preflight(&gw, sent, "GET")).await;
+        assert_eq!(rsp.status, StatusCode::NO_CONTENT, "{sent}");
+        assert_eq!(
+            rsp.header("access-control-allow-origin"),
+            Some(echoed),
+            "{sent}"
+        );
+        let client = gw.client();
+        let actual = client
+            .send(
+                client
+                    .request(Method::GET, "/api/x")
+                    .header("origin", sent)
+                    .body(Full::default())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(
+            actual.header("access-control-allow-origin"),
+            Some(echoed),
+            "{sent}"
+        );
+    }
+    assert_eq!(upstream.count(), 3, "only the three actual requests");
+}
+
+#[tokio::test]
 async fn cors_actual_request_gets_headers_only_for_allowed_origins_and_upstream_cors_is_dropped() {
     let (_upstream, gw) = start().await;
     let client = gw.client();

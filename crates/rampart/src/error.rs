@@ -37,8 +37,13 @@ pub enum GatewayError {
     RouteNotFound,
     #[error("method not allowed on route")]
     MethodNotAllowed { allow: HeaderValue },
-    #[error("method {0} refused by configuration")]
-    MethodRefused(http::Method),
+    /// A method in `proxy.refuse_methods`; `allow` lists what the matching route allows (empty
+    /// when no route matches: RFC 9110 section 10.2.1, no method is allowed there).
+    #[error("method {method} refused by configuration")]
+    MethodRefused {
+        method: http::Method,
+        allow: Option<HeaderValue>,
+    },
     #[error("CORS preflight refused: {0}")]
     CorsRejected(&'static str),
     /// Missing or invalid credentials (RFC 6750).
@@ -110,7 +115,7 @@ impl GatewayError {
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => {
+            Self::MethodNotAllowed { .. } | Self::MethodRefused { .. } => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             Self::CorsRejected(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -146,7 +151,7 @@ impl GatewayError {
             Self::HeadersTooLarge(_) => "headers_too_large",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::RouteNotFound => "route_not_found",
-            Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => "method_not_allowed",
+            Self::MethodNotAllowed { .. } | Self::MethodRefused { .. } => "method_not_allowed",
             Self::CorsRejected(_) => "cors_rejected",
             Self::Forbidden(Shortfall::Scope(_)) => "insufficient_scope",
             Self::Forbidden(Shortfall::Other(_)) => "forbidden",
@@ -184,7 +189,7 @@ impl GatewayError {
             Self::HeadersTooLarge(_) => "The request headers are too large",
             Self::BodyTooLarge { .. } => "The request body is too large",
             Self::RouteNotFound => "No route matches this request",
-            Self::MethodNotAllowed { .. } | Self::MethodRefused(_) => {
+            Self::MethodNotAllowed { .. } | Self::MethodRefused { .. } => {
                 "This method is not allowed here"
             }
             Self::CorsRejected(_) => "This cross-origin request is not allowed",
@@ -242,6 +247,10 @@ impl GatewayError {
             Self::MethodNotAllowed { allow } => {
                 headers.insert(ALLOW, allow.clone());
             }
+            Self::MethodRefused { allow, .. } => {
+                let allow = allow.clone().unwrap_or(HeaderValue::from_static(""));
+                headers.insert(ALLOW, allow);
+            }
             Self::UpstreamUnavailable => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
             }
@@ -271,6 +280,19 @@ impl GatewayError {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
             }
 
+            Self::Unauthenticated(f) if !f.challenges.is_empty() => {
+                // The authentication stage named the schemes the route accepts (authn::challenge).
+                if let Some(nonce) = f
+                    .dpop_nonce
+                    .as_ref()
+                    .filter(|_| f.kind == FailureKind::UseDpopNonce)
+                {
+                    headers.insert("dpop-nonce", nonce.clone());
+                }
+                for challenge in &f.challenges {
+                    headers.append(WWW_AUTHENTICATE, challenge.clone());
+                }
+            }
             Self::Unauthenticated(f) => {
                 let challenge = match f.kind {
                     FailureKind::Missing => r#"Bearer realm="rampart""#,
@@ -392,7 +414,10 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::MethodNotAllowed {
             allow: HeaderValue::from_static("GET"),
         },
-        GatewayError::MethodRefused(http::Method::TRACE),
+        GatewayError::MethodRefused {
+            method: http::Method::TRACE,
+            allow: None,
+        },
         GatewayError::CorsRejected(""),
         GatewayError::Unauthenticated(AuthFailure::missing("")),
         GatewayError::Unauthenticated(AuthFailure::invalid_request("")),
@@ -437,7 +462,7 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::BodyTooLarge { .. }
             | GatewayError::RouteNotFound
             | GatewayError::MethodNotAllowed { .. }
-            | GatewayError::MethodRefused(_)
+            | GatewayError::MethodRefused { .. }
             | GatewayError::CorsRejected(_)
             | GatewayError::Unauthenticated(_)
             | GatewayError::Forbidden(_)

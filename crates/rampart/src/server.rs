@@ -51,7 +51,7 @@ pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, String> {
         })?;
         let tls = match &listener.tls {
             Some(settings) => {
-                let (server, resolver) = tls::server_config(settings)
+                let (server, resolver) = tls::server_config(&listener.name, settings)
                     .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
                 Some((TlsAcceptor::from(server), resolver))
             }

@@ -35,6 +35,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // renders empty, which is better than a panic.
         let _ = metrics::set_global_recorder(recorder);
         spawn_upkeep(handle.clone(), UPKEEP_INTERVAL);
+        describe_metrics();
         handle
     })
 }
@@ -53,6 +54,122 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration) {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start metrics upkeep; memory grows until /metrics is scraped");
     }
+}
+
+/// Counters: name and help text (`# HELP` in `/metrics`).
+const COUNTERS: [(&str, &str); 15] = [
+    (
+        "rampart_requests_total",
+        "Requests answered, by route, status and decision (allow, deny, error).",
+    ),
+    (
+        "rampart_auth_failures_total",
+        "Failed authentications, by credential method presented (bearer, dpop, api_key, basic, none) and reason (missing, invalid_request, invalid_token, invalid_dpop_proof, use_dpop_nonce, unavailable).",
+    ),
+    (
+        "rampart_clients_blocked_total",
+        "Client addresses blocked after repeated authentication failures.",
+    ),
+    (
+        "rampart_audit_dropped_total",
+        "Audit records dropped because the writer queue was full.",
+    ),
+    (
+        "rampart_config_reloads_total",
+        "Configuration reloads, by result (ok, error).",
+    ),
+    (
+        "rampart_certificate_reloads_total",
+        "Certificate reloads after their files' content changed, by result (ok, error).",
+    ),
+    (
+        "rampart_store_errors_total",
+        "Store operations that failed (the store unreachable or erroring), by use.",
+    ),
+    (
+        "rampart_dpop_replay_cache_full_total",
+        "DPoP proofs refused because the replay cache was full.",
+    ),
+    (
+        "rampart_introspection_errors_total",
+        "Token introspection calls that failed (server unreachable or bad answer).",
+    ),
+    (
+        "rampart_jwks_fetches_total",
+        "JWKS fetches, by issuer and result (ok, error).",
+    ),
+    (
+        "rampart_rate_limit_total",
+        "Rate-limit and quota decisions, by limit, route and outcome.",
+    ),
+    (
+        "rampart_redis_errors_total",
+        "Redis operations that failed, by use (rate_limit, quota, dpop).",
+    ),
+    (
+        "rampart_tls_handshake_failures_total",
+        "TLS handshakes that failed.",
+    ),
+    (
+        "rampart_upstream_ejections_total",
+        "Upstream targets taken out of rotation by passive health checks.",
+    ),
+    (
+        "rampart_upstream_errors_total",
+        "Upstream failures, by upstream and kind.",
+    ),
+];
+
+/// Gauges and histograms: name, unit and help text.
+const GAUGES: [(&str, metrics::Unit, &str); 3] = [
+    (
+        "rampart_upstream_healthy_targets",
+        metrics::Unit::Count,
+        "Healthy targets of each upstream.",
+    ),
+    (
+        "rampart_upstream_in_flight",
+        metrics::Unit::Count,
+        "Requests in flight to each upstream.",
+    ),
+    (
+        "rampart_tls_certificate_expiry_seconds",
+        metrics::Unit::Seconds,
+        "notAfter of the certificate each TLS listener serves, in Unix seconds; set at start and on every certificate reload (alert on this minus time()).",
+    ),
+];
+const HISTOGRAMS: [(&str, &str); 2] = [
+    (
+        "rampart_request_duration_seconds",
+        "Time from request head to the end of the response, by route.",
+    ),
+    (
+        "rampart_upstream_duration_seconds",
+        "Time the upstream took to answer, by target.",
+    ),
+];
+
+/// Describes every metric once, when the recorder is installed, so that `/metrics` carries help
+/// text (and the type) for each; a test checks that every metric the code records is listed.
+fn describe_metrics() {
+    for (name, help) in COUNTERS {
+        metrics::describe_counter!(name, help);
+    }
+    for (name, unit, help) in GAUGES {
+        metrics::describe_gauge!(name, unit, help);
+    }
+    for (name, help) in HISTOGRAMS {
+        metrics::describe_histogram!(name, metrics::Unit::Seconds, help);
+    }
+}
+
+/// Every metric name described above.
+#[cfg(test)]
+pub(crate) fn described_metrics() -> Vec<&'static str> {
+    let counters = COUNTERS.iter().map(|(n, _)| *n);
+    let gauges = GAUGES.iter().map(|(n, _, _)| *n);
+    let histograms = HISTOGRAMS.iter().map(|(n, _)| *n);
+    counters.chain(gauges).chain(histograms).collect()
 }
 
 /// Request metrics, recorded when the response ends (from the audit body).
@@ -199,5 +316,36 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Every `"rampart_..."` name in the library's source has help text.
+    #[test]
+    fn every_metric_has_help_text() {
+        let described = super::described_metrics();
+        let mut missing = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for piece in text.split("\"rampart_").skip(1) {
+                    let name: String = piece
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    let whole_literal = piece[name.len()..].starts_with('"');
+                    let name = format!("rampart_{name}");
+                    if name.len() > 8 && whole_literal && !described.contains(&name.as_str()) {
+                        missing.push(name);
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "metrics without help text: {missing:?}");
     }
 }

@@ -36,6 +36,8 @@ pub struct CertResolver {
     current: ArcSwap<CertifiedKey>,
     cert_file: PathBuf,
     key_file: PathBuf,
+    /// The listener's name, the label of its certificate-expiry gauge.
+    listener: Arc<str>,
 }
 
 impl ResolvesServerCert for CertResolver {
@@ -45,19 +47,36 @@ impl ResolvesServerCert for CertResolver {
 }
 
 impl CertResolver {
-    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Self, String> {
-        Ok(Self {
+    pub fn load(listener: &str, cert_file: &Path, key_file: &Path) -> Result<Self, String> {
+        let resolver = Self {
             current: ArcSwap::from_pointee(load_certified_key(cert_file, key_file)?),
             cert_file: cert_file.to_path_buf(),
             key_file: key_file.to_path_buf(),
-        })
+            listener: Arc::from(listener),
+        };
+        resolver.record_expiry();
+        Ok(resolver)
     }
 
     /// Reads the files again; on any error the old certificate stays in use.
     pub fn reload(&self) -> Result<(), String> {
         let key = load_certified_key(&self.cert_file, &self.key_file)?;
         self.current.store(Arc::new(key));
+        self.record_expiry();
         Ok(())
+    }
+
+    /// Sets `rampart_tls_certificate_expiry_seconds{listener}` to the served leaf's `notAfter`
+    /// (Unix seconds), so that an alert can fire before the certificate lapses.
+    fn record_expiry(&self) {
+        let Some(not_after) = self.current_leaf().as_deref().and_then(not_after_unix) else {
+            return;
+        };
+        metrics::gauge!(
+            "rampart_tls_certificate_expiry_seconds",
+            "listener" => metrics::SharedString::from(Arc::clone(&self.listener)),
+        )
+        .set(not_after as f64);
     }
 
     pub fn files(&self) -> [&Path; 2] {
@@ -86,11 +105,22 @@ fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey,
     Ok(certified)
 }
 
+/// `notAfter` of a DER certificate, in Unix seconds.
+fn not_after_unix(der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// A listener's rustls configuration: HTTP/2 and HTTP/1.1 by ALPN.
 pub fn server_config(
+    listener: &str,
     config: &TlsConfig,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<CertResolver>), String> {
-    let resolver = Arc::new(CertResolver::load(&config.cert_file, &config.key_file)?);
+    let resolver = Arc::new(CertResolver::load(
+        listener,
+        &config.cert_file,
+        &config.key_file,
+    )?);
     let versions: &[&'static rustls::SupportedProtocolVersion] = match config.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
@@ -195,4 +225,47 @@ pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
     let key = rcgen::generate_simple_self_signed(names)
         .map_err(|e| format!("certificate generation failed: {e}"))?;
     Ok((key.cert.pem(), key.signing_key.serialize_pem()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A self-signed certificate valid until `not_after_year`-01-01, as PEM (cert, key).
+    fn cert_until(not_after_year: i32) -> (String, String) {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(not_after_year, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn gauge(listener: &str) -> Option<f64> {
+        let text = crate::telemetry::metrics_handle().render();
+        let prefix = format!(r#"rampart_tls_certificate_expiry_seconds{{listener="{listener}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn certificate_expiry_gauge_is_set_at_load_and_on_reload() {
+        crate::telemetry::metrics_handle();
+        let dir = std::env::temp_dir().join(format!("rampart-tls-expiry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let write = |(cert, key): (String, String)| {
+            std::fs::write(&cert_file, cert).unwrap();
+            std::fs::write(&key_file, key).unwrap();
+        };
+        write(cert_until(2031));
+        let resolver = CertResolver::load("edge", &cert_file, &key_file).unwrap();
+        assert_eq!(gauge("edge"), Some(1_924_992_000.0), "2031-01-01T00:00:00Z");
+        write(cert_until(2032));
+        resolver.reload().unwrap();
+        assert_eq!(gauge("edge"), Some(1_956_528_000.0), "2032-01-01T00:00:00Z");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

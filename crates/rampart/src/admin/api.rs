@@ -1,14 +1,15 @@
-//! The `/v1` admin API: API keys, reload, status, and its own OpenAPI document.
+//! The `/v1` admin API: API keys, token revocations, brute-force blocks, reload, status, and its
+//! own OpenAPI document.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use http::StatusCode;
 use http::header::AUTHORIZATION;
 use serde_json::{Value, json};
@@ -36,6 +37,8 @@ pub(super) fn routes(gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
             "/v1/revocations",
             get(super::revocations::list).post(super::revocations::revoke),
         )
+        .route("/v1/blocks", get(super::blocks::list))
+        .route("/v1/blocks/{ip}", delete(super::blocks::clear))
         .route("/v1/reload", post(reload))
         .route("/v1/status", get(status))
         .route_layer(middleware::from_fn_with_state(gateway, require_admin));
@@ -57,6 +60,7 @@ async fn require_admin(
     let started = std::time::Instant::now();
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
+    let client_ip = peer_ip(&request);
     let expected = gateway.runtime().config.admin.token_sha256.clone();
     let verdict = match expected {
         None => Err(GatewayError::RouteNotFound),
@@ -76,7 +80,7 @@ async fn require_admin(
     gateway.audit().record(AuditRecord {
         time: SystemTime::now(),
         request_id: RequestId::generate().as_str().to_owned(),
-        client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        client_ip,
         listener: Arc::from("admin"),
         method,
         route: Some(Arc::from("admin-api")),
@@ -96,6 +100,17 @@ async fn require_admin(
         upstream_us: None,
     });
     response
+}
+
+/// The admin client's address, from the connection (`serve` attaches it); unspecified when the
+/// router is driven without a connection (in-process tests), never a made-up loopback address.
+fn peer_ip(request: &Request) -> std::net::IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |info| {
+            info.0.ip().to_canonical()
+        })
 }
 
 fn check_token(headers: &http::HeaderMap, expected_hex: &str) -> Result<(), GatewayError> {

@@ -5,10 +5,11 @@
 //! `/v1` call needs `Authorization: Bearer <admin token>`; only the token's SHA-256 is configured
 //! (a 256-bit random token needs no slow hash) and it is compared in constant time; the admin API
 //! never accepts data-plane credentials; every `/v1` call, refused ones included, is written to
-//! the audit log on the `admin` listener; a key's plaintext is returned once, at creation or
+//! the audit log on the `admin` listener with the client's real peer address; a key's plaintext is returned once, at creation or
 //! rotation, and never again.
 
 pub mod api;
+mod blocks;
 mod revocations;
 
 use std::convert::Infallible;
@@ -29,7 +30,8 @@ use crate::gateway::Gateway;
 
 /// Serves the admin endpoints until `stop` is cancelled.
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, stop: CancellationToken) {
-    let app = router(gateway);
+    // The peer address goes into each request, so that the audit names the real admin client.
+    let app = router(gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

@@ -27,7 +27,11 @@ pub fn check_request(
     refused: &[Method],
 ) -> Result<(), GatewayError> {
     if refused.contains(&req.method) {
-        return Err(GatewayError::MethodRefused(req.method.clone()));
+        // The route's `Allow` is filled in by the caller, which knows the routes.
+        return Err(GatewayError::MethodRefused {
+            method: req.method.clone(),
+            allow: None,
+        });
     }
     let target_len = req.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > limits.max_uri_bytes {

@@ -143,7 +143,8 @@ async fn process(
     matched: &mut Option<Arc<Route>>,
 ) -> Result<Response<Body>, GatewayError> {
     let limits = &runtime.config.limits;
-    hygiene::check_request(parts, limits, &runtime.refused_methods)?;
+    hygiene::check_request(parts, limits, &runtime.refused_methods)
+        .map_err(|e| refused_with_allow(runtime, parts, e))?;
     cx.path = path::normalize(parts.uri.path())
         .map_err(|e| GatewayError::InvalidPath(e.as_str()))?
         .into_owned();
@@ -191,6 +192,26 @@ async fn process(
         head,
         upstream_body.map_err(Into::into).boxed(),
     ))
+}
+
+/// A refused method's 405 carries `Allow` (RFC 9110 section 15.5.6): what the route at this path
+/// allows, or nothing when no route matches.
+fn refused_with_allow(
+    runtime: &Runtime,
+    parts: &http::request::Parts,
+    error: GatewayError,
+) -> GatewayError {
+    let GatewayError::MethodRefused { method, .. } = error else {
+        return error;
+    };
+    let host = router::request_host(parts);
+    let allow = path::normalize(parts.uri.path()).ok().and_then(|p| {
+        match runtime.router.lookup(host.as_deref(), &p, &method) {
+            RouteLookup::MethodNotAllowed(allow) => Some(allow),
+            RouteLookup::Found(_) | RouteLookup::NotFound => None,
+        }
+    });
+    GatewayError::MethodRefused { method, allow }
 }
 
 /// Routing; a CORS preflight is routed by the method it asks about.

@@ -139,7 +139,7 @@ fn tls_issues(config: &Config) -> Vec<Issue> {
         .enumerate()
         .filter_map(|(i, listener)| {
             let settings = listener.tls.as_ref()?;
-            let why = crate::tls::server_config(settings).err()?;
+            let why = crate::tls::server_config(&listener.name, settings).err()?;
             Some(Issue::new(format!("/listeners/{i}/tls"), why))
         })
         .collect()

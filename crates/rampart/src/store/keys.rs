@@ -13,6 +13,9 @@ pub enum KeyStatus {
     /// Replaced by a new key; valid until `grace_until`.
     Rotated,
     Revoked,
+    /// Past `expires_at`. Never stored: an `active` key is shown so once its time has passed
+    /// (revoked and rotated keys keep those states, which say more).
+    Expired,
 }
 
 impl KeyStatus {
@@ -21,6 +24,7 @@ impl KeyStatus {
             Self::Active => "active",
             Self::Rotated => "rotated",
             Self::Revoked => "revoked",
+            Self::Expired => "expired",
         }
     }
 
@@ -28,6 +32,7 @@ impl KeyStatus {
         match text {
             "active" => Self::Active,
             "rotated" => Self::Rotated,
+            "expired" => Self::Expired,
             // Anything unexpected is treated as the safest state.
             _ => Self::Revoked,
         }
@@ -77,8 +82,18 @@ fn insert(key: &ApiKeyRecord) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::An
     .bind(&key.replaced_by)
 }
 
+/// The status a reader should see: an active key past `expires_at` is `expired`.
+fn shown_status(stored: KeyStatus, expires_at: Option<i64>, now: i64) -> KeyStatus {
+    match stored {
+        KeyStatus::Active if expires_at.is_some_and(|e| e <= now) => KeyStatus::Expired,
+        other => other,
+    }
+}
+
 fn from_row(row: &AnyRow) -> Result<ApiKeyRecord, sqlx::Error> {
     let list = |s: String| s.split_whitespace().map(str::to_owned).collect();
+    let expires_at = row.try_get("expires_at")?;
+    let stored = KeyStatus::parse(&row.try_get::<String, _>("status")?);
     Ok(ApiKeyRecord {
         id: row.try_get("id")?,
         key_hash: row.try_get("key_hash")?,
@@ -88,9 +103,9 @@ fn from_row(row: &AnyRow) -> Result<ApiKeyRecord, sqlx::Error> {
         scopes: list(row.try_get("scopes")?),
         roles: list(row.try_get("roles")?),
         created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
+        expires_at,
         last_used_at: row.try_get("last_used_at")?,
-        status: KeyStatus::parse(&row.try_get::<String, _>("status")?),
+        status: shown_status(stored, expires_at, super::now()),
         grace_until: row.try_get("grace_until")?,
         replaced_by: row.try_get("replaced_by")?,
     })

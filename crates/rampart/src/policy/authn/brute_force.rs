@@ -3,7 +3,9 @@
 //!
 //! Invariants: both maps are bounded (an attacker spraying addresses evicts entries, it does not
 //! grow memory); only invalid credentials count, not their absence (a browser's first unauthenticated
-//! request is not an attack); a block is visible in metrics and the audit log.
+//! request is not an attack); a block is visible in metrics and the audit log; an operator can list
+//! blocks and clear one through the authenticated, audited admin API (`/v1/blocks`), without a
+//! restart.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -130,9 +132,33 @@ impl BruteForceGuard {
         (!left.is_zero()).then(|| left.as_secs().max(1))
     }
 
+    /// The blocked addresses with the seconds left on each, sorted by address, at most `limit`
+    /// of them; and how many there are in all.
+    pub fn blocks(&self, limit: usize) -> (Vec<(IpAddr, u64)>, usize) {
+        let now = Instant::now();
+        let mut blocks: Vec<(IpAddr, u64)> = self
+            .blocked
+            .iter()
+            .filter_map(|(ip, until)| {
+                let left = until.saturating_duration_since(now);
+                (!left.is_zero()).then(|| (*ip, left.as_secs().max(1)))
+            })
+            .collect();
+        let total = blocks.len();
+        blocks.sort_unstable();
+        blocks.truncate(limit);
+        (blocks, total)
+    }
+
+    /// Lifts the block on an address and forgets its failures; false when it was not blocked.
+    pub async fn unblock(&self, ip: IpAddr) -> bool {
+        self.failures.invalidate(&ip).await;
+        let was = self.blocked.remove(&ip).await;
+        was.is_some_and(|until| until > Instant::now())
+    }
+
     /// Counts a failure; returns true when this failure starts a block.
     pub async fn record_failure(&self, ip: IpAddr) -> bool {
-        metrics::counter!("rampart_auth_failures_total").increment(1);
         let thresholds = self.thresholds.load();
         let now = Instant::now();
         let fresh = || {

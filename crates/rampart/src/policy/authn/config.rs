@@ -131,6 +131,12 @@ pub struct JwtIssuerConfig {
     /// required.
     #[serde(default)]
     pub rfc9068: bool,
+    /// Accepted JOSE `typ` header values (e.g. `["at+jwt"]`), without the rest of RFC 9068: a token
+    /// with another or no `typ` is refused. Compared case-insensitively, with or without the
+    /// `application/` prefix (RFC 7515 section 4.1.9). Empty: `typ` is not checked (unless
+    /// `rfc9068`, which requires `at+jwt`).
+    #[serde(default)]
+    pub typ: Vec<String>,
     #[serde(default = "default_max_token_bytes")]
     #[schemars(range(max = crate::config::bounds::MAX_ITEM_BYTES))]
     pub max_token_bytes: usize,

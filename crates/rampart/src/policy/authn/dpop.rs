@@ -318,6 +318,11 @@ impl DpopVerifier {
         })
     }
 
+    /// The accepted proof algorithms, for the `algs` parameter of a `DPoP` challenge.
+    pub fn algorithm_names(&self) -> Vec<&'static str> {
+        self.algorithms.iter().map(|a| a.name()).collect()
+    }
+
     /// How long a proof id must be remembered: the whole window in which its `iat` is accepted.
     pub fn replay_window(config: &DpopConfig) -> Duration {
         Duration::from_secs(config.max_age_s + 2 * config.leeway_s + 1)

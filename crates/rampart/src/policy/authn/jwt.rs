@@ -11,7 +11,8 @@
 //!   to the algorithm itself when the key names one);
 //! - `crit` is refused (no extension is understood); embedded keys are ignored;
 //! - `exp`, `iss`, `aud` are required; `nbf` and `iat` are enforced with a leeway of at most 60 s;
-//!   `typ` is `at+jwt` for RFC 9068 issuers.
+//!   `typ` is `at+jwt` for RFC 9068 issuers, and one of the issuer's `typ` list when it has one
+//!   (a token of another type, an ID token say, is not accepted as an access token).
 //!
 //! jsonwebtoken then checks the signature, `exp`, `nbf`, `iss` and `aud`. Verified tokens are
 //! cached by SHA-256 of the token until they expire, so a repeated token costs a lookup.
@@ -31,7 +32,49 @@ use super::config::{
 };
 use super::jwks::{CachePolicy, JwksLocation, KeySet, KeySource, RemoteJwks};
 use super::{AuthFailure, strict_json};
+use crate::config::Issue;
 use crate::context::{AuthMethod, Principal};
+
+/// A media type as `typ` carries it, compared form: lower case, `application/` dropped when no
+/// other `/` follows (RFC 7515 section 4.1.9: `at+jwt` and `application/at+jwt` are one type).
+fn typ_name(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) if !rest.contains('/') => rest.to_owned(),
+        _ => lower,
+    }
+}
+
+/// The issuer's accepted `typ` values: its `typ` list, or `at+jwt` for RFC 9068.
+fn accepted_typ(config: &JwtIssuerConfig) -> Vec<String> {
+    match (config.rfc9068, config.typ.is_empty()) {
+        (true, true) => vec!["at+jwt".to_owned()],
+        _ => config.typ.iter().map(|t| typ_name(t)).collect(),
+    }
+}
+
+/// `typ` entries are media types; with `rfc9068` they can only be `at+jwt`.
+pub(super) fn validate_typ(c: &JwtIssuerConfig, ptr: &str, issues: &mut Vec<Issue>) {
+    for (i, typ) in c.typ.iter().enumerate() {
+        let name = typ_name(typ);
+        let media_type = !name.is_empty()
+            && !name.starts_with('/')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-./_".contains(&b));
+        if !media_type {
+            issues.push(Issue::new(
+                format!("{ptr}/typ/{i}"),
+                "must be a media type such as `at+jwt`",
+            ));
+        } else if c.rfc9068 && name != "at+jwt" {
+            issues.push(Issue::new(
+                format!("{ptr}/typ/{i}"),
+                "`rfc9068 = true` requires `at+jwt`",
+            ));
+        }
+    }
+}
 
 /// One trusted issuer, ready to verify tokens.
 pub struct JwtIssuer {
@@ -43,6 +86,8 @@ pub struct JwtIssuer {
     leeway: u64,
     max_lifetime: Option<u64>,
     rfc9068: bool,
+    /// Accepted `typ` values, normalized (`typ_name`); empty: not checked.
+    typ: Vec<String>,
     max_token_bytes: usize,
     scope_claim: String,
     roles_claim: String,
@@ -73,6 +118,7 @@ impl JwtIssuer {
             leeway: config.leeway_s,
             max_lifetime: config.max_lifetime_s,
             rfc9068: config.rfc9068,
+            typ: accepted_typ(config),
             max_token_bytes: config.max_token_bytes,
             scope_claim: config.scope_claim.clone(),
             roles_claim: config.roles_claim.clone(),
@@ -146,15 +192,25 @@ impl JwtIssuer {
         {
             return Err(AuthFailure::invalid_token("kid is not a string"));
         }
-        if self.rfc9068 {
-            let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
-            if !typ.eq_ignore_ascii_case("at+jwt")
-                && !typ.eq_ignore_ascii_case("application/at+jwt")
-            {
-                return Err(AuthFailure::invalid_token("typ is not at+jwt"));
-            }
-        }
+        self.check_typ(header)?;
         Ok(alg)
+    }
+
+    /// The `typ` header is one of the accepted types, when the issuer names any.
+    fn check_typ(&self, header: &Map<String, Value>) -> Result<(), AuthFailure> {
+        if self.typ.is_empty() {
+            return Ok(());
+        }
+        let typ = header.get("typ").and_then(Value::as_str).map(typ_name);
+        match typ {
+            Some(typ) if self.typ.contains(&typ) => Ok(()),
+            Some(_) => Err(AuthFailure::invalid_token(
+                "typ not accepted for this issuer",
+            )),
+            None => Err(AuthFailure::invalid_token(
+                "no typ (the issuer requires one)",
+            )),
+        }
     }
 
     /// `iat` not in the future, and the lifetime bound (jsonwebtoken does not look at `iat`).

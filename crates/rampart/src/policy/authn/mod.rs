@@ -10,6 +10,7 @@ pub mod api_key;
 pub mod basic;
 mod bearer;
 pub mod brute_force;
+mod challenge;
 pub mod config;
 pub mod dpop;
 pub mod introspect;
@@ -64,6 +65,8 @@ pub struct AuthFailure {
     pub reason: Cow<'static, str>,
     /// A fresh nonce to send back in `DPoP-Nonce` (with `UseDpopNonce`).
     pub dpop_nonce: Option<http::HeaderValue>,
+    /// The `WWW-Authenticate` values for the route (see `challenge`); empty: the default `Bearer`.
+    pub challenges: Vec<http::HeaderValue>,
 }
 
 impl AuthFailure {
@@ -72,6 +75,7 @@ impl AuthFailure {
             kind,
             reason: reason.into(),
             dpop_nonce: None,
+            challenges: Vec::new(),
         }
     }
     pub fn invalid_dpop_proof(reason: impl Into<Cow<'static, str>>) -> Self {
@@ -194,6 +198,8 @@ impl Authenticate {
         {
             failure.reason = format!("{} (client now blocked)", failure.reason).into();
         }
+        self.count_failure(&req.headers, failure.kind);
+        failure.challenges = self.challenges(&req.headers, failure.kind);
         Err(GatewayError::Unauthenticated(failure))
     }
 
@@ -409,6 +415,7 @@ pub fn validate(config: &AuthConfig, issues: &mut Vec<Issue>) {
 }
 
 fn validate_issuer(c: &JwtIssuerConfig, ptr: &str, issues: &mut Vec<Issue>) {
+    jwt::validate_typ(c, ptr, issues);
     let sources = [
         c.jwks_url.is_some(),
         c.discovery,

@@ -6,6 +6,8 @@
 //!   matches `https://a.example.com`, never `https://example.com.evil.net`);
 //! - `null` is never allowed, the request's origin is never reflected unless it matched, and `*`
 //!   with credentials is refused when the config loads;
+//! - origins are compared in canonical form (RFC 6454: scheme and host lower-cased, default port
+//!   removed) and the canonical origin is echoed, never the client's spelling (`origin`);
 //! - preflights are answered here (204 or a 403 problem) and never reach the upstream;
 //! - the upstream's own `Access-Control-*` headers are dropped (see `policy::mask`): the gateway is
 //!   the only authority.
@@ -15,6 +17,7 @@
 //! stage of our pipeline.
 
 pub mod config;
+mod origin;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +32,7 @@ use crate::config::Issue;
 use crate::context::RequestCtx;
 use crate::error::GatewayError;
 use crate::pipeline::{Flow, Policy, Stage};
+use origin::Origin;
 
 /// Upper bound for `max_age_s`: browsers cap it anyway (Chromium at 2 hours).
 pub const MAX_CORS_MAX_AGE_S: u32 = 86_400;
@@ -36,8 +40,9 @@ pub const MAX_CORS_MAX_AGE_S: u32 = 86_400;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum OriginRule {
     Any,
+    /// An origin in canonical form (see `origin`).
     Exact(String),
-    /// `scheme://*.suffix[:port]`: stored as the scheme with `://` and `.suffix[:port]`.
+    /// `scheme://*.suffix[:port]`: stored as the scheme with `://` and `.suffix[:port]`, canonical.
     Subdomains {
         scheme: String,
         suffix: String,
@@ -64,6 +69,12 @@ impl OriginRule {
         if text.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err("write origins in lower case, as browsers send them");
         }
+        // Stored canonical (default port removed) so that comparison is one string equality.
+        let canonical = origin::canonicalize(text, true)
+            .ok_or("an origin is `scheme://host[:port]` with a plain host and a decimal port")?;
+        let (scheme, rest) = canonical
+            .split_once("://")
+            .ok_or("an origin is `scheme://host[:port]`")?;
         match rest.strip_prefix("*.") {
             Some(domain) if domain.contains('*') => Err("only one leading `*.` is allowed"),
             Some(domain) if domain.split(':').next().is_none_or(|h| !h.contains('.')) => {
@@ -74,19 +85,21 @@ impl OriginRule {
                 suffix: format!(".{domain}"),
             }),
             None if rest.contains('*') => Err("`*` is only allowed as a leading `*.` label"),
-            None => Ok(Self::Exact(text.to_owned())),
+            None => Ok(Self::Exact(canonical)),
         }
     }
 
-    fn matches(&self, origin: &str) -> bool {
+    /// Whether the rule allows this origin; both sides are canonical, so comparison is exact.
+    fn matches(&self, origin: &Origin) -> bool {
+        let origin = origin.as_str();
         match self {
-            Self::Any => origin != "null",
-            Self::Exact(exact) => exact.eq_ignore_ascii_case(origin),
+            Self::Any => true,
+            Self::Exact(exact) => exact == origin,
             Self::Subdomains { scheme, suffix } => {
-                let Some(rest) = strip_prefix_ignore_case(origin, scheme) else {
-                    return false;
-                };
-                let Some(label) = strip_suffix_ignore_case(rest, suffix) else {
+                let Some(label) = origin
+                    .strip_prefix(scheme.as_str())
+                    .and_then(|rest| rest.strip_suffix(suffix.as_str()))
+                else {
                     return false;
                 };
                 // At least one label, made of host characters only: no port, path or `@` tricks.
@@ -98,18 +111,6 @@ impl OriginRule {
             }
         }
     }
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
-}
-
-fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
-    let split = s.len().checked_sub(suffix.len())?;
-    let tail = s.get(split..)?;
-    tail.eq_ignore_ascii_case(suffix).then(|| &s[..split])
 }
 
 /// The runtime CORS policy of one route.
@@ -203,13 +204,15 @@ impl Cors {
         }
     }
 
+    /// The `Access-Control-Allow-Origin` value for this request origin, if it is allowed: the
+    /// canonical origin, never the client's spelling of it (`null` and non-origins match nothing).
     fn allowed_origin(&self, origin: &HeaderValue) -> Option<HeaderValue> {
-        let text = origin.to_str().ok()?;
-        let rule = self.origins.iter().find(|rule| rule.matches(text))?;
-        Some(match rule {
-            OriginRule::Any => HeaderValue::from_static("*"),
-            _ => origin.clone(),
-        })
+        let origin = Origin::parse(origin.to_str().ok()?)?;
+        let rule = self.origins.iter().find(|rule| rule.matches(&origin))?;
+        match rule {
+            OriginRule::Any => Some(HeaderValue::from_static("*")),
+            _ => HeaderValue::from_str(origin.as_str()).ok(),
+        }
     }
 
     fn preflight(

@@ -77,19 +77,56 @@ fn null_and_malformed_origins_are_refused_at_load() {
 #[test]
 fn wildcard_subdomain_is_anchored_on_a_label_boundary() {
     let rule = OriginRule::parse("https://*.example.com").unwrap_or(OriginRule::Any);
-    assert!(rule.matches("https://a.example.com"));
-    assert!(rule.matches("https://a.b.example.com"));
-    assert!(!rule.matches("https://example.com"));
-    assert!(!rule.matches("https://example.com.evil.net"));
-    assert!(!rule.matches("https://evilexample.com"));
-    assert!(!rule.matches("http://a.example.com"));
-    assert!(!rule.matches("https://a.example.com:8443"));
-    assert!(!rule.matches("https://x@a.example.com"));
+    let matches = |o: &str| Origin::parse(o).is_some_and(|o| rule.matches(&o));
+    assert!(matches("https://a.example.com"));
+    assert!(matches("https://a.b.example.com"));
+    assert!(matches("https://A.Example.com:443"));
+    assert!(!matches("https://example.com"));
+    assert!(!matches("https://example.com.evil.net"));
+    assert!(!matches("https://evilexample.com"));
+    assert!(!matches("http://a.example.com"));
+    assert!(!matches("https://a.example.com:8443"));
+    assert!(!matches("https://x@a.example.com"));
 }
 
 #[test]
 fn any_origin_never_matches_null() {
-    assert!(!OriginRule::Any.matches("null"));
+    assert!(Origin::parse("null").is_none());
+    let cors = Cors::new(&config(&["*"], false), &[Method::GET]);
+    assert!(
+        cors.allowed_origin(&HeaderValue::from_static("null"))
+            .is_none()
+    );
+}
+
+#[test]
+fn allowed_origin_in_another_case_is_echoed_in_canonical_form() {
+    let cors = Cors::new(
+        &config(
+            &["https://app.example.com:443", "http://x.example:8080"],
+            true,
+        ),
+        &[Method::GET],
+    );
+    for (sent, echoed) in [
+        ("HTTPS://APP.EXAMPLE.COM", "https://app.example.com"),
+        ("https://App.Example.com:443", "https://app.example.com"),
+        ("HTTP://X.Example:8080", "http://x.example:8080"),
+    ] {
+        let got = cors.allowed_origin(&HeaderValue::from_static(sent));
+        assert_eq!(got, Some(HeaderValue::from_static(echoed)), "{sent}");
+    }
+    for refused in [
+        "http://x.example",
+        "https://app.example.com:8443",
+        "https://app.example.com.",
+    ] {
+        assert_eq!(
+            cors.allowed_origin(&HeaderValue::from_static(refused)),
+            None,
+            "{refused}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -5,11 +5,12 @@
 //! (`Server`, `X-Powered-By`, ...) never leave the gateway; upstream CORS headers never leave it
 //! either (the `cors` policy is the only authority); on routes that mask (the default) an upstream
 //! 5xx becomes a problem document with the request id, and the original body goes to the log only,
-//! read off the request path and truncated.
+//! read off the request path, bounded to 1 KiB and redacted (`excerpt`).
 
 use http::HeaderMap;
 use http::header::HeaderName;
-use http_body_util::BodyExt;
+
+mod excerpt;
 
 /// Headers that reveal the upstream's software, always removed from upstream responses.
 const REVEALING: [&str; 8] = [
@@ -23,8 +24,7 @@ const REVEALING: [&str; 8] = [
     "x-envoy-upstream-service-time",
 ];
 
-/// The most of a masked upstream body that is logged.
-pub const MASKED_BODY_LOG_BYTES: usize = 2048;
+pub use excerpt::MASKED_BODY_LOG_BYTES;
 
 /// Removes headers that reveal upstream software and the upstream's own CORS headers.
 pub fn scrub_upstream_headers(headers: &mut HeaderMap) {
@@ -46,23 +46,19 @@ pub fn must_mask(route_masks: bool, status: http::StatusCode) -> bool {
     route_masks && status.is_server_error()
 }
 
-/// Logs the start of a masked upstream body from a separate task, so that the client's answer
-/// does not wait for the upstream to finish sending it.
+/// Logs a bounded, redacted excerpt of a masked upstream body (see `excerpt`) from a separate
+/// task, so that the client's answer never waits for the upstream to finish sending it.
 pub fn log_masked_body<B>(body: B, request_id: String, status: http::StatusCode)
 where
     B: http_body::Body + Send + Unpin + 'static,
     B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     tokio::spawn(async move {
-        let limited = http_body_util::Limited::new(body, MASKED_BODY_LOG_BYTES);
-        let read = tokio::time::timeout(std::time::Duration::from_secs(2), limited.collect()).await;
-        let excerpt = match read {
-            Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-            Ok(Err(_)) => "(body larger than the log excerpt or failed)".to_owned(),
-            Err(_) => "(body not received in time)".to_owned(),
+        let text = match excerpt::read_prefix(body).await {
+            Ok((prefix, truncated)) => excerpt::excerpt(&prefix, truncated),
+            Err(why) => why.to_owned(),
         };
-        tracing::warn!(%request_id, status = status.as_u16(), body = %excerpt, "masked upstream error");
+        tracing::warn!(%request_id, status = status.as_u16(), body = %text, "masked upstream error");
     });
 }
 
