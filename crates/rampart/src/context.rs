@@ -104,7 +104,7 @@ pub struct RequestCtx {
     /// Who is calling, once authentication has run.
     pub principal: Option<Arc<Principal>>,
     /// Rate-limit headers for a successful response (`headers_on_success`).
-    pub rate_limit_headers: Option<crate::policy::rate_limit::RateLimitHeaders>,
+    pub rate_limit_headers: Option<crate::error::RateLimitHeaders>,
     /// The route's concurrency slot, released when the response body has been sent.
     pub in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The peer is a configured trusted proxy: its `X-Forwarded-*` headers describe the client.

@@ -25,3 +25,35 @@ pub use runtime::gateway::{Gateway, Runtime};
 // The lifecycle moved under `runtime/`; the old paths stay valid.
 pub use runtime::{gateway, watch};
 pub mod store;
+
+/// The layering of `docs/architecture.md`: the leaves (`error`, `context`, `config/issue`,
+/// `audit`) import no policy and nothing above them, so that there are no import cycles.
+#[cfg(test)]
+mod layering_tests {
+    const LEAVES: [&str; 7] = [
+        include_str!("error/mod.rs"),
+        include_str!("error/denial.rs"),
+        include_str!("error/response.rs"),
+        include_str!("context.rs"),
+        include_str!("config/issue.rs"),
+        include_str!("audit/mod.rs"),
+        include_str!("audit/writer.rs"),
+    ];
+    const UPPER: [&str; 6] = [
+        "crate::policy",
+        "crate::pipeline",
+        "crate::runtime",
+        "crate::proxy",
+        "crate::server",
+        "crate::run",
+    ];
+
+    #[test]
+    fn leaves_import_no_policy_and_nothing_above_them() {
+        for (i, source) in LEAVES.iter().enumerate() {
+            for upper in UPPER {
+                assert!(!source.contains(upper), "leaf {i} uses {upper}");
+            }
+        }
+    }
+}

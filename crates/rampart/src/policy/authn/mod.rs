@@ -20,7 +20,6 @@ pub mod mtls;
 pub mod revocation;
 mod strict_json;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -41,68 +40,7 @@ use crate::context::{Principal, RequestCtx};
 use crate::error::GatewayError;
 use crate::pipeline::{Flow, Policy, Stage};
 
-/// The RFC 6750 class of an authentication failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// No credentials at all: `WWW-Authenticate: Bearer realm=...` without an error code.
-    Missing,
-    /// Malformed request (400, `invalid_request`).
-    InvalidRequest,
-    /// Expired, revoked, malformed or forged token (401, `invalid_token`).
-    InvalidToken,
-    /// The credential could not be checked (introspection server down): refused, 503.
-    Unavailable,
-    /// A missing or invalid DPoP proof for a DPoP-bound token (401, `invalid_dpop_proof`).
-    InvalidDpopProof,
-    /// The proof lacks a fresh server nonce (401, `use_dpop_nonce`, with `DPoP-Nonce`).
-    UseDpopNonce,
-}
-
-/// Why authentication failed: the kind is public, the reason is for the audit log only.
-#[derive(Debug, Clone)]
-pub struct AuthFailure {
-    pub kind: FailureKind,
-    pub reason: Cow<'static, str>,
-    /// A fresh nonce to send back in `DPoP-Nonce` (with `UseDpopNonce`).
-    pub dpop_nonce: Option<http::HeaderValue>,
-    /// The `WWW-Authenticate` values for the route (see `challenge`); empty: the default `Bearer`.
-    pub challenges: Vec<http::HeaderValue>,
-}
-
-impl AuthFailure {
-    fn new(kind: FailureKind, reason: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            kind,
-            reason: reason.into(),
-            dpop_nonce: None,
-            challenges: Vec::new(),
-        }
-    }
-    pub fn invalid_dpop_proof(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(FailureKind::InvalidDpopProof, reason)
-    }
-    pub fn use_dpop_nonce(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(FailureKind::UseDpopNonce, reason)
-    }
-    pub fn missing(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(FailureKind::Missing, reason)
-    }
-    pub fn invalid_request(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(FailureKind::InvalidRequest, reason)
-    }
-    pub fn invalid_token(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(FailureKind::InvalidToken, reason)
-    }
-    pub fn unavailable(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(FailureKind::Unavailable, reason)
-    }
-}
-
-impl std::fmt::Display for AuthFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
+pub use crate::error::denial::{AuthFailure, FailureKind};
 
 /// API keys as a route accepts them: the service and the header they come in.
 #[derive(Clone)]

@@ -21,23 +21,7 @@ use crate::context::{Principal, RequestCtx};
 use crate::error::GatewayError;
 use crate::pipeline::{Flow, Policy, Stage};
 
-/// Why a principal is not allowed.
-#[derive(Debug, Clone)]
-pub enum Shortfall {
-    /// Missing scopes; the value lists the scopes that would satisfy the route.
-    Scope(String),
-    /// A role, permission or claim requirement failed (the text is for the audit log).
-    Other(String),
-}
-
-impl std::fmt::Display for Shortfall {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Scope(scopes) => write!(f, "missing scope (requires {scopes})"),
-            Self::Other(why) => f.write_str(why),
-        }
-    }
-}
+pub use crate::error::denial::Shortfall;
 
 /// The authorization stage of one route.
 pub struct Authorize {

@@ -359,19 +359,7 @@ impl RateLimit {
     }
 }
 
-/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
-#[derive(Debug, Clone)]
-pub struct RateLimitHeaders {
-    pub policy: HeaderValue,
-    pub state: HeaderValue,
-}
-
-impl RateLimitHeaders {
-    pub fn apply(&self, headers: &mut http::HeaderMap) {
-        headers.insert("ratelimit-policy", self.policy.clone());
-        headers.insert("ratelimit", self.state.clone());
-    }
-}
+pub use crate::error::denial::RateLimitHeaders;
 
 impl Policy for RateLimit {
     fn name(&self) -> &'static str {
