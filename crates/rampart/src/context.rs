@@ -85,7 +85,7 @@ impl Decision {
 pub struct RequestCtx {
     pub request_id: RequestId,
     pub conn: ConnInfo,
-    /// The client address after trusted-proxy resolution (see `proxy::forwarded`).
+    /// The client address after trusted-proxy resolution (see `proxy::client_ip`).
     pub client_ip: IpAddr,
     pub started: Instant,
     /// The route that matched, once routing has run.

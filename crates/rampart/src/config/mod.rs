@@ -82,7 +82,7 @@ pub struct Config {
     pub brute_force: crate::policy::authn::brute_force::BruteForceConfig,
     /// Headers carrying the verified identity to upstreams (client copies are always removed).
     #[serde(default)]
-    pub upstream_identity: crate::policy::identity::IdentityHeadersConfig,
+    pub upstream_identity: crate::policy::upstream_request::IdentityHeadersConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]

@@ -17,6 +17,7 @@ use crate::policy::cors::Cors;
 use crate::policy::headers::SecurityHeaders;
 use crate::policy::rate_limit::concurrency::ConcurrencyLimit;
 use crate::policy::rate_limit::{RateLimit, RateLimitShared};
+use crate::policy::upstream_request::{IdentityHeaders, UpstreamRequest};
 use crate::proxy::upstream::Upstream;
 use crate::runtime::services::Services;
 
@@ -29,8 +30,6 @@ pub struct Route {
     pub mask_upstream_errors: bool,
     pub max_body_bytes: u64,
     pub cors: bool,
-    /// Credential headers removed before forwarding (the gateway has consumed them).
-    pub strip_credentials: Vec<http::HeaderName>,
 }
 
 /// Token verifiers by name, built once per config and shared by the routes naming them.
@@ -92,6 +91,10 @@ pub struct RouteEnv<'a> {
     pub verifiers: &'a Verifiers,
     pub services: &'a Services,
     pub rate_limits: Arc<RateLimitShared>,
+    /// `proxy.trusted_proxies` and the identity headers, shared by every route's upstream
+    /// request policy.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    pub identity: Arc<IdentityHeaders>,
 }
 
 /// Builds every route, in config order; any problem in any route fails the whole list.
@@ -141,6 +144,14 @@ fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Rout
         policies.push(Arc::new(Authorize::new(authorize, rbac)));
     }
     let upstream = env.upstreams.get(&route.upstream).cloned();
+    if let Some(upstream) = &upstream {
+        policies.push(Arc::new(UpstreamRequest::new(
+            env.trusted_proxies.clone(),
+            upstream.preserve_host,
+            credential_headers(env.config, route),
+            env.identity.clone(),
+        )));
+    }
     if upstream.is_none() {
         issues.push(Issue::new(
             format!("{at}/upstream"),
@@ -162,7 +173,6 @@ fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Rout
                 .max_body_bytes
                 .unwrap_or(env.config.limits.max_body_bytes),
             cors: route.cors.is_some(),
-            strip_credentials: credential_headers(env.config, route),
         }),
         _ => Err(issues),
     }

@@ -110,13 +110,33 @@ impl Pipeline {
         self.policies.iter().map(|p| (p.stage(), p.name()))
     }
 
-    /// Runs the request side in order; stops at the first refusal or early response.
-    pub async fn on_request(
+    /// Runs the policies of the stages before the body is read (up to authorization), in order;
+    /// stops at the first refusal or early response.
+    pub async fn before_body(
         &self,
         req: &mut http::request::Parts,
         cx: &mut RequestCtx,
     ) -> Result<Flow, GatewayError> {
-        for policy in &self.policies {
+        self.run(req, cx, |stage| stage < Stage::Body).await
+    }
+
+    /// Runs the policies of the stages after the body is read (the upstream request policy and
+    /// the concurrency limit, so that a slow body never holds a slot).
+    pub async fn after_body(
+        &self,
+        req: &mut http::request::Parts,
+        cx: &mut RequestCtx,
+    ) -> Result<Flow, GatewayError> {
+        self.run(req, cx, |stage| stage > Stage::Body).await
+    }
+
+    async fn run(
+        &self,
+        req: &mut http::request::Parts,
+        cx: &mut RequestCtx,
+        at: impl Fn(Stage) -> bool,
+    ) -> Result<Flow, GatewayError> {
+        for policy in self.policies.iter().filter(|p| at(p.stage())) {
             if let Flow::Respond(rsp) = policy.on_request(req, cx).await? {
                 return Ok(Flow::Respond(rsp));
             }

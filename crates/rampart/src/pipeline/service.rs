@@ -19,8 +19,9 @@ use crate::context::{ConnInfo, Decision, RequestCtx, RequestId};
 use crate::error::{self, GatewayError};
 use crate::gateway::{Gateway, Route, Runtime};
 use crate::hygiene;
+use crate::policy::upstream_request::{X_REQUEST_ID, strip_hop_by_hop};
 use crate::policy::{cors, mask};
-use crate::proxy::forwarded::{self, X_REQUEST_ID};
+use crate::proxy::client_ip;
 use crate::proxy::router::{self, RouteLookup};
 use crate::proxy::{forward, path};
 
@@ -38,9 +39,9 @@ pub async fn handle(
     let request_id = RequestId::from_incoming(parts.headers.get(&X_REQUEST_ID));
     let trusted = &runtime.config.proxy.trusted_proxies;
     let which = runtime.config.proxy.client_ip_header;
-    let client_ip = forwarded::client_ip(conn.peer.ip(), &parts.headers, trusted, which);
+    let client_ip = client_ip::client_ip(conn.peer.ip(), &parts.headers, trusted, which);
     let mut cx = RequestCtx::new(ConnInfo::clone(&conn), request_id, client_ip);
-    cx.from_trusted_proxy = forwarded::is_trusted(conn.peer.ip(), trusted);
+    cx.from_trusted_proxy = client_ip::is_trusted(conn.peer.ip(), trusted);
     let method = parts.method.clone();
     let mut route = None;
     let work = process(&runtime, &mut parts, body, &mut cx, &mut route);
@@ -156,29 +157,17 @@ async fn process(
             "preflight on a route without CORS",
         ));
     }
-    if let Flow::Respond(response) = route.pipeline.on_request(parts, cx).await? {
+    if let Flow::Respond(response) = route.pipeline.before_body(parts, cx).await? {
         return Ok(response);
     }
     let body = hygiene::body::read(body, route.max_body_bytes, limits, &mut cx.bytes_in).await?;
-    let trusted = &runtime.config.proxy.trusted_proxies;
-    forwarded::prepare(
-        &mut parts.headers,
-        cx,
-        trusted,
-        route.upstream.preserve_host,
-    );
-    for name in &route.strip_credentials {
-        parts.headers.remove(name);
+    if let Flow::Respond(response) = route.pipeline.after_body(parts, cx).await? {
+        return Ok(response);
     }
-    runtime.identity.apply(
-        &mut parts.headers,
-        cx.principal.as_deref(),
-        cx.conn.client_cert.as_deref(),
-    );
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();
-    forwarded::strip_hop_by_hop(&mut head.headers);
+    strip_hop_by_hop(&mut head.headers);
     mask::scrub_upstream_headers(&mut head.headers);
     if mask::must_mask(route.mask_upstream_errors, head.status) {
         mask::log_masked_body(

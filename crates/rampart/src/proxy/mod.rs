@@ -1,7 +1,7 @@
 //! Routing, upstream pools and forwarding.
 
+pub mod client_ip;
 pub mod forward;
-pub mod forwarded;
 mod health;
 pub mod path;
 pub mod router;

@@ -14,8 +14,8 @@ use crate::config::{Config, ConfigErrors, ConfigSource, Issue};
 pub use crate::pipeline::build::Route;
 use crate::pipeline::build::{self, RouteEnv, Verifiers};
 use crate::policy::headers::SecurityHeaders;
-use crate::policy::identity::IdentityHeaders;
 use crate::policy::rate_limit::RateLimitShared;
+use crate::policy::upstream_request::IdentityHeaders;
 use crate::proxy::router::Router;
 use crate::proxy::upstream::Upstream;
 
@@ -30,8 +30,6 @@ pub struct Runtime {
     pub refused_methods: Vec<Method>,
     /// Security headers for responses that have no route (404, framing errors).
     pub default_headers: SecurityHeaders,
-    /// Verified-identity headers for upstreams.
-    pub identity: IdentityHeaders,
 }
 
 impl Runtime {
@@ -51,6 +49,8 @@ impl Runtime {
                 config.rate_limit.clone(),
                 services.rate_limits.clone(),
             )),
+            trusted_proxies: Arc::from(config.proxy.trusted_proxies.as_slice()),
+            identity: Arc::new(IdentityHeaders::new(&config.upstream_identity)),
         };
         let routes = build::build_routes(&env).unwrap_or_else(|mut more| {
             issues.append(&mut more);
@@ -68,7 +68,6 @@ impl Runtime {
                 .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                 .collect(),
             default_headers: SecurityHeaders::new(&config.security_headers, None),
-            identity: IdentityHeaders::new(&config.upstream_identity),
             config: Arc::new(config),
             router,
             upstreams,

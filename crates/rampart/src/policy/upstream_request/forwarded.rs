@@ -1,0 +1,113 @@
+//! `X-Forwarded-*` and hop-by-hop headers: what the upstream is told about the request's path.
+//!
+//! Threat: clients forging `X-Forwarded-For` to spoof their address (defeating IP allow-lists and
+//! rate limits), request smuggling through hop-by-hop headers, and upstreams trusting headers the
+//! client set. Invariants: hop-by-hop headers (RFC 9110 section 7.6.1, and any named in
+//! `Connection`) never reach the upstream; `X-Forwarded-*` and `Forwarded` from a peer outside
+//! `trusted_proxies` are replaced, not appended to; the client address is the rightmost address
+//! not in `trusted_proxies`.
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+use crate::proxy::client_ip::is_trusted;
+
+use crate::context::RequestCtx;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Hop-by-hop headers that a proxy must not forward.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes hop-by-hop headers, including those listed in `Connection`, and `Upgrade` (Rampart
+/// does not tunnel protocol switches).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Rewrites the request headers for the upstream.
+pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], preserve_host: bool) {
+    strip_hop_by_hop(headers);
+    let peer = cx.conn.peer.ip();
+    let from_trusted = is_trusted(peer, trusted);
+    let original_host = headers.get(header::HOST).cloned();
+    if !from_trusted {
+        for name in [
+            &X_FORWARDED_FOR,
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &X_FORWARDED_PORT,
+            &X_REAL_IP,
+        ] {
+            headers.remove(name);
+        }
+        headers.remove(header::FORWARDED);
+    }
+    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) if from_trusted => format!("{previous}, {peer}"),
+        _ => peer.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        let proto = if cx.conn.tls { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = &original_host
+    {
+        headers.insert(X_FORWARDED_HOST, host.clone());
+    }
+    headers.insert(X_REQUEST_ID, cx.request_id.header_value().clone());
+    if !preserve_host {
+        // The client sets it from the target's authority.
+        headers.remove(header::HOST);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}
