@@ -1,5 +1,5 @@
 //! Arbitrary bytes as the byte stream of one HTTP/1 connection through the framing guard
-//! (`rampart::hygiene::h1_guard::H1Guard`, which runs `validate_head`, the chunk-size and trailer
+//! (`rampart::server::h1_guard::H1Guard`, which runs `validate_head`, the chunk-size and trailer
 //! parsers and the body-framing state machine on whatever it is fed).
 //!
 //! The guard is driven through its public `AsyncRead` impl with a no-op waker over an in-memory
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
-use rampart::hygiene::h1_guard::{H1Guard, HeadLimits, OnReject};
+use rampart::server::h1_guard::{H1Guard, HeadLimits, OnReject};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Small limits so that the fuzzer reaches them with short inputs.

@@ -10,7 +10,6 @@ pub mod body;
 pub mod config;
 pub mod context;
 pub mod error;
-pub mod hygiene;
 pub mod keep;
 pub mod pipeline;
 pub mod policy;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Flow;
 use crate::audit::{AuditBody, AuditRecord};
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::context::{ConnInfo, Decision, RequestCtx, RequestId};
 use crate::error::{self, GatewayError};
 use crate::gateway::{Gateway, Route, Runtime};
-use crate::hygiene;
+use crate::policy::hygiene;
 use crate::policy::upstream_request::{X_REQUEST_ID, strip_hop_by_hop};
 use crate::policy::{cors, mask};
 use crate::proxy::client_ip;
@@ -221,39 +221,4 @@ fn find_route<'a>(
         RouteLookup::MethodNotAllowed(allow) => Err(GatewayError::MethodNotAllowed { allow }),
         RouteLookup::NotFound => Err(GatewayError::RouteNotFound),
     }
-}
-
-/// A permanent redirect to HTTPS for the redirect listener; method and body are kept (308).
-pub fn redirect_to_https(req: &Request<Incoming>, https_port: u16) -> Response<Body> {
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.host().to_owned())
-        .or_else(|| {
-            let value = req.headers().get(header::HOST)?.to_str().ok()?;
-            Some(value.rsplit_once(':').map_or(value, |(h, _)| h).to_owned())
-        })
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
-        });
-    let Some(host) = host else {
-        return error::into_response(
-            &GatewayError::MalformedRequest("missing Host"),
-            RequestId::generate().as_str(),
-        );
-    };
-    let port = if https_port == 443 {
-        String::new()
-    } else {
-        format!(":{https_port}")
-    };
-    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let location = format!("https://{host}{port}{target}");
-    let mut response = Response::new(body::empty());
-    *response.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
 }

@@ -6,6 +6,7 @@ pub mod authz;
 pub mod cors;
 
 pub mod headers;
+pub mod hygiene;
 pub mod mask;
 pub mod rate_limit;
 pub mod upstream_request;

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use super::upstream::{Outcome, Upstream};
 use crate::context::RequestCtx;
 use crate::error::GatewayError;
-use crate::hygiene::body::{self, RequestBody};
+use crate::policy::hygiene::body::{self, RequestBody};
 
 /// Sends the request to the next healthy target; records health and upstream latency.
 pub async fn forward(

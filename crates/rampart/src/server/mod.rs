@@ -3,6 +3,11 @@
 //! never cut silently). `serve` takes already-bound listeners and a shutdown future, which is what
 //! lets tests run the real server in-process on port 0.
 
+pub mod h1_guard;
+mod redirect;
+
+pub use redirect::redirect_to_https;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,12 +22,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use self::h1_guard::{H1Guard, HeadLimits, OnReject};
 use crate::audit::AuditRecord;
 use crate::config::{Config, ListenerConfig};
 use crate::context::{ConnInfo, Decision, RequestId};
 use crate::error;
 use crate::gateway::Gateway;
-use crate::hygiene::h1_guard::{H1Guard, HeadLimits, OnReject};
 use crate::pipeline::service;
 use crate::tls::{self, CertResolver, ClientCert};
 
@@ -280,7 +285,7 @@ async fn serve_redirect(
     let runtime = gateway.runtime();
     let headers = runtime.default_headers.clone();
     let service = service_fn(move |req| {
-        let mut response = service::redirect_to_https(&req, port);
+        let mut response = redirect_to_https(&req, port);
         headers.apply(response.headers_mut(), false);
         std::future::ready(Ok::<_, std::convert::Infallible>(response))
     });
@@ -342,7 +347,7 @@ fn connection_builder(config: &Config, h2: bool) -> auto::Builder<TokioExecutor>
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(crate::hygiene::h2_header_list_ceiling(limits))
+        .max_header_list_size(crate::policy::hygiene::h2_header_list_ceiling(limits))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     builder
