@@ -6,9 +6,10 @@
 //! without any commit step: it remembers weakly every state object handed out under a key, and a
 //! build asks for the state of its key with the *shape* it needs (the parameters that the object
 //! was created with):
-//! - an object of the same shape that is still alive (held by the running runtime) is shared;
-//! - otherwise a new one is made, from the newest live object of that key when there is one (the
-//!   maker decides what can soundly be carried over);
+//! - the newest live object of that key (held by the running runtime) is shared when it has the
+//!   same shape;
+//! - otherwise a new one is made from it (the maker decides what can soundly be carried over), or
+//!   from nothing when the key has no live object;
 //! - objects die with the last runtime holding them, so a removed limit frees its memory and a
 //!   failed build leaves only dead entries, pruned on the next call.
 //!
@@ -47,15 +48,19 @@ impl<K: Eq + Hash, S, Shape: PartialEq> Kept<K, S, Shape> {
             !list.is_empty()
         });
         let list = entries.entry(key).or_default();
-        if let Some(same) = list
+        // Only the newest live object may be shared: after a change and a roll-back, an older
+        // object of the same shape (still held by a draining runtime) has missed what the newer
+        // one counted.
+        let newest = list
             .iter()
-            .filter(|(s, _)| *s == shape)
-            .find_map(|(_, weak)| weak.upgrade())
+            .rev()
+            .find_map(|(s, weak)| Some((s, weak.upgrade()?)));
+        if let Some((newest_shape, object)) = &newest
+            && **newest_shape == shape
         {
-            return same;
+            return object.clone();
         }
-        let newest = list.iter().rev().find_map(|(_, weak)| weak.upgrade());
-        let made = Arc::new(make(newest.as_deref()));
+        let made = Arc::new(make(newest.as_ref().map(|(_, o)| &**o)));
         list.push((shape, Arc::downgrade(&made)));
         made
     }
@@ -102,6 +107,17 @@ mod tests {
         drop(kept.get_or_make("a", 2, |_| 100));
         let next = kept.get_or_make("a", 1, |_| 0);
         assert!(Arc::ptr_eq(&running, &next));
+    }
+
+    #[test]
+    fn a_rolled_back_change_starts_from_the_newest_state_not_an_older_one() {
+        let kept: Kept<&str, u32, u8> = Kept::default();
+        let a = kept.get_or_make("a", 1, |_| 7);
+        let b = kept.get_or_make("a", 2, |prev| prev.copied().unwrap_or(0) + 1);
+        // Back to shape 1 while the runtime holding `a` still drains: carry from `b`, not `a`.
+        let back = kept.get_or_make("a", 1, |prev| prev.copied().unwrap_or(0) + 10);
+        assert!(!Arc::ptr_eq(&a, &back));
+        assert_eq!(*back, *b + 10);
     }
 
     #[test]

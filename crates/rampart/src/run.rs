@@ -63,7 +63,10 @@ impl Prepared {
         if runtime.config.server.watch_config {
             let gateway = self.gateway.clone();
             let path = self.config_path.clone();
-            match watch::watch_files(&[&self.config_path], move || reload_logged(&gateway, &path)) {
+            let on_change = move || {
+                tokio::spawn(reload_logged(gateway.clone(), path.clone()));
+            };
+            match watch::watch_files(&[&self.config_path], on_change) {
                 Ok(w) => self.watches.push(w),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads")
@@ -163,7 +166,7 @@ fn spawn_sighup_reloader(gateway: Arc<Gateway>, path: PathBuf) -> tokio::task::J
         while hangups.recv().await.is_some() {
             tokio::time::sleep(watch::DEBOUNCE).await;
             while futures_util::FutureExt::now_or_never(hangups.recv()).is_some() {}
-            reload_logged(&gateway, &path);
+            reload_logged(gateway.clone(), path.clone()).await;
         }
     })
 }

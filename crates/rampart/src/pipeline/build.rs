@@ -185,16 +185,12 @@ fn authenticate(
     at: &str,
 ) -> Result<Authenticate, Issue> {
     let verifiers = env.verifiers;
-    let accepted = auth
-        .jwt
-        .iter()
-        .filter_map(|name| verifiers.jwt.get(name).cloned())
-        .collect();
-    let introspectors = auth
-        .introspection
-        .iter()
-        .filter_map(|name| verifiers.introspection.get(name).cloned())
-        .collect();
+    let accepted = named(&verifiers.jwt, &auth.jwt, &format!("{at}/auth/jwt"))?;
+    let introspectors = named(
+        &verifiers.introspection,
+        &auth.introspection,
+        &format!("{at}/auth/introspection"),
+    )?;
     let key_auth = if auth.api_key {
         key_auth(env, at)?
     } else {
@@ -218,6 +214,24 @@ fn authenticate(
         authenticate = authenticate.with_revocations(revocations.clone());
     }
     Ok(authenticate)
+}
+
+/// The verifiers a route names, every one of them (a name that did not build is an error, never
+/// a verifier quietly left out).
+fn named<T>(
+    built: &HashMap<String, Arc<T>>,
+    names: &[String],
+    at: &str,
+) -> Result<Vec<Arc<T>>, Issue> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            built.get(name).cloned().ok_or_else(|| {
+                Issue::new(format!("{at}/{i}"), format!("`{name}` is not available"))
+            })
+        })
+        .collect()
 }
 
 /// API-key authentication for a route; an error when the process runs no key service (it is

@@ -24,6 +24,8 @@ pub enum RouteLookup<'a, R> {
 /// A route in the table with the methods it serves.
 struct Entry<R> {
     methods: Vec<Method>,
+    /// Declared by `path` (exact or template) rather than derived from a `path_prefix`.
+    exact: bool,
     route: Arc<R>,
 }
 
@@ -31,6 +33,7 @@ impl<R> Clone for Entry<R> {
     fn clone(&self) -> Self {
         Self {
             methods: self.methods.clone(),
+            exact: self.exact,
             route: self.route.clone(),
         }
     }
@@ -52,11 +55,34 @@ impl<R> Default for PathTable<R> {
 }
 
 impl<R> PathTable<R> {
+    /// Adds a route at a pattern. Routes may share a pattern with different methods; two routes
+    /// of the same kind serving one method there are ambiguous (an error, never "the first one
+    /// wins"), and a `path` route takes precedence over a prefix covering the same path, so a
+    /// public prefix can never shadow a protected exact route.
     fn insert(&mut self, pattern: String, entry: Entry<R>) -> Result<(), String> {
         if self.patterns.contains(&pattern) {
-            if let Ok(found) = self.tree.at_mut(&pattern) {
-                found.value.push(entry);
+            let Ok(found) = self.tree.at_mut(&pattern) else {
+                return Ok(());
+            };
+            let clash = found.value.iter().find(|other| {
+                other.exact == entry.exact
+                    && other.methods.iter().any(|m| entry.methods.contains(m))
+            });
+            if let Some(other) = clash {
+                let shared: Vec<&str> = other
+                    .methods
+                    .iter()
+                    .filter(|m| entry.methods.contains(m))
+                    .map(Method::as_str)
+                    .collect();
+                return Err(format!(
+                    "another route already serves {} on this path",
+                    shared.join(", ")
+                ));
             }
+            found.value.push(entry);
+            // Stable: exact routes first, each kind in config order.
+            found.value.sort_by_key(|e| !e.exact);
             return Ok(());
         }
         self.tree
@@ -103,6 +129,7 @@ impl<R> Router<R> {
                     .iter()
                     .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                     .collect(),
+                exact: config.path.is_some(),
                 route: route.clone(),
             };
             router.routes.push(route);
@@ -372,6 +399,36 @@ mod tests {
             );
         }
         assert_eq!(r.routes().len(), 20);
+    }
+
+    #[test]
+    fn a_public_prefix_never_shadows_a_protected_exact_route_on_the_same_path() {
+        let routes = vec![
+            route("public-prefix", None, Some("/admin"), &["GET"], &[]),
+            route("protected", Some("/admin/"), None, &["GET"], &[]),
+        ];
+        let r = table(&routes).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            found(r.lookup(None, "/admin/", &Method::GET)),
+            Some("protected")
+        );
+        assert_eq!(
+            found(r.lookup(None, "/admin/x", &Method::GET)),
+            Some("public-prefix")
+        );
+    }
+
+    #[test]
+    fn two_routes_serving_one_method_on_one_path_are_a_config_error() {
+        let routes = vec![
+            route("a", Some("/x"), None, &["GET", "POST"], &[]),
+            route("b", Some("/x"), None, &["POST"], &[]),
+            route("c", Some("/x"), None, &["DELETE"], &[]),
+        ];
+        let issues = table(&routes).err().unwrap_or_default();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].pointer, "/routes/1/path");
+        assert!(issues[0].message.contains("POST"));
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub fn check(source: &ConfigSource) -> Result<Runtime, ConfigErrors> {
     let config = crate::config::parse(source)?;
     let (services, mut issues) = Services::unconnected(&config);
     issues.extend(tls_issues(&config));
+    issues.extend(audit_issue(&config));
     match Runtime::build(config, &services) {
         Ok(runtime) if issues.is_empty() => Ok(runtime),
         Ok(_) => Err(source.locate(issues)),
@@ -144,11 +145,26 @@ fn tls_issues(config: &Config) -> Vec<Issue> {
         .collect()
 }
 
+/// The audit file's directory must exist (start opens the file there; `check` creates nothing).
+fn audit_issue(config: &Config) -> Option<Issue> {
+    let dir = config.audit.file.as_ref()?.parent()?;
+    (!dir.as_os_str().is_empty() && !dir.is_dir()).then(|| {
+        Issue::new(
+            "/audit/file",
+            format!("the directory {} does not exist", dir.display()),
+        )
+    })
+}
+
 /// The running gateway shared by all connections.
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     audit: AuditSink,
     draining: AtomicBool,
+    /// Held by a reload from reading the file until the swap.
+    reloading: std::sync::Mutex<()>,
+    /// Runtimes swapped in since start.
+    reloads: std::sync::atomic::AtomicU64,
     pub services: Services,
 }
 
@@ -158,6 +174,8 @@ impl Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             audit,
             draining: AtomicBool::new(false),
+            reloading: std::sync::Mutex::new(()),
+            reloads: std::sync::atomic::AtomicU64::new(0),
             services,
         })
     }
@@ -174,7 +192,21 @@ impl Gateway {
             .brute_force
             .configure(&runtime.config.brute_force);
         self.runtime.store(Arc::new(runtime));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("rampart_config_reloads_total", "result" => "ok").increment(1);
+    }
+
+    /// How many reloads have been swapped in since start (this gateway's own count; the metric
+    /// is process-wide).
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Serializes reloads (see `runtime::reload`).
+    pub(crate) fn reload_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn audit(&self) -> &AuditSink {

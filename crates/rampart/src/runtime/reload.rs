@@ -7,6 +7,7 @@
 //! says so, instead of producing routes that cannot work. Configs are compared by value.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -25,8 +26,19 @@ pub enum ReloadError {
     Config(ConfigErrors),
 }
 
-/// Reloads the config file: built completely, then swapped in atomically.
+/// Reloads the config file: built completely, then swapped in atomically. Reloads are serialized
+/// (a watch, SIGHUP and the admin API may ask at once), so the config that ends up running is the
+/// one read last. Every outcome is counted in `rampart_config_reloads_total`.
 pub fn reload(gateway: &Gateway, path: &Path) -> Result<(), ReloadError> {
+    let _one_at_a_time = gateway.reload_lock();
+    let result = build_from_file(gateway, path).map(|runtime| gateway.swap(runtime));
+    if result.is_err() {
+        metrics::counter!("rampart_config_reloads_total", "result" => "error").increment(1);
+    }
+    result
+}
+
+fn build_from_file(gateway: &Gateway, path: &Path) -> Result<Runtime, ReloadError> {
     let source = ConfigSource::from_file(path).map_err(|source| ReloadError::Read {
         path: path.to_path_buf(),
         source,
@@ -35,23 +47,28 @@ pub fn reload(gateway: &Gateway, path: &Path) -> Result<(), ReloadError> {
     let old = gateway.runtime();
     let mut issues = restart_only_changes(&old.config, &config);
     issues.extend(secret_change(gateway, &config));
+    issues.extend(store_needed(gateway, &config));
     if !issues.is_empty() {
         return Err(ReloadError::Config(source.locate(issues)));
     }
-    let runtime = Runtime::build(config, &gateway.services)
-        .map_err(|issues| ReloadError::Config(source.locate(issues)))?;
-    gateway.swap(runtime);
-    Ok(())
+    Runtime::build(config, &gateway.services)
+        .map_err(|issues| ReloadError::Config(source.locate(issues)))
 }
 
-/// Reloads and logs the outcome (file watches, SIGHUP).
-pub fn reload_logged(gateway: &Gateway, path: &Path) {
-    match reload(gateway, path) {
-        Ok(()) => tracing::info!(path = %path.display(), "configuration reloaded"),
-        Err(e) => {
-            metrics::counter!("rampart_config_reloads_total", "result" => "error").increment(1);
-            tracing::error!(path = %path.display(), errors = %e, "configuration reload failed; keeping the running config");
+/// Reloads and logs the outcome, off the async workers (file I/O, and carrying rate-limit state
+/// over can copy many entries): file watches and SIGHUP.
+pub async fn reload_logged(gateway: Arc<Gateway>, path: PathBuf) {
+    let done = tokio::task::spawn_blocking(move || {
+        let result = reload(&gateway, &path);
+        (path, result)
+    })
+    .await;
+    match done {
+        Ok((path, Ok(()))) => tracing::info!(path = %path.display(), "configuration reloaded"),
+        Ok((path, Err(e))) => {
+            tracing::error!(path = %path.display(), errors = %e, "configuration reload failed; keeping the running config")
         }
+        Err(e) => tracing::error!(error = %e, "configuration reload did not finish"),
     }
 }
 
@@ -76,8 +93,26 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Issue> {
     refuse(old.store != new.store, "/store");
     refuse(old.redis != new.redis, "/redis");
     refuse(old.api_keys != new.api_keys, "/api_keys");
+    refuse(
+        old.auth.dpop.replay_cache_entries != new.auth.dpop.replay_cache_entries,
+        "/auth/dpop/replay_cache_entries",
+    );
     // What needs the store (quotas without Redis) is refused by the route build, at the route.
     issues
+}
+
+/// The store is opened at start when the config needs it; a reload that adds the first user of it
+/// (the admin token's revocation list) cannot open it. (Quotas say so at their route.)
+fn store_needed(gateway: &Gateway, new: &Config) -> Option<Issue> {
+    let opened = gateway.services.revocations.is_some();
+    (new.admin.token_sha256.is_some() && !opened && !gateway.services.provided.quota_storage).then(
+        || {
+            Issue::new(
+                "/admin/token_sha256",
+                "the admin API needs the store, which the running gateway did not open: restart it",
+            )
+        },
+    )
 }
 
 /// The API-key secret is read at start; a reload cannot change its content either (the key

@@ -41,7 +41,10 @@ where
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && changes_content(&event.kind)
-            && event.paths.iter().any(|p| names.contains(&absolute(p)))
+            && event
+                .paths
+                .iter()
+                .any(|p| names.contains(&absolute(p)) || is_kubernetes_swap(p))
         {
             let _ = tx.try_send(());
         }
@@ -91,6 +94,15 @@ fn digest(files: &[PathBuf]) -> [u8; 32] {
         }
     }
     hasher.finalize().into()
+}
+
+/// A Kubernetes ConfigMap or Secret volume updates its files by renaming a `..data` symlink (and
+/// `..2026_...` directories) beside them: the watched names themselves see no event. The content
+/// hash decides whether anything changed.
+fn is_kubernetes_swap(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".."))
 }
 
 fn absolute(path: &Path) -> PathBuf {

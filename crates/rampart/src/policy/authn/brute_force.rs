@@ -62,9 +62,8 @@ fn default_block() -> u64 {
     300
 }
 
-/// The longest counting window and block the guard honours: the config's bound on durations (so
-/// that no valid setting is cut short); also how long an idle entry may stay in memory, within the
-/// bound on tracked addresses.
+/// The longest counting window and block the guard honours: the config's bound on durations, so
+/// that no valid setting is cut short.
 pub const MAX_WINDOW_S: u64 = crate::config::bounds::MAX_SECONDS;
 pub const MAX_BLOCK_S: u64 = crate::config::bounds::MAX_SECONDS;
 
@@ -88,7 +87,36 @@ impl From<&BruteForceConfig> for Thresholds {
 /// Failures counted in one window, from its first failure.
 struct Window {
     started: Instant,
+    /// When this window's count is forgotten (its length under the thresholds it started with).
+    ends: Instant,
     failures: AtomicU32,
+}
+
+/// Each entry lives exactly as long as it matters: a failure window until it ends, a block until
+/// it is lifted. So idle entries leave at once and the bounded maps hold live state only (an
+/// address spray cannot push out a real block that is hidden among expired ones).
+struct UntilItEnds;
+
+impl moka::Expiry<IpAddr, Arc<Window>> for UntilItEnds {
+    fn expire_after_create(
+        &self,
+        _ip: &IpAddr,
+        window: &Arc<Window>,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(window.ends.saturating_duration_since(created_at))
+    }
+}
+
+impl moka::Expiry<IpAddr, Instant> for UntilItEnds {
+    fn expire_after_create(
+        &self,
+        _ip: &IpAddr,
+        until: &Instant,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(until.saturating_duration_since(created_at))
+    }
 }
 
 /// Failure counters and blocks. Process-wide and kept across reloads; `configure` applies the
@@ -111,11 +139,11 @@ impl BruteForceGuard {
             thresholds: ArcSwap::from_pointee(Thresholds::from(config)),
             failures: Cache::builder()
                 .max_capacity(TRACKED_ADDRESSES)
-                .time_to_idle(Duration::from_secs(MAX_WINDOW_S))
+                .expire_after(UntilItEnds)
                 .build(),
             blocked: Cache::builder()
                 .max_capacity(TRACKED_ADDRESSES)
-                .time_to_live(Duration::from_secs(MAX_BLOCK_S))
+                .expire_after(UntilItEnds)
                 .build(),
         }
     }
@@ -164,6 +192,7 @@ impl BruteForceGuard {
         let fresh = || {
             Arc::new(Window {
                 started: now,
+                ends: now.checked_add(thresholds.window).unwrap_or(now),
                 failures: AtomicU32::new(0),
             })
         };

@@ -186,6 +186,15 @@ pub fn validate(limits: &[LimitConfig], authenticated: bool, ptr: &str, issues: 
         if limit.max_delay_ms > 60_000 {
             issues.push(Issue::new(format!("{at}/max_delay_ms"), "at most 60000"));
         }
+        // A bucket remembers a key for its whole window: bound it like every other duration.
+        let window_s = limit.per.seconds() as f64 / limit.rate.max(1) as f64
+            * limit.burst.unwrap_or(limit.rate) as f64;
+        if window_s > crate::config::bounds::MAX_SECONDS as f64 {
+            issues.push(Issue::new(
+                format!("{at}/burst"),
+                "the burst refills over more than a year: lower `burst` or raise `rate`",
+            ));
+        }
         let parts = limit.key.parts();
         if parts.is_empty() {
             issues.push(Issue::new(

@@ -94,13 +94,18 @@ pub fn decide(tat: u64, now: u64, p: Params) -> (Verdict, Option<u64>) {
     (verdict, None)
 }
 
+/// The longest a bucket is kept while idle (see `LocalLimiter::new`).
+const MAX_IDLE: Duration = Duration::from_secs(crate::config::bounds::MAX_SECONDS);
+
 /// A TAT under `old` moved to `new` so that it stands for the same number of requests used.
 fn rescale(tat: u64, now: u64, old: Params, new: Params) -> u64 {
     let Some(ahead) = tat.checked_sub(now).filter(|a| *a > 0) else {
         return tat;
     };
     let scaled = u128::from(ahead) * u128::from(new.interval_us) / u128::from(old.interval_us);
-    now.saturating_add(u64::try_from(scaled).unwrap_or(u64::MAX))
+    // Never more debt than the new limit can hold: a full burst plus its delay budget.
+    let most = new.tolerance_us().saturating_add(new.max_delay_us);
+    now.saturating_add(u64::try_from(scaled).unwrap_or(u64::MAX).min(most))
 }
 
 /// GCRA state per key in memory, bounded: at most `max_keys` keys, idle ones evicted first. A key
@@ -114,8 +119,10 @@ pub struct LocalLimiter {
 
 impl LocalLimiter {
     pub fn new(max_keys: u64, p: Params) -> Self {
+        // Validation bounds a limit's window to a year; the fail-open fallback (the rate divided
+        // among instances) can exceed it, and moka refuses idle times of 1000 years or more.
         let idle = Duration::from_micros(p.tolerance_us().saturating_add(p.max_delay_us))
-            .max(Duration::from_secs(1));
+            .clamp(Duration::from_secs(1), MAX_IDLE);
         Self {
             cells: moka::sync::Cache::builder()
                 .max_capacity(max_keys)

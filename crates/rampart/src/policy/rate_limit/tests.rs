@@ -166,3 +166,41 @@ async fn a_changed_limit_carries_over_what_each_key_has_used() {
     assert!(lowered.check(2, two).allowed, "one used of a new two");
     assert!(!lowered.check(2, two).allowed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lowered_limit_never_carries_more_debt_than_its_own_window() {
+    let fast = params(1000, 1, 1000, 0);
+    let old = LocalLimiter::new(100, fast);
+    for _ in 0..1000 {
+        assert!(old.check(1, fast).allowed);
+    }
+    let slow = params(10, 60, 10, 0);
+    let lowered = LocalLimiter::carried_over(Some(&old), 100, slow);
+    let refused = lowered.check(1, slow);
+    assert!(!refused.allowed);
+    assert!(
+        refused.retry_after <= Duration::from_secs(60),
+        "a full burst of the new limit refills within its window: {:?}",
+        refused.retry_after
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fail_open_fallback_with_a_window_beyond_a_year_does_not_panic() {
+    // One request a day shared by a million instances: each gets one per million days.
+    let p = params(1, 86_400, 1, 0).divided(1_000_000);
+    let limiter = LocalLimiter::new(10, p);
+    assert!(limiter.check(1, p).allowed);
+    assert!(!limiter.check(1, p).allowed);
+}
+
+#[test]
+fn a_burst_that_refills_over_more_than_a_year_is_a_config_error() {
+    let limit: super::LimitConfig =
+        toml::from_str("name = \"slow\"\nkey = \"ip\"\nrate = 1\nper = \"day\"\nburst = 400000\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    let mut issues = Vec::new();
+    super::config::validate(&[limit], false, "/routes/0", &mut issues);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].pointer, "/routes/0/rate_limits/0/burst");
+}
