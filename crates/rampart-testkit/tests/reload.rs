@@ -96,7 +96,7 @@ async fn assert_routes_keep_their_policies(
 type Failure = (&'static str, &'static str, &'static str, &'static str);
 
 /// Every way a route can fail to build, applied to the first route on reload.
-const ROUTE_BUILD_FAILURES: [Failure; 5] = [
+const ROUTE_BUILD_FAILURES: [Failure; 6] = [
     (
         "quotas without the store or Redis",
         "public = true\nquotas = [{ name = \"daily\", key = \"ip\", limit = 100, per = \"day\" }]",
@@ -136,6 +136,17 @@ targets = [\"https://127.0.0.1:9\"]
 tls = { ca_file = \"missing-ca.pem\" }
 ",
         "upstreams[1]",
+    ),
+    (
+        "a public route claiming the protected route's path",
+        "public = true",
+        "[[routes]]
+name = \"d\"
+path = \"/b\"
+upstream = \"api\"
+public = true
+",
+        "routes[3].path",
     ),
 ];
 

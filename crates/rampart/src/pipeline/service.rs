@@ -135,7 +135,7 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Stages 4 to 13 (see the module doc of `pipeline`).
+/// From `Stage::Hygiene` to `Stage::MaskUpstream`, in the order of `pipeline::order`.
 async fn process(
     runtime: &Runtime,
     parts: &mut http::request::Parts,
