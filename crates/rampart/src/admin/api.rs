@@ -291,7 +291,12 @@ async fn reload(State(gateway): State<Arc<Gateway>>) -> Response {
             "no config file to reload".into(),
         ));
     };
-    match crate::run::reload(&gateway, &path) {
+    // Off the async workers, like every reload (file I/O, state carried over).
+    let outcome = tokio::task::spawn_blocking(move || crate::run::reload(&gateway, &path)).await;
+    let Ok(outcome) = outcome else {
+        return problem(&GatewayError::Internal("reload did not finish".into()));
+    };
+    match outcome {
         Ok(()) => noted(
             json_response(StatusCode::OK, json!({ "reloaded": true })),
             "config reloaded".into(),
