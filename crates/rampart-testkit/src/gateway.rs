@@ -199,6 +199,19 @@ impl TestGateway {
         self.client().get(path).await
     }
 
+    /// A GET with these request headers (credentials, forwarding headers...).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> TestResponse {
+        let client = self.client();
+        let mut request = client.request(http::Method::GET, path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(http_body_util::Full::default())
+            .expect("a valid request");
+        client.send(request).await
+    }
+
     /// Every audit record written so far (after a flush).
     pub async fn audit(&self) -> Vec<serde_json::Value> {
         self.gateway.audit().flush().await;

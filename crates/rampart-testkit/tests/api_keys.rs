@@ -39,13 +39,7 @@ async fn create(gw: &TestGateway, body: serde_json::Value) -> (String, String) {
 }
 
 async fn call(gw: &TestGateway, key: &str) -> TestResponse {
-    let client = gw.client();
-    let req = client
-        .request(Method::GET, "/orders/1")
-        .header("x-api-key", key)
-        .body(Full::default())
-        .unwrap();
-    client.send(req).await
+    gw.get_with("/orders/1", &[("x-api-key", key)]).await
 }
 
 #[tokio::test]

@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use http::{Method, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use rampart_testkit::{RecordingUpstream, TestGateway, TestIssuer, TestResponse};
 
 /// Three routes in a row: public `/a`, JWT-protected `/b`, public `/c`. `a_extra` is added to
@@ -74,14 +73,9 @@ async fn assert_routes_keep_their_policies(
         before,
         "the protected route let a request through"
     );
-    let token = issuer.token("ec-1", "api");
-    let client = gw.client();
-    let request = client
-        .request(Method::GET, "/b")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::default())
-        .unwrap();
-    assert_eq!(client.send(request).await.status, StatusCode::OK);
+    let bearer = format!("Bearer {}", issuer.token("ec-1", "api"));
+    let authorized = gw.get_with("/b", &[("authorization", &bearer)]).await;
+    assert_eq!(authorized.status, StatusCode::OK);
     assert_eq!(gw.get("/a").await.status, StatusCode::OK);
     assert_eq!(gw.get("/c").await.status, StatusCode::OK);
     assert_eq!(
@@ -381,14 +375,10 @@ async fn a_brute_force_block_survives_a_reload_and_new_thresholds_apply() {
         .config(&config(&upstream, &issuer, "public = true", &thresholds(2)))
         .start()
         .await;
-    let bad = |gw: &TestGateway| {
-        let client = gw.client();
-        let request = client
-            .request(Method::GET, "/b")
-            .header("authorization", "Bearer not.a.token")
-            .body(Full::default())
-            .unwrap();
-        async move { client.send(request).await.status }
+    let bad = async |gw: &TestGateway| {
+        gw.get_with("/b", &[("authorization", "Bearer not.a.token")])
+            .await
+            .status
     };
     assert_eq!(bad(&gw).await, StatusCode::UNAUTHORIZED);
     assert_eq!(bad(&gw).await, StatusCode::UNAUTHORIZED);

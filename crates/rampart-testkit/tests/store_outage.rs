@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
-use http_body_util::Full;
 use rampart_testkit::{PgServer, RecordingUpstream, TestGateway, TestResponse};
 use serde_json::json;
 
@@ -31,13 +30,7 @@ async fn create(gw: &TestGateway, name: &str) -> String {
 }
 
 async fn call(gw: &TestGateway, key: &str) -> TestResponse {
-    let client = gw.client();
-    let req = client
-        .request(Method::GET, "/orders/1")
-        .header("x-api-key", key)
-        .body(Full::default())
-        .unwrap();
-    client.send(req).await
+    gw.get_with("/orders/1", &[("x-api-key", key)]).await
 }
 
 #[tokio::test]
