@@ -40,6 +40,8 @@ pub struct Prepared {
     listeners: Vec<BoundListener>,
     admin: Option<TcpListener>,
     config_path: PathBuf,
+    /// The digest of the config bytes the running runtime was built from.
+    loaded_digest: [u8; 32],
     watches: Vec<FileWatch>,
 }
 
@@ -66,7 +68,8 @@ impl Prepared {
             let on_change = move || {
                 tokio::spawn(reload_logged(gateway.clone(), path.clone()));
             };
-            match watch::watch_files(&[&self.config_path], on_change) {
+            let loaded = Some(self.loaded_digest);
+            match watch::watch_files_since(&[&self.config_path], loaded, on_change) {
                 Ok(w) => self.watches.push(w),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads")
@@ -150,6 +153,7 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
         listeners,
         admin,
         config_path: config_path.to_path_buf(),
+        loaded_digest: watch::content_digest([Some(source.text.as_bytes())]),
         watches,
     })
 }

@@ -31,6 +31,20 @@ pub fn watch_files<F>(files: &[&Path], on_change: F) -> notify::Result<FileWatch
 where
     F: Fn() + Send + 'static,
 {
+    watch_files_since(files, None, on_change)
+}
+
+/// Like `watch_files`, from the content that was actually loaded (`loaded`: the digest of the
+/// files' bytes as `content_digest` computes it), so that a change made between loading and
+/// watching is not missed.
+pub fn watch_files_since<F>(
+    files: &[&Path],
+    loaded: Option<[u8; 32]>,
+    on_change: F,
+) -> notify::Result<FileWatch>
+where
+    F: Fn() + Send + 'static,
+{
     let names: HashSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let dirs: HashSet<PathBuf> = names
         .iter()
@@ -52,7 +66,7 @@ where
     for dir in &dirs {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
-    let mut seen = digest(&ordered);
+    let mut seen = loaded.unwrap_or_else(|| digest(&ordered));
     let task = tokio::spawn(async move {
         while rx.recv().await.is_some() {
             tokio::time::sleep(DEBOUNCE).await;
@@ -83,14 +97,20 @@ fn changes_content(kind: &EventKind) -> bool {
 
 /// SHA-256 over the files' bytes in order (a missing file counts as its own state).
 fn digest(files: &[PathBuf]) -> [u8; 32] {
+    let contents: Vec<Option<Vec<u8>>> = files.iter().map(|f| std::fs::read(f).ok()).collect();
+    content_digest(contents.iter().map(Option::as_deref))
+}
+
+/// The digest of files' contents (`None`: a missing file), as the watch compares them.
+pub fn content_digest<'a>(contents: impl IntoIterator<Item = Option<&'a [u8]>>) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    for file in files {
-        match std::fs::read(file) {
-            Ok(bytes) => {
+    for content in contents {
+        match content {
+            Some(bytes) => {
                 hasher.update((bytes.len() as u64).to_be_bytes());
-                hasher.update(&bytes);
+                hasher.update(bytes);
             }
-            Err(_) => hasher.update(u64::MAX.to_be_bytes()),
+            None => hasher.update(u64::MAX.to_be_bytes()),
         }
     }
     hasher.finalize().into()
@@ -112,5 +132,66 @@ fn absolute(path: &Path) -> PathBuf {
 impl Drop for FileWatch {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    async fn calls_after_rewriting_the_same_bytes(loaded: Option<&[u8]>) -> usize {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("rampart.toml");
+        std::fs::write(&file, b"now").unwrap_or_else(|e| panic!("{e}"));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let loaded = loaded.map(|bytes| content_digest([Some(bytes)]));
+        let _watch = watch_files_since(&[&file], loaded, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Reading is not a change; writing the same bytes is an event with nothing new.
+        let _ = std::fs::read(&file);
+        std::fs::write(&file, b"now").unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(DEBOUNCE * 4).await;
+        calls.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn rewriting_the_same_bytes_reloads_nothing() {
+        assert_eq!(calls_after_rewriting_the_same_bytes(None).await, 0);
+        assert_eq!(calls_after_rewriting_the_same_bytes(Some(b"now")).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_change_made_between_loading_and_watching_is_reloaded() {
+        assert_eq!(
+            calls_after_rewriting_the_same_bytes(Some(b"before")).await,
+            1
+        );
+    }
+
+    #[test]
+    fn only_content_events_count() {
+        use notify::event::{CreateKind, DataChange, MetadataKind};
+        assert!(changes_content(&EventKind::Create(CreateKind::File)));
+        assert!(changes_content(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!changes_content(&EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::Any
+        ))));
     }
 }
