@@ -273,3 +273,22 @@ public = true
         assert!(!e.message.contains("conflict"), "{got:#?}");
     }
 }
+
+#[test]
+fn an_inline_secret_is_never_echoed_in_config_errors() {
+    let found = errors(
+        "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n\n[api_keys]\nhmac_secret = \"hunter2-written-inline\"\n",
+    );
+    assert!(!found.is_empty());
+    for error in &found {
+        assert!(
+            !error.message.contains("hunter2"),
+            "the secret is echoed: {}",
+            error.message
+        );
+    }
+    assert!(
+        found.iter().any(|e| e.path == "api_keys.hmac_secret"),
+        "{found:?}"
+    );
+}

@@ -119,15 +119,27 @@ fn collect(error: &jsonschema::ValidationError<'_>, issues: &mut Vec<Issue>) {
                 }
             }
             if issues.len() == before {
-                issues.push(Issue::new(pointer, error.to_string()));
+                issues.push(Issue::new(pointer, without_value(error)));
             }
         }
         ValidationErrorKind::Format { format } => {
             let message = super::formats::message(format, error.instance())
-                .unwrap_or_else(|| error.to_string());
+                .unwrap_or_else(|| without_value(error));
             issues.push(Issue::new(pointer, message));
         }
-        _ => issues.push(Issue::new(pointer, error.to_string())),
+        _ => issues.push(Issue::new(pointer, without_value(error))),
+    }
+}
+
+/// The schema's message without the offending value: a secret written inline by mistake
+/// (`hmac_secret = "..."` instead of `{ file = ... }`) must not be echoed to the terminal, the
+/// admin API or the audit log. The path and line say where; the message says what was expected.
+fn without_value(error: &jsonschema::ValidationError<'_>) -> String {
+    let text = error.to_string();
+    let shown = error.instance().to_string();
+    match text.strip_prefix(shown.as_str()) {
+        Some(rest) if !shown.is_empty() => format!("the value{rest}"),
+        _ => text,
     }
 }
 

@@ -52,7 +52,12 @@ pub async fn forward(
 
     cx.upstream = Some((target.label.clone(), started.elapsed()));
     match sent {
-        Err(_) if body.progress.is_some_and(|p| p.waiting_on_client()) => {
+        Err(_)
+            if body
+                .progress
+                .as_ref()
+                .is_some_and(|p| p.waiting_on_client()) =>
+        {
             Err(GatewayError::ClientBodyTimeout(
                 "the upstream timed out waiting for the client's body".into(),
             ))
@@ -66,7 +71,10 @@ pub async fn forward(
         }
         Ok(Err(e)) => Err(classify_failure(upstream, target, &e)),
         Ok(Ok(response)) => {
-            let failed = matches!(response.status().as_u16(), 502..=504);
+            // A proxying upstream answers 502-504 when *our client* was too slow with its body:
+            // that is not the target's failure either.
+            let client_incomplete = body.progress.as_ref().is_some_and(|p| !p.is_complete());
+            let failed = matches!(response.status().as_u16(), 502..=504) && !client_incomplete;
             upstream.record(
                 target,
                 if failed {

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body as _, Frame, SizeHint};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
@@ -73,16 +73,25 @@ pub async fn read(
     }
 }
 
-/// Reads the whole body, up to `limit` bytes.
-async fn buffer(paced: MinRate<Incoming>, limit: u64) -> Result<Bytes, GatewayError> {
+/// Reads the whole body, up to `limit` bytes, into one contiguous buffer. Frames are copied as
+/// they arrive (not queued one `Bytes` per frame, which would let a client sending one-byte chunks
+/// make the gateway hold tens of bytes per byte received).
+async fn buffer(mut paced: MinRate<Incoming>, limit: u64) -> Result<Bytes, GatewayError> {
     let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(paced, cap).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(GatewayError::BodyTooLarge { limit }),
-        Err(e) => {
-            Err(client_body_error(&*e).unwrap_or_else(|| GatewayError::ClientBody(e.to_string())))
+    let mut buffered = BytesMut::new();
+    while let Some(frame) = paced.frame().await {
+        let frame = frame.map_err(|e| {
+            client_body_error(&*e).unwrap_or_else(|| GatewayError::ClientBody(e.to_string()))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: not forwarded
+        };
+        if buffered.len().saturating_add(data.len()) > cap {
+            return Err(GatewayError::BodyTooLarge { limit });
         }
+        buffered.extend_from_slice(&data);
     }
+    Ok(buffered.freeze())
 }
 
 /// The client's fault, if `error` (or one of its sources) is a failure of the client's body.
@@ -135,6 +144,11 @@ impl Progress {
     /// that times out now is waiting on the client, not on the upstream.
     pub fn waiting_on_client(&self) -> bool {
         self.0.load(Ordering::Relaxed) == WAITING_ON_CLIENT
+    }
+
+    /// The whole body has been read.
+    pub fn is_complete(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == COMPLETE
     }
 
     fn set(&self, state: u8) {
