@@ -167,15 +167,18 @@ fn unreachable(url: &str, why: &str) -> StoreError {
     StoreError(format!("cannot reach {}: {why}", redact(url)))
 }
 
-/// The URL with its password replaced, fit for logs and error messages.
+/// The URL with its password replaced and its query dropped (`?password=`, `sslpassword=` carry
+/// secrets too), fit for logs and error messages.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // Only fails for URLs that cannot have a password, which this one has.
-            let _ = parsed.set_password(Some("***"));
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have a password, which this one has.
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.set_query(None);
             parsed.to_string()
         }
-        Ok(parsed) => parsed.to_string(),
         // Not a URL (a bare sqlite path): show the part before any `@`-style credential.
         Err(_) => url.rsplit('@').next().unwrap_or(url).to_owned(),
     }
@@ -186,4 +189,18 @@ pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_urls_are_redacted_in_messages() {
+        let shown = super::redact(
+            "postgres://app:hunter2@db:5432/rampart?sslpassword=s3cret&password=p4ss",
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("p4ss"), "{shown}");
+        assert!(shown.contains("db:5432/rampart"), "{shown}");
+    }
 }
