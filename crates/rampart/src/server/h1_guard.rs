@@ -74,6 +74,9 @@ pub struct H1Guard<IO> {
     reply: Option<(Vec<u8>, usize)>,
     /// Set once the write side is shut down in the middle of a request.
     linger: Option<Linger>,
+    /// Bounds the write phase of a staged close: a client that never reads cannot hold the
+    /// connection open with a full send buffer.
+    close_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<IO> H1Guard<IO> {
@@ -87,6 +90,7 @@ impl<IO> H1Guard<IO> {
             on_reject: Some(on_reject),
             reply: None,
             linger: None,
+            close_deadline: None,
         }
     }
 
@@ -489,6 +493,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.linger.is_none() {
+            let deadline = this
+                .close_deadline
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER_TIME)));
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(())); // the client does not read: drop it
+            }
             ready!(this.poll_write_reply(cx))?;
             ready!(Pin::new(&mut this.io).poll_flush(cx))?;
             ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
