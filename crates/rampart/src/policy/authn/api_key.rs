@@ -19,6 +19,7 @@
 //!   bounded cache of keyed hashes, filled only from the store, so an outage never extends it).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,7 +69,14 @@ pub struct ApiKeys {
     /// Records of keys found in the store within the outage grace, by keyed hash.
     verified: Option<Cache<String, Arc<ApiKeyRecord>>>,
     touched: Mutex<HashMap<String, i64>>,
+    /// Until when the store counts as down after a failed lookup (ms since `epoch`): lookups
+    /// answer from the outage cache at once instead of each waiting for the store's timeout.
+    store_down_until_ms: AtomicU64,
+    epoch: std::time::Instant,
 }
+
+/// How long a failed lookup marks the store down before the next lookup probes it again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 impl ApiKeys {
     /// The service with the default outage grace (`DEFAULT_OUTAGE_GRACE_S`).
@@ -102,6 +110,8 @@ impl ApiKeys {
             lookups,
             verified,
             touched: Mutex::new(HashMap::new()),
+            store_down_until_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
         })
     }
 
@@ -186,9 +196,23 @@ impl ApiKeys {
         if let Some(cached) = self.lookups.get(hash).await {
             return Ok(cached);
         }
+        if self.elapsed_ms() < self.store_down_until_ms.load(Ordering::Relaxed) {
+            return self
+                .during_outage(hash, "the store is down (retried within a second)")
+                .await;
+        }
         let found = match self.store.key_by_hash(hash).await {
             Ok(found) => found.map(Arc::new),
-            Err(e) => return self.during_outage(hash, &e).await,
+            Err(e) => {
+                tracing::error!(error = %e, "API key lookup failed");
+                metrics::counter!("rampart_store_errors_total", "use" => "api_keys").increment(1);
+                let retry_ms = u64::try_from(STORE_RETRY.as_millis()).unwrap_or(u64::MAX);
+                self.store_down_until_ms.store(
+                    self.elapsed_ms().saturating_add(retry_ms),
+                    Ordering::Relaxed,
+                );
+                return self.during_outage(hash, &e).await;
+            }
         };
         self.lookups.insert(hash.to_owned(), found.clone()).await;
         if let (Some(verified), Some(record)) = (&self.verified, &found) {
@@ -202,10 +226,8 @@ impl ApiKeys {
     async fn during_outage(
         &self,
         hash: &str,
-        error: &StoreError,
+        error: impl std::fmt::Display,
     ) -> Result<Option<Arc<ApiKeyRecord>>, AuthFailure> {
-        tracing::error!(error = %error, "API key lookup failed");
-        metrics::counter!("rampart_store_errors_total", "use" => "api_keys").increment(1);
         if let Some(verified) = &self.verified
             && let Some(record) = verified.get(hash).await
         {
@@ -214,6 +236,10 @@ impl ApiKeys {
         Err(AuthFailure::unavailable(format!(
             "key store unavailable: {error}"
         )))
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Issues a key; the plaintext is returned once and never stored.
