@@ -1,6 +1,6 @@
 //! Listeners: accept loops, TLS handshakes, the HTTP/1 framing guard, hyper connection settings and
-//! graceful draining (requests still in flight at the drain deadline are answered 503 and audited,
-//! never cut silently). `serve` takes already-bound listeners and a shutdown future, which is what
+//! graceful draining (a request still waiting for its response at the drain deadline is answered
+//! 503 and audited; a response already streaming then is cut, and audited). `serve` takes already-bound listeners and a shutdown future, which is what
 //! lets tests run the real server in-process on port 0.
 
 pub mod h1_guard;
