@@ -32,3 +32,13 @@ pub use upstream::{Recorded, RecordingUpstream, Reply, json};
 pub fn init() {
     rampart::tls::install_crypto_provider();
 }
+
+/// Every error `rampart::config::parse` reports for `text`; panics if the config is accepted.
+pub fn config_errors(text: &str) -> Vec<rampart::config::Located> {
+    let source =
+        rampart::config::ConfigSource::from_text("test.toml", text, std::path::Path::new("/tmp"));
+    match rampart::config::parse(&source) {
+        Ok(_) => panic!("the config should be refused"),
+        Err(e) => e.errors,
+    }
+}

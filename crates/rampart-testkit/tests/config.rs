@@ -7,19 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::StatusCode;
-use rampart::config::{ConfigSource, Located, lint, parse};
+use rampart::config::{ConfigSource, lint, parse};
 use rampart_testkit::{RecordingUpstream, TestGateway};
 
-fn errors(text: &str) -> Vec<Located> {
-    match parse(&ConfigSource::from_text(
-        "test.toml",
-        text,
-        Path::new("/tmp"),
-    )) {
-        Ok(_) => panic!("the config should be refused"),
-        Err(e) => e.errors,
-    }
-}
+use rampart_testkit::config_errors as errors;
 
 const LISTENER: &str = "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nplaintext = true\n";
 

@@ -6,18 +6,9 @@
 
 use std::path::Path;
 
-use rampart::config::{ConfigSource, Located, json_schema, parse};
+use rampart::config::{Located, json_schema};
 
-fn errors(text: &str) -> Vec<Located> {
-    match parse(&ConfigSource::from_text(
-        "test.toml",
-        text,
-        Path::new("/tmp"),
-    )) {
-        Ok(_) => panic!("the config should be refused"),
-        Err(e) => e.errors,
-    }
-}
+use rampart_testkit::config_errors as errors;
 
 fn summary(found: &[Located]) -> Vec<(usize, String, String)> {
     found
