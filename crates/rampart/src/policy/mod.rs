@@ -9,4 +9,6 @@ pub mod headers;
 pub mod hygiene;
 pub mod mask;
 pub mod rate_limit;
+pub mod sanitize;
 pub mod upstream_request;
+pub mod validate;

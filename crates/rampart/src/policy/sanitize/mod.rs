@@ -1,0 +1,3 @@
+//! Sanitization of marked fields against an allow-list (HTML, with ammonia).
+
+pub mod field_path;
