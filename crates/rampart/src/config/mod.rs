@@ -83,6 +83,9 @@ pub struct Config {
     /// Headers carrying the verified identity to upstreams (client copies are always removed).
     #[serde(default)]
     pub upstream_identity: crate::policy::upstream_request::IdentityHeadersConfig,
+    /// Threat limits on every request body (JSON depth, sizes, duplicate names...).
+    #[serde(default)]
+    pub validation: crate::policy::validate::config::ValidationSettings,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]

@@ -100,6 +100,39 @@ pub enum GatewayError {
     /// A bug: a panic in a policy or the proxy, caught at the edge.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request does not conform to the route's contract (or to the JSON/XML limits). The
+    /// client gets the pointers and reasons, never the values.
+    #[error("request refused by validation{}", .0.summary())]
+    RequestInvalid(Box<Invalid>),
+    /// A body whose content type the operation does not declare.
+    #[error("content type not declared by operation {operation}")]
+    UnsupportedMediaType { operation: std::sync::Arc<str> },
+    /// A path the contract does not declare (the route exists, the operation does not).
+    #[error("operation not declared by the contract")]
+    OperationNotDeclared,
+    /// The upstream's response was refused (response contract, leak scan, size): masked as 502.
+    #[error("upstream response refused: {0}")]
+    UpstreamResponseRefused(String),
+}
+
+/// What a validation refusal carries: the status (400, or 422 where configured), the operation and
+/// the violations.
+#[derive(Debug)]
+pub struct Invalid {
+    pub status: StatusCode,
+    pub operation: Option<std::sync::Arc<str>>,
+    pub violations: Vec<crate::policy::validate::violation::Violation>,
+}
+
+impl Invalid {
+    /// The operation and failing pointers, for the audit log's reason (never the values).
+    fn summary(&self) -> String {
+        let pointers: Vec<&str> = self.violations.iter().map(|v| v.pointer.as_str()).collect();
+        match &self.operation {
+            Some(op) => format!(" ({op}): {}", pointers.join(", ")),
+            None => format!(": {}", pointers.join(", ")),
+        }
+    }
 }
 
 impl GatewayError {
@@ -138,6 +171,10 @@ impl GatewayError {
             Self::ResourceNotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestInvalid(invalid) => invalid.status,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::OperationNotDeclared => StatusCode::NOT_FOUND,
+            Self::UpstreamResponseRefused(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -169,13 +206,18 @@ impl GatewayError {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::ShuttingDown => "shutting_down",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
-            Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "upstream_error",
+            Self::UpstreamFailed(_)
+            | Self::UpstreamStatusMasked(_)
+            | Self::UpstreamResponseRefused(_) => "upstream_error",
             Self::ClientBody(_) => "bad_request_body",
             Self::ClientBodyTimeout(_) => "request_timeout",
             Self::Internal(_) => "internal_error",
             Self::ResourceNotFound(_) => "not_found",
             Self::InvalidInput(_) => "invalid_input",
             Self::ServiceUnavailable(_) => "service_unavailable",
+            Self::RequestInvalid(_) => "validation_failed",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::OperationNotDeclared => "operation_not_declared",
         }
     }
 
@@ -215,13 +257,26 @@ impl GatewayError {
             Self::UpstreamUnavailable => "The service is temporarily unavailable",
             Self::ShuttingDown => "The gateway is shutting down: retry",
             Self::UpstreamTimeout { .. } => "The service did not answer in time",
-            Self::UpstreamFailed(_) | Self::UpstreamStatusMasked(_) => "The service failed",
+            Self::UpstreamFailed(_)
+            | Self::UpstreamStatusMasked(_)
+            | Self::UpstreamResponseRefused(_) => "The service failed",
             Self::ClientBody(_) => "The request body could not be read",
             Self::ClientBodyTimeout(_) => "The request body was not received in time",
             Self::Internal(_) => "Internal error",
             Self::ResourceNotFound(_) => "No such resource",
             Self::InvalidInput(_) => "The request is not valid",
             Self::ServiceUnavailable(_) => "A required service is unavailable",
+            Self::RequestInvalid(_) => "The request does not match the API contract",
+            Self::UnsupportedMediaType { .. } => "This content type is not accepted here",
+            Self::OperationNotDeclared => "No such operation",
+        }
+    }
+
+    /// The violations a validation refusal shows the client (pointers and reasons only).
+    pub fn violations(&self) -> Option<&[crate::policy::validate::violation::Violation]> {
+        match self {
+            Self::RequestInvalid(invalid) => Some(&invalid.violations),
+            _ => None,
         }
     }
 
@@ -331,6 +386,9 @@ pub(super) struct Problem<'a> {
     status: u16,
     code: &'a str,
     request_id: &'a str,
+    /// `{pointer, reason}` of each violation, for validation refusals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [crate::policy::validate::violation::Violation]>,
 }
 
 /// One instance of every variant, for documentation checks. The exhaustive match below makes a new
@@ -384,6 +442,16 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::ResourceNotFound(String::new()),
         GatewayError::InvalidInput(String::new()),
         GatewayError::ServiceUnavailable(String::new()),
+        GatewayError::RequestInvalid(Box::new(Invalid {
+            status: StatusCode::BAD_REQUEST,
+            operation: None,
+            violations: Vec::new(),
+        })),
+        GatewayError::UnsupportedMediaType {
+            operation: "op".into(),
+        },
+        GatewayError::OperationNotDeclared,
+        GatewayError::UpstreamResponseRefused(String::new()),
     ];
     for e in &all {
         match e {
@@ -412,7 +480,11 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::Internal(_)
             | GatewayError::ResourceNotFound(_)
             | GatewayError::InvalidInput(_)
-            | GatewayError::ServiceUnavailable(_) => {}
+            | GatewayError::ServiceUnavailable(_)
+            | GatewayError::RequestInvalid(_)
+            | GatewayError::UnsupportedMediaType { .. }
+            | GatewayError::OperationNotDeclared
+            | GatewayError::UpstreamResponseRefused(_) => {}
         }
     }
     all

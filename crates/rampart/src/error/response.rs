@@ -18,6 +18,7 @@ pub fn problem_body(err: &GatewayError, request_id: &str) -> Bytes {
         status: err.status().as_u16(),
         code,
         request_id,
+        errors: err.violations(),
     };
     // Serializing a struct of strings and a u16 cannot fail; fall back to an empty object anyway
     // rather than panic on the error path.

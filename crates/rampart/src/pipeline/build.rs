@@ -18,6 +18,7 @@ use crate::policy::headers::SecurityHeaders;
 use crate::policy::rate_limit::concurrency::ConcurrencyLimit;
 use crate::policy::rate_limit::{RateLimit, RateLimitShared};
 use crate::policy::upstream_request::{IdentityHeaders, UpstreamRequest};
+use crate::policy::validate::threat_limits::ThreatLimits;
 use crate::proxy::upstream::Upstream;
 use crate::runtime::services::Services;
 
@@ -142,6 +143,11 @@ fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Rout
     if let Some(authorize) = &route.authorize {
         let rbac = Arc::new(env.config.rbac.roles.clone());
         policies.push(Arc::new(Authorize::new(authorize, rbac)));
+    }
+    // The first body policy: no other one parses a body these limits have not passed.
+    if env.config.validation.json.enabled {
+        let limits = env.config.validation.json.clone();
+        policies.push(Arc::new(ThreatLimits::new(limits)));
     }
     let upstream = env.upstreams.get(&route.upstream).cloned();
     if let Some(upstream) = &upstream {

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod order;
 pub mod service;
+mod view;
 
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ use futures_util::future::BoxFuture;
 
 use crate::body::Body;
 use crate::context::RequestCtx;
+
 use crate::error::GatewayError;
+pub use view::BodyView;
 
 /// Every step of the request and response paths. The derive order is the pipeline order, and
 /// `order::REQUEST_ORDER` / `order::RESPONSE_ORDER` list it as data (tested against
@@ -35,7 +38,8 @@ pub enum Stage {
     Routing,
     /// CORS preflights are answered here, without credentials.
     Cors,
-    /// Request validation (OpenAPI, JSON/XML limits, sanitization).
+    /// Request validation of the head: the declared operation (404/405), its path, query, header
+    /// and cookie parameters, the declared content type (415). Cheap, before any cryptography.
     Validate,
     /// Rate limits keyed by address, route or header: before any cryptography.
     RateLimitByAddress,
@@ -45,14 +49,21 @@ pub enum Stage {
     RateLimitByPrincipal,
     /// Scopes, roles, RBAC permissions, claims.
     Authorize,
-    /// The body limit on the declared length and on the stream, before the upstream is used.
+    /// The body limit on the declared length and on the stream, before the upstream is used. A
+    /// body some policy reads (`Policy::reads_body`) is read whole here; others stream.
     Body,
+    /// Request validation of the body, read whole and bounded: JSON/XML threat limits, the
+    /// contract's body schema, sanitization of marked fields (which may replace the body).
+    ValidateBody,
     /// Concurrency limit, hop-by-hop headers, `X-Forwarded-*`, credentials stripped, identity
     /// headers set.
     UpstreamRequest,
     /// The pooled upstream request.
     Proxy,
-    /// Response: upstream header scrubbing and 5xx masking.
+    /// Response: the contract's response schema (strip, enforce or report undeclared data).
+    ValidateResponse,
+    /// Response: upstream header scrubbing, 5xx masking, the leak scan (stack traces, SQL errors,
+    /// private keys).
     MaskUpstream,
     /// Response: security headers on every response, the gateway's own included.
     SecurityHeaders,
@@ -82,6 +93,35 @@ pub trait Policy: Send + Sync + 'static {
         req: &'a mut http::request::Parts,
         cx: &'a mut RequestCtx,
     ) -> BoxFuture<'a, Result<Flow, GatewayError>>;
+    /// Whether this policy reads this request's body (decided from the head, e.g. its content
+    /// type). A request's body is read whole (up to the route's limit) only when a policy of its
+    /// route reads it; otherwise it streams to the upstream unbuffered.
+    fn reads_body(&self, _req: &http::request::Parts, _cx: &RequestCtx) -> bool {
+        false
+    }
+    /// Checks, and may change, the whole request body (only called when `reads_body` said so).
+    fn on_body<'a>(
+        &'a self,
+        _req: &'a http::request::Parts,
+        _body: &'a mut BodyView,
+        _cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    /// Whether this policy reads this response's body (from its head and the request's context).
+    fn reads_response_body(&self, _rsp: &http::response::Parts, _cx: &RequestCtx) -> bool {
+        false
+    }
+    /// Checks, and may change, the whole upstream response body (bounded; only called when
+    /// `reads_response_body` said so). An `Err` replaces the response with a masked error.
+    fn on_response_body(
+        &self,
+        _rsp: &mut http::response::Parts,
+        _body: &mut BodyView,
+        _cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
     /// Adjusts the response on its way out (inner policies first).
     fn on_response(&self, _rsp: &mut http::response::Parts, _cx: &RequestCtx) {}
 }
@@ -120,6 +160,46 @@ impl Pipeline {
         self.run(req, cx, |stage| stage < Stage::Body).await
     }
 
+    /// Whether any policy reads this request's body (then it is read whole, bounded).
+    pub fn reads_body(&self, req: &http::request::Parts, cx: &RequestCtx) -> bool {
+        self.policies.iter().any(|p| p.reads_body(req, cx))
+    }
+
+    /// Runs the body policies that read this body, in stage order.
+    pub async fn on_body(
+        &self,
+        req: &http::request::Parts,
+        body: &mut BodyView,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        for policy in &self.policies {
+            if policy.reads_body(req, cx) {
+                policy.on_body(req, body, cx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any policy reads this response's body.
+    pub fn reads_response_body(&self, rsp: &http::response::Parts, cx: &RequestCtx) -> bool {
+        self.policies.iter().any(|p| p.reads_response_body(rsp, cx))
+    }
+
+    /// Runs the response-body policies that read this body, innermost first.
+    pub fn on_response_body(
+        &self,
+        rsp: &mut http::response::Parts,
+        body: &mut BodyView,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        for policy in self.policies.iter().rev() {
+            if policy.reads_response_body(rsp, cx) {
+                policy.on_response_body(rsp, body, cx)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs the policies of the stages after the body is read (the upstream request policy and
     /// the concurrency limit, so that a slow body never holds a slot).
     pub async fn after_body(
@@ -127,7 +207,7 @@ impl Pipeline {
         req: &mut http::request::Parts,
         cx: &mut RequestCtx,
     ) -> Result<Flow, GatewayError> {
-        self.run(req, cx, |stage| stage > Stage::Body).await
+        self.run(req, cx, |stage| stage > Stage::ValidateBody).await
     }
 
     async fn run(

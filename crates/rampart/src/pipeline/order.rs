@@ -5,7 +5,7 @@
 use super::Stage;
 
 /// The request path, outer to inner.
-pub const REQUEST_ORDER: [Stage; 14] = [
+pub const REQUEST_ORDER: [Stage; 15] = [
     Stage::RequestId,
     Stage::Audit,
     Stage::ErrorMapping,
@@ -18,12 +18,14 @@ pub const REQUEST_ORDER: [Stage; 14] = [
     Stage::RateLimitByPrincipal,
     Stage::Authorize,
     Stage::Body,
+    Stage::ValidateBody,
     Stage::UpstreamRequest,
     Stage::Proxy,
 ];
 
 /// The response path, inner to outer.
-pub const RESPONSE_ORDER: [Stage; 4] = [
+pub const RESPONSE_ORDER: [Stage; 5] = [
+    Stage::ValidateResponse,
     Stage::MaskUpstream,
     Stage::SecurityHeaders,
     Stage::CorsHeaders,
@@ -31,19 +33,25 @@ pub const RESPONSE_ORDER: [Stage; 4] = [
 ];
 
 /// The stages at which a route's policies can run (the others are the service's own steps).
-pub const POLICY_STAGES: [Stage; 7] = [
+pub const POLICY_STAGES: [Stage; 9] = [
     Stage::Cors,
     Stage::Validate,
     Stage::RateLimitByAddress,
     Stage::Authenticate,
     Stage::RateLimitByPrincipal,
     Stage::Authorize,
+    Stage::ValidateBody,
     Stage::UpstreamRequest,
+    Stage::ValidateResponse,
 ];
 
-/// Where a stage runs on the request path (`None` for response stages).
-pub fn position(stage: Stage) -> Option<usize> {
-    REQUEST_ORDER.iter().position(|s| *s == stage)
+/// Where a stage runs: its place on the request path, response stages after all of those.
+pub fn position(stage: Stage) -> usize {
+    REQUEST_ORDER
+        .iter()
+        .chain(RESPONSE_ORDER.iter())
+        .position(|s| *s == stage)
+        .unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
@@ -68,9 +76,9 @@ mod tests {
     }
 
     #[test]
-    fn policy_stages_are_request_stages_in_order() {
-        let positions: Vec<usize> = POLICY_STAGES.iter().filter_map(|s| position(*s)).collect();
-        assert_eq!(positions.len(), POLICY_STAGES.len());
+    fn policy_stages_are_pipeline_stages_in_order() {
+        let positions: Vec<usize> = POLICY_STAGES.iter().map(|s| position(*s)).collect();
+        assert!(positions.iter().all(|p| *p < usize::MAX));
         assert!(positions.windows(2).all(|w| w[0] < w[1]));
     }
 

@@ -6,19 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
-use http::header;
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
-use super::Flow;
+use super::{BodyView, Flow};
 use crate::audit::{AuditBody, AuditRecord};
 use crate::body::Body;
 use crate::context::{ConnInfo, Decision, RequestCtx, RequestId};
 use crate::error::{self, GatewayError};
 use crate::gateway::{Gateway, Route, Runtime};
 use crate::policy::hygiene;
+use crate::policy::hygiene::body::RequestBody;
 use crate::policy::upstream_request::{X_REQUEST_ID, strip_hop_by_hop};
 use crate::policy::{cors, mask};
 use crate::proxy::client_ip;
@@ -160,7 +161,15 @@ async fn process(
     if let Flow::Respond(response) = route.pipeline.before_body(parts, cx).await? {
         return Ok(response);
     }
-    let body = hygiene::body::read(body, route.max_body_bytes, limits, &mut cx.bytes_in).await?;
+    let body = if route.pipeline.reads_body(parts, cx) {
+        let bytes =
+            hygiene::body::read_whole(body, route.max_body_bytes, limits, &mut cx.bytes_in).await?;
+        let mut view = BodyView::new(bytes);
+        route.pipeline.on_body(parts, &mut view, cx).await?;
+        whole_body(parts, view)
+    } else {
+        hygiene::body::read(body, route.max_body_bytes, limits, &mut cx.bytes_in).await?
+    };
     if let Flow::Respond(response) = route.pipeline.after_body(parts, cx).await? {
         return Ok(response);
     }
@@ -181,6 +190,27 @@ async fn process(
         head,
         upstream_body.map_err(Into::into).boxed(),
     ))
+}
+
+/// The body to forward once the body policies have seen it; a body they changed gets its new
+/// `Content-Length` (and loses any `Content-MD5`-style digest of the old one).
+fn whole_body(parts: &mut http::request::Parts, view: BodyView) -> RequestBody {
+    if view.changed() {
+        parts.headers.remove(HeaderName::from_static("content-md5"));
+        parts
+            .headers
+            .remove(HeaderName::from_static("content-digest"));
+        parts.headers.remove(HeaderName::from_static("repr-digest"));
+    }
+    let bytes = view.into_bytes();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    RequestBody {
+        body: crate::body::full(bytes),
+        progress: None,
+    }
 }
 
 /// A refused method's 405 carries `Allow` (RFC 9110 section 15.5.6): what the route at this path

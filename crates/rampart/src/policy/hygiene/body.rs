@@ -73,6 +73,30 @@ pub async fn read(
     }
 }
 
+/// Reads the whole body (for a route whose policies read it), up to `limit` bytes, under the same
+/// declared-length check and minimum rate as `read`.
+pub async fn read_whole(
+    incoming: Incoming,
+    limit: u64,
+    limits: &LimitsConfig,
+    bytes_in: &mut u64,
+) -> Result<Bytes, GatewayError> {
+    if incoming.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    if incoming
+        .size_hint()
+        .exact()
+        .is_some_and(|length| length > limit)
+    {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    let paced = MinRate::new(incoming, limits, Arc::new(Progress::default()));
+    let bytes = buffer(paced, limit).await?;
+    *bytes_in = bytes.len() as u64;
+    Ok(bytes)
+}
+
 /// Reads the whole body, up to `limit` bytes, into one contiguous buffer. Frames are copied as
 /// they arrive (not queued one `Bytes` per frame, which would let a client sending one-byte chunks
 /// make the gateway hold tens of bytes per byte received).

@@ -7,4 +7,8 @@
 //! operations pass; every refusal is a problem+json whose `errors` name pointers and reasons,
 //! never the offending values; JSON and XML bodies are bounded while they are parsed.
 
+pub mod config;
+pub mod json_limits;
+pub mod media;
+pub mod threat_limits;
 pub mod violation;

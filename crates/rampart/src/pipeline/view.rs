@@ -1,0 +1,88 @@
+//! `BodyView`: a body read whole (bounded), as the body policies of one request or response see
+//! it. It is parsed as JSON at most once, however many policies look at it, and serialized again
+//! only if one of them changed it.
+
+use bytes::Bytes;
+
+use crate::policy::validate::violation::Violation;
+
+/// A whole body, its JSON reading once asked for, and whether a policy changed it.
+pub struct BodyView {
+    bytes: Bytes,
+    json: Option<serde_json::Value>,
+    json_changed: bool,
+}
+
+impl BodyView {
+    pub fn new(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            json: None,
+            json_changed: false,
+        }
+    }
+
+    /// The body as received (not reflecting a JSON change not yet serialized).
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The body as JSON, parsed on the first call. The JSON limits run before (they are the first
+    /// body policy of every route), so this never parses a bomb.
+    pub fn json(&mut self) -> Result<&mut serde_json::Value, Violation> {
+        match &mut self.json {
+            Some(value) => Ok(value),
+            slot @ None => {
+                let value = serde_json::from_slice(&self.bytes)
+                    .map_err(|_| Violation::new("/body", "is not valid JSON"))?;
+                Ok(slot.insert(value))
+            }
+        }
+    }
+
+    /// Records that the JSON value was changed: the body is serialized from it when it leaves.
+    pub fn mark_json_changed(&mut self) {
+        self.json_changed = true;
+    }
+
+    /// Whether the body leaves different from how it arrived.
+    pub fn changed(&self) -> bool {
+        self.json_changed
+    }
+
+    /// The body to send on: the original bytes, or the changed JSON serialized.
+    pub fn into_bytes(self) -> Bytes {
+        match (self.json_changed, self.json) {
+            (true, Some(value)) => match serde_json::to_vec(&value) {
+                Ok(bytes) => Bytes::from(bytes),
+                // A `Value` always serializes; keep the original rather than send nothing.
+                Err(_) => self.bytes,
+            },
+            _ => self.bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unchanged_body_leaves_byte_for_byte() {
+        let original = Bytes::from_static(br#"{ "b": 1,  "a": 2 }"#);
+        let mut view = BodyView::new(original.clone());
+        assert!(view.json().is_ok());
+        assert!(!view.changed());
+        assert_eq!(view.into_bytes(), original);
+    }
+
+    #[test]
+    fn a_changed_json_body_is_serialized_from_the_value() {
+        let mut view = BodyView::new(Bytes::from_static(br#"{"a":"<b>x</b>","z":1}"#));
+        if let Ok(value) = view.json() {
+            value["a"] = serde_json::Value::from("x");
+        }
+        view.mark_json_changed();
+        assert_eq!(view.into_bytes(), Bytes::from_static(br#"{"a":"x","z":1}"#));
+    }
+}

@@ -1,0 +1,378 @@
+//! JSON threat limits, on every JSON body, with or without a contract.
+//!
+//! Threat: a body built to exhaust the parser or the upstream behind it: nesting thousands deep
+//! (stack exhaustion), millions of members or elements (hash-flooding, memory), megabyte strings
+//! or numbers, duplicate member names (two parsers read `{"role":"user","role":"admin"}`
+//! differently: the gateway validates one value and the upstream uses the other), invalid UTF-8.
+//!
+//! Invariants: the body is parsed once by serde_json into nothing (the visitor below keeps no
+//! values, only the member names of the objects open along the current path, each bounded), so a
+//! bomb never allocates beyond the limits; the first limit crossed stops the parse; a refusal
+//! names the pointer of the offending value and the limit, never the value.
+//!
+//! Why a hand-written visitor: serde_json does the parsing (escapes, UTF-8, numbers); no crate
+//! enforces per-object and per-array limits or refuses duplicate names while parsing, which is
+//! the point (checking a parsed `Value` would mean the bomb was already allocated, and `Value`
+//! keeps only the last of duplicate members).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use super::violation::{Violation, escape_token};
+
+/// `[validation.json]`: limits on every JSON body (the total size is the route's body limit).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonLimits {
+    /// Check JSON bodies (`application/json`, `+json`) on every route. On by default.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Objects and arrays nested at most this deep.
+    #[serde(default = "default_max_depth")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_depth: u32,
+    /// Members in one object.
+    #[serde(default = "default_max_members")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_members: u32,
+    /// Elements in one array.
+    #[serde(default = "default_max_items")]
+    #[schemars(range(min = 1, max = 10_000_000))]
+    pub max_items: u32,
+    /// Bytes in one string value (after unescaping).
+    #[serde(default = "default_max_string_bytes")]
+    #[schemars(range(min = 1, max = 104_857_600))]
+    pub max_string_bytes: u32,
+    /// Bytes in one member name.
+    #[serde(default = "default_max_name_bytes")]
+    #[schemars(range(min = 1, max = 65_536))]
+    pub max_name_bytes: u32,
+    /// Characters in one number literal (digits, sign, point and exponent).
+    #[serde(default = "default_max_number_chars")]
+    #[schemars(range(min = 1, max = 4096))]
+    pub max_number_chars: u32,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_depth() -> u32 {
+    32
+}
+fn default_max_members() -> u32 {
+    1_000
+}
+fn default_max_items() -> u32 {
+    10_000
+}
+fn default_max_string_bytes() -> u32 {
+    64 * 1024
+}
+fn default_max_name_bytes() -> u32 {
+    256
+}
+fn default_max_number_chars() -> u32 {
+    40
+}
+
+impl Default for JsonLimits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_depth: default_max_depth(),
+            max_members: default_max_members(),
+            max_items: default_max_items(),
+            max_string_bytes: default_max_string_bytes(),
+            max_name_bytes: default_max_name_bytes(),
+            max_number_chars: default_max_number_chars(),
+        }
+    }
+}
+
+/// Checks `body` against the limits without building it. `Err` names the first value that
+/// crosses a limit, or `/body` for JSON that is not well-formed.
+pub fn check(body: &[u8], limits: &JsonLimits) -> Result<(), Violation> {
+    if overlong_number(body, limits.max_number_chars as usize) {
+        return Err(Violation::new(
+            "/body",
+            format!(
+                "has a number longer than {} characters",
+                limits.max_number_chars
+            ),
+        ));
+    }
+    let mut walk = Walk {
+        limits,
+        path: Vec::new(),
+        refusal: None,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = Node { walk: &mut walk }
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    match (parsed, walk.refusal) {
+        (_, Some(violation)) => Err(violation),
+        (Ok(()), None) => Ok(()),
+        (Err(error), None) => Err(not_well_formed(&error)),
+    }
+}
+
+/// serde_json's classification and position, in our words (never its message, which may quote
+/// the input).
+fn not_well_formed(error: &serde_json::Error) -> Violation {
+    let what = match error.classify() {
+        serde_json::error::Category::Eof => "ends before the JSON value is complete",
+        serde_json::error::Category::Syntax => "is not well-formed JSON",
+        serde_json::error::Category::Data | serde_json::error::Category::Io => "is not valid JSON",
+    };
+    Violation::new(
+        "/body",
+        format!("{what} (line {}, column {})", error.line(), error.column()),
+    )
+}
+
+/// The first number literal longer than `max`, by a scan outside strings (serde_json hands the
+/// visitor parsed numbers, not their text).
+fn overlong_number(body: &[u8], max: usize) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut run = 0usize;
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                run = 0;
+            }
+            b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' => {
+                run += 1;
+                if run > max {
+                    return true;
+                }
+            }
+            _ => run = 0,
+        }
+    }
+    false
+}
+
+/// The state of one check: the limits, the path to the value being read (for the pointer of a
+/// refusal) and the refusal, if any.
+struct Walk<'l, 'de> {
+    limits: &'l JsonLimits,
+    path: Vec<Token<'de>>,
+    refusal: Option<Violation>,
+}
+
+enum Token<'de> {
+    Name(Cow<'de, str>),
+    Index(u32),
+}
+
+impl Walk<'_, '_> {
+    fn refuse<E: de::Error>(&mut self, reason: String) -> E {
+        self.refusal = Some(Violation::new(self.pointer(), reason));
+        E::custom("limit")
+    }
+
+    fn pointer(&self) -> String {
+        let mut pointer = String::from("/body");
+        for token in &self.path {
+            pointer.push('/');
+            match token {
+                Token::Name(name) => pointer.push_str(&escape_token(name)),
+                Token::Index(index) => pointer.push_str(&index.to_string()),
+            }
+        }
+        pointer
+    }
+
+    fn depth_ok(&self) -> bool {
+        // `path` holds one token per container already entered above this value.
+        self.path.len() < self.limits.max_depth as usize
+    }
+}
+
+/// Reads one value of any kind.
+struct Node<'w, 'l, 'de> {
+    walk: &'w mut Walk<'l, 'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
+        let max = self.walk.limits.max_string_bytes;
+        if value.len() > max as usize {
+            return Err(self
+                .walk
+                .refuse(format!("is a string longer than {max} bytes")));
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if !self.walk.depth_ok() {
+            let max = self.walk.limits.max_depth;
+            return Err(self.walk.refuse(format!("is nested deeper than {max}")));
+        }
+        let mut index = 0u32;
+        loop {
+            self.walk.path.push(Token::Index(index));
+            let element = seq.next_element_seed(Node { walk: self.walk });
+            self.walk.path.pop();
+            if element?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+            if index > self.walk.limits.max_items {
+                let max = self.walk.limits.max_items;
+                return Err(self
+                    .walk
+                    .refuse(format!("is an array of more than {max} elements")));
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if !self.walk.depth_ok() {
+            let max = self.walk.limits.max_depth;
+            return Err(self.walk.refuse(format!("is nested deeper than {max}")));
+        }
+        let mut seen = Names::default();
+        while let Some(name) = map.next_key_seed(Name { walk: self.walk })? {
+            if seen.len() >= self.walk.limits.max_members as usize {
+                let max = self.walk.limits.max_members;
+                return Err(self
+                    .walk
+                    .refuse(format!("is an object of more than {max} members")));
+            }
+            let fresh = seen.insert(name.clone());
+            self.walk.path.push(Token::Name(name));
+            if !fresh {
+                return Err(self.walk.refuse("is a duplicate member name".to_owned()));
+            }
+            let value = map.next_value_seed(Node { walk: self.walk });
+            self.walk.path.pop();
+            value?;
+        }
+        Ok(())
+    }
+}
+
+/// The member names of one object (borrowed from the body unless escaped); a linear scan while
+/// small (most objects), a set beyond.
+#[derive(Default)]
+struct Names<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> Names<'de> {
+    const FEW: usize = 16;
+
+    fn len(&self) -> usize {
+        self.few.len() + self.many.len()
+    }
+
+    /// Adds `name`; false if it was there already.
+    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        if self.few.contains(&name) || self.many.contains(&name) {
+            return false;
+        }
+        if self.few.len() < Self::FEW {
+            self.few.push(name);
+        } else {
+            self.many.insert(name);
+        }
+        true
+    }
+}
+
+/// Reads a member name, bounded; borrowed from the body when it has no escapes.
+struct Name<'w, 'l, 'de> {
+    walk: &'w mut Walk<'l, 'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for Name<'_, '_, 'de> {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Name<'_, '_, 'de> {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
+        self.bounded(name).map(|()| Cow::Borrowed(name))
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        self.bounded(name).map(|()| Cow::Owned(name.to_owned()))
+    }
+}
+
+impl Name<'_, '_, '_> {
+    fn bounded<E: de::Error>(self, name: &str) -> Result<(), E> {
+        let max = self.walk.limits.max_name_bytes;
+        if name.len() > max as usize {
+            return Err(self
+                .walk
+                .refuse(format!("has a member name longer than {max} bytes")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

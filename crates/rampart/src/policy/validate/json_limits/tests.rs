@@ -1,0 +1,153 @@
+use super::*;
+
+fn refusal(body: &str) -> Option<Violation> {
+    check(body.as_bytes(), &JsonLimits::default()).err()
+}
+
+#[test]
+fn an_ordinary_document_passes() {
+    let body =
+        r#"{"id":42,"name":"keyboard","tags":["a","b"],"price":19.99,"meta":{"x":null,"ok":true}}"#;
+    assert_eq!(refusal(body), None);
+}
+
+#[test]
+fn deep_nesting_is_refused_at_the_limit_with_its_pointer() {
+    let limits = JsonLimits {
+        max_depth: 3,
+        ..JsonLimits::default()
+    };
+    assert!(check(br#"{"a":{"b":[1]}}"#, &limits).is_ok());
+    let refused = check(br#"{"a":{"b":[[1]]}}"#, &limits).err();
+    assert_eq!(
+        refused,
+        Some(Violation::new("/body/a/b/0", "is nested deeper than 3"))
+    );
+}
+
+#[test]
+fn a_nesting_bomb_far_beyond_serde_limits_is_refused_by_ours() {
+    let bomb = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let refused = refusal(&bomb);
+    assert!(
+        matches!(&refused, Some(v) if v.reason == "is nested deeper than 32"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn duplicate_member_names_are_refused_even_when_escaped_differently() {
+    let refused = refusal(r#"{"role":"user","r\u006fle":"admin"}"#);
+    assert_eq!(
+        refused,
+        Some(Violation::new("/body/role", "is a duplicate member name"))
+    );
+    // Many members: the check moves to a hash set; still caught.
+    let mut members: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect();
+    members.push(r#""k3":0"#.to_owned());
+    let body = format!("{{{}}}", members.join(","));
+    assert!(matches!(refusal(&body), Some(v) if v.pointer == "/body/k3"));
+}
+
+#[test]
+fn too_many_members_in_one_object_is_refused() {
+    let limits = JsonLimits {
+        max_members: 10,
+        ..JsonLimits::default()
+    };
+    let body = |n: usize| {
+        let members: Vec<String> = (0..n).map(|i| format!(r#""m{i}":1"#)).collect();
+        format!("{{{}}}", members.join(","))
+    };
+    assert!(check(body(10).as_bytes(), &limits).is_ok());
+    let refused = check(body(11).as_bytes(), &limits).err();
+    assert!(matches!(refused, Some(v) if v.reason.contains("more than 10 members")));
+}
+
+#[test]
+fn a_long_array_is_refused_with_its_pointer() {
+    let limits = JsonLimits {
+        max_items: 5,
+        ..JsonLimits::default()
+    };
+    assert!(check(br#"{"a":[1,2,3,4,5]}"#, &limits).is_ok());
+    let refused = check(br#"{"a":[1,2,3,4,5,6]}"#, &limits).err();
+    assert_eq!(
+        refused,
+        Some(Violation::new(
+            "/body/a",
+            "is an array of more than 5 elements"
+        ))
+    );
+}
+
+#[test]
+fn an_oversized_string_is_refused_without_echoing_it() {
+    let limits = JsonLimits {
+        max_string_bytes: 8,
+        ..JsonLimits::default()
+    };
+    let refused = check(br#"{"note":"SECRETSECRETSECRET"}"#, &limits).err();
+    assert!(matches!(&refused, Some(v) if v.pointer == "/body/note"));
+    assert!(!format!("{refused:?}").contains("SECRET"));
+}
+
+#[test]
+fn an_oversized_member_name_is_refused() {
+    let name = "n".repeat(300);
+    let refused = refusal(&format!(r#"{{"{name}":1}}"#));
+    assert!(matches!(refused, Some(v) if v.reason.contains("member name longer")));
+}
+
+#[test]
+fn a_huge_number_literal_is_refused_but_strings_of_digits_are_not_numbers() {
+    let digits = "9".repeat(50);
+    assert!(refusal(&format!(r#"{{"n":{digits}}}"#)).is_some());
+    assert_eq!(refusal(&format!(r#"{{"n":"{digits}"}}"#)), None);
+    assert_eq!(
+        refusal(r#"{"n":"\"99999999999999999999999999999999999999999"}"#),
+        None
+    );
+}
+
+#[test]
+fn invalid_utf8_is_refused() {
+    let body = b"{\"a\":\"\xff\xfe\"}";
+    let refused = check(body, &JsonLimits::default()).err();
+    assert!(matches!(refused, Some(v) if v.pointer == "/body"));
+}
+
+#[test]
+fn malformed_json_and_trailing_data_are_refused_without_library_text() {
+    for body in [r#"{"a":1"#, r#"{"a":1}{"#, "{'a':1}", r#"{"a":1,}"#, ""] {
+        let refused = refusal(body);
+        assert!(
+            matches!(&refused, Some(v) if v.pointer == "/body" && v.reason.contains("line")),
+            "{body}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn pointers_escape_slashes_and_tildes_in_member_names() {
+    let limits = JsonLimits {
+        max_items: 1,
+        ..JsonLimits::default()
+    };
+    let refused = check(br#"{"a/b~c":[1,2]}"#, &limits).err();
+    assert!(matches!(refused, Some(v) if v.pointer == "/body/a~1b~0c"));
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let alphabet = br#"{}[]":,0123456789.eE-+ \truefalsnl\u"#;
+    for _ in 0..5_000 {
+        let len = rng.random_range(0..64);
+        let body: Vec<u8> = (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        let _ = check(&body, &JsonLimits::default());
+    }
+}

@@ -1,0 +1,63 @@
+//! The JSON (and XML) threat limits as a policy: on every route, a body that announces itself as
+//! JSON is read whole (bounded by the route's body limit) and checked by `json_limits` before any
+//! other body policy parses it. A route that validates nothing else still streams its other
+//! bodies (uploads, octet streams) unbuffered.
+
+use futures_util::future::BoxFuture;
+
+use super::json_limits::{self, JsonLimits};
+use super::media;
+use crate::context::RequestCtx;
+use crate::error::{GatewayError, Invalid};
+use crate::pipeline::{BodyView, Flow, Policy, Stage};
+
+/// The limits every JSON body of a route must respect.
+pub struct ThreatLimits {
+    json: JsonLimits,
+}
+
+impl ThreatLimits {
+    pub fn new(json: JsonLimits) -> Self {
+        Self { json }
+    }
+}
+
+impl Policy for ThreatLimits {
+    fn name(&self) -> &'static str {
+        "threat_limits"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::ValidateBody
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        _req: &'a mut http::request::Parts,
+        _cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
+        Box::pin(std::future::ready(Ok(Flow::Continue)))
+    }
+
+    fn reads_body(&self, req: &http::request::Parts, _cx: &RequestCtx) -> bool {
+        self.json.enabled
+            && media::has_body(&req.headers)
+            && media::essence(&req.headers).is_some_and(|e| media::is_json(&e))
+    }
+
+    fn on_body<'a>(
+        &'a self,
+        _req: &'a http::request::Parts,
+        body: &'a mut BodyView,
+        _cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        let checked = json_limits::check(body.bytes(), &self.json).map_err(|violation| {
+            GatewayError::RequestInvalid(Box::new(Invalid {
+                status: http::StatusCode::BAD_REQUEST,
+                operation: None,
+                violations: vec![violation],
+            }))
+        });
+        Box::pin(std::future::ready(checked))
+    }
+}
