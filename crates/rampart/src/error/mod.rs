@@ -10,6 +10,7 @@ use http::{HeaderMap, StatusCode};
 
 pub mod denial;
 mod response;
+pub mod violation;
 
 pub use denial::{AuthFailure, FailureKind, RateLimitHeaders, Shortfall};
 pub use response::{into_raw_http1, into_response, problem_body};
@@ -121,7 +122,7 @@ pub enum GatewayError {
 pub struct Invalid {
     pub status: StatusCode,
     pub operation: Option<std::sync::Arc<str>>,
-    pub violations: Vec<crate::policy::validate::violation::Violation>,
+    pub violations: Vec<violation::Violation>,
 }
 
 impl Invalid {
@@ -273,7 +274,7 @@ impl GatewayError {
     }
 
     /// The violations a validation refusal shows the client (pointers and reasons only).
-    pub fn violations(&self) -> Option<&[crate::policy::validate::violation::Violation]> {
+    pub fn violations(&self) -> Option<&[violation::Violation]> {
         match self {
             Self::RequestInvalid(invalid) => Some(&invalid.violations),
             _ => None,
@@ -388,7 +389,7 @@ pub(super) struct Problem<'a> {
     request_id: &'a str,
     /// `{pointer, reason}` of each violation, for validation refusals.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [crate::policy::validate::violation::Violation]>,
+    errors: Option<&'a [violation::Violation]>,
 }
 
 /// One instance of every variant, for documentation checks. The exhaustive match below makes a new
