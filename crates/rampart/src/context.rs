@@ -109,6 +109,52 @@ pub struct RequestCtx {
     pub in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The peer is a configured trusted proxy: its `X-Forwarded-*` headers describe the client.
     pub from_trusted_proxy: bool,
+    /// What validation found, for the later validation stages and the audit record.
+    pub validation: Validation,
+}
+
+/// What the validation stages learned about one request: the operation of the contract it
+/// matched, and what was refused, reported, sanitized or stripped (pointers and counts only,
+/// never values).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Validation {
+    /// The matched operation's id (`operationId`, or `METHOD /template`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Arc<str>>,
+    /// Its index in the route's compiled contract, for the body and response stages.
+    #[serde(skip)]
+    pub operation_index: Option<usize>,
+    /// Pointers of the request's violations (refused, or only reported in `report` mode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<String>,
+    /// Fields changed by sanitization.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sanitized: u32,
+    /// Response members removed because the contract does not declare them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stripped: Vec<String>,
+    /// Pointers of the response's violations, reported or refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_violations: Vec<String>,
+    /// The leak the response scan found (`stack-trace`, `sql-error`, `private-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak: Option<&'static str>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Validation {
+    /// Whether there is anything for the audit record.
+    pub fn is_empty(&self) -> bool {
+        self.operation.is_none()
+            && self.violations.is_empty()
+            && self.sanitized == 0
+            && self.stripped.is_empty()
+            && self.response_violations.is_empty()
+            && self.leak.is_none()
+    }
 }
 
 /// How a principal was authenticated.
@@ -170,6 +216,7 @@ impl RequestCtx {
             rate_limit_headers: None,
             in_flight: None,
             from_trusted_proxy: false,
+            validation: Validation::default(),
         }
     }
 }

@@ -98,6 +98,7 @@ async fn require_admin(
         duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         upstream: None,
         upstream_us: None,
+        validation: None,
     });
     response
 }

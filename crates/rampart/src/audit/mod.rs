@@ -48,4 +48,8 @@ pub struct AuditRecord {
     pub duration_us: u64,
     pub upstream: Option<Arc<str>>,
     pub upstream_us: Option<u64>,
+    /// The contract's operation and what validation refused, reported, sanitized or stripped
+    /// (pointers and counts, never values); absent when nothing was validated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<crate::context::Validation>,
 }

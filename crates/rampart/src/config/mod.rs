@@ -270,6 +270,14 @@ impl Config {
             if let Some(ca) = &mut upstream.tls.ca_file {
                 resolve(ca);
             }
+            if let Some(openapi) = &mut upstream.openapi {
+                resolve(&mut openapi.spec_file);
+            }
+        }
+        for route in &mut self.routes {
+            if let Some(openapi) = &mut route.openapi {
+                resolve(&mut openapi.spec_file);
+            }
         }
         if let Some(file) = &mut self.audit.file {
             resolve(file);

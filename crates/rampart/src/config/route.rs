@@ -26,6 +26,9 @@ pub struct RouteConfig {
     pub methods: Vec<String>,
     /// The upstream that serves this route.
     pub upstream: String,
+    /// The OpenAPI contract of this route (replaces its upstream's `openapi`).
+    #[serde(default)]
+    pub openapi: Option<crate::policy::validate::config::OpenApiConfig>,
     /// Who may call this route. Every route has `auth` or says `public = true`: nothing is open by
     /// omission.
     #[serde(default)]

@@ -17,6 +17,10 @@ pub const DEFAULT_EJECT_MS: u64 = 30_000;
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub name: String,
+    /// The OpenAPI contract of the API behind this upstream: every route to it follows it,
+    /// unless the route has its own `openapi`.
+    #[serde(default)]
+    pub openapi: Option<crate::policy::validate::config::OpenApiConfig>,
     /// Base URLs, `http://host:port` or `https://host:port`, no path. Picked round robin.
     pub targets: Vec<String>,
     /// Protocol towards the targets.

@@ -30,6 +30,8 @@ pub struct Route {
     pub headers: SecurityHeaders,
     pub mask_upstream_errors: bool,
     pub max_body_bytes: u64,
+    /// A response a policy reads is read whole up to this size (beyond, a masked 502).
+    pub max_response_bytes: u64,
     pub cors: bool,
 }
 
@@ -178,10 +180,28 @@ fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Rout
             max_body_bytes: route
                 .max_body_bytes
                 .unwrap_or(env.config.limits.max_body_bytes),
+            max_response_bytes: contract_config(env, route)
+                .map_or(crate::config::listener::DEFAULT_MAX_BODY_BYTES, |openapi| {
+                    openapi.max_response_bytes
+                }),
             cors: route.cors.is_some(),
         }),
         _ => Err(issues),
     }
+}
+
+/// The contract of a route: its own, else its upstream's.
+fn contract_config<'a>(
+    env: &'a RouteEnv<'_>,
+    route: &'a RouteConfig,
+) -> Option<&'a crate::policy::validate::config::OpenApiConfig> {
+    route.openapi.as_ref().or_else(|| {
+        env.config
+            .upstreams
+            .iter()
+            .find(|u| u.name == route.upstream)
+            .and_then(|u| u.openapi.as_ref())
+    })
 }
 
 /// The authentication policy of a route, from the verifiers it names.

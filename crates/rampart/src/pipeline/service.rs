@@ -91,7 +91,7 @@ fn finish(
     gateway: &Gateway,
     runtime: &Runtime,
     route: Option<&Route>,
-    cx: RequestCtx,
+    mut cx: RequestCtx,
     method: &Method,
     response: Response<Body>,
 ) -> Response<AuditBody> {
@@ -107,6 +107,7 @@ fn finish(
     }
     head.headers
         .insert(X_REQUEST_ID, cx.request_id.header_value().clone());
+    let validation = std::mem::take(&mut cx.validation);
     let record = AuditRecord {
         time: SystemTime::now(),
         request_id: cx.request_id.as_str().to_owned(),
@@ -126,6 +127,7 @@ fn finish(
         upstream_us: cx.upstream.as_ref().map(|(_, d)| micros(*d)),
 
         upstream: cx.upstream.map(|(target, _)| target),
+        validation: (!validation.is_empty()).then_some(validation),
     };
     let body =
         AuditBody::new(body, record, cx.started, gateway.audit().clone()).holding(cx.in_flight);
@@ -186,10 +188,39 @@ async fn process(
         );
         return Err(GatewayError::UpstreamStatusMasked(head.status));
     }
-    Ok(Response::from_parts(
-        head,
-        upstream_body.map_err(Into::into).boxed(),
-    ))
+    let mut body: Body = upstream_body.map_err(Into::into).boxed();
+    if route.pipeline.reads_response_body(&head, cx) {
+        body = checked_response(route, &mut head, body, cx).await?;
+    }
+    Ok(Response::from_parts(head, body))
+}
+
+/// Stage::ValidateResponse: a response some policy reads is read whole (bounded by the route's
+/// `max_response_bytes`: beyond it, a masked 502), checked, and sent on, changed or not, with its
+/// own `Content-Length`.
+async fn checked_response(
+    route: &Route,
+    head: &mut http::response::Parts,
+    body: Body,
+    cx: &mut RequestCtx,
+) -> Result<Body, GatewayError> {
+    let bytes = crate::body::collect_bounded(body, route.max_response_bytes)
+        .await
+        .map_err(GatewayError::UpstreamResponseRefused)?;
+    let mut view = BodyView::new(bytes);
+    route.pipeline.on_response_body(head, &mut view, cx)?;
+    if view.changed() {
+        head.headers.remove(HeaderName::from_static("content-md5"));
+        head.headers
+            .remove(HeaderName::from_static("content-digest"));
+        head.headers.remove(HeaderName::from_static("repr-digest"));
+        head.headers.remove(header::ETAG);
+    }
+    let bytes = view.into_bytes();
+    head.headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    head.headers.remove(header::TRANSFER_ENCODING);
+    Ok(crate::body::full(bytes))
 }
 
 /// The body to forward once the body policies have seen it; a body they changed gets its new

@@ -394,6 +394,7 @@ fn reject_hook(gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> OnReject {
             duration_us: 0,
             upstream: None,
             upstream_us: None,
+            validation: None,
         };
         crate::telemetry::record_request(&record, Duration::ZERO);
         gateway.audit().record(record);
