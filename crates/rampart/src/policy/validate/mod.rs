@@ -7,5 +7,6 @@
 //! operations pass; every refusal is a problem+json whose `errors` name pointers and reasons,
 //! never the offending values; JSON and XML bodies are bounded while they are parsed.
 
+pub mod lint;
 pub mod strip;
 pub mod violation;
