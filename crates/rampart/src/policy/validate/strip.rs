@@ -6,9 +6,10 @@
 //! schema does not declare, and reports where (JSON pointers, never the values) for the audit.
 //!
 //! Semantics (JSON Schema 2020-12, the OpenAPI 3.1 dialect; 3.0 schemas arrive converted):
-//! - `properties` and `patternProperties` declare members; a member they do not declare is kept
-//!   only when `additionalProperties` (or, without it, `unevaluatedProperties`) is `true` or a
-//!   schema (the member is then checked against that schema); `false` or absent removes it.
+//! - `properties` and `patternProperties` declare members (a member declared `false` is removed);
+//!   a member they do not declare is kept only when `additionalProperties` (or, without it,
+//!   `unevaluatedProperties`) is `true` or a schema (the member is then checked against that
+//!   schema); `false` or absent removes it.
 //! - A schema that says nothing about members (`true`, `{}`, `{"type": "object"}`) is free-form:
 //!   the object is kept whole.
 //! - `allOf` (and `$ref` beside other keywords, and `if`/`then`/`else`, `dependentSchemas`):
@@ -612,6 +613,13 @@ impl<'s> Walk<'s> {
                 // what the contract may allow.
                 None => found.push(Sub::True),
             }
+        }
+        // `"name": false` declares a member only to forbid it.
+        if found
+            .iter()
+            .any(|schema| matches!(schema, Sub::One(Value::Bool(false))))
+        {
+            return None;
         }
         match found.len() {
             0 => match &members.extra {

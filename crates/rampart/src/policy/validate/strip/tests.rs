@@ -387,3 +387,16 @@ fn a_schema_that_fans_out_is_bounded_and_leaves_the_value_untouched() {
     assert!(removed.is_empty());
     assert_eq!(body, json!({ "kept": 1, "other": 2 }));
 }
+
+#[test]
+fn a_member_declared_false_is_removed() {
+    let schema = json!({
+        "type": "object",
+        "properties": { "id": {}, "password": false },
+        "patternProperties": { "^_": false },
+        "additionalProperties": true
+    });
+    let mut body = json!({ "id": 1, "password": "x", "_rev": 3, "extra": 4 });
+    assert_eq!(strip(&mut body, &schema), ["/_rev", "/password"]);
+    assert_eq!(body, json!({ "id": 1, "extra": 4 }));
+}
