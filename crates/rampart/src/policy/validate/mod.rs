@@ -9,6 +9,8 @@
 
 pub mod config;
 pub mod json_limits;
+pub mod lint;
 pub mod media;
+pub mod strip;
 pub mod threat_limits;
 pub mod violation;

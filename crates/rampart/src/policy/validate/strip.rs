@@ -1,0 +1,648 @@
+//! Response stripping: a response carries only the members its contract declares.
+//!
+//! Threat (OWASP API3, excessive data exposure): an upstream serializes whole records (a
+//! `password_hash`, an `is_admin` flag, internal notes) and relies on the client to show only
+//! some fields. The gateway removes from a JSON response every object member that the response
+//! schema does not declare, and reports where (JSON pointers, never the values) for the audit.
+//!
+//! Semantics (JSON Schema 2020-12, the OpenAPI 3.1 dialect; 3.0 schemas arrive converted):
+//! - `properties` and `patternProperties` declare members (a member declared `false` is removed);
+//!   a member they do not declare is kept only when `additionalProperties` (or, without it,
+//!   `unevaluatedProperties`) is `true` or a schema (the member is then checked against that
+//!   schema); `false` or absent removes it.
+//! - A schema that says nothing about members (`true`, `{}`, `{"type": "object"}`) is free-form:
+//!   the object is kept whole.
+//! - `allOf` (and `$ref` beside other keywords, and `if`/`then`/`else`, `dependentSchemas`):
+//!   the declared members are the union of the branches'; undeclared members are removed if any
+//!   branch says `false`, else kept if any branch allows them.
+//! - `oneOf`/`anyOf`: lenient, the union of the branches' declared members (finding the branch
+//!   the value validates against would cost a validation per branch per object). A branch that
+//!   declares no members (only `required`, as in "one of these two must be present", or a
+//!   free-form `{}`) adds none: it refines the other branches rather than opening the object.
+//! - `items` recurses into array elements, `prefixItems` position by position.
+//! - `$ref` is a local pointer into `root` (`#/components/schemas/X`, `#/$defs/X`), percent- and
+//!   RFC 6901-decoded. A reference that does not resolve there (another document, an anchor)
+//!   leaves the value untouched: the gateway does not guess a contract it cannot read.
+//! - A schema whose `type` excludes the value's type leaves the value untouched (validation, not
+//!   stripping, is what reports a mistyped value).
+//!
+//! Invariants: schemas are expanded lazily, one value level at a time, so a recursive schema
+//! costs only as much as the value is deep; a reference cycle within one level contributes
+//! nothing; each level's expansion is bounded ([`MAX_REF_DEPTH`] nested references, [`MAX_STEPS`]
+//! schema nodes) and one that exceeds a bound leaves its value untouched; values deeper than
+//! [`MAX_VALUE_DEPTH`] are left untouched (a parsed body is never that deep).
+
+use std::collections::HashMap;
+
+use percent_encoding::percent_decode_str;
+use regex::{Regex, RegexBuilder};
+use serde_json::{Map, Value};
+
+use crate::policy::validate::violation::escape_token;
+
+/// How many references may be followed in a chain while expanding one schema level.
+pub const MAX_REF_DEPTH: usize = 64;
+
+/// How many schema nodes one level's expansion may visit (a schema built to fan out, such as
+/// `allOf: [{$ref: A}, {$ref: A}]` nested, would otherwise grow exponentially).
+pub const MAX_STEPS: usize = 10_000;
+
+/// Values nested deeper than this are left as they are.
+pub const MAX_VALUE_DEPTH: usize = 256;
+
+/// Upper bound on a compiled `patternProperties` regex, which comes from the contract.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Removes from `value` every object member that `schema` does not declare, and returns the
+/// JSON pointers (relative to `value`, RFC 6901 escaped) of the members removed, in the order
+/// they were removed. `root` is the document that `$ref`s point into.
+pub fn strip_undeclared<'s>(value: &mut Value, schema: &'s Value, root: &'s Value) -> Vec<String> {
+    let mut walk = Walk {
+        schemas: Schemas { root },
+        patterns: HashMap::new(),
+        removed: Vec::new(),
+    };
+    let mut pointer = String::new();
+    walk.strip(value, &Sub::One(schema), &mut pointer, 0);
+    walk.removed
+}
+
+/// A schema to apply, possibly made of several found while merging branches.
+#[derive(Debug, Clone)]
+enum Sub<'s> {
+    /// Any value (an `additionalProperties: true`).
+    True,
+    One(&'s Value),
+    /// Every one applies (the same member declared by several `allOf` branches).
+    All(Vec<Sub<'s>>),
+    /// One of them applies (the same member declared by several `oneOf` branches).
+    Any(Vec<Sub<'s>>),
+}
+
+/// What a schema says about an object's members.
+#[derive(Debug)]
+enum Shape<'s> {
+    /// Does not apply to an object (its `type` excludes it, or a reference cycle): neutral in
+    /// both `allOf` and `oneOf`.
+    NotApplicable,
+    /// Applies, says nothing about members: the object is kept whole; neutral when merged.
+    Silent,
+    /// Cannot be read (a non-local reference, a bound exceeded): the object is left untouched.
+    Unknown,
+    Members(Members<'s>),
+}
+
+#[derive(Debug)]
+struct Members<'s> {
+    properties: HashMap<&'s str, Sub<'s>>,
+    patterns: Vec<(&'s str, Sub<'s>)>,
+    extra: Extra<'s>,
+}
+
+/// What happens to a member neither `properties` nor `patternProperties` declares.
+#[derive(Debug)]
+enum Extra<'s> {
+    /// `additionalProperties` absent: removed.
+    Absent,
+    /// `additionalProperties: false`: removed, whatever other `allOf` branches say.
+    Forbidden,
+    /// `additionalProperties: true` or a schema: kept, checked against the schema.
+    Allowed(Sub<'s>),
+}
+
+/// What a schema says about an array's elements.
+#[derive(Debug)]
+enum ArrayShape<'s> {
+    NotApplicable,
+    Unknown,
+    /// Applies, says nothing about elements: they are kept as they are; neutral when merged.
+    Silent,
+    Elements {
+        prefix: Vec<Element<'s>>,
+        rest: Element<'s>,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Element<'s> {
+    /// Nothing said: the element is kept as it is.
+    Free,
+    Schema(Sub<'s>),
+}
+
+impl<'s> Members<'s> {
+    /// Merges another `allOf` branch: a member both declare must satisfy both.
+    fn and(&mut self, other: Members<'s>) {
+        for (name, sub) in other.properties {
+            merge_member(&mut self.properties, name, sub, Sub::All);
+        }
+        self.patterns.extend(other.patterns);
+        let extra = std::mem::replace(&mut self.extra, Extra::Absent);
+        self.extra = match (extra, other.extra) {
+            (Extra::Forbidden, _) | (_, Extra::Forbidden) => Extra::Forbidden,
+            (Extra::Allowed(a), Extra::Allowed(b)) => Extra::Allowed(Sub::All(vec![a, b])),
+            (Extra::Allowed(a), Extra::Absent) | (Extra::Absent, Extra::Allowed(a)) => {
+                Extra::Allowed(a)
+            }
+            (Extra::Absent, Extra::Absent) => Extra::Absent,
+        };
+    }
+
+    /// Merges another `oneOf`/`anyOf` branch: a member either declares is kept.
+    fn or(&mut self, other: Members<'s>) {
+        for (name, sub) in other.properties {
+            merge_member(&mut self.properties, name, sub, Sub::Any);
+        }
+        self.patterns.extend(other.patterns);
+        let extra = std::mem::replace(&mut self.extra, Extra::Absent);
+        self.extra = match (extra, other.extra) {
+            (Extra::Allowed(a), Extra::Allowed(b)) => Extra::Allowed(Sub::Any(vec![a, b])),
+            (Extra::Allowed(a), _) | (_, Extra::Allowed(a)) => Extra::Allowed(a),
+            (Extra::Forbidden, Extra::Forbidden) => Extra::Forbidden,
+            _ => Extra::Absent,
+        };
+    }
+}
+
+fn merge_member<'s>(
+    properties: &mut HashMap<&'s str, Sub<'s>>,
+    name: &'s str,
+    sub: Sub<'s>,
+    combine: fn(Vec<Sub<'s>>) -> Sub<'s>,
+) {
+    match properties.remove(name) {
+        Some(existing) => properties.insert(name, combine(vec![existing, sub])),
+        None => properties.insert(name, sub),
+    };
+}
+
+/// `allOf`: members merge; an unreadable part makes the whole unreadable.
+fn all_of(parts: Vec<Shape<'_>>) -> Shape<'_> {
+    let mut merged: Option<Members<'_>> = None;
+    for part in parts {
+        let members = match part {
+            Shape::Unknown => return Shape::Unknown,
+            Shape::NotApplicable | Shape::Silent => continue,
+            Shape::Members(members) => members,
+        };
+        match merged.as_mut() {
+            Some(acc) => acc.and(members),
+            None => merged = Some(members),
+        }
+    }
+    merged.map_or(Shape::Silent, Shape::Members)
+}
+
+/// `oneOf`/`anyOf`: the union of the members the branches declare.
+fn any_of(branches: Vec<Shape<'_>>) -> Shape<'_> {
+    let mut merged: Option<Members<'_>> = None;
+    let mut applies = false;
+    for branch in branches {
+        match branch {
+            Shape::Unknown => return Shape::Unknown,
+            Shape::NotApplicable => {}
+            Shape::Silent => applies = true,
+            Shape::Members(members) => match merged.as_mut() {
+                Some(acc) => acc.or(members),
+                None => merged = Some(members),
+            },
+        }
+    }
+    match merged {
+        Some(members) => Shape::Members(members),
+        None if applies => Shape::Silent,
+        None => Shape::NotApplicable,
+    }
+}
+
+fn elements_and<'s>(a: Element<'s>, b: Element<'s>) -> Element<'s> {
+    match (a, b) {
+        (Element::Free, other) | (other, Element::Free) => other,
+        (Element::Schema(a), Element::Schema(b)) => Element::Schema(Sub::All(vec![a, b])),
+    }
+}
+
+fn elements_or<'s>(a: Element<'s>, b: Element<'s>) -> Element<'s> {
+    match (a, b) {
+        (Element::Schema(a), Element::Schema(b)) => Element::Schema(Sub::Any(vec![a, b])),
+        _ => Element::Free,
+    }
+}
+
+/// Merges array shapes position by position (`combine` is `elements_and` or `elements_or`).
+fn merge_arrays<'s>(
+    parts: Vec<ArrayShape<'s>>,
+    combine: fn(Element<'s>, Element<'s>) -> Element<'s>,
+) -> ArrayShape<'s> {
+    let mut merged: Option<(Vec<Element<'s>>, Element<'s>)> = None;
+    let mut applies = false;
+    for part in parts {
+        let (prefix, rest) = match part {
+            ArrayShape::Unknown => return ArrayShape::Unknown,
+            ArrayShape::NotApplicable => continue,
+            ArrayShape::Silent => {
+                applies = true;
+                continue;
+            }
+            ArrayShape::Elements { prefix, rest } => (prefix, rest),
+        };
+        merged = Some(match merged {
+            None => (prefix, rest),
+            Some((acc_prefix, acc_rest)) => {
+                let len = acc_prefix.len().max(prefix.len());
+                let at = |list: &[Element<'s>], rest: &Element<'s>, i: usize| {
+                    list.get(i).unwrap_or(rest).clone()
+                };
+                let merged_prefix = (0..len)
+                    .map(|i| combine(at(&acc_prefix, &acc_rest, i), at(&prefix, &rest, i)))
+                    .collect();
+                (merged_prefix, combine(acc_rest, rest))
+            }
+        });
+    }
+    match merged {
+        Some((prefix, rest)) => ArrayShape::Elements { prefix, rest },
+        None if applies => ArrayShape::Silent,
+        None => ArrayShape::NotApplicable,
+    }
+}
+
+/// Bounds one level's expansion: references being followed (to spot cycles) and nodes visited.
+struct Budget<'s> {
+    steps: usize,
+    refs: Vec<&'s str>,
+}
+
+impl<'s> Budget<'s> {
+    fn new() -> Self {
+        Budget {
+            steps: 0,
+            refs: Vec::new(),
+        }
+    }
+
+    fn step(&mut self) -> bool {
+        self.steps += 1;
+        self.steps <= MAX_STEPS
+    }
+}
+
+/// Where a `$ref` leads.
+enum Target<'s> {
+    Schema(&'s str, &'s Value),
+    /// Already being followed: a cycle, which adds nothing new.
+    Cycle,
+    /// Not a local pointer, not found, or too deep.
+    Unreadable,
+}
+
+/// Reads schemas: expansion of one level into a shape, and reference resolution.
+struct Schemas<'s> {
+    root: &'s Value,
+}
+
+impl<'s> Schemas<'s> {
+    fn follow(&self, reference: &'s Value, budget: &Budget<'s>) -> Target<'s> {
+        let Some(reference) = reference.as_str() else {
+            return Target::Unreadable;
+        };
+        if budget.refs.contains(&reference) {
+            return Target::Cycle;
+        }
+        if budget.refs.len() >= MAX_REF_DEPTH {
+            return Target::Unreadable;
+        }
+        match self.resolve(reference) {
+            Some(schema) => Target::Schema(reference, schema),
+            None => Target::Unreadable,
+        }
+    }
+
+    /// Resolves a local reference (`#` or `#/json/pointer`, percent-encoded as a URI fragment).
+    fn resolve(&self, reference: &str) -> Option<&'s Value> {
+        let fragment = reference.strip_prefix('#')?;
+        let pointer = percent_decode_str(fragment).decode_utf8().ok()?;
+        if pointer.is_empty() {
+            return Some(self.root);
+        }
+        if !pointer.starts_with('/') {
+            return None; // a plain-name anchor (`#node`), which bundled contracts do not use
+        }
+        self.root.pointer(&pointer)
+    }
+
+    fn object_shape(&self, sub: &Sub<'s>, budget: &mut Budget<'s>) -> Shape<'s> {
+        if !budget.step() {
+            return Shape::Unknown;
+        }
+        match sub {
+            Sub::True => Shape::Silent,
+            Sub::One(schema) => self.schema_object_shape(schema, budget),
+            Sub::All(subs) => all_of(subs.iter().map(|s| self.object_shape(s, budget)).collect()),
+            Sub::Any(subs) => any_of(subs.iter().map(|s| self.object_shape(s, budget)).collect()),
+        }
+    }
+
+    fn schema_object_shape(&self, schema: &'s Value, budget: &mut Budget<'s>) -> Shape<'s> {
+        if !budget.step() {
+            return Shape::Unknown;
+        }
+        let keywords = match schema {
+            Value::Object(keywords) => keywords,
+            Value::Bool(true) => return Shape::Silent,
+            Value::Bool(false) => return Shape::NotApplicable,
+            _ => return Shape::Unknown,
+        };
+        if !type_allows(keywords, "object") {
+            return Shape::NotApplicable;
+        }
+        let mut parts = Vec::new();
+        if let Some(own) = own_members(keywords) {
+            parts.push(Shape::Members(own));
+        }
+        if let Some(reference) = keywords.get("$ref") {
+            parts.push(match self.follow(reference, budget) {
+                Target::Schema(reference, target) => {
+                    budget.refs.push(reference);
+                    let shape = self.schema_object_shape(target, budget);
+                    budget.refs.pop();
+                    shape
+                }
+                Target::Cycle => Shape::NotApplicable,
+                Target::Unreadable => Shape::Unknown,
+            });
+        }
+        for branch in conjuncts(keywords) {
+            parts.push(self.schema_object_shape(branch, budget));
+        }
+        for union in ["oneOf", "anyOf"] {
+            if let Some(Value::Array(branches)) = keywords.get(union) {
+                let shapes = branches
+                    .iter()
+                    .map(|b| self.schema_object_shape(b, budget))
+                    .collect();
+                parts.push(any_of(shapes));
+            }
+        }
+        all_of(parts)
+    }
+
+    fn array_shape(&self, sub: &Sub<'s>, budget: &mut Budget<'s>) -> ArrayShape<'s> {
+        if !budget.step() {
+            return ArrayShape::Unknown;
+        }
+        match sub {
+            Sub::True => ArrayShape::Silent,
+            Sub::One(schema) => self.schema_array_shape(schema, budget),
+            Sub::All(subs) => merge_arrays(
+                subs.iter().map(|s| self.array_shape(s, budget)).collect(),
+                elements_and,
+            ),
+            Sub::Any(subs) => merge_arrays(
+                subs.iter().map(|s| self.array_shape(s, budget)).collect(),
+                elements_or,
+            ),
+        }
+    }
+
+    fn schema_array_shape(&self, schema: &'s Value, budget: &mut Budget<'s>) -> ArrayShape<'s> {
+        if !budget.step() {
+            return ArrayShape::Unknown;
+        }
+        let keywords = match schema {
+            Value::Object(keywords) => keywords,
+            Value::Bool(true) => return ArrayShape::Silent,
+            Value::Bool(false) => return ArrayShape::NotApplicable,
+            _ => return ArrayShape::Unknown,
+        };
+        if !type_allows(keywords, "array") {
+            return ArrayShape::NotApplicable;
+        }
+        let mut parts = vec![own_elements(keywords)];
+        if let Some(reference) = keywords.get("$ref") {
+            parts.push(match self.follow(reference, budget) {
+                Target::Schema(reference, target) => {
+                    budget.refs.push(reference);
+                    let shape = self.schema_array_shape(target, budget);
+                    budget.refs.pop();
+                    shape
+                }
+                Target::Cycle => ArrayShape::NotApplicable,
+                Target::Unreadable => ArrayShape::Unknown,
+            });
+        }
+        for branch in conjuncts(keywords) {
+            parts.push(self.schema_array_shape(branch, budget));
+        }
+        for union in ["oneOf", "anyOf"] {
+            if let Some(Value::Array(branches)) = keywords.get(union) {
+                let shapes = branches
+                    .iter()
+                    .map(|b| self.schema_array_shape(b, budget))
+                    .collect();
+                parts.push(merge_arrays(shapes, elements_or));
+            }
+        }
+        merge_arrays(parts, elements_and)
+    }
+}
+
+/// Whether the schema's `type` (a name or a list of names; absent means any) admits `name`.
+fn type_allows(keywords: &Map<String, Value>, name: &str) -> bool {
+    match keywords.get("type") {
+        Some(Value::String(single)) => single == name,
+        Some(Value::Array(names)) => names.iter().any(|n| n.as_str() == Some(name)),
+        _ => true,
+    }
+}
+
+/// The branches that apply together with the schema: `allOf`, `if`/`then`/`else` (both
+/// outcomes, leniently) and `dependentSchemas`.
+fn conjuncts(keywords: &Map<String, Value>) -> impl Iterator<Item = &Value> {
+    let all_of = keywords
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let conditional = ["if", "then", "else"]
+        .into_iter()
+        .filter_map(|k| keywords.get(k));
+    let dependent = keywords
+        .get("dependentSchemas")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values());
+    all_of.chain(conditional).chain(dependent)
+}
+
+/// What the schema's own keywords declare, if it has any keyword about members.
+fn own_members(keywords: &Map<String, Value>) -> Option<Members<'_>> {
+    let properties = keywords.get("properties").and_then(Value::as_object);
+    let patterns = keywords.get("patternProperties").and_then(Value::as_object);
+    let additional = keywords
+        .get("additionalProperties")
+        .or_else(|| keywords.get("unevaluatedProperties"));
+    if properties.is_none() && patterns.is_none() && additional.is_none() {
+        return None;
+    }
+    let extra = match additional {
+        None => Extra::Absent,
+        Some(Value::Bool(false)) => Extra::Forbidden,
+        Some(Value::Bool(true)) => Extra::Allowed(Sub::True),
+        Some(schema) => Extra::Allowed(Sub::One(schema)),
+    };
+    Some(Members {
+        properties: properties
+            .into_iter()
+            .flatten()
+            .map(|(name, schema)| (name.as_str(), Sub::One(schema)))
+            .collect(),
+        patterns: patterns
+            .into_iter()
+            .flatten()
+            .map(|(pattern, schema)| (pattern.as_str(), Sub::One(schema)))
+            .collect(),
+        extra,
+    })
+}
+
+/// What the schema's own `prefixItems` and `items` say about elements.
+fn own_elements(keywords: &Map<String, Value>) -> ArrayShape<'_> {
+    fn schema_list(list: &[Value]) -> Vec<Element<'_>> {
+        list.iter().map(|s| Element::Schema(Sub::One(s))).collect()
+    }
+    if !keywords.contains_key("prefixItems") && !keywords.contains_key("items") {
+        return ArrayShape::Silent;
+    }
+    let (prefix, items) = match (keywords.get("prefixItems"), keywords.get("items")) {
+        (Some(Value::Array(prefix)), items) => (schema_list(prefix), items),
+        // Draft 2019 and earlier: `items` as a list is positional.
+        (_, Some(Value::Array(positional))) => (schema_list(positional), None),
+        (_, items) => (Vec::new(), items),
+    };
+    let rest = match items {
+        // `items: false` forbids more elements: validation's concern, not ours.
+        None | Some(Value::Bool(_)) => Element::Free,
+        Some(schema) => Element::Schema(Sub::One(schema)),
+    };
+    ArrayShape::Elements { prefix, rest }
+}
+
+/// One stripping pass over a response value.
+struct Walk<'s> {
+    schemas: Schemas<'s>,
+    /// `patternProperties` compiled once per pass; `None` when the pattern is not one the regex
+    /// crate reads (ECMA-262 lookaround, back-references).
+    patterns: HashMap<&'s str, Option<Regex>>,
+    removed: Vec<String>,
+}
+
+impl<'s> Walk<'s> {
+    fn strip(&mut self, value: &mut Value, sub: &Sub<'s>, pointer: &mut String, depth: usize) {
+        if depth > MAX_VALUE_DEPTH {
+            return;
+        }
+        match value {
+            Value::Object(members) => self.strip_object(members, sub, pointer, depth),
+            Value::Array(elements) => self.strip_array(elements, sub, pointer, depth),
+            _ => {}
+        }
+    }
+
+    fn strip_object(
+        &mut self,
+        object: &mut Map<String, Value>,
+        sub: &Sub<'s>,
+        pointer: &mut String,
+        depth: usize,
+    ) {
+        let Shape::Members(members) = self.schemas.object_shape(sub, &mut Budget::new()) else {
+            return;
+        };
+        object.retain(|name, member| {
+            let parent = pointer.len();
+            pointer.push('/');
+            pointer.push_str(&escape_token(name));
+            let keep = match self.member_schema(&members, name) {
+                Some(schema) => {
+                    self.strip(member, &schema, pointer, depth + 1);
+                    true
+                }
+                None => {
+                    self.removed.push(pointer.clone());
+                    false
+                }
+            };
+            pointer.truncate(parent);
+            keep
+        });
+    }
+
+    fn strip_array(
+        &mut self,
+        elements: &mut [Value],
+        sub: &Sub<'s>,
+        pointer: &mut String,
+        depth: usize,
+    ) {
+        let ArrayShape::Elements { prefix, rest } =
+            self.schemas.array_shape(sub, &mut Budget::new())
+        else {
+            return;
+        };
+        for (index, element) in elements.iter_mut().enumerate() {
+            let Element::Schema(schema) = prefix.get(index).unwrap_or(&rest) else {
+                continue;
+            };
+            let parent = pointer.len();
+            pointer.push('/');
+            pointer.push_str(&index.to_string());
+            self.strip(element, schema, pointer, depth + 1);
+            pointer.truncate(parent);
+        }
+    }
+
+    /// The schema a member must satisfy, or `None` when nothing declares it.
+    fn member_schema(&mut self, members: &Members<'s>, name: &str) -> Option<Sub<'s>> {
+        let mut found: Vec<Sub<'s>> = members.properties.get(name).cloned().into_iter().collect();
+        for (pattern, schema) in &members.patterns {
+            match self.pattern(pattern) {
+                Some(regex) if regex.is_match(name) => found.push(schema.clone()),
+                Some(_) => {}
+                // A pattern we cannot read might declare the member: keep it rather than strip
+                // what the contract may allow.
+                None => found.push(Sub::True),
+            }
+        }
+        // `"name": false` declares a member only to forbid it.
+        if found
+            .iter()
+            .any(|schema| matches!(schema, Sub::One(Value::Bool(false))))
+        {
+            return None;
+        }
+        match found.len() {
+            0 => match &members.extra {
+                Extra::Allowed(schema) => Some(schema.clone()),
+                Extra::Absent | Extra::Forbidden => None,
+            },
+            1 => found.pop(),
+            _ => Some(Sub::All(found)),
+        }
+    }
+
+    fn pattern(&mut self, pattern: &'s str) -> Option<&Regex> {
+        self.patterns
+            .entry(pattern)
+            .or_insert_with(|| {
+                RegexBuilder::new(pattern)
+                    .size_limit(PATTERN_SIZE_LIMIT)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests;
