@@ -47,6 +47,11 @@ pub struct RouteConfig {
     /// Replace upstream 5xx bodies with a problem document (the original is logged).
     #[serde(default = "super::listener::default_true")]
     pub mask_upstream_errors: bool,
+    /// Scan upstream responses for stack traces, SQL error text and private keys, and answer a
+    /// masked 502 instead (on by default; turn off for an API whose job is to return such text,
+    /// a key-management or log API).
+    #[serde(default = "super::listener::default_true")]
+    pub leak_scan: bool,
     /// Overrides `limits.max_body_bytes` for this route.
     #[serde(default)]
     #[schemars(range(max = crate::config::bounds::MAX_BODY_BYTES))]

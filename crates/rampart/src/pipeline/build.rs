@@ -29,6 +29,8 @@ pub struct Route {
     pub pipeline: Pipeline,
     pub headers: SecurityHeaders,
     pub mask_upstream_errors: bool,
+    /// Scan responses for stack traces, SQL errors and private keys (`mask::guard`).
+    pub leak_scan: bool,
     pub max_body_bytes: u64,
     /// A response a policy reads is read whole up to this size (beyond, a masked 502).
     pub max_response_bytes: u64,
@@ -177,6 +179,7 @@ fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Rout
                 Some(&route.security_headers),
             ),
             mask_upstream_errors: route.mask_upstream_errors,
+            leak_scan: route.leak_scan,
             max_body_bytes: route
                 .max_body_bytes
                 .unwrap_or(env.config.limits.max_body_bytes),

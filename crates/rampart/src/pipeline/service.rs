@@ -192,6 +192,11 @@ async fn process(
     if route.pipeline.reads_response_body(&head, cx) {
         body = checked_response(route, &mut head, body, cx).await?;
     }
+    if route.leak_scan
+        && let Some(scanner) = mask::guard::scanner()
+    {
+        body = mask::guard::guard(scanner, &head, body, &mut cx.validation.leak).await?;
+    }
     Ok(Response::from_parts(head, body))
 }
 

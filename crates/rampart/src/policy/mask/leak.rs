@@ -266,12 +266,13 @@ impl LeakScanner {
     }
 
     /// A scan of a body that arrives in chunks.
-    pub fn stream(&self) -> LeakScan<'_> {
-        LeakScan {
-            scanner: self,
-            seam: Vec::with_capacity(2 * OVERLAP),
-            found: None,
-        }
+    pub fn stream(&self) -> LeakScan<&Self> {
+        LeakScan::over(self)
+    }
+
+    /// A scan that owns a share of the scanner (for a body that outlives the caller).
+    pub fn stream_shared(self: &std::sync::Arc<Self>) -> LeakScan<std::sync::Arc<Self>> {
+        LeakScan::over(self.clone())
     }
 }
 
@@ -283,15 +284,23 @@ impl LeakScanner {
 /// A word boundary (`\b`) at the very start of a chunk or seam is judged without the byte before
 /// it, which can only make a marker match there that a whole-body scan would have refused.
 #[derive(Debug)]
-pub struct LeakScan<'a> {
-    scanner: &'a LeakScanner,
+pub struct LeakScan<S> {
+    scanner: S,
     /// The last `OVERLAP` bytes of the body so far; during `feed`, followed by the seam's part of
     /// the new chunk.
     seam: Vec<u8>,
     found: Option<LeakKind>,
 }
 
-impl LeakScan<'_> {
+impl<S: std::ops::Deref<Target = LeakScanner>> LeakScan<S> {
+    fn over(scanner: S) -> Self {
+        Self {
+            scanner,
+            seam: Vec::with_capacity(2 * OVERLAP),
+            found: None,
+        }
+    }
+
     /// Scans the next chunk. Once a leak is found, every later call reports it without scanning.
     pub fn feed(&mut self, chunk: &[u8]) -> Option<LeakKind> {
         if self.found.is_some() || chunk.is_empty() {

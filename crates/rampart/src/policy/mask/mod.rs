@@ -11,6 +11,7 @@ use http::HeaderMap;
 use http::header::HeaderName;
 
 mod excerpt;
+pub mod guard;
 pub mod leak;
 
 /// Headers that reveal the upstream's software, always removed from upstream responses.

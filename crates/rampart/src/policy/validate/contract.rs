@@ -1,0 +1,484 @@
+//! The OpenAPI contract as policies: the positive security model on one route.
+//!
+//! Three policies share one compiled `Contract`, one per stage: `ContractHead`
+//! (`Stage::Validate`: the operation, its parameters and content type, before any cryptography),
+//! `ContractBody` (`Stage::ValidateBody`: the body against its media type's schema, after the
+//! JSON threat limits; marked fields sanitized) and `ContractResponse`
+//! (`Stage::ValidateResponse`: the response against its declared schema; undeclared members
+//! stripped, or a masked 502, or only reported). The head stage records the matched operation
+//! in the request context; the later stages look it up by key, never by matching again.
+//!
+//! In `report` mode nothing is refused: each violation is logged (pointers only), counted per
+//! operation and outcome, and audited, so that a contract can be rolled out against live
+//! traffic before it is enforced.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use http::StatusCode;
+
+use super::config::{Mode, OpenApiConfig, ResponseMode};
+use super::spec::{Found, MediaKind, MediaSpec, Operation, Spec};
+use super::strip::strip_undeclared;
+use super::violation::Violation;
+use super::xml::XmlLimits;
+use super::{form, media, multipart, xml};
+use crate::context::RequestCtx;
+use crate::error::{GatewayError, Invalid};
+use crate::pipeline::{BodyView, Flow, Policy, Stage};
+use crate::policy::sanitize::apply as sanitize;
+use crate::policy::sanitize::config::OnUnsafe;
+use crate::policy::sanitize::field_path::FieldPath;
+use crate::policy::sanitize::html::HtmlSanitizer;
+
+mod outcome;
+
+use outcome::Counters;
+
+/// Most fields in a urlencoded body (each is a member of the object checked by the schema).
+const MAX_FORM_FIELDS: usize = 1_000;
+
+/// One route's compiled contract and how it is applied.
+pub struct Contract {
+    spec: Arc<Spec>,
+    route: Arc<str>,
+    mode: Mode,
+    refusal_status: StatusCode,
+    responses: ResponseMode,
+    max_response_bytes: u64,
+    xml: XmlLimits,
+    multipart: multipart::MultipartLimits,
+    sanitizer: Arc<HtmlSanitizer>,
+    counters: Counters,
+}
+
+/// What building a contract's policies needs besides its config.
+pub struct ContractEnv {
+    pub route: Arc<str>,
+    pub sanitizer: Arc<HtmlSanitizer>,
+    pub xml: XmlLimits,
+    pub multipart: multipart::MultipartLimits,
+}
+
+impl Contract {
+    pub fn new(spec: Arc<Spec>, config: &OpenApiConfig, env: ContractEnv) -> Self {
+        let counters = Counters::new(&spec, &env.route);
+        Self {
+            spec,
+            route: env.route,
+            mode: config.mode,
+            refusal_status: StatusCode::from_u16(config.refusal_status)
+                .unwrap_or(StatusCode::BAD_REQUEST),
+            responses: config.responses,
+            max_response_bytes: config.max_response_bytes,
+            xml: env.xml,
+            multipart: env.multipart,
+            sanitizer: env.sanitizer,
+            counters,
+        }
+    }
+
+    /// The three policies, one per stage, sharing this contract.
+    pub fn policies(self) -> Vec<Arc<dyn Policy>> {
+        let contract = Arc::new(self);
+        vec![
+            Arc::new(ContractHead(contract.clone())),
+            Arc::new(ContractBody(contract.clone())),
+            Arc::new(ContractResponse(contract)),
+        ]
+    }
+
+    fn operation(&self, cx: &RequestCtx) -> Option<&Operation> {
+        cx.validation
+            .operation_index
+            .and_then(|key| self.spec.operation(key))
+    }
+
+    /// Refuses (`enforce`) or records (`report`) the request's violations.
+    fn settle(&self, violations: Vec<Violation>, cx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let key = cx.validation.operation_index;
+        if violations.is_empty() {
+            self.counters.passed(key);
+            return Ok(());
+        }
+        cx.validation
+            .violations
+            .extend(violations.iter().map(|v| v.pointer.clone()));
+        match self.mode {
+            Mode::Report => {
+                self.counters.reported(key);
+                tracing::info!(
+                    route = %self.route,
+                    operation = cx.validation.operation.as_deref().unwrap_or("-"),
+                    pointers = ?cx.validation.violations,
+                    "request violates the contract (report mode: let through)"
+                );
+                Ok(())
+            }
+            Mode::Enforce => {
+                self.counters.refused(key);
+                Err(GatewayError::RequestInvalid(Box::new(Invalid {
+                    status: self.refusal_status,
+                    operation: cx.validation.operation.clone(),
+                    violations,
+                })))
+            }
+        }
+    }
+
+    /// A refusal that is not a list of violations (404, 405, 415): refused in `enforce`, one
+    /// violation recorded in `report`.
+    fn settle_error(
+        &self,
+        error: GatewayError,
+        violation: Violation,
+        cx: &mut RequestCtx,
+    ) -> Result<Flow, GatewayError> {
+        match self.mode {
+            Mode::Report => self.settle(vec![violation], cx).map(|()| Flow::Continue),
+            Mode::Enforce => {
+                self.counters.refused(cx.validation.operation_index);
+                cx.validation.violations.push(violation.pointer);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// `Stage::Validate`: the declared operation, its parameters, its content type.
+struct ContractHead(Arc<Contract>);
+
+impl Policy for ContractHead {
+    fn name(&self) -> &'static str {
+        "openapi"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::Validate
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        req: &'a mut http::request::Parts,
+        cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
+        Box::pin(std::future::ready(self.check(req, cx)))
+    }
+}
+
+impl ContractHead {
+    fn check(
+        &self,
+        req: &http::request::Parts,
+        cx: &mut RequestCtx,
+    ) -> Result<Flow, GatewayError> {
+        let contract = &self.0;
+        let (operation, params) = match contract.spec.find(&req.method, &cx.path) {
+            Found::Operation(operation, params) => (operation, params),
+            Found::MethodNotAllowed(allow) => {
+                let error = GatewayError::MethodNotAllowed { allow };
+                let violation = Violation::new("/method", "is not declared for this path");
+                return contract.settle_error(error, violation, cx);
+            }
+            Found::NotFound => {
+                let violation = Violation::new("/path", "is not declared");
+                return contract.settle_error(GatewayError::OperationNotDeclared, violation, cx);
+            }
+        };
+        cx.validation.operation = Some(operation.shared_id().clone());
+        cx.validation.operation_index = Some(operation.key());
+        let mut violations = operation.check_head(req, &params);
+        if let Some(unsupported) = body_presence(operation, req, &mut violations) {
+            let error = GatewayError::UnsupportedMediaType {
+                operation: operation.shared_id().clone(),
+            };
+            return contract.settle_error(error, unsupported, cx);
+        }
+        contract.settle(violations, cx).map(|()| Flow::Continue)
+    }
+}
+
+/// Checks that a body is there when required, absent when not declared, and of a declared
+/// media type. `Some` is a content type the operation does not declare (415).
+fn body_presence(
+    operation: &Operation,
+    req: &http::request::Parts,
+    violations: &mut Vec<Violation>,
+) -> Option<Violation> {
+    let present = media::has_body(&req.headers);
+    match (present, operation.request_body()) {
+        (true, None) => {
+            violations.push(Violation::new("/body", "is not declared for this operation"));
+            None
+        }
+        (true, Some(body)) => {
+            let declared = media::essence(&req.headers).is_some_and(|e| body.media(&e).is_some());
+            (!declared).then(|| Violation::new("/header/content-type", "is not declared"))
+        }
+        (false, Some(body)) if body.required() => {
+            violations.push(Violation::new("/body", "is required"));
+            None
+        }
+        (false, _) => None,
+    }
+}
+
+/// `Stage::ValidateBody`: the body against the schema of its media type; marked fields
+/// sanitized.
+struct ContractBody(Arc<Contract>);
+
+impl ContractBody {
+    fn media<'c>(&'c self, req: &http::request::Parts, cx: &RequestCtx) -> Option<&'c MediaSpec> {
+        let operation = self.0.operation(cx)?;
+        let essence = media::essence(&req.headers)?;
+        operation.request_body()?.media(&essence)
+    }
+
+    async fn check(
+        &self,
+        req: &http::request::Parts,
+        body: &mut BodyView,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let Some(spec) = self.media(req, cx) else {
+            return Ok(());
+        };
+        let contract = &self.0;
+        let violations = match spec.kind() {
+            MediaKind::Json => match body.json() {
+                Ok(value) => {
+                    let violations = spec.check(value);
+                    if violations.is_empty() {
+                        sanitize_marked(contract, spec.sanitize_fields(), body, cx)?;
+                    }
+                    violations
+                }
+                Err(violation) => vec![violation],
+            },
+            MediaKind::Form => form_violations(spec, body.bytes()),
+            MediaKind::Multipart => {
+                let content_type = req
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                multipart_violations(spec, body, content_type, &contract.multipart).await
+            }
+            MediaKind::Xml => xml::check(body.bytes(), &contract.xml)
+                .err()
+                .into_iter()
+                .collect(),
+            MediaKind::Other => Vec::new(),
+        };
+        contract.settle(violations, cx)
+    }
+}
+
+impl Policy for ContractBody {
+    fn name(&self) -> &'static str {
+        "openapi_body"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::ValidateBody
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        _req: &'a mut http::request::Parts,
+        _cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
+        Box::pin(std::future::ready(Ok(Flow::Continue)))
+    }
+
+    fn reads_body(&self, req: &http::request::Parts, cx: &RequestCtx) -> bool {
+        media::has_body(&req.headers) && self.media(req, cx).is_some()
+    }
+
+    fn on_body<'a>(
+        &'a self,
+        req: &'a http::request::Parts,
+        body: &'a mut BodyView,
+        cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(self.check(req, body, cx))
+    }
+}
+
+/// Cleans the fields the contract marks `x-rampart-sanitize: html`.
+fn sanitize_marked(
+    contract: &Contract,
+    fields: &[FieldPath],
+    body: &mut BodyView,
+    cx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let marked: Vec<(FieldPath, OnUnsafe)> = fields
+        .iter()
+        .map(|f| (f.clone(), OnUnsafe::Sanitize))
+        .collect();
+    let Ok(value) = body.json() else {
+        return Ok(());
+    };
+    match sanitize::apply(value, &marked, &contract.sanitizer) {
+        Ok(0) => Ok(()),
+        Ok(changed) => {
+            cx.validation.sanitized += u32::try_from(changed).unwrap_or(u32::MAX);
+            body.mark_json_changed();
+            Ok(())
+        }
+        Err(violation) => contract.settle(vec![violation], cx),
+    }
+}
+
+fn form_violations(spec: &MediaSpec, bytes: &[u8]) -> Vec<Violation> {
+    let pairs = match form::parse_urlencoded(bytes, MAX_FORM_FIELDS) {
+        Ok(pairs) => pairs,
+        Err(violation) => return vec![violation],
+    };
+    match spec.coerce_form(&pairs) {
+        Ok(value) => spec.check(&value),
+        Err(violations) => violations,
+    }
+}
+
+async fn multipart_violations(
+    spec: &MediaSpec,
+    body: &BodyView,
+    content_type: &str,
+    limits: &multipart::MultipartLimits,
+) -> Vec<Violation> {
+    let parts = match multipart::parse(body.bytes().clone(), content_type, limits).await {
+        Ok(parts) => parts,
+        Err(violation) => return vec![violation],
+    };
+    // Value parts are checked as their text; file parts as their file name (the schema says
+    // `format: binary` for them, which any string satisfies).
+    let pairs: Vec<(String, String)> = parts
+        .into_iter()
+        .map(|part| {
+            let value = match part.filename {
+                Some(name) => name,
+                None => String::from_utf8_lossy(&part.data).into_owned(),
+            };
+            (part.name, value)
+        })
+        .collect();
+    match spec.coerce_form(&pairs) {
+        Ok(value) => spec.check(&value),
+        Err(violations) => violations,
+    }
+}
+
+/// `Stage::ValidateResponse`: the response against its declared schema.
+struct ContractResponse(Arc<Contract>);
+
+impl ContractResponse {
+    fn declared<'c>(
+        &'c self,
+        rsp: &http::response::Parts,
+        cx: &RequestCtx,
+    ) -> Option<&'c super::spec::ResponseSpec> {
+        let essence = media::essence(&rsp.headers)?;
+        if !media::is_json(&essence) {
+            return None;
+        }
+        self.0
+            .operation(cx)?
+            .response(rsp.status.as_u16(), &essence)
+    }
+}
+
+impl Policy for ContractResponse {
+    fn name(&self) -> &'static str {
+        "openapi_response"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::ValidateResponse
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        _req: &'a mut http::request::Parts,
+        _cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
+        Box::pin(std::future::ready(Ok(Flow::Continue)))
+    }
+
+    fn reads_response_body(&self, rsp: &http::response::Parts, cx: &RequestCtx) -> bool {
+        let contract = &self.0;
+        let too_large_to_report = contract.responses == ResponseMode::Report
+            && declared_length(rsp).is_none_or(|n| n > contract.max_response_bytes);
+        contract.responses != ResponseMode::Off
+            && !too_large_to_report
+            && self.declared(rsp, cx).is_some()
+    }
+
+    fn on_response_body(
+        &self,
+        rsp: &mut http::response::Parts,
+        body: &mut BodyView,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let Some(declared) = self.declared(rsp, cx) else {
+            return Ok(());
+        };
+        let mode = self.0.responses;
+        let value = match body.json() {
+            Ok(value) => value,
+            Err(_) => return response_outcome(mode, vec!["/body".to_owned()], cx),
+        };
+        let (schema, root) = declared.schema();
+        let undeclared = match mode {
+            ResponseMode::Report => strip_undeclared(&mut value.clone(), schema, root),
+            _ => strip_undeclared(value, schema, root),
+        };
+        let mut pointers: Vec<String> = declared
+            .check(value)
+            .into_iter()
+            .map(|v| v.pointer)
+            .collect();
+        if mode == ResponseMode::Strip && !undeclared.is_empty() {
+            body.mark_json_changed();
+            cx.validation.stripped = undeclared;
+        } else {
+            pointers.extend(undeclared);
+        }
+        response_outcome(mode, pointers, cx)
+    }
+}
+
+fn declared_length(rsp: &http::response::Parts) -> Option<u64> {
+    rsp.headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// A response's remaining violations: a masked 502 under `enforce`; recorded otherwise (what
+/// `strip` could not fix, a wrong type say, is reported rather than refused).
+fn response_outcome(
+    mode: ResponseMode,
+    pointers: Vec<String>,
+    cx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
+    if pointers.is_empty() {
+        return Ok(());
+    }
+    let summary = pointers.join(", ");
+    cx.validation.response_violations = pointers;
+    match mode {
+        ResponseMode::Enforce => Err(GatewayError::UpstreamResponseRefused(format!(
+            "response violates the contract at {summary}"
+        ))),
+        ResponseMode::Strip | ResponseMode::Report | ResponseMode::Off => {
+            tracing::info!(pointers = %summary, "response violates the contract (let through)");
+            Ok(())
+        }
+    }
+}
