@@ -7,4 +7,5 @@
 //! operations pass; every refusal is a problem+json whose `errors` name pointers and reasons,
 //! never the offending values; JSON and XML bodies are bounded while they are parsed.
 
+pub mod spec;
 pub mod violation;
