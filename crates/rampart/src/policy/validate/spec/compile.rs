@@ -23,7 +23,7 @@ use super::issues::{Issues, SourceFile};
 use super::load::{self, Budget};
 use super::matcher::{self, METHODS, Matcher};
 use super::params::{In, ParamSpec, Params, Style};
-use super::pointer::{self, child};
+use super::pointer::child;
 use super::refs;
 use super::{CompileOptions, Operation, Spec, SpecIssue, UnknownQuery};
 
@@ -125,6 +125,7 @@ pub(super) fn compile(text: String, origin: &Path, mut budget: Budget, options: 
         }
     };
     let mut builder = Builder {
+        cache: HashMap::new(),
         request_doc: &request_doc,
         response_doc: &response_doc,
         validator_options: super::keywords::options(&registry),
@@ -475,6 +476,9 @@ fn status_key(code: &str) -> Option<StatusKey> {
 
 /// Compiles the described operations against the prepared documents.
 struct Builder<'a, 'r> {
+    /// Validators by the text of their (absolute-referenced) schema: operations that share a
+    /// schema share its compiled validator.
+    cache: HashMap<String, Validator>,
     request_doc: &'a Value,
     response_doc: &'a Arc<Value>,
     validator_options: ValidationOptions<'r>,
@@ -483,14 +487,31 @@ struct Builder<'a, 'r> {
 }
 
 impl Builder<'_, '_> {
+    /// The validator of `schema` (its `$ref`s absolute), built once per distinct schema.
     fn validator(&mut self, schema: &Value, at: &str) -> Option<Validator> {
+        let key = schema.to_string();
+        if let Some(validator) = self.cache.get(&key) {
+            return Some(validator.clone());
+        }
         match self.validator_options.build(schema) {
-            Ok(validator) => Some(validator),
+            Ok(validator) => {
+                self.cache.insert(key, validator.clone());
+                Some(validator)
+            }
             Err(e) => {
                 self.issues.at(self.files, at, format!("does not compile: {e}"));
                 None
             }
         }
+    }
+
+    /// The schema at `site` in the document named `uri`, with its references made absolute so
+    /// that it can be compiled on its own.
+    fn site_schema(&self, uri: &str, site: &str) -> Value {
+        let doc = if uri == REQUEST_URI { self.request_doc } else { &**self.response_doc };
+        let mut schema = doc.pointer(site).cloned().unwrap_or(Value::Bool(true));
+        absolute_refs(&mut schema, uri, 0, false);
+        schema
     }
 
     fn operation(&mut self, template: &str, raw: RawOperation) -> Operation {
@@ -532,8 +553,9 @@ impl Builder<'_, '_> {
                 let group = by_location
                     .entry(p.location.key())
                     .or_insert_with(|| json!({"type": "object", "properties": {}}));
+                let schema = self.site_schema(REQUEST_URI, site);
                 if let Some(Value::Object(properties)) = group.get_mut("properties") {
-                    properties.insert(p.name.clone(), json!({"$ref": pointer::reference(REQUEST_URI, site)}));
+                    properties.insert(p.name.clone(), schema);
                 }
             }
         }
@@ -541,15 +563,23 @@ impl Builder<'_, '_> {
             None
         } else {
             let schema = json!({"type": "object", "properties": by_location});
-            match self.validator_options.build(&schema) {
-                Ok(validator) => Some(validator),
-                Err(_) => {
-                    // Find the culprit, so the issue points at its schema.
-                    for site in raw.iter().filter_map(|p| p.site.as_deref()) {
-                        self.validator(&json!({"$ref": pointer::reference(REQUEST_URI, site)}), site);
+            let key = schema.to_string();
+            match self.cache.get(&key) {
+                Some(validator) => Some(validator.clone()),
+                None => match self.validator_options.build(&schema) {
+                    Ok(validator) => {
+                        self.cache.insert(key, validator.clone());
+                        Some(validator)
                     }
-                    None
-                }
+                    Err(_) => {
+                        // Find the culprit, so the issue points at its schema.
+                        for site in raw.iter().filter_map(|p| p.site.as_deref()) {
+                            let schema = self.site_schema(REQUEST_URI, site);
+                            self.validator(&schema, site);
+                        }
+                        None
+                    }
+                },
             }
         };
         let list = raw
@@ -578,7 +608,8 @@ impl Builder<'_, '_> {
             multipart: Vec::new(),
         };
         let Some(site) = raw.site else { return spec };
-        spec.validator = self.validator(&json!({"$ref": pointer::reference(REQUEST_URI, &site)}), &site);
+        let schema = self.site_schema(REQUEST_URI, &site);
+        spec.validator = self.validator(&schema, &site);
         let (sanitize, bad_marks) = fields::sanitize_fields(self.request_doc, &site);
         for at in bad_marks {
             self.issues.at(self.files, &at, "must be `html`");
@@ -595,14 +626,50 @@ impl Builder<'_, '_> {
     }
 
     fn response(&mut self, raw: RawMedia) -> ResponseSpec {
-        let validator = raw
-            .site
-            .as_deref()
-            .and_then(|site| self.validator(&json!({"$ref": pointer::reference(RESPONSE_URI, site)}), site));
+        let validator = raw.site.as_deref().and_then(|site| {
+            let schema = self.site_schema(RESPONSE_URI, site);
+            self.validator(&schema, site)
+        });
         ResponseSpec {
             validator,
             root: Arc::clone(self.response_doc),
             pointer: raw.site,
         }
+    }
+}
+
+/// Prefixes every local `$ref` (`#/...`) with the document's URI. Data keywords are left alone
+/// (a `$ref` member inside an `enum` or `default` is a value, not a reference), except where a
+/// member is named by the author (`properties: {enum: ...}`).
+fn absolute_refs(schema: &mut Value, uri: &str, depth: usize, names: bool) {
+    if depth > load::MAX_DEPTH * 2 {
+        return;
+    }
+    match schema {
+        Value::Object(members) => {
+            for (key, value) in members.iter_mut() {
+                if names {
+                    absolute_refs(value, uri, depth + 1, false);
+                    continue;
+                }
+                match value {
+                    Value::String(reference) if key == "$ref" && reference.starts_with('#') => {
+                        *reference = format!("{uri}{reference}");
+                    }
+                    _ if matches!(key.as_str(), "enum" | "const" | "default" | "example" | "examples") => {}
+                    _ => {
+                        let named = matches!(
+                            key.as_str(),
+                            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas"
+                        );
+                        absolute_refs(value, uri, depth + 1, named);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| absolute_refs(item, uri, depth + 1, false)),
+        _ => {}
     }
 }

@@ -136,7 +136,14 @@ impl ParamSpec {
                     };
                     split(text, self.delimiter())
                 };
-                Ok(Value::Array(items.iter().map(|i| self.shape.coerce_one(i)).collect()))
+                // Header lists allow space around their commas (RFC 9110 section 5.6.1).
+                let trim = self.location == In::Header;
+                Ok(Value::Array(
+                    items
+                        .iter()
+                        .map(|i| self.shape.coerce_one(if trim { i.trim() } else { i }))
+                        .collect(),
+                ))
             }
             Shape::Object { .. } => {
                 let [text] = occurrences else {
@@ -230,13 +237,7 @@ impl Params {
                 .or_default()
                 .insert(param.name.clone(), value);
         };
-        let mut query = match query_pairs(parts.uri.query()) {
-            Ok(query) => query,
-            Err(reason) => {
-                out.push("/query".to_owned(), reason);
-                BTreeMap::new()
-            }
-        };
+        let mut query = query_pairs(parts.uri.query(), &mut out);
         let cookies = cookies(parts);
         for param in &self.list {
             let occurrences = match param.location {
@@ -305,8 +306,9 @@ fn decode(raw: &str, plus_is_space: bool) -> Result<String, &'static str> {
         .map_err(|_| "must be UTF-8 text")
 }
 
-/// Query pairs grouped by decoded name, values decoded, in order of appearance.
-fn query_pairs(query: Option<&str>) -> Result<BTreeMap<String, Vec<String>>, &'static str> {
+/// Query pairs grouped by decoded name, values decoded, in order of appearance. A value that
+/// does not decode to UTF-8 is reported under its parameter's name and left out.
+fn query_pairs(query: Option<&str>, out: &mut Collector) -> BTreeMap<String, Vec<String>> {
     let mut grouped: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let pairs = query
         .unwrap_or_default()
@@ -314,15 +316,20 @@ fn query_pairs(query: Option<&str>) -> Result<BTreeMap<String, Vec<String>>, &'s
         .filter(|p| !p.is_empty());
     for (count, pair) in pairs.enumerate() {
         if count >= MAX_QUERY_PAIRS {
-            return Err("has more parameters than allowed");
+            out.push("/query".to_owned(), "has more parameters than allowed");
+            return BTreeMap::new();
         }
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        grouped
-            .entry(decode(name, true)?)
-            .or_default()
-            .push(decode(value, true)?);
+        let Ok(name) = decode(name, true) else {
+            out.push("/query".to_owned(), "has a parameter name that is not UTF-8 text");
+            continue;
+        };
+        match decode(value, true) {
+            Ok(value) => grouped.entry(name).or_default().push(value),
+            Err(reason) => out.push(format!("/query/{}", escape_token(&name)), reason),
+        }
     }
-    Ok(grouped)
+    grouped
 }
 
 fn query_value(

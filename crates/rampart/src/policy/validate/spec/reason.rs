@@ -153,7 +153,9 @@ fn type_reason(kind: &TypeKind) -> String {
     match kind {
         TypeKind::Single(t) => format!("must be {}", type_name(*t)),
         TypeKind::Multiple(set) => {
-            let names: Vec<&str> = set.iter().map(type_name).collect();
+            // "a string or null" reads better than "null or a string".
+            let mut names: Vec<&str> = set.iter().map(type_name).collect();
+            names.sort_by_key(|name| *name == "null");
             format!("must be {}", names.join(" or "))
         }
     }
