@@ -157,7 +157,10 @@ impl MediaSpec {
     pub fn coerce_form(&self, pairs: &[(String, String)]) -> Result<Value, Vec<Violation>> {
         let mut grouped: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (name, value) in pairs {
-            grouped.entry(name.as_str()).or_default().push(value.as_str());
+            grouped
+                .entry(name.as_str())
+                .or_default()
+                .push(value.as_str());
         }
         let mut out = Collector::default();
         let mut object = Map::new();

@@ -154,7 +154,10 @@ fn collect_members(
 
 /// The schemas this one is composed of: its `$ref` target and its `allOf`/`anyOf`/`oneOf`
 /// branches.
-pub(super) fn branches<'a>(doc: &'a Value, schema: &'a Map<String, Value>) -> Vec<&'a Map<String, Value>> {
+pub(super) fn branches<'a>(
+    doc: &'a Value,
+    schema: &'a Map<String, Value>,
+) -> Vec<&'a Map<String, Value>> {
     let mut out = Vec::new();
     if let Some(Value::Object(target)) = ref_target(schema).and_then(|t| doc.pointer(&t)) {
         out.push(target);
@@ -185,15 +188,10 @@ fn types(doc: &Value, schema: &Map<String, Value>, depth: usize) -> Types {
 
 /// One wire string as the first declared type it is a valid literal of.
 pub(super) fn scalar(text: &str, types: Types) -> Value {
-    if types.has(Types::INTEGER) && is_integer_literal(text) {
-        if let Some(n) = number(text) {
-            return Value::Number(n);
-        }
-    }
-    if types.has(Types::NUMBER) && is_number_literal(text) {
-        if let Some(n) = number(text) {
-            return Value::Number(n);
-        }
+    let numeric = (types.has(Types::INTEGER) && is_integer_literal(text))
+        || (types.has(Types::NUMBER) && is_number_literal(text));
+    if numeric && let Some(n) = number(text) {
+        return Value::Number(n);
     }
     if types.has(Types::BOOLEAN) {
         match text {

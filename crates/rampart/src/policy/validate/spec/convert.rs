@@ -84,14 +84,7 @@ const MAPS: &[(&str, Position)] = &[
     ("definitions", Position::Part),
 ];
 /// Keywords that compose an object from branches (so closing uses `unevaluatedProperties`).
-const COMPOSING: &[&str] = &[
-    "$ref",
-    "allOf",
-    "anyOf",
-    "oneOf",
-    "if",
-    "dependentSchemas",
-];
+const COMPOSING: &[&str] = &["$ref", "allOf", "anyOf", "oneOf", "if", "dependentSchemas"];
 
 /// Every subschema of `schema`: (keyword, member or index, position).
 fn subschemas(schema: &Map<String, Value>) -> Vec<(String, Option<String>, Position)> {
@@ -103,18 +96,28 @@ fn subschemas(schema: &Map<String, Value>) -> Vec<(String, Option<String>, Posit
     }
     for (keyword, position) in LISTS {
         if let Some(Value::Array(items)) = schema.get(*keyword) {
-            out.extend((0..items.len()).map(|i| ((*keyword).to_owned(), Some(i.to_string()), *position)));
+            out.extend(
+                (0..items.len()).map(|i| ((*keyword).to_owned(), Some(i.to_string()), *position)),
+            );
         }
     }
     for (keyword, position) in MAPS {
         if let Some(Value::Object(members)) = schema.get(*keyword) {
-            out.extend(members.keys().map(|k| ((*keyword).to_owned(), Some(k.clone()), *position)));
+            out.extend(
+                members
+                    .keys()
+                    .map(|k| ((*keyword).to_owned(), Some(k.clone()), *position)),
+            );
         }
     }
     out
 }
 
-fn subschema_mut<'a>(schema: &'a mut Map<String, Value>, keyword: &str, member: Option<&str>) -> Option<&'a mut Value> {
+fn subschema_mut<'a>(
+    schema: &'a mut Map<String, Value>,
+    keyword: &str,
+    member: Option<&str>,
+) -> Option<&'a mut Value> {
     let value = schema.get_mut(keyword)?;
     match (member, value) {
         (None, value) => Some(value),
@@ -124,7 +127,11 @@ fn subschema_mut<'a>(schema: &'a mut Map<String, Value>, keyword: &str, member: 
     }
 }
 
-fn subschema<'a>(schema: &'a Map<String, Value>, keyword: &str, member: Option<&str>) -> Option<&'a Value> {
+fn subschema<'a>(
+    schema: &'a Map<String, Value>,
+    keyword: &str,
+    member: Option<&str>,
+) -> Option<&'a Value> {
     let value = schema.get(keyword)?;
     match (member, value) {
         (None, value) => Some(value),
@@ -142,7 +149,12 @@ pub(super) fn ref_target(schema: &Map<String, Value>) -> Option<String> {
 
 /// Prepares, in place, every schema used at `sites` (and every schema they reference) for
 /// `mode`. Returns issues as (pointer in the document, message).
-pub(super) fn prepare(doc: &mut Value, sites: &[String], mode: Mode, dialect: Dialect) -> Vec<(String, String)> {
+pub(super) fn prepare(
+    doc: &mut Value,
+    sites: &[String],
+    mode: Mode,
+    dialect: Dialect,
+) -> Vec<(String, String)> {
     let mut issues = Vec::new();
     let targets = discover(doc, sites, &mut issues);
     let mut facts = HashMap::new();
@@ -158,13 +170,20 @@ pub(super) fn prepare(doc: &mut Value, sites: &[String], mode: Mode, dialect: Di
     roots.sort();
     roots.dedup_by(|a, b| a.0 == b.0);
     let mut kept: HashSet<&str> = HashSet::new();
-    let mut ctx = Ctx { mode, dialect, facts: &facts, issues: &mut issues };
+    let mut ctx = Ctx {
+        mode,
+        dialect,
+        facts: &facts,
+        issues: &mut issues,
+    };
     for (root, position) in roots {
         if has_kept_ancestor(root, &kept) {
             continue;
         }
         kept.insert(root);
-        let Some(slot) = doc.pointer_mut(root) else { continue };
+        let Some(slot) = doc.pointer_mut(root) else {
+            continue;
+        };
         let mut schema = std::mem::take(slot);
         transform(&mut schema, root, position, 0, &mut ctx);
         if let Err(e) = jsonschema::draft202012::meta::validate(&schema) {
@@ -195,7 +214,9 @@ fn discover(doc: &Value, sites: &[String], issues: &mut Vec<(String, String)>) -
     let mut targets = BTreeSet::new();
     let mut queue: Vec<String> = sites.to_vec();
     while let Some(at) = queue.pop() {
-        let Some(schema) = doc.pointer(&at) else { continue };
+        let Some(schema) = doc.pointer(&at) else {
+            continue;
+        };
         let mut found = Vec::new();
         collect_refs(schema, &at, 0, &mut found, issues);
         for (site, target) in found {
@@ -209,8 +230,16 @@ fn discover(doc: &Value, sites: &[String], issues: &mut Vec<(String, String)>) -
     targets
 }
 
-fn collect_refs(schema: &Value, at: &str, depth: usize, found: &mut Vec<(String, String)>, issues: &mut Vec<(String, String)>) {
-    let Value::Object(members) = schema else { return };
+fn collect_refs(
+    schema: &Value,
+    at: &str,
+    depth: usize,
+    found: &mut Vec<(String, String)>,
+    issues: &mut Vec<(String, String)>,
+) {
+    let Value::Object(members) = schema else {
+        return;
+    };
     if depth > MAX_DEPTH {
         issues.push((at.to_owned(), "is nested too deeply".to_owned()));
         return;
@@ -229,7 +258,12 @@ fn collect_refs(schema: &Value, at: &str, depth: usize, found: &mut Vec<(String,
     }
 }
 
-fn target_facts(doc: &Value, target: &str, memo: &mut HashMap<String, Facts>, visiting: &mut HashSet<String>) -> Facts {
+fn target_facts(
+    doc: &Value,
+    target: &str,
+    memo: &mut HashMap<String, Facts>,
+    visiting: &mut HashSet<String>,
+) -> Facts {
     if let Some(facts) = memo.get(target) {
         return *facts;
     }
@@ -238,7 +272,9 @@ fn target_facts(doc: &Value, target: &str, memo: &mut HashMap<String, Facts>, vi
     }
     let facts = match doc.pointer(target) {
         Some(Value::Object(schema)) => {
-            let inherited = ref_target(schema).map(|t| target_facts(doc, &t, memo, visiting)).unwrap_or_default();
+            let inherited = ref_target(schema)
+                .map(|t| target_facts(doc, &t, memo, visiting))
+                .unwrap_or_default();
             Facts {
                 closable: closable(schema, doc, memo, visiting, 0),
                 read_only: flag(schema, "readOnly") || inherited.read_only,
@@ -254,7 +290,13 @@ fn target_facts(doc: &Value, target: &str, memo: &mut HashMap<String, Facts>, vi
 
 /// Whether the schema (with its branches) declares properties, so closing it means something:
 /// a free-form `type: object` stays free.
-fn closable(schema: &Map<String, Value>, doc: &Value, memo: &mut HashMap<String, Facts>, visiting: &mut HashSet<String>, depth: usize) -> bool {
+fn closable(
+    schema: &Map<String, Value>,
+    doc: &Value,
+    memo: &mut HashMap<String, Facts>,
+    visiting: &mut HashSet<String>,
+    depth: usize,
+) -> bool {
     if schema.contains_key("properties") {
         return true;
     }
@@ -267,12 +309,15 @@ fn closable(schema: &Map<String, Value>, doc: &Value, memo: &mut HashMap<String,
         return true;
     }
     ["allOf", "anyOf", "oneOf"].iter().any(|k| {
-        schema.get(*k).and_then(Value::as_array).is_some_and(|branches| {
-            branches
-                .iter()
-                .filter_map(Value::as_object)
-                .any(|b| closable(b, doc, memo, visiting, depth + 1))
-        })
+        schema
+            .get(*k)
+            .and_then(Value::as_array)
+            .is_some_and(|branches| {
+                branches
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .any(|b| closable(b, doc, memo, visiting, depth + 1))
+            })
     })
 }
 
@@ -301,32 +346,42 @@ impl Ctx<'_> {
             return true;
         }
         ["allOf", "anyOf", "oneOf"].iter().any(|k| {
-            schema.get(*k).and_then(Value::as_array).is_some_and(|branches| {
-                branches
-                    .iter()
-                    .filter_map(Value::as_object)
-                    .any(|b| self.closable(b, depth + 1))
-            })
+            schema
+                .get(*k)
+                .and_then(Value::as_array)
+                .is_some_and(|branches| {
+                    branches
+                        .iter()
+                        .filter_map(Value::as_object)
+                        .any(|b| self.closable(b, depth + 1))
+                })
         })
     }
 
     /// Whether a property schema (inline or behind a `$ref`) carries `keyword: true`.
     fn property_flag(&self, property: &Value, keyword: &str) -> bool {
-        let Value::Object(schema) = property else { return false };
+        let Value::Object(schema) = property else {
+            return false;
+        };
         if flag(schema, keyword) {
             return true;
         }
-        ref_target(schema).and_then(|t| self.facts.get(&t)).is_some_and(|f| match keyword {
-            "readOnly" => f.read_only,
-            _ => f.write_only,
-        })
+        ref_target(schema)
+            .and_then(|t| self.facts.get(&t))
+            .is_some_and(|f| match keyword {
+                "readOnly" => f.read_only,
+                _ => f.write_only,
+            })
     }
 }
 
 fn transform(schema: &mut Value, at: &str, position: Position, depth: usize, ctx: &mut Ctx<'_>) {
-    let Value::Object(members) = schema else { return };
+    let Value::Object(members) = schema else {
+        return;
+    };
     if depth > MAX_DEPTH {
-        ctx.issues.push((at.to_owned(), "is nested too deeply".to_owned()));
+        ctx.issues
+            .push((at.to_owned(), "is nested too deeply".to_owned()));
         return;
     }
     if ctx.dialect == Dialect::V30 {
@@ -334,12 +389,23 @@ fn transform(schema: &mut Value, at: &str, position: Position, depth: usize, ctx
     }
     for unsupported in ["$dynamicRef", "$recursiveRef"] {
         if members.contains_key(unsupported) {
-            ctx.issues.push((pointer::child(at, unsupported), "is not supported by Rampart".to_owned()));
+            ctx.issues.push((
+                pointer::child(at, unsupported),
+                "is not supported by Rampart".to_owned(),
+            ));
         }
     }
     // Identifiers would change the base against which the (already rewritten) references are
     // resolved; annotations Rampart has no use for go too.
-    for dropped in ["$id", "$schema", "$anchor", "$dynamicAnchor", "discriminator", "xml", "externalDocs"] {
+    for dropped in [
+        "$id",
+        "$schema",
+        "$anchor",
+        "$dynamicAnchor",
+        "discriminator",
+        "xml",
+        "externalDocs",
+    ] {
         members.remove(dropped);
     }
     mark_integer_width(members);
@@ -373,17 +439,20 @@ fn from_openapi_30(members: &mut Map<String, Value>) {
         members.retain(|k, _| k == "$ref" || k.starts_with("x-"));
         return;
     }
-    if members.remove("nullable") == Some(Value::Bool(true)) {
-        if let Some(Value::String(single)) = members.get("type").cloned() {
-            members.insert("type".to_owned(), json!([single, "null"]));
-            if let Some(Value::Array(options)) = members.get_mut("enum")
-                && !options.contains(&Value::Null)
-            {
-                options.push(Value::Null);
-            }
+    if members.remove("nullable") == Some(Value::Bool(true))
+        && let Some(Value::String(single)) = members.get("type").cloned()
+    {
+        members.insert("type".to_owned(), json!([single, "null"]));
+        if let Some(Value::Array(options)) = members.get_mut("enum")
+            && !options.contains(&Value::Null)
+        {
+            options.push(Value::Null);
         }
     }
-    for (exclusive, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+    for (exclusive, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
         if let Some(Value::Bool(is_exclusive)) = members.get(exclusive).cloned() {
             members.remove(exclusive);
             if is_exclusive && let Some(limit) = members.remove(bound) {
@@ -407,7 +476,9 @@ fn mark_integer_width(members: &mut Map<String, Value>) {
 /// A property marked `keyword` (readOnly in requests, writeOnly in responses) is not required
 /// in that direction (OpenAPI 3.x, "readOnly": "SHOULD NOT be sent as part of the request").
 fn drop_required(members: &mut Map<String, Value>, ctx: &Ctx<'_>, keyword: &str) {
-    let Some(Value::Object(properties)) = members.get("properties") else { return };
+    let Some(Value::Object(properties)) = members.get("properties") else {
+        return;
+    };
     let marked: Vec<String> = properties
         .iter()
         .filter(|(_, schema)| ctx.property_flag(schema, keyword))
@@ -423,10 +494,18 @@ fn drop_required(members: &mut Map<String, Value>, ctx: &Ctx<'_>, keyword: &str)
 
 /// Closes an object schema used as a whole value, unless it speaks for itself.
 fn close(members: &mut Map<String, Value>, ctx: &Ctx<'_>) {
-    if members.contains_key("additionalProperties") || members.contains_key("unevaluatedProperties") || !ctx.closable(members, 0) {
+    if members.contains_key("additionalProperties")
+        || members.contains_key("unevaluatedProperties")
+        || !ctx.closable(members, 0)
+    {
         return;
     }
-    let composed = COMPOSING.iter().any(|k| members.contains_key(*k)) || members.contains_key("patternProperties");
-    let keyword = if composed { "unevaluatedProperties" } else { "additionalProperties" };
+    let composed = COMPOSING.iter().any(|k| members.contains_key(*k))
+        || members.contains_key("patternProperties");
+    let keyword = if composed {
+        "unevaluatedProperties"
+    } else {
+        "additionalProperties"
+    };
     members.insert(keyword.to_owned(), Value::Bool(false));
 }

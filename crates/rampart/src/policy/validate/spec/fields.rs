@@ -44,17 +44,29 @@ struct SanitizeWalk<'a> {
 }
 
 impl SanitizeWalk<'_> {
-    fn visit(&mut self, schema: &Map<String, Value>, path: &mut FieldPath, at: String, depth: usize) {
+    fn mark(&mut self, path: &FieldPath) {
+        if self.seen.insert(path.clone()) {
+            self.found.push(path.clone());
+        }
+    }
+
+    fn visit(
+        &mut self,
+        schema: &Map<String, Value>,
+        path: &mut FieldPath,
+        at: String,
+        depth: usize,
+    ) {
         if depth > MAX_SANITIZE_DEPTH || self.found.len() >= MAX_SANITIZE_FIELDS {
             return;
         }
         match schema.get(SANITIZE_KEYWORD) {
             Some(Value::String(mark)) if mark == "html" => {
-                if self.seen.insert(path.clone()) {
-                    self.found.push(path.clone());
-                }
+                self.mark(path);
             }
-            Some(_) => self.bad_marks.push(super::pointer::child(&at, SANITIZE_KEYWORD)),
+            Some(_) => self
+                .bad_marks
+                .push(super::pointer::child(&at, SANITIZE_KEYWORD)),
             None => {}
         }
         if let Some(target) = ref_target(schema)
@@ -91,7 +103,11 @@ impl SanitizeWalk<'_> {
 }
 
 /// The parts a multipart schema declares, with the media type's `encoding`.
-pub(super) fn multipart_fields(doc: &Value, site: &str, encoding: Option<&Map<String, Value>>) -> Vec<MultipartField> {
+pub(super) fn multipart_fields(
+    doc: &Value,
+    site: &str,
+    encoding: Option<&Map<String, Value>>,
+) -> Vec<MultipartField> {
     let Some(Value::Object(schema)) = doc.pointer(site) else {
         return Vec::new();
     };
@@ -104,9 +120,16 @@ pub(super) fn multipart_fields(doc: &Value, site: &str, encoding: Option<&Map<St
         .filter(|(name, _)| seen.insert(name.clone()))
         .map(|(name, property)| {
             let property = resolve(doc, property);
-            let items = property.get("items").and_then(Value::as_object).map(|i| resolve(doc, i));
+            let items = property
+                .get("items")
+                .and_then(Value::as_object)
+                .map(|i| resolve(doc, i));
             let repeated = is_type(property, "array");
-            let file = if repeated { items.is_some_and(is_file) } else { is_file(property) };
+            let file = if repeated {
+                items.is_some_and(is_file)
+            } else {
+                is_file(property)
+            };
             let content_type = encoding
                 .and_then(|e| e.get(&name))
                 .and_then(|e| e.get("contentType"))

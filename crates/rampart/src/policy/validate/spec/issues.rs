@@ -74,12 +74,7 @@ impl Issues {
     }
 
     /// An issue at `pointer` in the bundled document, placed back in the file it came from.
-    pub(super) fn at(
-        &mut self,
-        files: &[SourceFile],
-        pointer: &str,
-        message: impl Into<String>,
-    ) {
+    pub(super) fn at(&mut self, files: &[SourceFile], pointer: &str, message: impl Into<String>) {
         let (file, local) = files
             .iter()
             .enumerate()

@@ -28,7 +28,9 @@ pub(super) fn options<'r>(registry: &'r jsonschema::Registry<'r>) -> ValidationO
         .with_draft(Draft::Draft202012)
         .with_registry(registry)
         .should_validate_formats(true)
-        .with_pattern_options(PatternOptions::fancy_regex().backtrack_limit(PATTERN_BACKTRACK_LIMIT))
+        .with_pattern_options(
+            PatternOptions::fancy_regex().backtrack_limit(PATTERN_BACKTRACK_LIMIT),
+        )
         .with_keyword(READ_ONLY_KEYWORD, |_, _, _| Ok(Box::new(ReadOnly)))
         .with_keyword(INT_KEYWORD, integer_width)
 }

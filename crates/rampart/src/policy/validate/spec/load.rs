@@ -120,7 +120,10 @@ fn to_json(yaml: yaml_serde::Value, level: usize) -> Result<Value, LoadError> {
             Value::Object(object)
         }
         yaml_serde::Value::Tagged(_) => {
-            return Err(LoadError::new(None, "uses a YAML tag, which has no JSON meaning"));
+            return Err(LoadError::new(
+                None,
+                "uses a YAML tag, which has no JSON meaning",
+            ));
         }
     })
 }

@@ -23,10 +23,7 @@ pub(super) fn lines(text: &str, pointers: &[&str]) -> Vec<Option<usize>> {
         }
     }
     let found = walk(text, &wanted);
-    pointers
-        .iter()
-        .map(|p| deepest_known(p, &found))
-        .collect()
+    pointers.iter().map(|p| deepest_known(p, &found)).collect()
 }
 
 fn deepest_known(target: &str, found: &HashMap<String, usize>) -> Option<usize> {

@@ -52,7 +52,11 @@ impl Matcher {
 
     /// Adds a path template with its operations. The error says why the template cannot be
     /// routed.
-    pub(super) fn insert(&mut self, template: &str, operations: Vec<Operation>) -> Result<(), String> {
+    pub(super) fn insert(
+        &mut self,
+        template: &str,
+        operations: Vec<Operation>,
+    ) -> Result<(), String> {
         let (route, names) = route(template)?;
         self.router
             .insert(route, self.paths.len())
@@ -66,7 +70,8 @@ impl Matcher {
             .map(|(_, m)| m.as_str())
             .collect();
         allowed.dedup();
-        let allow = HeaderValue::from_str(&allowed.join(", ")).unwrap_or(HeaderValue::from_static(""));
+        let allow =
+            HeaderValue::from_str(&allowed.join(", ")).unwrap_or(HeaderValue::from_static(""));
         self.paths.push(PathEntry {
             names,
             operations,
@@ -85,11 +90,15 @@ impl Matcher {
         let Some(entry) = self.paths.get(*matched.value) else {
             return Found::NotFound;
         };
-        let operation = entry.operations.iter().find(|o| o.method == *method).or_else(|| {
-            (*method == Method::HEAD)
-                .then(|| entry.operations.iter().find(|o| o.method == Method::GET))
-                .flatten()
-        });
+        let operation = entry
+            .operations
+            .iter()
+            .find(|o| o.method == *method)
+            .or_else(|| {
+                (*method == Method::HEAD)
+                    .then(|| entry.operations.iter().find(|o| o.method == Method::GET))
+                    .flatten()
+            });
         let Some(operation) = operation else {
             return Found::MethodNotAllowed(entry.allow.clone());
         };

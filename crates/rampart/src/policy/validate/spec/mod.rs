@@ -12,9 +12,11 @@
 //! value, and are capped. A `Spec` is immutable and shared by every request.
 
 mod body;
+mod build;
 mod coerce;
 mod compile;
 mod convert;
+mod describe;
 mod fields;
 mod issues;
 mod keywords;
@@ -33,9 +35,7 @@ use std::path::Path;
 
 use http::Method;
 
-pub use body::{
-    MediaKind, MediaSpec, MultipartField, RequestBodySpec, ResponseSpec, media_kind,
-};
+pub use body::{MediaKind, MediaSpec, MultipartField, RequestBodySpec, ResponseSpec, media_kind};
 pub use issues::SpecIssue;
 pub use params::{MAX_QUERY_PAIRS, PathParams};
 pub use reason::MAX_VIOLATIONS;

@@ -179,7 +179,7 @@ impl ParamSpec {
                 object.insert(k.to_owned(), self.shape.member(k).coerce_one(v));
             }
         } else {
-            if parts.len() % 2 != 0 {
+            if !parts.len().is_multiple_of(2) {
                 return Value::String(text.to_owned());
             }
             for pair in parts.chunks(2) {
@@ -244,7 +244,10 @@ impl Params {
                 In::Path => path_value(param, path),
                 In::Query => query_value(param, &mut query),
                 In::Header => header_values(param, parts),
-                In::Cookie => Ok(cookies.get(param.name.as_str()).cloned().unwrap_or_default()),
+                In::Cookie => Ok(cookies
+                    .get(param.name.as_str())
+                    .cloned()
+                    .unwrap_or_default()),
             };
             match occurrences {
                 Ok(Occurrences::Member(value)) => put(param, value),
@@ -321,7 +324,10 @@ fn query_pairs(query: Option<&str>, out: &mut Collector) -> BTreeMap<String, Vec
         }
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let Ok(name) = decode(name, true) else {
-            out.push("/query".to_owned(), "has a parameter name that is not UTF-8 text");
+            out.push(
+                "/query".to_owned(),
+                "has a parameter name that is not UTF-8 text",
+            );
             continue;
         };
         match decode(value, true) {
@@ -384,7 +390,10 @@ fn path_value(param: &ParamSpec, path: &PathParams) -> Result<Occurrences, &'sta
     let is_array = matches!(param.shape, Shape::Array(_));
     // Split before decoding: an encoded delimiter (`%2C`) is part of an item.
     let pieces: Vec<&str> = match param.style {
-        Style::Label => split(raw.strip_prefix('.').ok_or("must start with `.`")?, param.delimiter()),
+        Style::Label => split(
+            raw.strip_prefix('.').ok_or("must start with `.`")?,
+            param.delimiter(),
+        ),
         Style::Matrix => {
             let prefix = format!("{}=", param.name);
             let values = raw

@@ -60,6 +60,5 @@ pub(super) fn from_fragment(fragment: &str) -> Option<String> {
 
 /// Whether `inner` is `outer` or lies inside it.
 pub(super) fn is_within(inner: &str, outer: &str) -> bool {
-    inner == outer
-        || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'/'))
+    inner == outer || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'/'))
 }

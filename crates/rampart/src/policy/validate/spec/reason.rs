@@ -13,7 +13,9 @@ use std::collections::HashSet;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{JsonType, ValidationError};
 
-use super::keywords::{INT_KEYWORD, INT32_REASON, INT64_REASON, READ_ONLY_KEYWORD, READ_ONLY_REASON};
+use super::keywords::{
+    INT_KEYWORD, INT32_REASON, INT64_REASON, READ_ONLY_KEYWORD, READ_ONLY_REASON,
+};
 use crate::policy::validate::violation::{Violation, escape_token};
 
 /// The most violations one request (head or body) reports: enough to fix a form, too few to
@@ -117,7 +119,9 @@ pub(super) fn reason(kind: &ValidationErrorKind) -> Cow<'static, str> {
         K::Format { format } => format_reason(format),
         K::Enum { .. } => "must be one of the allowed values".into(),
         K::Constant { .. } => "must be the allowed value".into(),
-        K::AnyOf { .. } | K::OneOfNotValid { .. } => "must match one of the declared schemas".into(),
+        K::AnyOf { .. } | K::OneOfNotValid { .. } => {
+            "must match one of the declared schemas".into()
+        }
         K::OneOfMultipleValid { .. } => "must match exactly one of the declared schemas".into(),
         K::Not { .. } | K::FalseSchema => "is not allowed".into(),
         K::PropertyNames { .. } => "has a member name that is not allowed".into(),

@@ -113,9 +113,12 @@ pub(super) fn bundle(
     }
     let mut main = main;
     if main.get(BUNDLE_KEY).is_some() {
-        bundler
-            .issues
-            .in_file(0, pointer::child("", BUNDLE_KEY), None, "is a name reserved by Rampart");
+        bundler.issues.in_file(
+            0,
+            pointer::child("", BUNDLE_KEY),
+            None,
+            "is a name reserved by Rampart",
+        );
     }
     bundler.walk(&mut main, 0, &mut Vec::new(), false);
     let mut bundled = Map::new();
@@ -169,7 +172,8 @@ impl Bundler<'_> {
     }
 
     fn here(path: &[String]) -> String {
-        path.iter().fold(String::new(), |p, t| pointer::child(&p, t))
+        path.iter()
+            .fold(String::new(), |p, t| pointer::child(&p, t))
     }
 
     /// Rewrites one reference to a local pointer into the bundled document, or reports why it
@@ -200,9 +204,11 @@ impl Bundler<'_> {
             None => (reference, ""),
         };
         let Some(fragment) = pointer::from_fragment(fragment) else {
-            return Err("has a fragment that is not a JSON pointer (`#/...`); anchors are not \
+            return Err(
+                "has a fragment that is not a JSON pointer (`#/...`); anchors are not \
                         supported"
-                .to_owned());
+                    .to_owned(),
+            );
         };
         let index = if location.is_empty() {
             file
@@ -216,9 +222,11 @@ impl Bundler<'_> {
     /// The file a relative reference names, loaded on first use.
     fn file_index(&mut self, location: &str, from: usize) -> Result<usize, String> {
         if has_scheme(location) || location.starts_with("//") {
-            return Err("refers to a remote document; Rampart never fetches one (copy it beside \
+            return Err(
+                "refers to a remote document; Rampart never fetches one (copy it beside \
                         the contract and refer to it by a relative path)"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         let decoded = percent_decode_str(location)
             .decode_utf8()
@@ -232,7 +240,10 @@ impl Bundler<'_> {
         };
         // The main file's directory is the root; every other file's path is canonical already.
         let base = match self.files.get(from) {
-            Some(f) if from != 0 => f.path.parent().map_or_else(|| root.clone(), Path::to_path_buf),
+            Some(f) if from != 0 => f
+                .path
+                .parent()
+                .map_or_else(|| root.clone(), Path::to_path_buf),
             _ => root.clone(),
         };
         let joined = base.join(relative);

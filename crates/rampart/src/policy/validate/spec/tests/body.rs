@@ -9,7 +9,9 @@ use crate::policy::sanitize::field_path::FieldPath;
 
 fn media<'a>(spec: &'a Spec, path: &str, content_type: &str) -> &'a MediaSpec {
     let (op, _) = operation(spec, &Method::POST, path);
-    op.request_body().and_then(|b| b.media(content_type)).unwrap()
+    op.request_body()
+        .and_then(|b| b.media(content_type))
+        .unwrap()
 }
 
 fn check(path: &str, body: serde_json::Value) -> Vec<(String, String)> {
@@ -19,38 +21,75 @@ fn check(path: &str, body: serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn mass_assignment_of_an_undeclared_member_is_refused_at_its_pointer() {
-    assert_eq!(check("/v1/orders", json!({"item": "pen", "quantity": 1})), vec![]);
-    assert_eq!(check("/v1/orders", json!({"item": "pen", "quantity": 1, "isAdmin": true})), one("/body/isAdmin", "is not declared"));
-    let nested = json!({"item": "pen", "quantity": 1, "comments": [{"text": "hi", "approved": true}]});
-    assert_eq!(check("/v1/orders", nested), one("/body/comments/0/approved", "is not declared"));
+    assert_eq!(
+        check("/v1/orders", json!({"item": "pen", "quantity": 1})),
+        vec![]
+    );
+    assert_eq!(
+        check(
+            "/v1/orders",
+            json!({"item": "pen", "quantity": 1, "isAdmin": true})
+        ),
+        one("/body/isAdmin", "is not declared")
+    );
+    let nested =
+        json!({"item": "pen", "quantity": 1, "comments": [{"text": "hi", "approved": true}]});
+    assert_eq!(
+        check("/v1/orders", nested),
+        one("/body/comments/0/approved", "is not declared")
+    );
 }
 
 #[test]
 fn mass_assignment_inside_a_sibling_file_schema_is_refused() {
     let body = json!({"item": "pen", "quantity": 1, "price": {"amount": 1, "currency": "EUR", "discount": 100}});
-    assert_eq!(check("/v1/orders", body), one("/body/price/discount", "is not declared"));
+    assert_eq!(
+        check("/v1/orders", body),
+        one("/body/price/discount", "is not declared")
+    );
 }
 
 #[test]
 fn an_open_contract_is_left_open_when_strictness_is_off() {
-    let options = CompileOptions { strict_properties: false, ..CompileOptions::default() };
+    let options = CompileOptions {
+        strict_properties: false,
+        ..CompileOptions::default()
+    };
     let spec = Spec::compile_file(&fixture("orders-3.0.yaml"), &options).unwrap();
     let body = json!({"item": "pen", "quantity": 1, "isAdmin": true});
-    assert_eq!(pairs(&media(&spec, "/v1/orders", "application/json").check(&body)), vec![]);
+    assert_eq!(
+        pairs(&media(&spec, "/v1/orders", "application/json").check(&body)),
+        vec![]
+    );
 }
 
 #[test]
 fn a_read_only_member_sent_by_the_client_is_refused_and_not_required() {
-    assert_eq!(check("/v1/orders", json!({"id": 7, "item": "pen", "quantity": 1})), one("/body/id", "is read-only"));
+    assert_eq!(
+        check("/v1/orders", json!({"id": 7, "item": "pen", "quantity": 1})),
+        one("/body/id", "is read-only")
+    );
     // `User.id` is required and read-only: a request without it is fine.
-    assert_eq!(check("/v1/users", json!({"email": "a@example.com"})), vec![]);
+    assert_eq!(
+        check("/v1/users", json!({"email": "a@example.com"})),
+        vec![]
+    );
 }
 
 #[test]
 fn all_of_composition_accepts_every_branch_and_refuses_extras() {
-    assert_eq!(check("/v1/pets", json!({"name": "Rex", "tag": "dog"})), vec![]);
-    assert_eq!(check("/v1/pets", json!({"tag": "dog"})), one("/body/name", "is required"));
-    assert_eq!(check("/v1/pets", json!({"name": "Rex", "owner": "me"})), one("/body/owner", "is not declared"));
+    assert_eq!(
+        check("/v1/pets", json!({"name": "Rex", "tag": "dog"})),
+        vec![]
+    );
+    assert_eq!(
+        check("/v1/pets", json!({"tag": "dog"})),
+        one("/body/name", "is required")
+    );
+    assert_eq!(
+        check("/v1/pets", json!({"name": "Rex", "owner": "me"})),
+        one("/body/owner", "is not declared")
+    );
 }
 
 #[test]
@@ -58,30 +97,60 @@ fn a_recursive_schema_compiles_and_validates_at_depth() {
     let deep = json!({"name": "a", "children": [{"name": "b", "children": [{"name": "c", "children": []}]}]});
     assert_eq!(check("/v1/nodes", deep), vec![]);
     let bad = json!({"name": "a", "children": [{"name": "b", "children": [{"name": 3}]}]});
-    assert_eq!(check("/v1/nodes", bad), one("/body/children/0/children/0/name", "must be a string"));
+    assert_eq!(
+        check("/v1/nodes", bad),
+        one("/body/children/0/children/0/name", "must be a string")
+    );
     let extra = json!({"children": [{"children": [{"sneaky": 1}]}]});
-    assert_eq!(check("/v1/nodes", extra), one("/body/children/0/children/0/sneaky", "is not declared"));
+    assert_eq!(
+        check("/v1/nodes", extra),
+        one("/body/children/0/children/0/sneaky", "is not declared")
+    );
 }
 
 #[test]
 fn nullable_in_3_0_allows_null_and_nothing_else() {
-    assert_eq!(check("/v1/users", json!({"email": "a@example.com", "nickname": null})), vec![]);
-    assert_eq!(check("/v1/users", json!({"email": "a@example.com", "nickname": 5})), one("/body/nickname", "must be a string or null"));
+    assert_eq!(
+        check(
+            "/v1/users",
+            json!({"email": "a@example.com", "nickname": null})
+        ),
+        vec![]
+    );
+    assert_eq!(
+        check(
+            "/v1/users",
+            json!({"email": "a@example.com", "nickname": 5})
+        ),
+        one("/body/nickname", "must be a string or null")
+    );
 }
 
 #[test]
 fn openapi_3_1_types_and_numeric_exclusive_bounds_apply() {
     let spec = compile("widgets-3.1.json");
     let (op, _) = operation(&spec, &Method::PUT, "/api/widgets/x");
-    let json = op.request_body().and_then(|b| b.media("application/json; charset=utf-8")).unwrap();
-    assert_eq!(pairs(&json.check(&json!({"name": "w", "color": null, "weight": 1.5}))), vec![]);
-    assert_eq!(pairs(&json.check(&json!({"name": "w", "weight": 0}))), one("/body/weight", "must be greater than 0"));
+    let json = op
+        .request_body()
+        .and_then(|b| b.media("application/json; charset=utf-8"))
+        .unwrap();
+    assert_eq!(
+        pairs(&json.check(&json!({"name": "w", "color": null, "weight": 1.5}))),
+        vec![]
+    );
+    assert_eq!(
+        pairs(&json.check(&json!({"name": "w", "weight": 0}))),
+        one("/body/weight", "must be greater than 0")
+    );
     assert!(op.request_body().unwrap().required());
 }
 
 #[test]
 fn exclusive_minimum_in_3_0_is_converted() {
-    assert_eq!(check("/v1/users", json!({"email": "a@example.com", "age": 0})), one("/body/age", "must be greater than 0"));
+    assert_eq!(
+        check("/v1/users", json!({"email": "a@example.com", "age": 0})),
+        one("/body/age", "must be greater than 0")
+    );
 }
 
 #[test]
@@ -94,9 +163,17 @@ fn no_reason_repeats_the_offending_value() {
     for v in &violations {
         assert!(!v.reason.contains("31337"), "{v:?}");
     }
-    let query = head(&spec, Method::GET, "/v1/orders?limit=31337x&status=31337", &[REQUEST_ID]);
+    let query = head(
+        &spec,
+        Method::GET,
+        "/v1/orders?limit=31337x&status=31337",
+        &[REQUEST_ID],
+    );
     assert_eq!(query.len(), 2);
-    assert!(query.iter().all(|(_, reason)| !reason.contains("31337")), "{query:?}");
+    assert!(
+        query.iter().all(|(_, reason)| !reason.contains("31337")),
+        "{query:?}"
+    );
 }
 
 #[test]
@@ -106,7 +183,8 @@ fn violations_are_capped() {
         body.insert(format!("extra{i}"), json!(i));
     }
     let spec = orders();
-    let violations = media(&spec, "/v1/orders", "application/json").check(&serde_json::Value::Object(body));
+    let violations =
+        media(&spec, "/v1/orders", "application/json").check(&serde_json::Value::Object(body));
     assert_eq!(violations.len(), super::super::MAX_VIOLATIONS);
 }
 
@@ -116,9 +194,21 @@ fn media_types_match_on_their_essence() {
     let (op, _) = operation(&spec, &Method::POST, "/v1/orders");
     let body = op.request_body().unwrap();
     assert!(body.required());
-    assert_eq!(body.media("Application/JSON ; charset=UTF-8").map(MediaSpec::kind), Some(MediaKind::Json));
-    assert_eq!(body.media("application/x-www-form-urlencoded").map(MediaSpec::kind), Some(MediaKind::Form));
-    assert_eq!(body.media("multipart/form-data; boundary=x").map(MediaSpec::kind), Some(MediaKind::Multipart));
+    assert_eq!(
+        body.media("Application/JSON ; charset=UTF-8")
+            .map(MediaSpec::kind),
+        Some(MediaKind::Json)
+    );
+    assert_eq!(
+        body.media("application/x-www-form-urlencoded")
+            .map(MediaSpec::kind),
+        Some(MediaKind::Form)
+    );
+    assert_eq!(
+        body.media("multipart/form-data; boundary=x")
+            .map(MediaSpec::kind),
+        Some(MediaKind::Multipart)
+    );
     assert!(body.media("text/plain").is_none());
     assert!(body.media("application/xml").is_none());
     assert_eq!(media_kind("application/merge-patch+json"), MediaKind::Json);
@@ -129,20 +219,35 @@ fn media_types_match_on_their_essence() {
 fn form_fields_are_typed_like_query_parameters() {
     let spec = orders();
     let form = media(&spec, "/v1/orders", "application/x-www-form-urlencoded");
-    let fields = [("quantity".to_owned(), "3".to_owned()), ("labels".to_owned(), "a".to_owned()), ("labels".to_owned(), "b".to_owned())];
+    let fields = [
+        ("quantity".to_owned(), "3".to_owned()),
+        ("labels".to_owned(), "a".to_owned()),
+        ("labels".to_owned(), "b".to_owned()),
+    ];
     let value = form.coerce_form(&fields).unwrap();
     assert_eq!(value, json!({"quantity": 3, "labels": ["a", "b"]}));
     assert!(form.check(&value).is_empty());
-    let injected = form.coerce_form(&[("quantity".to_owned(), "3 OR 1=1".to_owned())]).unwrap();
-    assert_eq!(pairs(&form.check(&injected)), one("/body/quantity", "must be an integer"));
+    let injected = form
+        .coerce_form(&[("quantity".to_owned(), "3 OR 1=1".to_owned())])
+        .unwrap();
+    assert_eq!(
+        pairs(&form.check(&injected)),
+        one("/body/quantity", "must be an integer")
+    );
 }
 
 #[test]
 fn a_repeated_form_field_that_is_not_an_array_is_refused() {
     let spec = orders();
     let form = media(&spec, "/v1/orders", "application/x-www-form-urlencoded");
-    let polluted = [("note".to_owned(), "a".to_owned()), ("note".to_owned(), "b".to_owned())];
-    assert_eq!(pairs(&form.coerce_form(&polluted).err().unwrap_or_default()), one("/body/note", "must appear once"));
+    let polluted = [
+        ("note".to_owned(), "a".to_owned()),
+        ("note".to_owned(), "b".to_owned()),
+    ];
+    assert_eq!(
+        pairs(&form.coerce_form(&polluted).err().unwrap_or_default()),
+        one("/body/note", "must appear once")
+    );
 }
 
 #[test]
@@ -161,8 +266,15 @@ fn multipart_parts_say_which_are_files() {
 #[test]
 fn sanitize_marks_are_collected_through_references_and_arrays() {
     let spec = orders();
-    let fields: Vec<String> = media(&spec, "/v1/orders", "application/json").sanitize_fields().iter().map(FieldPath::to_string).collect();
-    assert_eq!(fields, vec!["/comments/*/text".to_owned(), "/item".to_owned()]);
+    let fields: Vec<String> = media(&spec, "/v1/orders", "application/json")
+        .sanitize_fields()
+        .iter()
+        .map(FieldPath::to_string)
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["/comments/*/text".to_owned(), "/item".to_owned()]
+    );
 }
 
 #[test]
@@ -182,11 +294,24 @@ fn responses_are_validated_as_declared_without_strictness() {
     let (op, _) = operation(&spec, &Method::POST, "/v1/orders");
     let created = op.response(201, "application/json").unwrap();
     // Read-only members and undeclared members are fine in a response.
-    assert_eq!(pairs(&created.check(&json!({"id": 1, "item": "pen", "quantity": 2, "internal": true}))), vec![]);
-    assert_eq!(pairs(&created.check(&json!({"id": 1, "item": "pen"}))), one("/body/quantity", "is required"));
+    assert_eq!(
+        pairs(&created.check(&json!({"id": 1, "item": "pen", "quantity": 2, "internal": true}))),
+        vec![]
+    );
+    assert_eq!(
+        pairs(&created.check(&json!({"id": 1, "item": "pen"}))),
+        one("/body/quantity", "is required")
+    );
     let (schema, root) = created.schema();
-    let target = schema["$ref"].as_str().and_then(|r| r.strip_prefix('#')).unwrap();
-    assert!(root.pointer(target).and_then(|s| s.get("properties")).is_some());
+    let target = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix('#'))
+        .unwrap();
+    assert!(
+        root.pointer(target)
+            .and_then(|s| s.get("properties"))
+            .is_some()
+    );
 }
 
 #[test]
@@ -195,5 +320,12 @@ fn write_only_members_are_not_required_in_responses() {
       "content": {"application/json": {"schema": {"type": "object", "required": ["password"], "properties": {"password": {"type": "string", "writeOnly": true}}}}}}}}}}}"#;
     let spec = compile_text(text, &CompileOptions::default()).unwrap();
     let (op, _) = operation(&spec, &Method::GET, "/a");
-    assert_eq!(pairs(&op.response(200, "application/json").unwrap().check(&json!({}))), vec![]);
+    assert_eq!(
+        pairs(
+            &op.response(200, "application/json")
+                .unwrap()
+                .check(&json!({}))
+        ),
+        vec![]
+    );
 }

@@ -5,7 +5,10 @@ use super::*;
 #[test]
 fn a_literal_segment_wins_over_a_template() {
     let spec = orders();
-    assert_eq!(operation(&spec, &Method::GET, "/v1/orders/mine").0.id(), "myOrders");
+    assert_eq!(
+        operation(&spec, &Method::GET, "/v1/orders/mine").0.id(),
+        "myOrders"
+    );
     let (op, params) = operation(&spec, &Method::GET, "/v1/orders/42");
     assert_eq!(op.id(), "getOrder");
     assert_eq!(params.get("id"), Some("42"));
@@ -27,26 +30,56 @@ fn an_undeclared_method_is_refused_with_the_allow_list() {
 #[test]
 fn head_is_answered_by_the_declared_get() {
     let spec = orders();
-    assert_eq!(operation(&spec, &Method::HEAD, "/v1/orders/7").0.id(), "getOrder");
+    assert_eq!(
+        operation(&spec, &Method::HEAD, "/v1/orders/7").0.id(),
+        "getOrder"
+    );
 }
 
 #[test]
 fn the_base_path_comes_from_the_first_server_and_nothing_outside_it_matches() {
     let spec = orders();
-    assert!(matches!(spec.find(&Method::GET, "/orders"), Found::NotFound));
-    assert!(matches!(spec.find(&Method::GET, "/v1orders"), Found::NotFound));
-    assert!(matches!(spec.find(&Method::GET, "/v2/orders"), Found::NotFound));
-    assert!(matches!(spec.find(&Method::GET, "/v1/undeclared"), Found::NotFound));
-    assert!(matches!(spec.find(&Method::GET, "/v1/orders/"), Found::NotFound));
-    assert!(matches!(spec.find(&Method::GET, "/v1/orders/1/extra"), Found::NotFound));
+    assert!(matches!(
+        spec.find(&Method::GET, "/orders"),
+        Found::NotFound
+    ));
+    assert!(matches!(
+        spec.find(&Method::GET, "/v1orders"),
+        Found::NotFound
+    ));
+    assert!(matches!(
+        spec.find(&Method::GET, "/v2/orders"),
+        Found::NotFound
+    ));
+    assert!(matches!(
+        spec.find(&Method::GET, "/v1/undeclared"),
+        Found::NotFound
+    ));
+    assert!(matches!(
+        spec.find(&Method::GET, "/v1/orders/"),
+        Found::NotFound
+    ));
+    assert!(matches!(
+        spec.find(&Method::GET, "/v1/orders/1/extra"),
+        Found::NotFound
+    ));
 }
 
 #[test]
 fn the_configured_base_path_overrides_the_servers() {
-    let options = CompileOptions { base_path: Some("/gateway/".into()), ..CompileOptions::default() };
+    let options = CompileOptions {
+        base_path: Some("/gateway/".into()),
+        ..CompileOptions::default()
+    };
     let spec = Spec::compile_file(&fixture("orders-3.0.yaml"), &options).unwrap();
-    assert_eq!(operation(&spec, &Method::GET, "/gateway/orders").0.id(), "listOrders");
-    assert!(matches!(spec.find(&Method::GET, "/v1/orders"), Found::NotFound));
+    assert_eq!(
+        operation(&spec, &Method::GET, "/gateway/orders").0.id(),
+        "listOrders"
+    );
+    assert!(matches!(
+        spec.find(&Method::GET, "/v1/orders"),
+        Found::NotFound
+    ));
 }
 
 #[test]
@@ -61,10 +94,18 @@ fn a_relative_server_url_is_a_base_path_and_no_server_means_none() {
 fn path_parameter_values_are_percent_decoded_before_they_are_checked() {
     let spec = compile("widgets-3.1.json");
     let uuid_encoded = "/api/widgets/0b7c6a3e%2D5d1f-4f7e-9a55-0c2b1f3d4e5a";
-    let (parts, ()) = Request::builder().method(Method::PUT).uri(uuid_encoded).body(()).unwrap().into_parts();
+    let (parts, ()) = Request::builder()
+        .method(Method::PUT)
+        .uri(uuid_encoded)
+        .body(())
+        .unwrap()
+        .into_parts();
     let (op, params) = operation(&spec, &Method::PUT, uuid_encoded);
     assert!(op.check_head(&parts, &params).is_empty());
-    assert_eq!(head(&spec, Method::PUT, "/api/widgets/%27%20OR%201%3D1", &[]), one("/path/widgetId", "is not a valid uuid"));
+    assert_eq!(
+        head(&spec, Method::PUT, "/api/widgets/%27%20OR%201%3D1", &[]),
+        one("/path/widgetId", "is not a valid uuid")
+    );
 }
 
 #[test]
@@ -82,9 +123,14 @@ fn operation_ids_and_security_are_exposed() {
 
 #[test]
 fn a_template_parameter_without_a_declaration_is_an_issue() {
-    let issues = issues_of("openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a/{id}:\n    get:\n      responses: {'200': {description: ok}}\n");
+    let issues = issues_of(
+        "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a/{id}:\n    get:\n      responses: {'200': {description: ok}}\n",
+    );
     assert_eq!(issues.len(), 1, "{issues:#?}");
-    assert_eq!((issues[0].pointer.as_str(), issues[0].line), ("/paths/~1a~1{id}", Some(4)));
+    assert_eq!(
+        (issues[0].pointer.as_str(), issues[0].line),
+        ("/paths/~1a~1{id}", Some(4))
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod compile;
 mod formats;
 mod matching;
 mod params;
+mod refs;
 
 pub(super) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,7 +42,11 @@ pub(super) fn issues_of(text: &str) -> Vec<SpecIssue> {
     }
 }
 
-pub(super) fn operation<'a>(spec: &'a Spec, method: &Method, path: &str) -> (&'a Operation, PathParams) {
+pub(super) fn operation<'a>(
+    spec: &'a Spec,
+    method: &Method,
+    path: &str,
+) -> (&'a Operation, PathParams) {
     match spec.find(method, path) {
         Found::Operation(op, params) => (op, params),
         other => panic!("{method} {path} does not match an operation: {other:?}"),
@@ -49,7 +54,12 @@ pub(super) fn operation<'a>(spec: &'a Spec, method: &Method, path: &str) -> (&'a
 }
 
 /// The head violations of a request: `uri` includes the base path and the query.
-pub(super) fn head(spec: &Spec, method: Method, uri: &str, headers: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(super) fn head(
+    spec: &Spec,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let mut builder = Request::builder().method(method.clone()).uri(uri);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -71,4 +81,5 @@ pub(super) fn one(pointer: &str, reason: &str) -> Vec<(String, String)> {
 }
 
 /// The standard headers a request to `GET /v1/orders` must carry.
-pub(super) const REQUEST_ID: (&str, &str) = ("x-request-id", "0b7c6a3e-5d1f-4f7e-9a55-0c2b1f3d4e5a");
+pub(super) const REQUEST_ID: (&str, &str) =
+    ("x-request-id", "0b7c6a3e-5d1f-4f7e-9a55-0c2b1f3d4e5a");
