@@ -225,6 +225,13 @@ impl ResponseSpec {
             .unwrap_or(&ANYTHING);
         (schema, &self.root)
     }
+
+    /// The schema a `$ref` found in `schema()` points to. Its fragment is a URI fragment: it is
+    /// percent-decoded before it is used as a JSON pointer (`#/paths/~1a~1%7Bid%7D/...`).
+    pub fn resolve_ref(&self, reference: &str) -> Option<&Value> {
+        let pointer = super::pointer::from_fragment(reference.strip_prefix('#')?)?;
+        self.root.pointer(&pointer)
+    }
 }
 
 /// Responses of an operation by status: exact code, then `2XX` range, then `default`.

@@ -436,7 +436,11 @@ fn transform(schema: &mut Value, at: &str, position: Position, depth: usize, ctx
 /// boolean `exclusiveMinimum`/`exclusiveMaximum` become numbers.
 fn from_openapi_30(members: &mut Map<String, Value>) {
     if members.contains_key("$ref") {
-        members.retain(|k, _| k == "$ref" || k.starts_with("x-"));
+        // `readOnly`/`writeOnly` beside a `$ref` are kept although 3.0 says to ignore them:
+        // honoring them refuses more in requests and relaxes only `required` in responses.
+        members.retain(|k, _| {
+            matches!(k.as_str(), "$ref" | "readOnly" | "writeOnly") || k.starts_with("x-")
+        });
         return;
     }
     if members.remove("nullable") == Some(Value::Bool(true))

@@ -297,6 +297,10 @@ impl<'a> Describer<'a> {
         {
             return None;
         }
+        if location == In::Header && http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            self.issue(&child(&at, "name"), "is not a valid header name");
+            return None;
+        }
         let required = param.get("required") == Some(&Value::Bool(true));
         if location == In::Path && !required {
             self.issue(&at, "is a path parameter and must be `required: true`");

@@ -33,6 +33,15 @@ pub(super) fn options<'r>(registry: &'r jsonschema::Registry<'r>) -> ValidationO
         )
         .with_keyword(READ_ONLY_KEYWORD, |_, _, _| Ok(Box::new(ReadOnly)))
         .with_keyword(INT_KEYWORD, integer_width)
+        .with_format("byte", is_base64)
+}
+
+/// OpenAPI's `format: byte`: base64 (RFC 4648 section 4, padded).
+fn is_base64(text: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .is_ok()
 }
 
 struct ReadOnly;

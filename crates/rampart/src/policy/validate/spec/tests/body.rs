@@ -329,3 +329,32 @@ fn write_only_members_are_not_required_in_responses() {
         vec![]
     );
 }
+
+#[test]
+fn a_read_only_sibling_of_a_3_0_reference_is_honoured() {
+    let text = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    post:\n      requestBody:\n        content:\n          application/json:\n            schema:\n              type: object\n              required: [id]\n              properties:\n                id: {$ref: '#/components/schemas/Id', readOnly: true}\n      responses: {'200': {description: ok}}\ncomponents:\n  schemas:\n    Id: {type: integer}\n";
+    let spec = compile_text(text, &CompileOptions::default()).unwrap();
+    let media = media(&spec, "/a", "application/json");
+    assert_eq!(pairs(&media.check(&json!({}))), vec![]);
+    assert_eq!(
+        pairs(&media.check(&json!({"id": 1}))),
+        one("/body/id", "is read-only")
+    );
+}
+
+#[test]
+fn a_response_reference_resolves_against_the_bundled_document() {
+    let spec = orders();
+    let (op, _) = operation(&spec, &Method::GET, "/v1/orders");
+    let list = op.response(200, "application/json").unwrap();
+    let (schema, _) = list.schema();
+    let item = schema["items"]["$ref"].as_str().unwrap();
+    let order = list.resolve_ref(item).unwrap();
+    let price = order["properties"]["price"]["$ref"].as_str().unwrap();
+    assert!(
+        list.resolve_ref(price)
+            .and_then(|m| m.get("properties"))
+            .is_some(),
+        "{price}"
+    );
+}

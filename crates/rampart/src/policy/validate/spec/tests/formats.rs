@@ -104,3 +104,23 @@ fn a_pattern_mismatch_names_no_pattern_and_no_value() {
         one("/body/code", "must match the allowed pattern")
     );
 }
+
+#[test]
+fn byte_is_base64_and_binary_is_not_checked() {
+    let text = r#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"post": {"requestBody": {"content":
+      {"application/json": {"schema": {"type": "object", "properties": {"b": {"type": "string", "format": "byte"}, "raw": {"type": "string", "format": "binary"}}}}}}}}}}"#;
+    let spec = compile_text(text, &CompileOptions::default()).unwrap();
+    let (op, _) = operation(&spec, &Method::POST, "/a");
+    let media = op
+        .request_body()
+        .and_then(|b| b.media("application/json"))
+        .unwrap();
+    assert_eq!(
+        pairs(&media.check(&json!({"b": "aGVsbG8=", "raw": "\u{1}"}))),
+        vec![]
+    );
+    assert_eq!(
+        pairs(&media.check(&json!({"b": "not base64!"}))),
+        one("/body/b", "is not a valid byte")
+    );
+}

@@ -140,3 +140,14 @@ fn duplicate_operation_ids_are_an_issue() {
     assert_eq!(issues.len(), 1, "{issues:#?}");
     assert_eq!(issues[0].line, Some(7));
 }
+
+#[test]
+fn a_literal_prefix_of_a_longer_path_falls_back_to_the_template() {
+    let text = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /orders/mine/items:\n    get: {operationId: mine}\n  /orders/{id}:\n    get:\n      operationId: one\n      parameters: [{name: id, in: path, required: true, schema: {type: string}}]\n";
+    let spec = compile_text(text, &CompileOptions::default()).unwrap();
+    assert_eq!(
+        operation(&spec, &Method::GET, "/orders/mine/items").0.id(),
+        "mine"
+    );
+    assert_eq!(operation(&spec, &Method::GET, "/orders/mine").0.id(), "one");
+}
