@@ -11,6 +11,7 @@ pub mod config;
 pub mod json_limits;
 pub mod lint;
 pub mod media;
+pub mod spec;
 pub mod strip;
 pub mod threat_limits;
 pub mod violation;

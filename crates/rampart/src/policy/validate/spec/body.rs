@@ -1,0 +1,256 @@
+//! Request and response bodies: which media types an operation declares, and each one's schema,
+//! compiled.
+//!
+//! Invariants: a media type is matched on its essence (`type/subtype`, case-insensitive,
+//! parameters ignored), exact before `type/*` before `*/*`; a body is checked against the
+//! request schema (closed, read-only members refused) and a response against the schema as
+//! declared; form fields are typed by the same coercion as query parameters, and a field that
+//! repeats without being declared as an array is refused (parameter pollution).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jsonschema::Validator;
+use serde_json::{Map, Value};
+
+use super::coerce::Shape;
+use super::reason::Collector;
+use crate::policy::sanitize::field_path::FieldPath;
+use crate::policy::validate::violation::{Violation, escape_token};
+
+/// How a body of this media type is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// `application/json` and every `+json` type (`application/problem+json`).
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/form-data` (and other `multipart/*`).
+    Multipart,
+    /// `application/xml`, `text/xml` and every `+xml` type.
+    Xml,
+    Other,
+}
+
+/// The kind of a content type (parameters ignored).
+pub fn media_kind(content_type: &str) -> MediaKind {
+    let essence = essence(content_type);
+    let (kind, subtype) = essence.split_once('/').unwrap_or((essence.as_str(), ""));
+    match (kind, subtype) {
+        (_, "json") => MediaKind::Json,
+        (_, s) if s.ends_with("+json") => MediaKind::Json,
+        ("application", "x-www-form-urlencoded") => MediaKind::Form,
+        ("multipart", _) => MediaKind::Multipart,
+        ("application" | "text", "xml") => MediaKind::Xml,
+        (_, s) if s.ends_with("+xml") => MediaKind::Xml,
+        _ => MediaKind::Other,
+    }
+}
+
+/// `type/subtype`, lower-cased, without parameters or surrounding space.
+pub(super) fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Declared media types, each matched by essence, then `type/*`, then `*/*`.
+#[derive(Debug, Default)]
+pub(super) struct MediaMap<T> {
+    pub(super) entries: Vec<(String, T)>,
+}
+
+impl<T> MediaMap<T> {
+    pub(super) fn get(&self, content_type: &str) -> Option<&T> {
+        let wanted = essence(content_type);
+        let range = wanted
+            .split_once('/')
+            .map(|(kind, _)| format!("{kind}/*"))
+            .unwrap_or_default();
+        [wanted.as_str(), range.as_str(), "*/*"]
+            .into_iter()
+            .find_map(|key| self.entries.iter().find(|(k, _)| k == key))
+            .map(|(_, value)| value)
+    }
+}
+
+/// An operation's request body.
+#[derive(Debug)]
+pub struct RequestBodySpec {
+    pub(super) required: bool,
+    pub(super) media: MediaMap<MediaSpec>,
+}
+
+impl RequestBodySpec {
+    /// Whether the operation requires a body (OpenAPI's default is no).
+    pub fn required(&self) -> bool {
+        self.required
+    }
+
+    /// The declared media type a request's `Content-Type` falls under, if any.
+    pub fn media(&self, content_type: &str) -> Option<&MediaSpec> {
+        self.media.get(content_type)
+    }
+
+    /// The declared media types (essences or ranges), in contract order.
+    pub fn media_types(&self) -> impl Iterator<Item = &str> {
+        self.media.entries.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+/// One part of a `multipart/form-data` body as the contract declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartField {
+    pub name: String,
+    /// A file (`format: binary`, or `contentMediaType` without `contentEncoding` in 3.1)
+    /// rather than a value.
+    pub file: bool,
+    /// The part may repeat (`type: array`).
+    pub repeated: bool,
+    pub required: bool,
+    /// `encoding.{name}.contentType`, when the contract says.
+    pub content_type: Option<String>,
+}
+
+/// One declared media type of a request body.
+#[derive(Debug)]
+pub struct MediaSpec {
+    pub(super) media_type: String,
+    pub(super) kind: MediaKind,
+    pub(super) validator: Option<Validator>,
+    pub(super) shape: Shape,
+    pub(super) sanitize: Vec<FieldPath>,
+    pub(super) multipart: Vec<MultipartField>,
+}
+
+impl MediaSpec {
+    /// The declared media type (essence or range, lower-case).
+    pub fn media_type(&self) -> &str {
+        &self.media_type
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        self.kind
+    }
+
+    /// Whether a schema was declared (without one, any body of this type conforms).
+    pub fn has_schema(&self) -> bool {
+        self.validator.is_some()
+    }
+
+    /// The body's violations, pointers under `/body`, at most `MAX_VIOLATIONS`.
+    pub fn check(&self, body: &Value) -> Vec<Violation> {
+        let Some(validator) = &self.validator else {
+            return Vec::new();
+        };
+        let mut out = Collector::default();
+        out.schema_errors("/body", validator.iter_errors(body));
+        out.finish()
+    }
+
+    /// Form fields (already percent-decoded, in order) as an object typed by the schema. A
+    /// field that repeats is a list when its schema is an array and refused otherwise.
+    /// Multipart value parts use it too (a file part as its file name or `""`).
+    pub fn coerce_form(&self, pairs: &[(String, String)]) -> Result<Value, Vec<Violation>> {
+        let mut grouped: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, value) in pairs {
+            grouped
+                .entry(name.as_str())
+                .or_default()
+                .push(value.as_str());
+        }
+        let mut out = Collector::default();
+        let mut object = Map::new();
+        for (name, values) in grouped {
+            let member = self.shape.member(name);
+            if member.is_array() {
+                let items = values.iter().map(|v| member.coerce_one(v)).collect();
+                object.insert(name.to_owned(), Value::Array(items));
+            } else if let [single] = values.as_slice() {
+                object.insert(name.to_owned(), member.coerce_one(single));
+            } else {
+                out.push(format!("/body/{}", escape_token(name)), "must appear once");
+            }
+        }
+        let violations = out.finish();
+        if violations.is_empty() {
+            Ok(Value::Object(object))
+        } else {
+            Err(violations)
+        }
+    }
+
+    /// Every field marked `x-rampart-sanitize: html`, found through `$ref`, `allOf`/`anyOf`/
+    /// `oneOf`, `properties` and `items` (depth-capped for recursive schemas).
+    pub fn sanitize_fields(&self) -> &[FieldPath] {
+        &self.sanitize
+    }
+
+    /// The parts a `multipart/*` body declares (empty for other kinds).
+    pub fn multipart_fields(&self) -> &[MultipartField] {
+        &self.multipart
+    }
+}
+
+/// One declared response body (a status code or range, and a media type).
+#[derive(Debug)]
+pub struct ResponseSpec {
+    pub(super) validator: Option<Validator>,
+    pub(super) root: Arc<Value>,
+    pub(super) pointer: Option<String>,
+}
+
+impl ResponseSpec {
+    /// The response body's violations against the schema as declared, pointers under `/body`.
+    pub fn check(&self, body: &Value) -> Vec<Violation> {
+        let Some(validator) = &self.validator else {
+            return Vec::new();
+        };
+        let mut out = Collector::default();
+        out.schema_errors("/body", validator.iter_errors(body));
+        out.finish()
+    }
+
+    /// The schema (2020-12, references as local `#/...` pointers) and the document to resolve
+    /// them in. An absent schema is `true` (anything).
+    pub fn schema(&self) -> (&Value, &Value) {
+        static ANYTHING: Value = Value::Bool(true);
+        let schema = self
+            .pointer
+            .as_deref()
+            .and_then(|p| self.root.pointer(p))
+            .unwrap_or(&ANYTHING);
+        (schema, &self.root)
+    }
+
+    /// The schema a `$ref` found in `schema()` points to. Its fragment is a URI fragment: it is
+    /// percent-decoded before it is used as a JSON pointer (`#/paths/~1a~1%7Bid%7D/...`).
+    pub fn resolve_ref(&self, reference: &str) -> Option<&Value> {
+        let pointer = super::pointer::from_fragment(reference.strip_prefix('#')?)?;
+        self.root.pointer(&pointer)
+    }
+}
+
+/// Responses of an operation by status: exact code, then `2XX` range, then `default`.
+#[derive(Debug, Default)]
+pub(super) struct Responses {
+    pub(super) exact: Vec<(u16, MediaMap<ResponseSpec>)>,
+    pub(super) ranges: [Option<MediaMap<ResponseSpec>>; 5],
+    pub(super) default: Option<MediaMap<ResponseSpec>>,
+}
+
+impl Responses {
+    pub(super) fn for_status(&self, status: u16) -> Option<&MediaMap<ResponseSpec>> {
+        if let Some((_, media)) = self.exact.iter().find(|(code, _)| *code == status) {
+            return Some(media);
+        }
+        let class = usize::from(status / 100);
+        if let Some(Some(media)) = class.checked_sub(1).and_then(|i| self.ranges.get(i)) {
+            return Some(media);
+        }
+        self.default.as_ref()
+    }
+}

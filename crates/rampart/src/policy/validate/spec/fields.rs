@@ -1,0 +1,197 @@
+//! What a request body schema says about individual fields, gathered at compile time: the
+//! fields to sanitize (`x-rampart-sanitize: html`) and the parts of a multipart body.
+//!
+//! Invariant: walks follow `$ref`s and compositions but are bounded in depth and in the number
+//! of paths, so a recursive schema (a tree of comments) yields its first levels, not an
+//! explosion.
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde_json::{Map, Value};
+
+use super::body::MultipartField;
+use super::coerce::branches;
+use super::convert::ref_target;
+use crate::policy::sanitize::field_path::{FieldPath, Step};
+
+/// Levels of nesting a sanitize mark is looked for at.
+const MAX_SANITIZE_DEPTH: usize = 12;
+/// Sanitized fields per media type.
+const MAX_SANITIZE_FIELDS: usize = 512;
+
+pub(super) const SANITIZE_KEYWORD: &str = "x-rampart-sanitize";
+
+/// Every field path under a schema carrying `x-rampart-sanitize: html`, and the pointers (in the
+/// document) of marks with another value.
+pub(super) fn sanitize_fields(doc: &Value, site: &str) -> (Vec<FieldPath>, Vec<String>) {
+    let mut walk = SanitizeWalk {
+        doc,
+        found: Vec::new(),
+        seen: HashSet::new(),
+        bad_marks: Vec::new(),
+    };
+    if let Some(Value::Object(schema)) = doc.pointer(site) {
+        walk.visit(schema, &mut FieldPath::default(), site.to_owned(), 0);
+    }
+    (walk.found, walk.bad_marks)
+}
+
+struct SanitizeWalk<'a> {
+    doc: &'a Value,
+    found: Vec<FieldPath>,
+    seen: HashSet<FieldPath>,
+    bad_marks: Vec<String>,
+}
+
+impl SanitizeWalk<'_> {
+    fn mark(&mut self, path: &FieldPath) {
+        if self.seen.insert(path.clone()) {
+            self.found.push(path.clone());
+        }
+    }
+
+    fn visit(
+        &mut self,
+        schema: &Map<String, Value>,
+        path: &mut FieldPath,
+        at: String,
+        depth: usize,
+    ) {
+        if depth > MAX_SANITIZE_DEPTH || self.found.len() >= MAX_SANITIZE_FIELDS {
+            return;
+        }
+        match schema.get(SANITIZE_KEYWORD) {
+            Some(Value::String(mark)) if mark == "html" => {
+                self.mark(path);
+            }
+            Some(_) => self
+                .bad_marks
+                .push(super::pointer::child(&at, SANITIZE_KEYWORD)),
+            None => {}
+        }
+        if let Some(target) = ref_target(schema)
+            && let Some(Value::Object(next)) = self.doc.pointer(&target)
+        {
+            self.visit(next, path, target, depth + 1);
+        }
+        for keyword in ["allOf", "anyOf", "oneOf"] {
+            if let Some(Value::Array(items)) = schema.get(keyword) {
+                for (i, item) in items.iter().enumerate() {
+                    if let Value::Object(item) = item {
+                        let p = format!("{at}/{keyword}/{i}");
+                        self.visit(item, path, p, depth + 1);
+                    }
+                }
+            }
+        }
+        if let Some(Value::Object(properties)) = schema.get("properties") {
+            for (name, property) in properties {
+                if let Value::Object(property) = property {
+                    let p = super::pointer::child(&format!("{at}/properties"), name);
+                    path.push(Step::Key(name.clone()));
+                    self.visit(property, path, p, depth + 1);
+                    path.0.pop();
+                }
+            }
+        }
+        if let Some(Value::Object(items)) = schema.get("items") {
+            path.push(Step::AnyIndex);
+            self.visit(items, path, format!("{at}/items"), depth + 1);
+            path.0.pop();
+        }
+    }
+}
+
+/// The parts a multipart schema declares, with the media type's `encoding`.
+pub(super) fn multipart_fields(
+    doc: &Value,
+    site: &str,
+    encoding: Option<&Map<String, Value>>,
+) -> Vec<MultipartField> {
+    let Some(Value::Object(schema)) = doc.pointer(site) else {
+        return Vec::new();
+    };
+    let mut properties = Vec::new();
+    let mut required = BTreeSet::new();
+    gather(doc, schema, &mut properties, &mut required, 0);
+    let mut seen = BTreeSet::new();
+    properties
+        .into_iter()
+        .filter(|(name, _)| seen.insert(name.clone()))
+        .map(|(name, property)| {
+            let property = resolve(doc, property);
+            let items = property
+                .get("items")
+                .and_then(Value::as_object)
+                .map(|i| resolve(doc, i));
+            let repeated = is_type(property, "array");
+            let file = if repeated {
+                items.is_some_and(is_file)
+            } else {
+                is_file(property)
+            };
+            let content_type = encoding
+                .and_then(|e| e.get(&name))
+                .and_then(|e| e.get("contentType"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            MultipartField {
+                required: required.contains(&name),
+                name,
+                file,
+                repeated,
+                content_type,
+            }
+        })
+        .collect()
+}
+
+fn gather<'a>(
+    doc: &'a Value,
+    schema: &'a Map<String, Value>,
+    properties: &mut Vec<(String, &'a Map<String, Value>)>,
+    required: &mut BTreeSet<String>,
+    depth: usize,
+) {
+    if depth > MAX_SANITIZE_DEPTH {
+        return;
+    }
+    if let Some(Value::Object(declared)) = schema.get("properties") {
+        for (name, property) in declared {
+            if let Value::Object(property) = property {
+                properties.push((name.clone(), property));
+            }
+        }
+    }
+    if let Some(Value::Array(names)) = schema.get("required") {
+        required.extend(names.iter().filter_map(Value::as_str).map(str::to_owned));
+    }
+    for branch in branches(doc, schema) {
+        gather(doc, branch, properties, required, depth + 1);
+    }
+}
+
+/// The schema behind a chain of `$ref`s (bounded).
+fn resolve<'a>(doc: &'a Value, mut schema: &'a Map<String, Value>) -> &'a Map<String, Value> {
+    for _ in 0..16 {
+        match ref_target(schema).and_then(|t| doc.pointer(&t)) {
+            Some(Value::Object(next)) => schema = next,
+            _ => break,
+        }
+    }
+    schema
+}
+
+fn is_type(schema: &Map<String, Value>, name: &str) -> bool {
+    match schema.get("type") {
+        Some(Value::String(t)) => t == name,
+        Some(Value::Array(types)) => types.iter().any(|t| t == name),
+        _ => false,
+    }
+}
+
+/// A file part: 3.0's `format: binary`, or 3.1's `contentMediaType` without `contentEncoding`.
+fn is_file(schema: &Map<String, Value>) -> bool {
+    schema.get("format").and_then(Value::as_str) == Some("binary")
+        || (schema.contains_key("contentMediaType") && !schema.contains_key("contentEncoding"))
+}
