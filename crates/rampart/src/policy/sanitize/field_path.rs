@@ -64,9 +64,11 @@ impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for step in &self.0 {
             match step {
-                Step::Key(key) => {
-                    write!(f, "/{}", crate::policy::validate::violation::escape_token(key))?
-                }
+                Step::Key(key) => write!(
+                    f,
+                    "/{}",
+                    crate::policy::validate::violation::escape_token(key)
+                )?,
                 Step::AnyIndex => f.write_str("/*")?,
             }
         }

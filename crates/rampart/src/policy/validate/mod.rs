@@ -7,4 +7,10 @@
 //! operations pass; every refusal is a problem+json whose `errors` name pointers and reasons,
 //! never the offending values; JSON and XML bodies are bounded while they are parsed.
 
+pub mod form;
+pub mod multipart;
 pub mod violation;
+pub mod xml;
+
+#[cfg(test)]
+pub(crate) mod mutation;
