@@ -8,10 +8,16 @@
 //! never the offending values; JSON and XML bodies are bounded while they are parsed.
 
 pub mod config;
+pub mod form;
 pub mod json_limits;
 pub mod lint;
 pub mod media;
+pub mod multipart;
 pub mod spec;
 pub mod strip;
 pub mod threat_limits;
 pub mod violation;
+pub mod xml;
+
+#[cfg(test)]
+pub(crate) mod mutation;
