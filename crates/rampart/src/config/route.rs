@@ -29,6 +29,11 @@ pub struct RouteConfig {
     /// The OpenAPI contract of this route (replaces its upstream's `openapi`).
     #[serde(default)]
     pub openapi: Option<crate::policy::validate::config::OpenApiConfig>,
+    /// JSON body fields cleaned against the HTML allow-list (`[validation.html]`), by pointer
+    /// (`*` for every array element): `sanitize = [{ pointer = "/comment" }]`, or with
+    /// `on_unsafe = "reject"` to refuse markup instead of removing it.
+    #[serde(default)]
+    pub sanitize: Vec<crate::policy::sanitize::config::SanitizeFieldConfig>,
     /// Who may call this route. Every route has `auth` or says `public = true`: nothing is open by
     /// omission.
     #[serde(default)]

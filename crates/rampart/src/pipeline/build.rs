@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use http::Method;
 
+use super::validation::{Validation, contract_of};
 use super::{Pipeline, Policy};
 use crate::config::{Config, Issue, RouteConfig};
 use crate::policy::authn::{self, Authenticate, JwtIssuer, KeyAuth};
@@ -18,7 +19,6 @@ use crate::policy::headers::SecurityHeaders;
 use crate::policy::rate_limit::concurrency::ConcurrencyLimit;
 use crate::policy::rate_limit::{RateLimit, RateLimitShared};
 use crate::policy::upstream_request::{IdentityHeaders, UpstreamRequest};
-use crate::policy::validate::threat_limits::ThreatLimits;
 use crate::proxy::upstream::Upstream;
 use crate::runtime::services::Services;
 
@@ -106,8 +106,9 @@ pub struct RouteEnv<'a> {
 pub fn build_routes(env: &RouteEnv<'_>) -> Result<Vec<Arc<Route>>, Vec<Issue>> {
     let mut routes = Vec::new();
     let mut issues = Vec::new();
+    let validation = Validation::build(env.config, &mut issues);
     for (index, route) in env.config.routes.iter().enumerate() {
-        match build_route(env, route, &format!("/routes/{index}")) {
+        match build_route(env, &validation, route, &format!("/routes/{index}")) {
             Ok(built) => routes.push(Arc::new(built)),
             Err(mut more) => issues.append(&mut more),
         }
@@ -119,7 +120,12 @@ pub fn build_routes(env: &RouteEnv<'_>) -> Result<Vec<Arc<Route>>, Vec<Issue>> {
     }
 }
 
-fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Route, Vec<Issue>> {
+fn build_route(
+    env: &RouteEnv<'_>,
+    validation: &Validation,
+    route: &RouteConfig,
+    at: &str,
+) -> Result<Route, Vec<Issue>> {
     let mut issues = Vec::new();
     let methods: Vec<Method> = route
         .methods
@@ -148,11 +154,7 @@ fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Rout
         let rbac = Arc::new(env.config.rbac.roles.clone());
         policies.push(Arc::new(Authorize::new(authorize, rbac)));
     }
-    // The first body policy: no other one parses a body these limits have not passed.
-    if env.config.validation.json.enabled {
-        let limits = env.config.validation.json.clone();
-        policies.push(Arc::new(ThreatLimits::new(limits)));
-    }
+    policies.extend(validation.policies(env.config, route, at, &mut issues));
     let upstream = env.upstreams.get(&route.upstream).cloned();
     if let Some(upstream) = &upstream {
         policies.push(Arc::new(UpstreamRequest::new(
@@ -183,7 +185,7 @@ fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Rout
             max_body_bytes: route
                 .max_body_bytes
                 .unwrap_or(env.config.limits.max_body_bytes),
-            max_response_bytes: contract_config(env, route)
+            max_response_bytes: contract_of(env.config, route)
                 .map_or(crate::config::listener::DEFAULT_MAX_BODY_BYTES, |openapi| {
                     openapi.max_response_bytes
                 }),
@@ -191,20 +193,6 @@ fn build_route(env: &RouteEnv<'_>, route: &RouteConfig, at: &str) -> Result<Rout
         }),
         _ => Err(issues),
     }
-}
-
-/// The contract of a route: its own, else its upstream's.
-fn contract_config<'a>(
-    env: &'a RouteEnv<'_>,
-    route: &'a RouteConfig,
-) -> Option<&'a crate::policy::validate::config::OpenApiConfig> {
-    route.openapi.as_ref().or_else(|| {
-        env.config
-            .upstreams
-            .iter()
-            .find(|u| u.name == route.upstream)
-            .and_then(|u| u.openapi.as_ref())
-    })
 }
 
 /// The authentication policy of a route, from the verifiers it names.

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod order;
 pub mod service;
+pub mod validation;
 mod view;
 
 use std::sync::Arc;

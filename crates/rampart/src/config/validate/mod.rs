@@ -9,7 +9,7 @@ use crate::config::listener::MAX_HEADERS_CEILING;
 use crate::policy::{authn, headers};
 
 /// Every section check, in file order; each adds the problems it finds.
-const CHECKS: [fn(&Config, &mut Vec<Issue>); 12] = [
+const CHECKS: [fn(&Config, &mut Vec<Issue>); 13] = [
     names,
     listeners,
     limits_issues,
@@ -22,6 +22,7 @@ const CHECKS: [fn(&Config, &mut Vec<Issue>); 12] = [
     store_and_admin,
     upstreams,
     routes,
+    validation,
 ];
 
 pub fn validate(config: &Config) -> Vec<Issue> {
@@ -30,6 +31,10 @@ pub fn validate(config: &Config) -> Vec<Issue> {
         check(config, &mut issues);
     }
     issues
+}
+
+fn validation(config: &Config, issues: &mut Vec<Issue>) {
+    crate::policy::sanitize::config::validate(&config.validation.html, "/validation/html", issues);
 }
 
 fn names(config: &Config, issues: &mut Vec<Issue>) {

@@ -3,7 +3,7 @@
 
 use super::{is_valid_host_pattern, validate_methods};
 use crate::config::{Config, Issue, RouteConfig};
-use crate::policy::{cors, headers};
+use crate::policy::{cors, headers, sanitize};
 
 pub(super) fn route_issues(
     config: &Config,
@@ -198,5 +198,8 @@ fn body_headers_cors(_config: &Config, route: &RouteConfig, ptr: &str, issues: &
     );
     if let Some(c) = &route.cors {
         cors::validate(c, &format!("{ptr}/cors"), issues);
+    }
+    for (i, field) in route.sanitize.iter().enumerate() {
+        sanitize::config::validate_field(field, &format!("{ptr}/sanitize/{i}"), issues);
     }
 }

@@ -20,3 +20,4 @@ pub mod apply;
 pub mod config;
 pub mod field_path;
 pub mod html;
+pub mod policy;

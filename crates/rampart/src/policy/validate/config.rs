@@ -4,14 +4,20 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::json_limits::JsonLimits;
+use crate::policy::sanitize::config::HtmlPolicyConfig;
 
-/// `[validation]`: limits on every body, with or without a contract.
+/// `[validation]`: limits on every body, with or without a contract, and the HTML allow-list of
+/// sanitized fields.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidationSettings {
     /// Limits on every JSON body (`application/json`, `+json`).
     #[serde(default)]
     pub json: JsonLimits,
+    /// What markup survives in sanitized fields (`x-rampart-sanitize: html` in a contract, or a
+    /// route's `sanitize`). The default keeps basic text formatting and links, nothing else.
+    #[serde(default)]
+    pub html: HtmlPolicyConfig,
 }
 
 /// `openapi = { spec_file = "...", mode = "enforce" }` on a route or an upstream: the contract the
@@ -68,7 +74,7 @@ pub enum Mode {
 }
 
 /// Undeclared query parameters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum UnknownQuery {
     #[default]

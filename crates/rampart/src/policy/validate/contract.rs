@@ -167,11 +167,7 @@ impl Policy for ContractHead {
 }
 
 impl ContractHead {
-    fn check(
-        &self,
-        req: &http::request::Parts,
-        cx: &mut RequestCtx,
-    ) -> Result<Flow, GatewayError> {
+    fn check(&self, req: &http::request::Parts, cx: &mut RequestCtx) -> Result<Flow, GatewayError> {
         let contract = &self.0;
         let (operation, params) = match contract.spec.find(&req.method, &cx.path) {
             Found::Operation(operation, params) => (operation, params),
@@ -208,7 +204,10 @@ fn body_presence(
     let present = media::has_body(&req.headers);
     match (present, operation.request_body()) {
         (true, None) => {
-            violations.push(Violation::new("/body", "is not declared for this operation"));
+            violations.push(Violation::new(
+                "/body",
+                "is not declared for this operation",
+            ));
             None
         }
         (true, Some(body)) => {

@@ -8,6 +8,7 @@
 //! never the offending values; JSON and XML bodies are bounded while they are parsed.
 
 pub mod config;
+pub mod contract;
 pub mod form;
 pub mod json_limits;
 pub mod lint;

@@ -28,7 +28,8 @@ impl Counters {
                 )
             })
         };
-        let mut by_operation: Vec<[Counter; 3]> = spec.operations().map(|op| make(op.id())).collect();
+        let mut by_operation: Vec<[Counter; 3]> =
+            spec.operations().map(|op| make(op.id())).collect();
         by_operation.push(make("-"));
         Self { by_operation }
     }

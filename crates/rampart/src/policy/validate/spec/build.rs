@@ -99,7 +99,9 @@ impl Builder<'_, '_> {
             }
         }
         Operation {
+            shared_id: std::sync::Arc::from(raw.id.as_str()),
             id: raw.id,
+            key: 0,
             method: raw.method,
             template: template.to_owned(),
             params,

@@ -35,6 +35,8 @@ pub(super) struct Matcher {
     base: String,
     router: matchit::Router<usize>,
     paths: Vec<PathEntry>,
+    /// Operation key to (path, operation) indices.
+    keys: Vec<(usize, usize)>,
 }
 
 impl Matcher {
@@ -43,6 +45,7 @@ impl Matcher {
             base: base.trim_end_matches('/').to_owned(),
             router: matchit::Router::new(),
             paths: Vec::new(),
+            keys: Vec::new(),
         }
     }
 
@@ -55,7 +58,7 @@ impl Matcher {
     pub(super) fn insert(
         &mut self,
         template: &str,
-        operations: Vec<Operation>,
+        mut operations: Vec<Operation>,
     ) -> Result<(), String> {
         let (route, names) = route(template)?;
         self.router
@@ -70,6 +73,10 @@ impl Matcher {
             .map(|(_, m)| m.as_str())
             .collect();
         allowed.dedup();
+        for (index, operation) in operations.iter_mut().enumerate() {
+            operation.key = self.keys.len();
+            self.keys.push((self.paths.len(), index));
+        }
         let allow =
             HeaderValue::from_str(&allowed.join(", ")).unwrap_or(HeaderValue::from_static(""));
         self.paths.push(PathEntry {
@@ -78,6 +85,15 @@ impl Matcher {
             allow,
         });
         Ok(())
+    }
+
+    pub(super) fn operation(&self, key: usize) -> Option<&Operation> {
+        let (path, index) = *self.keys.get(key)?;
+        self.paths.get(path)?.operations.get(index)
+    }
+
+    pub(super) fn operations(&self) -> impl Iterator<Item = &Operation> {
+        self.paths.iter().flat_map(|p| p.operations.iter())
     }
 
     pub(super) fn find(&self, method: &Method, path: &str) -> Found<'_> {

@@ -150,12 +150,26 @@ impl Spec {
     pub fn base_path(&self) -> &str {
         self.matcher.base_path()
     }
+
+    /// The operation with this key (`Operation::key`).
+    pub fn operation(&self, key: usize) -> Option<&Operation> {
+        self.matcher.operation(key)
+    }
+
+    /// Every operation, in key order.
+    pub fn operations(&self) -> impl Iterator<Item = &Operation> {
+        self.matcher.operations()
+    }
 }
 
 /// One declared operation (a method on a path template).
 #[derive(Debug)]
 pub struct Operation {
     id: String,
+    /// The id, shared with every request's context and audit record without a copy.
+    shared_id: std::sync::Arc<str>,
+    /// Its place in `Spec::operations`, set when the contract is complete.
+    key: usize,
     method: Method,
     template: String,
     params: params::Params,
@@ -168,6 +182,17 @@ impl Operation {
     /// The `operationId`, or `METHOD /template` when there is none.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The id as a shared string (for the request's context and audit record).
+    pub fn shared_id(&self) -> &std::sync::Arc<str> {
+        &self.shared_id
+    }
+
+    /// A key that finds this operation again in its contract (`Spec::operation`), so that the
+    /// later stages of a request never match it again.
+    pub fn key(&self) -> usize {
+        self.key
     }
 
     pub fn method(&self) -> &Method {

@@ -1,0 +1,427 @@
+//! The OpenAPI positive security model, end to end: each attack named by its test is refused with
+//! a problem document that names pointers and never the offending value, and the upstream sees
+//! nothing; what conforms arrives (sanitized where the contract says so).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::Full;
+use rampart_testkit::{RecordingUpstream, TestGateway, TestResponse};
+
+const SHOP: &str = include_str!("fixtures/shop.yaml");
+
+async fn gateway(upstream: &RecordingUpstream, openapi_extra: &str) -> TestGateway {
+    let config = format!(
+        r#"
+[[upstreams]]
+name = "shop"
+targets = ["{}"]
+
+[[routes]]
+name = "shop"
+path_prefix = "/api"
+methods = ["GET", "POST", "DELETE"]
+upstream = "shop"
+public = true
+openapi = {{ spec_file = "shop.yaml"{openapi_extra} }}
+"#,
+        upstream.url()
+    );
+    TestGateway::builder()
+        .plaintext()
+        .file("shop.yaml", SHOP)
+        .config(&config)
+        .start()
+        .await
+}
+
+async fn send(gw: &TestGateway, method: Method, path: &str, ct: &str, body: &str) -> TestResponse {
+    let client = gw.client();
+    let mut request = client.request(method, path);
+    if !ct.is_empty() {
+        request = request.header("content-type", ct);
+    }
+    client
+        .send(
+            request
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap(),
+        )
+        .await
+}
+
+/// A 400 `validation_failed` naming `pointer`, without `secret` anywhere in it.
+fn assert_refused(rsp: &TestResponse, pointer: &str, secret: &str) {
+    assert_eq!(rsp.status, StatusCode::BAD_REQUEST, "{}", rsp.text());
+    let problem = rsp.json();
+    assert_eq!(problem["code"], "validation_failed", "{problem}");
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert!(pointers.contains(&pointer), "{pointer} not in {problem}");
+    if !secret.is_empty() {
+        assert!(
+            !rsp.text().contains(secret),
+            "reflected input: {}",
+            rsp.text()
+        );
+    }
+}
+
+#[tokio::test]
+async fn mass_assignment_of_an_undeclared_property_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let body = r#"{"item":"pen","qty":1,"is_admin":true}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_refused(&rsp, "/body/is_admin", "");
+    assert_eq!(upstream.count(), 0);
+    let audit = gw.stop().await;
+    let record = audit.iter().find(|r| r["status"] == 400).unwrap();
+    assert_eq!(record["validation"]["operation"], "createOrder", "{record}");
+    assert_eq!(record["validation"]["violations"][0], "/body/is_admin");
+}
+
+#[tokio::test]
+async fn a_read_only_property_sent_by_the_client_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let body = r#"{"id":7,"item":"pen","qty":1}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_refused(&rsp, "/body/id", "");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn type_confusion_a_string_for_an_integer_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let body = r#"{"item":"pen","qty":"1e9"}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_refused(&rsp, "/body/qty", "1e9");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn an_oversized_string_and_characters_outside_the_pattern_are_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let long = "A".repeat(41);
+    let body = format!(r#"{{"item":"{long}","qty":1}}"#);
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", &body).await;
+    assert_refused(&rsp, "/body/item", &long);
+    let body = r#"{"item":"pen'; DROP TABLE orders;--","qty":1}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_refused(&rsp, "/body/item", "DROP TABLE");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn sql_injection_in_a_typed_integer_path_parameter_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(&gw, Method::GET, "/api/orders/1%20OR%201=1", "", "").await;
+    assert_refused(&rsp, "/path/id", "OR 1=1");
+    let rsp = send(&gw, Method::GET, "/api/orders?limit=1;DELETE", "", "").await;
+    assert_refused(&rsp, "/query/limit", "DELETE");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn parameter_pollution_and_undeclared_query_parameters_are_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(&gw, Method::GET, "/api/orders?limit=1&limit=100", "", "").await;
+    assert_refused(&rsp, "/query/limit", "");
+    let rsp = send(&gw, Method::GET, "/api/orders?debug=true", "", "").await;
+    assert_refused(&rsp, "/query/debug", "");
+    assert_eq!(upstream.count(), 0);
+    let rsp = send(&gw, Method::GET, "/api/orders?limit=5&tag=a&tag=b", "", "").await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn xss_in_a_sanitized_field_arrives_as_its_sanitized_copy() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let body = r#"{"item":"pen","qty":1,"comment":"<b>great</b><script>alert(1)</script><img src=x onerror=alert(2)>"}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    let seen = upstream.last();
+    let forwarded: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+    let comment = forwarded["comment"].as_str().unwrap();
+    assert!(comment.contains("<b>great</b>"), "{comment}");
+    for bad in ["script", "onerror", "alert"] {
+        assert!(!comment.contains(bad), "{comment}");
+    }
+    let length: usize = seen.headers["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(length, seen.body.len(), "the new body has its own length");
+    let audit = gw.stop().await;
+    assert!(
+        audit.iter().any(|r| r["validation"]["sanitized"] == 1),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_form_body_is_typed_and_checked_like_json() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let form = "application/x-www-form-urlencoded";
+    let rsp = send(&gw, Method::POST, "/api/orders", form, "item=pen&qty=2").await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    let rsp = send(&gw, Method::POST, "/api/orders", form, "item=pen&qty=two").await;
+    assert_refused(&rsp, "/body/qty", "two");
+    let rsp = send(
+        &gw,
+        Method::POST,
+        "/api/orders",
+        form,
+        "item=pen&qty=1&qty=2",
+    )
+    .await;
+    assert_refused(&rsp, "/body/qty", "");
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn an_undeclared_content_type_is_415() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(&gw, Method::POST, "/api/orders", "text/plain", "item=pen").await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        rsp.text()
+    );
+    assert_eq!(rsp.json()["code"], "unsupported_media_type");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn a_missing_required_body_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(&gw, Method::POST, "/api/orders", "", "").await;
+    assert_refused(&rsp, "/body", "");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn an_undeclared_method_is_405_with_allow_and_an_undeclared_path_404() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(&gw, Method::DELETE, "/api/orders/1", "", "").await;
+    assert_eq!(rsp.status, StatusCode::METHOD_NOT_ALLOWED, "{}", rsp.text());
+    assert_eq!(rsp.header("allow"), Some("GET, HEAD"));
+    let rsp = send(&gw, Method::GET, "/api/admin/users", "", "").await;
+    assert_eq!(rsp.status, StatusCode::NOT_FOUND, "{}", rsp.text());
+    assert_eq!(rsp.json()["code"], "operation_not_declared");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn billion_laughs_in_a_declared_xml_body_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><invoice>&lol2;</invoice>"#;
+    let rsp = send(
+        &gw,
+        Method::POST,
+        "/api/orders/1/invoice",
+        "application/xml",
+        laughs,
+    )
+    .await;
+    assert_refused(&rsp, "/body", "lol");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn an_xxe_external_entity_is_refused_before_anything_is_fetched() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let xxe = r#"<?xml version="1.0"?><!DOCTYPE invoice [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><invoice>&xxe;</invoice>"#;
+    let rsp = send(
+        &gw,
+        Method::POST,
+        "/api/orders/1/invoice",
+        "application/xml",
+        xxe,
+    )
+    .await;
+    assert_refused(&rsp, "/body", "passwd");
+    let fine = r#"<?xml version="1.0"?><invoice><total>12</total></invoice>"#;
+    let rsp = send(&gw, Method::POST, "/api/orders/1/invoice", "text/xml", fine).await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "text/xml is not declared"
+    );
+    let rsp = send(
+        &gw,
+        Method::POST,
+        "/api/orders/1/invoice",
+        "application/xml",
+        fine,
+    )
+    .await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn a_multipart_upload_with_a_traversal_file_name_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let ct = "multipart/form-data; boundary=XyZ";
+    let part = |filename: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\r\n--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\npaid\r\n--XyZ--\r\n"
+        )
+    };
+    let rsp = send(
+        &gw,
+        Method::POST,
+        "/api/orders/1/invoice",
+        ct,
+        &part("../../etc/cron.d/x"),
+    )
+    .await;
+    assert_refused(&rsp, "/body/file", "cron");
+    assert_eq!(upstream.count(), 0);
+    let rsp = send(
+        &gw,
+        Method::POST,
+        "/api/orders/1/invoice",
+        ct,
+        &part("invoice.pdf"),
+    )
+    .await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    assert_eq!(upstream.count(), 1);
+}
+
+fn replying(body: &'static str) -> rampart_testkit::Reply {
+    Arc::new(move |_| {
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    })
+}
+
+const LEAKY_ORDER: &str =
+    r#"{"id":1,"item":"pen","qty":1,"password_hash":"$argon2id$v=19$x","internal":{"cost":3}}"#;
+
+#[tokio::test]
+async fn an_undeclared_response_field_is_stripped() {
+    let upstream = RecordingUpstream::with_reply(replying(LEAKY_ORDER)).await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(&gw, Method::GET, "/api/orders/1", "", "").await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    assert_eq!(rsp.json(), serde_json::json!({"id":1,"item":"pen","qty":1}));
+    let length: usize = rsp.header("content-length").unwrap().parse().unwrap();
+    assert_eq!(length, rsp.body.len());
+    let audit = gw.stop().await;
+    let record = audit.iter().find(|r| r["status"] == 200).unwrap();
+    assert_eq!(
+        record["validation"]["stripped"],
+        serde_json::json!(["/internal", "/password_hash"]),
+        "{record}"
+    );
+    assert!(!record.to_string().contains("argon2"));
+}
+
+#[tokio::test]
+async fn under_enforce_an_undeclared_response_field_is_a_masked_502() {
+    let upstream = RecordingUpstream::with_reply(replying(LEAKY_ORDER)).await;
+    let gw = gateway(&upstream, r#", responses = "enforce""#).await;
+    let rsp = send(&gw, Method::GET, "/api/orders/1", "", "").await;
+    assert_eq!(rsp.status, StatusCode::BAD_GATEWAY, "{}", rsp.text());
+    assert!(!rsp.text().contains("argon2"));
+}
+
+#[tokio::test]
+async fn report_mode_lets_violations_through_and_audits_them() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, r#", mode = "report""#).await;
+    let body = r#"{"item":"pen","qty":1,"is_admin":true}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    let rsp = send(&gw, Method::GET, "/api/admin/users", "", "").await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    assert_eq!(upstream.count(), 2);
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"operation="createOrder",outcome="reported""#),
+        "{metrics}"
+    );
+    let audit = gw.stop().await;
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["validation"]["violations"][0] == "/body/is_admin"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_refusal_status_can_be_422() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, ", refusal_status = 422").await;
+    let rsp = send(&gw, Method::GET, "/api/orders?limit=x", "", "").await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        rsp.text()
+    );
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn a_contract_that_does_not_compile_fails_the_reload_and_the_old_one_keeps_enforcing() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let spec_path = gw.config_path.parent().unwrap().join("shop.yaml");
+    let remote = SHOP.replace(
+        r##"{ $ref: "#/components/schemas/NewOrder" }"##,
+        r#"{ $ref: "https://evil.example/schemas.yaml#/NewOrder" }"#,
+    );
+    std::fs::write(&spec_path, remote).unwrap();
+    let error = rampart::run::reload(&gw.gateway, &gw.config_path)
+        .expect_err("a remote $ref must fail the reload")
+        .to_string();
+    assert!(error.contains("openapi.spec_file"), "{error}");
+    assert!(
+        error.contains("shop.yaml:38:"),
+        "the contract file and line: {error}"
+    );
+    let body = r#"{"item":"pen","qty":1,"is_admin":true}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_refused(&rsp, "/body/is_admin", "");
+    // A good edit is applied by the next reload: `is_admin` becomes a declared property.
+    let open = SHOP.replace(
+        "        comment: { type: string, maxLength: 500, x-rampart-sanitize: html }",
+        "        comment: { type: string, maxLength: 500, x-rampart-sanitize: html }\n        is_admin: { type: boolean }",
+    );
+    std::fs::write(&spec_path, open).unwrap();
+    rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    assert_eq!(upstream.count(), 1);
+}
