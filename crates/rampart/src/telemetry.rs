@@ -57,7 +57,11 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration) {
 }
 
 /// Counters: name and help text (`# HELP` in `/metrics`).
-const COUNTERS: [(&str, &str); 15] = [
+const COUNTERS: [(&str, &str); 16] = [
+    (
+        "rampart_validation_total",
+        "Contract checks by route, operation and outcome (passed, refused, reported)",
+    ),
     (
         "rampart_requests_total",
         "Requests answered, by route, status and decision (allow, deny, error).",
