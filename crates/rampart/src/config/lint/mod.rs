@@ -21,7 +21,7 @@ pub struct Finding {
 }
 
 /// Every rule id with a one-line description.
-pub const RULES: [(&str, &str); 14] = [
+pub const RULES: [(&str, &str); 19] = [
     (
         "plaintext-listener-exposed",
         "a plaintext listener is bound to a non-loopback address",
@@ -63,6 +63,26 @@ pub const RULES: [(&str, &str); 14] = [
         "a JWT issuer may fetch keys over plain HTTP",
     ),
     ("basic-auth-enabled", "a route accepts HTTP Basic passwords"),
+    (
+        "string-without-max-length",
+        "a contract's string has no `maxLength` (nor enum, const or a bounded format)",
+    ),
+    (
+        "array-without-max-items",
+        "a contract's array has no `maxItems`",
+    ),
+    (
+        "additional-properties-true",
+        "a contract's object accepts any other property",
+    ),
+    (
+        "integer-without-bounds",
+        "a contract's integer lacks `minimum` or `maximum`",
+    ),
+    (
+        "operation-without-security",
+        "a contract's operation declares no security (or an empty one)",
+    ),
 ];
 
 /// The findings of one run.
@@ -80,7 +100,7 @@ impl Findings {
 
 /// The rules, grouped by the part of the config they read; each is one small function in
 /// `rules.rs`.
-const CHECKS: [fn(&Config, &mut Findings); 10] = [
+const CHECKS: [fn(&Config, &mut Findings); 11] = [
     rules::plaintext_listener_exposed,
     rules::admin_exposed,
     rules::body_limit_huge,
@@ -91,6 +111,7 @@ const CHECKS: [fn(&Config, &mut Findings); 10] = [
     rules::upstream_tls,
     rules::route_rules,
     rules::cors_origins,
+    rules::contracts,
 ];
 
 /// Runs every rule.

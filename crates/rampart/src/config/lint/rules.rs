@@ -202,3 +202,40 @@ pub(super) fn cors_origins(config: &Config, out: &mut Findings) {
         }
     }
 }
+
+/// The weak spots of every contract a route or upstream names (`policy::validate::lint`), each
+/// reported once, at the first place that names the contract.
+pub(super) fn contracts(config: &Config, out: &mut Findings) {
+    let upstreams = config.upstreams.iter().enumerate().filter_map(|(i, u)| {
+        Some((
+            u.openapi.as_ref()?,
+            format!("/upstreams/{i}/openapi/spec_file"),
+        ))
+    });
+    let routes = config.routes.iter().enumerate().filter_map(|(i, r)| {
+        Some((
+            r.openapi.as_ref()?,
+            format!("/routes/{i}/openapi/spec_file"),
+        ))
+    });
+    let mut seen = std::collections::HashSet::new();
+    for (openapi, pointer) in upstreams.chain(routes) {
+        if !seen.insert(openapi.spec_file.clone()) {
+            continue;
+        }
+        // A contract that cannot be read fails the build, with its own message.
+        let Ok(lints) = crate::policy::validate::spec::lint_file(&openapi.spec_file) else {
+            continue;
+        };
+        let file = openapi.spec_file.display();
+        for located in lints {
+            let line = located.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let lint = located.lint;
+            out.flag(
+                lint.rule,
+                pointer.clone(),
+                format!("{file}{line}: {}: {}", lint.pointer, lint.message),
+            );
+        }
+    }
+}

@@ -98,6 +98,31 @@ pub enum Found<'a> {
     NotFound,
 }
 
+/// One weak spot of a contract (`super::lint`), with its line in the contract's main file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedLint {
+    pub lint: super::lint::Lint,
+    pub line: Option<usize>,
+}
+
+/// Lints the main document of the contract at `path` (for `rampart check`); `Err` when it cannot
+/// be read (the build reports that with its own message).
+pub fn lint_file(path: &Path) -> Result<Vec<LocatedLint>, String> {
+    let mut budget = load::Budget {
+        remaining: CompileOptions::default().max_spec_bytes,
+    };
+    let text = load::read(path, &mut budget).map_err(|e| e.message)?;
+    let doc = load::parse(&text, path).map_err(|e| e.message)?;
+    let lints = super::lint::lint(&doc);
+    let pointers: Vec<&str> = lints.iter().map(|l| l.pointer.as_str()).collect();
+    let lines = locate::lines(&text, &pointers);
+    Ok(lints
+        .into_iter()
+        .zip(lines)
+        .map(|(lint, line)| LocatedLint { lint, line })
+        .collect())
+}
+
 impl Spec {
     /// Compiles the contract at `path` (and the files it references beside it).
     pub fn compile_file(path: &Path, options: &CompileOptions) -> Result<Spec, Vec<SpecIssue>> {
