@@ -14,6 +14,13 @@ use rampart_testkit::{RecordingUpstream, TestGateway, TestResponse};
 const SHOP: &str = include_str!("fixtures/shop.yaml");
 
 async fn gateway(upstream: &RecordingUpstream, openapi_extra: &str) -> TestGateway {
+    builder(upstream, openapi_extra).start().await
+}
+
+fn builder(
+    upstream: &RecordingUpstream,
+    openapi_extra: &str,
+) -> rampart_testkit::TestGatewayBuilder {
     let config = format!(
         r#"
 [[upstreams]]
@@ -34,8 +41,6 @@ openapi = {{ spec_file = "shop.yaml"{openapi_extra} }}
         .plaintext()
         .file("shop.yaml", SHOP)
         .config(&config)
-        .start()
-        .await
 }
 
 async fn send(gw: &TestGateway, method: Method, path: &str, ct: &str, body: &str) -> TestResponse {
@@ -424,4 +429,26 @@ async fn a_contract_that_does_not_compile_fails_the_reload_and_the_old_one_keeps
     let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
     assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
     assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn editing_a_watched_contract_reloads_it() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = builder(&upstream, "").watch_config().start().await;
+    let body = r#"{"item":"pen","qty":1,"is_admin":true}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_refused(&rsp, "/body/is_admin", "");
+    let spec_path = gw.config_path.parent().unwrap().join("shop.yaml");
+    let open = SHOP.replace(
+        "        comment: { type: string, maxLength: 500, x-rampart-sanitize: html }",
+        "        comment: { type: string, maxLength: 500, x-rampart-sanitize: html }\n        is_admin: { type: boolean }",
+    );
+    std::fs::write(&spec_path, open).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.gateway.reloads() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(gw.gateway.reloads(), 1, "one reload for one edit");
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
 }

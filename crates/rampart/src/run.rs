@@ -75,6 +75,7 @@ impl Prepared {
                     tracing::warn!(error = %e, "cannot watch the config file; SIGHUP still reloads")
                 }
             }
+            self.watch_contracts(&runtime.config);
         }
         let hangups = spawn_sighup_reloader(self.gateway.clone(), self.config_path.clone());
         server::serve(
@@ -87,6 +88,35 @@ impl Prepared {
         .await;
         hangups.abort();
         drop(self.watches);
+    }
+}
+
+impl Prepared {
+    /// Reloads when a contract named at start changes (a contract first named by a reload is
+    /// watched from the next start; SIGHUP reloads it any time).
+    fn watch_contracts(&mut self, config: &crate::config::Config) {
+        let files: std::collections::BTreeSet<&Path> = config
+            .upstreams
+            .iter()
+            .filter_map(|u| u.openapi.as_ref())
+            .chain(config.routes.iter().filter_map(|r| r.openapi.as_ref()))
+            .map(|o| o.spec_file.as_path())
+            .collect();
+        if files.is_empty() {
+            return;
+        }
+        let files: Vec<&Path> = files.into_iter().collect();
+        let gateway = self.gateway.clone();
+        let path = self.config_path.clone();
+        let on_change = move || {
+            tokio::spawn(reload_logged(gateway.clone(), path.clone()));
+        };
+        match watch::watch_files(&files, on_change) {
+            Ok(w) => self.watches.push(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the contracts; SIGHUP still reloads")
+            }
+        }
     }
 }
 

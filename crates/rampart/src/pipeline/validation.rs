@@ -119,8 +119,8 @@ impl Validation {
             let env = ContractEnv {
                 route: Arc::from(route.name.as_str()),
                 sanitizer: sanitizer.clone(),
-                xml: Default::default(),
-                multipart: Default::default(),
+                xml: config.validation.xml.clone(),
+                multipart: config.validation.multipart.clone(),
             };
             policies.extend(Contract::new(spec.clone(), openapi, env).policies());
         }

@@ -18,6 +18,12 @@ pub struct ValidationSettings {
     /// route's `sanitize`). The default keeps basic text formatting and links, nothing else.
     #[serde(default)]
     pub html: HtmlPolicyConfig,
+    /// Limits on XML bodies an operation declares (no DTD is ever accepted, whatever these say).
+    #[serde(default)]
+    pub xml: super::xml::XmlLimits,
+    /// Limits on multipart bodies an operation declares.
+    #[serde(default)]
+    pub multipart: super::multipart::MultipartLimits,
 }
 
 /// `openapi = { spec_file = "...", mode = "enforce" }` on a route or an upstream: the contract the

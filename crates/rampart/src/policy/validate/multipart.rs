@@ -33,7 +33,8 @@ const MAX_BOUNDARY_BYTES: usize = 70;
 const MAX_NAME_BYTES: usize = 255;
 
 /// Bounds on a multipart body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct MultipartLimits {
     /// Parts in the body.
     pub max_parts: usize,

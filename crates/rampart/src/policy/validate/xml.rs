@@ -25,7 +25,8 @@ use super::violation::Violation;
 const BODY: &str = "/body";
 
 /// Bounds on an XML document; each is checked while reading, before the next event is read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct XmlLimits {
     /// How deeply elements may nest (the root is depth 1).
     pub max_depth: usize,
