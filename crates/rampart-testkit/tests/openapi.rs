@@ -30,7 +30,7 @@ targets = ["{}"]
 [[routes]]
 name = "shop"
 path_prefix = "/api"
-methods = ["GET", "POST", "DELETE"]
+methods = ["GET", "HEAD", "POST", "DELETE"]
 upstream = "shop"
 public = true
 openapi = {{ spec_file = "shop.yaml"{openapi_extra} }}
@@ -450,5 +450,18 @@ async fn editing_a_watched_contract_reloads_it() {
     }
     assert_eq!(gw.gateway.reloads(), 1, "one reload for one edit");
     let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+}
+
+#[tokio::test]
+async fn head_on_a_checked_route_keeps_the_upstreams_length_and_is_not_a_502() {
+    const ORDER: &str = r#"{"id":1,"item":"pen","qty":1}"#;
+    let upstream = RecordingUpstream::with_reply(replying(ORDER)).await;
+    let gw = gateway(&upstream, r#", responses = "enforce""#).await;
+    let rsp = send(&gw, Method::HEAD, "/api/orders/1", "", "").await;
+    assert_eq!(rsp.status, StatusCode::OK, "{:?}", rsp.headers);
+    let length = ORDER.len().to_string();
+    assert_eq!(rsp.header("content-length"), Some(length.as_str()));
+    let rsp = send(&gw, Method::GET, "/api/orders/1", "", "").await;
     assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
 }

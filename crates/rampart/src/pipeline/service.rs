@@ -212,19 +212,21 @@ async fn checked_response(
     let bytes = crate::body::collect_bounded(body, route.max_response_bytes)
         .await
         .map_err(GatewayError::UpstreamResponseRefused)?;
+    if bytes.is_empty() {
+        // A HEAD response, a 204: nothing to check, and its `Content-Length` is the upstream's.
+        return Ok(crate::body::full(bytes));
+    }
     let mut view = BodyView::new(bytes);
     route.pipeline.on_response_body(head, &mut view, cx)?;
-    if view.changed() {
-        head.headers.remove(HeaderName::from_static("content-md5"));
-        head.headers
-            .remove(HeaderName::from_static("content-digest"));
-        head.headers.remove(HeaderName::from_static("repr-digest"));
-        head.headers.remove(header::ETAG);
+    if !view.changed() {
+        return Ok(crate::body::full(view.into_bytes()));
     }
+    forget_digests(&mut head.headers);
+    head.headers.remove(header::ETAG);
+    head.headers.remove(header::TRANSFER_ENCODING);
     let bytes = view.into_bytes();
     head.headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    head.headers.remove(header::TRANSFER_ENCODING);
     Ok(crate::body::full(bytes))
 }
 
@@ -232,11 +234,7 @@ async fn checked_response(
 /// `Content-Length` (and loses any `Content-MD5`-style digest of the old one).
 fn whole_body(parts: &mut http::request::Parts, view: BodyView) -> RequestBody {
     if view.changed() {
-        parts.headers.remove(HeaderName::from_static("content-md5"));
-        parts
-            .headers
-            .remove(HeaderName::from_static("content-digest"));
-        parts.headers.remove(HeaderName::from_static("repr-digest"));
+        forget_digests(&mut parts.headers);
     }
     let bytes = view.into_bytes();
     parts
@@ -246,6 +244,13 @@ fn whole_body(parts: &mut http::request::Parts, view: BodyView) -> RequestBody {
     RequestBody {
         body: crate::body::full(bytes),
         progress: None,
+    }
+}
+
+/// Digests of a body that was changed no longer hold; they are dropped rather than left wrong.
+fn forget_digests(headers: &mut http::HeaderMap) {
+    for name in ["content-md5", "content-digest", "repr-digest"] {
+        headers.remove(HeaderName::from_static(name));
     }
 }
 

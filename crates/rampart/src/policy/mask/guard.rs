@@ -1,9 +1,10 @@
 //! The leak scan applied to upstream responses (OWASP API3, excessive data exposure).
 //!
-//! Invariants: a textual response of at most `BUFFER_BYTES` (declared or not) is read whole and
-//! scanned before its head leaves, so a leak becomes a masked 502 and the client never sees a
-//! byte of it; a longer one streams, scanned frame by frame with a bounded overlap, and is cut
-//! (the connection reset, never a clean end) at the first frame that shows a leak. Compressed
+//! Invariants: a textual response of at most `BUFFER_BYTES` (declared, or a JSON, XML or HTML
+//! document of undeclared length) is read whole and scanned before its head leaves, so a leak
+//! becomes a masked 502 and the client never sees a byte of it; any other (longer, or an event
+//! stream, which must never be held back) streams, scanned frame by frame with a bounded overlap,
+//! and is cut (the connection reset, never a clean end) at the first frame that shows a leak. Compressed
 //! bodies (`Content-Encoding` other than `identity`) and binary media types are not scanned: the
 //! markers are text.
 
@@ -49,6 +50,14 @@ pub async fn guard(
 ) -> Result<Body, GatewayError> {
     if !scannable(head) {
         return Ok(body);
+    }
+    if !bufferable(head) {
+        // An event stream or a long body: scanned as it passes, never held back.
+        let streamed = Scanned {
+            inner: body,
+            scan: scanner.stream_shared(),
+        };
+        return Ok(streamed.boxed());
     }
     let mut prefix = BytesMut::new();
     loop {
@@ -127,6 +136,33 @@ fn scannable(head: &http::response::Parts) -> bool {
     identity && textual && !empty
 }
 
+/// Whether the response may be held back until it is scanned: a declared length up to
+/// `BUFFER_BYTES`, or a document type (JSON, XML, HTML) whose length is not declared (held up to
+/// `BUFFER_BYTES`, then streamed). Event streams and other bodies of unknown length pass frame by
+/// frame, so a server-sent event is never delayed.
+fn bufferable(head: &http::response::Parts) -> bool {
+    if let Some(length) = head
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return length <= BUFFER_BYTES;
+    }
+    head.headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            let essence = essence.to_ascii_lowercase();
+            essence == "application/json"
+                || essence.ends_with("+json")
+                || essence.ends_with("/xml")
+                || essence.ends_with("+xml")
+                || essence == "text/html"
+        })
+}
+
 /// `prefix` then `rest`, as one body.
 fn chain(prefix: Bytes, rest: Body) -> Body {
     let first = http_body_util::Full::new(prefix).map_err(|never| match never {});
@@ -199,5 +235,90 @@ impl http_body::Body for Scanned {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use http_body_util::StreamBody;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn head(content_type: &str) -> http::response::Parts {
+        let (parts, ()) = http::Response::builder()
+            .header(CONTENT_TYPE, content_type)
+            .body(())
+            .unwrap_or_default()
+            .into_parts();
+        parts
+    }
+
+    /// A body fed frame by frame through a channel that stays open until the sender drops.
+    fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        let stream = tokio_stream_from(rx).map(|b| Ok::<_, BoxError>(Frame::data(b)));
+        (tx, BodyExt::boxed(StreamBody::new(stream)))
+    }
+
+    fn tokio_stream_from(
+        mut rx: mpsc::Receiver<Bytes>,
+    ) -> impl futures_util::Stream<Item = Bytes> + Send + Sync + 'static {
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+
+    #[tokio::test]
+    async fn an_event_stream_is_never_held_back_and_is_cut_at_a_leak() {
+        let Some(scanner) = scanner() else {
+            panic!("the scanner compiles")
+        };
+        let (tx, body) = channel_body();
+        let mut found = None;
+        let guarded = tokio::time::timeout(
+            Duration::from_secs(2),
+            guard(scanner, &head("text/event-stream"), body, &mut found),
+        )
+        .await;
+        let Ok(Ok(mut guarded)) = guarded else {
+            panic!("the guard must return at once for an event stream")
+        };
+        let _ = tx.send(Bytes::from_static(b"data: {\"tick\":1}\n\n")).await;
+        let first = guarded.frame().await;
+        assert!(
+            matches!(first, Some(Ok(_))),
+            "the first event passes at once"
+        );
+        let leak =
+            "data: Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in f\n\n";
+        let _ = tx.send(Bytes::from(leak)).await;
+        assert!(
+            matches!(guarded.frame().await, Some(Err(_))),
+            "cut at the leak"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_json_document_of_unknown_length_is_scanned_whole_before_it_leaves() {
+        let Some(scanner) = scanner() else {
+            panic!("the scanner compiles")
+        };
+        let (tx, body) = channel_body();
+        let _ = tx
+            .send(Bytes::from_static(b"{\"error\":\"-----BEGIN "))
+            .await;
+        let _ = tx
+            .send(Bytes::from_static(b"PRIVATE KEY-----\\nMIIE\"}"))
+            .await;
+        drop(tx);
+        let mut found = None;
+        let guarded = guard(scanner, &head("application/json"), body, &mut found).await;
+        assert!(matches!(
+            guarded,
+            Err(GatewayError::UpstreamResponseRefused(_))
+        ));
+        assert_eq!(found, Some("private-key"));
     }
 }
