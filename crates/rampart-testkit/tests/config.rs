@@ -134,6 +134,26 @@ fn the_schema_is_generated_from_the_types_and_refuses_unknown_keys() {
     assert!(!text.contains("\"null\""), "TOML has no null");
 }
 
+/// A contract with one of each weakness the contract lint rules look for.
+const WEAK_CONTRACT: &str = "openapi: 3.1.0
+info: { title: weak, version: '1' }
+paths:
+  /things:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: true
+              properties:
+                name: { type: string }
+                tags: { type: array, items: { type: string, maxLength: 8 } }
+                count: { type: integer }
+      responses:
+        '200': { description: ok }
+";
+
 #[test]
 fn lint_flags_weak_settings_with_stable_rule_ids() {
     let text = "[[listeners]]
@@ -170,6 +190,7 @@ mask_upstream_errors = false
 max_body_bytes = 1073741824
 security_headers = { x_frame_options = \"\", strict_transport_security = \"max-age=60\" }
 cors = { allow_origins = [\"*\", \"http://app.example.com\"] }
+openapi = { spec_file = \"weak.yaml\" }
 
 [[routes]]
 name = \"ops\"
@@ -183,7 +204,9 @@ password_hash = \"HASH\"
 ";
     let hash = rampart::policy::authn::basic::hash_password("pw").unwrap();
     let text = text.replace("HASH", &hash);
-    let config = parse(&ConfigSource::from_text("t.toml", &text, Path::new("/tmp")))
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("weak.yaml"), WEAK_CONTRACT).unwrap();
+    let config = parse(&ConfigSource::from_text("t.toml", &text, dir.path()))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut rules: Vec<&str> = lint::lint(&config).iter().map(|f| f.rule).collect();
     rules.sort_unstable();

@@ -110,6 +110,15 @@ async fn a_leak_deep_in_a_long_streamed_response_cuts_it() {
 }
 
 #[tokio::test]
+async fn a_route_with_unmasked_upstream_errors_still_has_stack_traces_masked() {
+    let upstream = RecordingUpstream::with_reply(reply_with(JAVA_TRACE.to_owned(), &[])).await;
+    let gw = gateway(&upstream, "mask_upstream_errors = false").await;
+    let rsp = gw.get("/api/orders/1").await;
+    assert_eq!(rsp.status, StatusCode::BAD_GATEWAY, "{}", rsp.text());
+    assert!(!rsp.text().contains("OrderService"));
+}
+
+#[tokio::test]
 async fn the_scan_can_be_turned_off_for_a_route_whose_job_is_such_text() {
     let upstream = RecordingUpstream::with_reply(reply_with(PRIVATE_KEY.to_owned(), &[])).await;
     let gw = gateway(&upstream, "leak_scan = false").await;

@@ -37,12 +37,16 @@ const MAX_NAME_BYTES: usize = 255;
 #[serde(default, deny_unknown_fields)]
 pub struct MultipartLimits {
     /// Parts in the body.
+    #[schemars(range(min = 1, max = 100_000))]
     pub max_parts: usize,
     /// Size of one file part (a part with a `filename`).
+    #[schemars(range(min = 1, max = 1_099_511_627_776u64))]
     pub max_part_bytes: usize,
     /// Size of one field part (a part without a `filename`).
+    #[schemars(range(min = 1, max = 1_099_511_627_776u64))]
     pub max_field_bytes: usize,
     /// Size of one part's header block (names, values and line ends).
+    #[schemars(range(min = 1, max = 1_048_576))]
     pub max_header_bytes: usize,
 }
 

@@ -29,17 +29,23 @@ const BODY: &str = "/body";
 #[serde(default, deny_unknown_fields)]
 pub struct XmlLimits {
     /// How deeply elements may nest (the root is depth 1).
+    #[schemars(range(min = 1, max = 1000))]
     pub max_depth: usize,
     /// Attributes on one element.
+    #[schemars(range(min = 1, max = 100_000))]
     pub max_attributes: usize,
     /// Length of one attribute value, as written (before references are resolved).
+    #[schemars(range(min = 1, max = 104_857_600))]
     pub max_attribute_bytes: usize,
     /// Length of one run of character data (text, CDATA and references between two tags), and of
     /// one comment.
+    #[schemars(range(min = 1, max = 1_073_741_824))]
     pub max_text_bytes: usize,
     /// Elements in the whole document.
+    #[schemars(range(min = 1, max = 100_000_000))]
     pub max_elements: usize,
     /// Length of an element or attribute name, prefix included.
+    #[schemars(range(min = 1, max = 65_536))]
     pub max_name_bytes: usize,
 }
 
