@@ -384,6 +384,38 @@ async fn report_mode_lets_violations_through_and_audits_them() {
     );
 }
 
+/// The value of `rampart_validation_total` for one operation and outcome (0 when absent).
+fn validation_count(metrics: &str, operation: &str, outcome: &str) -> u64 {
+    let labels = format!(r#"operation="{operation}",outcome="{outcome}""#);
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("rampart_validation_total{") && l.contains(&labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn each_request_is_counted_once_per_outcome_though_head_and_body_are_checked_apart() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let good = r#"{"item":"pen","qty":1}"#;
+    let bad = r#"{"item":"pen","qty":"1"}"#;
+    for body in [good, good, bad] {
+        send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    }
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        validation_count(&metrics, "createOrder", "passed"),
+        2,
+        "{metrics}"
+    );
+    assert_eq!(
+        validation_count(&metrics, "createOrder", "refused"),
+        1,
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn the_refusal_status_can_be_422() {
     let upstream = RecordingUpstream::start().await;

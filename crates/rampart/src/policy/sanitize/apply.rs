@@ -17,9 +17,9 @@ use super::html::HtmlSanitizer;
 use crate::policy::validate::violation::{Violation, escape_token};
 
 /// Sanitizes the strings at `fields` in place; returns how many had markup removed.
-pub fn apply(
+pub fn apply<'f>(
     value: &mut Value,
-    fields: &[(FieldPath, OnUnsafe)],
+    fields: impl IntoIterator<Item = (&'f FieldPath, OnUnsafe)>,
     sanitizer: &HtmlSanitizer,
 ) -> Result<usize, Violation> {
     let mut removed = 0;
@@ -28,7 +28,7 @@ pub fn apply(
         visit(value, &path.0, &mut pointer, &mut |text, pointer| {
             let cleaned = sanitizer.sanitize(text);
             if cleaned.removed_markup {
-                if *on_unsafe == OnUnsafe::Reject {
+                if on_unsafe == OnUnsafe::Reject {
                     return Err(Violation::new(
                         pointer,
                         "contains markup that is not allowed",
@@ -112,7 +112,11 @@ mod tests {
 
     fn run(mut body: Value, fields: &[(&str, OnUnsafe)]) -> (Value, Result<usize, Violation>) {
         let fields: Vec<_> = fields.iter().map(|(p, o)| (path(p), *o)).collect();
-        let result = apply(&mut body, &fields, &HtmlSanitizer::default());
+        let result = apply(
+            &mut body,
+            fields.iter().map(|(p, o)| (p, *o)),
+            &HtmlSanitizer::default(),
+        );
         (body, result)
     }
 

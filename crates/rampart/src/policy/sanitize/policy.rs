@@ -70,7 +70,8 @@ impl SanitizeFields {
             }))
         };
         let value = body.json().map_err(refuse)?;
-        match apply::apply(value, &self.fields, &self.sanitizer) {
+        let fields = self.fields.iter().map(|(path, on)| (path, *on));
+        match apply::apply(value, fields, &self.sanitizer) {
             Ok(0) => Ok(()),
             Ok(changed) => {
                 cx.validation.sanitized += u32::try_from(changed).unwrap_or(u32::MAX);

@@ -94,11 +94,20 @@ impl Contract {
             .and_then(|key| self.spec.operation(key))
     }
 
-    /// Refuses (`enforce`) or records (`report`) the request's violations.
-    fn settle(&self, violations: Vec<Violation>, cx: &mut RequestCtx) -> Result<(), GatewayError> {
+    /// Refuses (`enforce`) or records (`report`) the request's violations. A request that passes
+    /// is counted once, by its last check (`Last::Yes`): the head's when no body check follows.
+    fn settle(
+        &self,
+        violations: Vec<Violation>,
+        last: Last,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
         let key = cx.validation.operation_index;
         if violations.is_empty() {
-            self.counters.passed(key);
+            // A request reported by an earlier check was counted then.
+            if last == Last::Yes && cx.validation.violations.is_empty() {
+                self.counters.passed(key);
+            }
             return Ok(());
         }
         cx.validation
@@ -135,7 +144,9 @@ impl Contract {
         cx: &mut RequestCtx,
     ) -> Result<Flow, GatewayError> {
         match self.mode {
-            Mode::Report => self.settle(vec![violation], cx).map(|()| Flow::Continue),
+            Mode::Report => self
+                .settle(vec![violation], Last::Yes, cx)
+                .map(|()| Flow::Continue),
             Mode::Enforce => {
                 self.counters.refused(cx.validation.operation_index);
                 cx.validation.violations.push(violation.pointer);
@@ -143,6 +154,13 @@ impl Contract {
             }
         }
     }
+}
+
+/// Whether a check is the request's last one (and so counts a pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last {
+    Yes,
+    No,
 }
 
 /// `Stage::Validate`: the declared operation, its parameters, its content type.
@@ -190,7 +208,12 @@ impl ContractHead {
             };
             return contract.settle_error(error, unsupported, cx);
         }
-        contract.settle(violations, cx).map(|()| Flow::Continue)
+        // A body of a declared media type is checked next, by `ContractBody`, which counts.
+        let body_follows = media::has_body(&req.headers) && operation.request_body().is_some();
+        let last = if body_follows { Last::No } else { Last::Yes };
+        contract
+            .settle(violations, last, cx)
+            .map(|()| Flow::Continue)
     }
 }
 
@@ -269,7 +292,7 @@ impl ContractBody {
                 .collect(),
             MediaKind::Other => Vec::new(),
         };
-        contract.settle(violations, cx)
+        contract.settle(violations, Last::Yes, cx)
     }
 }
 
@@ -314,21 +337,18 @@ fn sanitize_marked(
     if fields.is_empty() {
         return Ok(());
     }
-    let marked: Vec<(FieldPath, OnUnsafe)> = fields
-        .iter()
-        .map(|f| (f.clone(), OnUnsafe::Sanitize))
-        .collect();
     let Ok(value) = body.json() else {
         return Ok(());
     };
-    match sanitize::apply(value, &marked, &contract.sanitizer) {
+    let marked = fields.iter().map(|f| (f, OnUnsafe::Sanitize));
+    match sanitize::apply(value, marked, &contract.sanitizer) {
         Ok(0) => Ok(()),
         Ok(changed) => {
             cx.validation.sanitized += u32::try_from(changed).unwrap_or(u32::MAX);
             body.mark_json_changed();
             Ok(())
         }
-        Err(violation) => contract.settle(vec![violation], cx),
+        Err(violation) => contract.settle(vec![violation], Last::Yes, cx),
     }
 }
 
