@@ -94,6 +94,39 @@ async fn mass_assignment_of_an_undeclared_property_is_refused() {
 }
 
 #[tokio::test]
+async fn mass_assignment_over_h2_without_content_length_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let body = r#"{"item":"pen","qty":1,"is_admin":true}"#;
+    let rsp = rampart_testkit::h2c_send_unsized(
+        &gw.base_url(),
+        Method::POST,
+        "/api/orders",
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
+    assert_refused(&rsp, "/body/is_admin", "");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn a_body_on_an_operation_that_declares_none_is_refused_over_h2_too() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = rampart_testkit::h2c_send_unsized(
+        &gw.base_url(),
+        Method::GET,
+        "/api/orders/1",
+        &[("content-type", "application/json")],
+        r#"{"admin":true}"#,
+    )
+    .await;
+    assert_refused(&rsp, "/body", "");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
 async fn a_read_only_property_sent_by_the_client_is_refused() {
     let upstream = RecordingUpstream::start().await;
     let gw = gateway(&upstream, "").await;

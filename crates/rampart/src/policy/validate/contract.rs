@@ -202,14 +202,14 @@ impl ContractHead {
         cx.validation.operation = Some(operation.shared_id().clone());
         cx.validation.operation_index = Some(operation.key());
         let mut violations = operation.check_head(req, &params);
-        if let Some(unsupported) = body_presence(operation, req, &mut violations) {
-            let error = GatewayError::UnsupportedMediaType {
-                operation: operation.shared_id().clone(),
-            };
+        if let Some((reason, unsupported)) =
+            body_presence(operation, req, cx.body_present, &mut violations)
+        {
+            let error = GatewayError::UnsupportedMediaType(reason);
             return contract.settle_error(error, unsupported, cx);
         }
         // A body of a declared media type is checked next, by `ContractBody`, which counts.
-        let body_follows = media::has_body(&req.headers) && operation.request_body().is_some();
+        let body_follows = cx.body_present && operation.request_body().is_some();
         let last = if body_follows { Last::No } else { Last::Yes };
         contract
             .settle(violations, last, cx)
@@ -217,14 +217,18 @@ impl ContractHead {
     }
 }
 
-/// Checks that a body is there when required, absent when not declared, and of a declared
-/// media type. `Some` is a content type the operation does not declare (415).
+/// Checks that a body is there when required, absent when not declared, of a declared media
+/// type and not content-coded. `Some` is a body the contract cannot read (415), with its reason.
 fn body_presence(
     operation: &Operation,
     req: &http::request::Parts,
+    present: bool,
     violations: &mut Vec<Violation>,
-) -> Option<Violation> {
-    let present = media::has_body(&req.headers);
+) -> Option<(&'static str, Violation)> {
+    if present && media::is_encoded(&req.headers) {
+        let violation = Violation::new("/header/content-encoding", "is not accepted");
+        return Some(("content-coded body", violation));
+    }
     match (present, operation.request_body()) {
         (true, None) => {
             violations.push(Violation::new(
@@ -235,7 +239,10 @@ fn body_presence(
         }
         (true, Some(body)) => {
             let declared = media::essence(&req.headers).is_some_and(|e| body.media(&e).is_some());
-            (!declared).then(|| Violation::new("/header/content-type", "is not declared"))
+            (!declared).then(|| {
+                let violation = Violation::new("/header/content-type", "is not declared");
+                ("content type not declared by the operation", violation)
+            })
         }
         (false, Some(body)) if body.required() => {
             violations.push(Violation::new("/body", "is required"));
@@ -314,7 +321,7 @@ impl Policy for ContractBody {
     }
 
     fn reads_body(&self, req: &http::request::Parts, cx: &RequestCtx) -> bool {
-        media::has_body(&req.headers) && self.media(req, cx).is_some()
+        cx.body_present && self.media(req, cx).is_some()
     }
 
     fn on_body<'a>(
