@@ -83,10 +83,13 @@ impl SanitizeFields {
         let value = body.json().map_err(refuse)?;
         let fields = self.fields.iter().map(|(path, on)| (path, *on));
         match apply::apply(value, fields, &self.sanitizer) {
-            Ok(0) => Ok(()),
-            Ok(changed) => {
-                cx.validation.sanitized += u32::try_from(changed).unwrap_or(u32::MAX);
-                body.mark_json_changed();
+            Ok(applied) => {
+                cx.validation.sanitized += u32::try_from(applied.removed).unwrap_or(u32::MAX);
+                // Any rewritten field is re-serialized, counted as a removal or not (see
+                // `Applied::rewritten`): the raw bytes of a rewritten field never go on.
+                if applied.rewritten > 0 {
+                    body.mark_json_changed();
+                }
                 Ok(())
             }
             Err(violation) => {

@@ -277,10 +277,21 @@ impl ContractBody {
             MediaKind::Json => match body.json() {
                 Ok(value) => {
                     let violations = spec.check(value);
-                    if violations.is_empty() {
-                        sanitize_marked(contract, spec.sanitize_fields(), body, cx)?;
+                    // In report mode the body goes on whatever it violates, so it is cleaned
+                    // all the same: a contract being rolled out never lets markup through.
+                    let goes_on = violations.is_empty() || contract.mode == Mode::Report;
+                    if goes_on && sanitize_marked(contract, spec.sanitize_fields(), body, cx)? {
+                        // The sanitized copy is what goes on, so it is checked again: a field
+                        // the sanitizer re-spelled can grow past its `maxLength` (`<` becomes
+                        // `&lt;`, a link gains `rel`) or leave its `pattern`, and the upstream
+                        // must only ever receive what the contract declares.
+                        match body.json() {
+                            Ok(value) => spec.check(value),
+                            Err(violation) => vec![violation],
+                        }
+                    } else {
+                        violations
                     }
-                    violations
                 }
                 Err(violation) => vec![violation],
             },
@@ -334,28 +345,34 @@ impl Policy for ContractBody {
     }
 }
 
-/// Cleans the fields the contract marks `x-rampart-sanitize: html`.
+/// Cleans the fields the contract marks `x-rampart-sanitize: html`; says whether any was
+/// rewritten (the body then goes on re-serialized).
 fn sanitize_marked(
     contract: &Contract,
     fields: &[FieldPath],
     body: &mut BodyView,
     cx: &mut RequestCtx,
-) -> Result<(), GatewayError> {
+) -> Result<bool, GatewayError> {
     if fields.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let Ok(value) = body.json() else {
-        return Ok(());
+        return Ok(false);
     };
     let marked = fields.iter().map(|f| (f, OnUnsafe::Sanitize));
     match sanitize::apply(value, marked, &contract.sanitizer) {
-        Ok(0) => Ok(()),
-        Ok(changed) => {
-            cx.validation.sanitized += u32::try_from(changed).unwrap_or(u32::MAX);
-            body.mark_json_changed();
-            Ok(())
+        Ok(applied) => {
+            cx.validation.sanitized += u32::try_from(applied.removed).unwrap_or(u32::MAX);
+            // Any rewritten field is re-serialized, counted as a removal or not (see
+            // `Applied::rewritten`): the raw bytes of a rewritten field never go on.
+            if applied.rewritten > 0 {
+                body.mark_json_changed();
+            }
+            Ok(applied.rewritten > 0)
         }
-        Err(violation) => contract.settle(vec![violation], Last::Yes, cx),
+        Err(violation) => contract
+            .settle(vec![violation], Last::Yes, cx)
+            .map(|()| false),
     }
 }
 
