@@ -194,8 +194,13 @@ mod tests {
         // The tokenizer drops a tag cut by the end of the string, so the removal detector sees
         // none; the field must still be replaced by the sanitizer's output, and say so.
         let mut body = json!({"note": "hello<img src=x onerror=alert(1) "});
-        let fields = vec![(path("/note"), OnUnsafe::Sanitize)];
-        let applied = apply(&mut body, &fields, &HtmlSanitizer::default()).unwrap_or_default();
+        let fields = [(path("/note"), OnUnsafe::Sanitize)];
+        let applied = apply(
+            &mut body,
+            fields.iter().map(|(p, o)| (p, *o)),
+            &HtmlSanitizer::default(),
+        )
+        .unwrap_or_default();
         assert_eq!(applied.rewritten, 1, "{body}");
         assert!(
             !body["note"].as_str().unwrap_or_default().contains('<'),
