@@ -176,6 +176,12 @@ async fn process(
     if let Flow::Respond(response) = route.pipeline.after_body(parts, cx).await? {
         return Ok(response);
     }
+    if route.identity_responses {
+        parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();
