@@ -62,7 +62,8 @@ pub fn apply<'f>(
 }
 
 /// Calls `on_string` for every string `steps` lead to from `value`, with its concrete pointer.
-/// The recursion is as deep as the configured path, not as deep as the body.
+/// The recursion is as deep as the configured path, or for a `Repeat` step as deep as the body
+/// (each repetition descends one member or element, and the body's depth is bounded).
 fn visit(
     value: &mut Value,
     steps: &[Step],
@@ -90,6 +91,19 @@ fn visit(
                 pointer.push('/');
                 pointer.push_str(key);
                 visit(child, rest, pointer, on_string)?;
+            }
+        }
+        (Step::Repeat(cycles), value) => {
+            // Zero repetitions, then one more of each cycle followed by this step again.
+            visit(value, rest, pointer, on_string)?;
+            for cycle in cycles {
+                let again: Vec<Step> = cycle
+                    .iter()
+                    .chain(std::iter::once(step))
+                    .chain(rest)
+                    .cloned()
+                    .collect();
+                visit(value, &again, pointer, on_string)?;
             }
         }
         (Step::AnyIndex, Value::Array(items)) => {
