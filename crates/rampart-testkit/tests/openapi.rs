@@ -186,6 +186,25 @@ async fn parameter_pollution_and_undeclared_query_parameters_are_refused() {
 }
 
 #[tokio::test]
+async fn an_undeclared_name_carrying_markup_is_not_reflected_in_the_refusal() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(
+        &gw,
+        Method::GET,
+        "/api/orders?%3Cscript%3Ealert(1)%3C/script%3E=1",
+        "",
+        "",
+    )
+    .await;
+    assert_refused(&rsp, "/query", "script");
+    let body = r#"{"item":"pen","qty":1,"<img src=x onerror=alert(1)>":true}"#;
+    let rsp = send(&gw, Method::POST, "/api/orders", "application/json", body).await;
+    assert_refused(&rsp, "/body", "onerror");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
 async fn xss_in_a_sanitized_field_arrives_as_its_sanitized_copy() {
     let upstream = RecordingUpstream::start().await;
     let gw = gateway(&upstream, "").await;

@@ -391,7 +391,7 @@ pub(super) struct Problem<'a> {
     request_id: &'a str,
     /// `{pointer, reason}` of each violation, for validation refusals.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [violation::Violation]>,
+    errors: Option<Vec<violation::Violation>>,
 }
 
 /// One instance of every variant, for documentation checks. The exhaustive match below makes a new
