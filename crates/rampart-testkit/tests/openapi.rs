@@ -416,6 +416,60 @@ async fn a_multipart_upload_with_a_traversal_file_name_is_refused() {
     assert_eq!(upstream.count(), 1);
 }
 
+#[tokio::test]
+async fn a_file_smuggled_into_a_value_field_or_of_an_unlisted_type_is_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let ct = "multipart/form-data; boundary=XyZ";
+    let upload = |name: &str, filename: &str, media: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {media}\r\n\r\n<svg onload=alert(1)>\r\n--XyZ--\r\n"
+        )
+    };
+    let path = "/api/orders/1/invoice";
+    let rsp = send(
+        &gw,
+        Method::POST,
+        path,
+        ct,
+        &upload("note", "a.txt", "text/plain"),
+    )
+    .await;
+    assert_refused(&rsp, "/body/note", "onload");
+    let rsp = send(
+        &gw,
+        Method::POST,
+        path,
+        ct,
+        &upload("file", "a.html", "text/html"),
+    )
+    .await;
+    assert_refused(&rsp, "/body/file", "onload");
+    let invalid_utf8 =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n\u{fffd}\r\n--XyZ--\r\n"
+            .replace('\u{fffd}', "");
+    let mut bytes = invalid_utf8.into_bytes();
+    let at = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    bytes.insert(at, 0xff);
+    let client = gw.client();
+    let request = client
+        .request(Method::POST, path)
+        .header("content-type", ct)
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap();
+    assert_refused(&client.send(request).await, "/body/note", "");
+    assert_eq!(upstream.count(), 0);
+    let rsp = send(
+        &gw,
+        Method::POST,
+        path,
+        ct,
+        &upload("file", "scan.png", "image/png"),
+    )
+    .await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+}
+
 fn replying(body: &'static str) -> rampart_testkit::Reply {
     Arc::new(move |_| {
         Response::builder()

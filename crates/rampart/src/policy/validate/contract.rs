@@ -20,7 +20,7 @@ use http::StatusCode;
 use super::config::{Mode, OpenApiConfig, ResponseMode};
 use super::spec::{Found, MediaKind, MediaSpec, Operation, Spec};
 use super::strip::strip_undeclared;
-use super::violation::Violation;
+use super::violation::{Violation, escape_token};
 use super::xml::XmlLimits;
 use super::{form, media, multipart, xml};
 use crate::context::RequestCtx;
@@ -397,22 +397,69 @@ async fn multipart_violations(
         Ok(parts) => parts,
         Err(violation) => return vec![violation],
     };
+    let mut violations = Vec::new();
     // Value parts are checked as their text; file parts as their file name (the schema says
     // `format: binary` for them, which any string satisfies).
-    let pairs: Vec<(String, String)> = parts
-        .into_iter()
-        .map(|part| {
-            let value = match part.filename {
-                Some(name) => name,
-                None => String::from_utf8_lossy(&part.data).into_owned(),
-            };
-            (part.name, value)
-        })
-        .collect();
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let at = || format!("/body/{}", escape_token(&part.name));
+        let declared = spec.multipart_fields().iter().find(|f| f.name == part.name);
+        if let Some(field) = declared {
+            if let Some(violation) = part_mismatch(field, &part, at()) {
+                violations.push(violation);
+                continue;
+            }
+        }
+        let value = match part.filename {
+            Some(name) => name,
+            // Never repaired: the upstream would read other text than was checked.
+            None => match String::from_utf8(part.data.to_vec()) {
+                Ok(text) => text,
+                Err(_) => {
+                    violations.push(Violation::new(at(), "must be valid UTF-8"));
+                    continue;
+                }
+            },
+        };
+        pairs.push((part.name, value));
+    }
+    if !violations.is_empty() {
+        return violations;
+    }
     match spec.coerce_form(&pairs) {
         Ok(value) => spec.check(&value),
         Err(violations) => violations,
     }
+}
+
+/// A part that is not what its declared field says: a file where a value is declared (its
+/// content would never be checked), or a file of a media type the `encoding` does not list.
+fn part_mismatch(
+    field: &super::spec::MultipartField,
+    part: &multipart::Part,
+    at: String,
+) -> Option<Violation> {
+    if !field.file && part.filename.is_some() {
+        return Some(Violation::new(at, "must be a value, not a file"));
+    }
+    let (Some(declared), Some(sent)) = (&field.content_type, &part.content_type) else {
+        return None;
+    };
+    let sent = sent
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let accepted = declared.split(',').map(str::trim).any(|range| {
+        let range = range.to_ascii_lowercase();
+        range == sent
+            || range == "*/*"
+            || range
+                .strip_suffix("/*")
+                .is_some_and(|kind| sent.split('/').next() == Some(kind))
+    });
+    (!accepted).then(|| Violation::new(at, "has a media type the contract does not list"))
 }
 
 /// `Stage::ValidateResponse`: the response against its declared schema.
