@@ -404,11 +404,9 @@ async fn multipart_violations(
     for part in parts {
         let at = || format!("/body/{}", escape_token(&part.name));
         let declared = spec.multipart_fields().iter().find(|f| f.name == part.name);
-        if let Some(field) = declared {
-            if let Some(violation) = part_mismatch(field, &part, at()) {
-                violations.push(violation);
-                continue;
-            }
+        if let Some(violation) = declared.and_then(|field| part_mismatch(field, &part, at())) {
+            violations.push(violation);
+            continue;
         }
         let value = match part.filename {
             Some(name) => name,
