@@ -637,6 +637,50 @@ async fn editing_a_watched_contract_reloads_it() {
 }
 
 #[tokio::test]
+async fn editing_a_file_the_contract_references_reloads_it() {
+    const MAIN: &str = r#"
+openapi: 3.1.0
+info: { title: notes, version: "1" }
+paths:
+  /api/notes:
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "note.yaml" }
+      responses: { "200": { description: ok } }
+"#;
+    const NOTE: &str = "type: object\nproperties:\n  text: { type: string, maxLength: 10 }\n";
+    let upstream = RecordingUpstream::start().await;
+    let config = format!(
+        "[[upstreams]]\nname = \"notes\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"notes\"\npath_prefix = \"/api\"\nmethods = [\"POST\"]\nupstream = \"notes\"\npublic = true\nopenapi = {{ spec_file = \"notes.yaml\" }}\n",
+        upstream.url()
+    );
+    let gw = TestGateway::builder()
+        .plaintext()
+        .file("notes.yaml", MAIN)
+        .file("note.yaml", NOTE)
+        .config(&config)
+        .watch_config()
+        .start()
+        .await;
+    let body = r#"{"text":"hi","pinned":true}"#;
+    let rsp = send(&gw, Method::POST, "/api/notes", "application/json", body).await;
+    assert_refused(&rsp, "/body/pinned", "");
+    let note_path = gw.config_path.parent().unwrap().join("note.yaml");
+    let widened = format!("{NOTE}  pinned: {{ type: boolean }}\n");
+    std::fs::write(&note_path, widened).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.gateway.reloads() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(gw.gateway.reloads(), 1, "the referenced file is watched");
+    let rsp = send(&gw, Method::POST, "/api/notes", "application/json", body).await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+}
+
+#[tokio::test]
 async fn head_on_a_checked_route_keeps_the_upstreams_length_and_is_not_a_502() {
     const ORDER: &str = r#"{"id":1,"item":"pen","qty":1}"#;
     let upstream = RecordingUpstream::with_reply(replying(ORDER)).await;

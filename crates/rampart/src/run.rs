@@ -92,20 +92,29 @@ impl Prepared {
 }
 
 impl Prepared {
-    /// Reloads when a contract named at start changes (a contract first named by a reload is
-    /// watched from the next start; SIGHUP reloads it any time).
+    /// Reloads when a contract named at start changes, or any file its `$ref`s reach (a
+    /// contract first named by a reload is watched from the next start; SIGHUP reloads it any
+    /// time).
     fn watch_contracts(&mut self, config: &crate::config::Config) {
-        let files: std::collections::BTreeSet<&Path> = config
+        let contracts: std::collections::BTreeSet<&Path> = config
             .upstreams
             .iter()
             .filter_map(|u| u.openapi.as_ref())
             .chain(config.routes.iter().filter_map(|r| r.openapi.as_ref()))
             .map(|o| o.spec_file.as_path())
             .collect();
+        let files: std::collections::BTreeSet<std::path::PathBuf> = contracts
+            .into_iter()
+            .flat_map(|c| {
+                let mut files = crate::policy::validate::spec::contract_files(c);
+                files.push(c.to_path_buf());
+                files
+            })
+            .collect();
         if files.is_empty() {
             return;
         }
-        let files: Vec<&Path> = files.into_iter().collect();
+        let files: Vec<&Path> = files.iter().map(std::path::PathBuf::as_path).collect();
         let gateway = self.gateway.clone();
         let path = self.config_path.clone();
         let on_change = move || {

@@ -138,9 +138,7 @@ impl Summary {
     /// start tags (the tree builder reopens formatting elements) but must hold every one of the
     /// input's, with the same attributes, and exactly the same text.
     fn survives_in(&self, output: &Summary) -> bool {
-        !self.comments_or_doctypes
-            && self.text == output.text
-            && self.tags_survive_in(output)
+        !self.comments_or_doctypes && self.text == output.text && self.tags_survive_in(output)
     }
 
     /// Every start tag of `self` is among `output`'s, in time linear in the number of tags (a

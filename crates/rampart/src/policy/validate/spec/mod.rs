@@ -105,6 +105,24 @@ pub struct LocatedLint {
     pub line: Option<usize>,
 }
 
+/// The files the contract at `path` is made of: itself and every file its `$ref`s reach (read
+/// and bundled, not compiled), for watching. Empty when the contract cannot be read.
+pub fn contract_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let options = CompileOptions::default();
+    let mut budget = load::Budget {
+        remaining: options.max_spec_bytes,
+    };
+    let Ok(text) = load::read(path, &mut budget) else {
+        return Vec::new();
+    };
+    let Ok(main) = load::parse(&text, path) else {
+        return vec![path.to_path_buf()];
+    };
+    let mut issues = issues::Issues::default();
+    let bundle = refs::bundle(main, text, path, &mut budget, options.max_refs, &mut issues);
+    bundle.files.into_iter().map(|f| f.path).collect()
+}
+
 /// Lints the main document of the contract at `path` (for `rampart check`); `Err` when it cannot
 /// be read (the build reports that with its own message).
 pub fn lint_file(path: &Path) -> Result<Vec<LocatedLint>, String> {
