@@ -144,6 +144,7 @@ def main() -> int:
                     causes = [str(c) for c in getattr(error, "schema_errors", []) or []]
                     problems.append(f"{error}{': ' + '; '.join(causes) if causes else ''}")
             problems += sanitize_problems(raw_spec, seen)
+            problems = list(dict.fromkeys(problems))  # one line per kind of problem
             if problems:
                 failures.append((number, seen, problems))
     for number, seen, problems in failures:
