@@ -1,6 +1,8 @@
 //! `rampart demo`: the gateway over TLS (self-signed certificate made at start) in front of a small
 //! built-in JSON API, configured by a real config file written next to the certificate, with
-//! `curl` lines that show an allowed call and each kind of refusal.
+//! `curl` lines that show an allowed call and each kind of refusal. The API's OpenAPI contract
+//! (`demo/openapi.yaml`) is written beside the config and enforced on its routes: schema and
+//! mass-assignment refusals, a sanitized field, and internal response fields stripped.
 
 mod api;
 
@@ -9,6 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub(crate) use api::serve_demo_api;
+
+/// The demo API's contract, written beside the config as `openapi.yaml`.
+const DEMO_CONTRACT: &str = include_str!("demo/openapi.yaml");
 
 /// Where and how the demo runs.
 #[derive(Debug, Clone)]
@@ -67,7 +72,7 @@ pub(crate) async fn run(
 const DEMO_ISSUER: &str = "https://issuer.demo.rampart.local";
 const DEMO_AUDIENCE: &str = "demo-api";
 
-/// Writes the certificate, the issuer's public key and the config; returns the config path and a
+/// Writes the certificate, the issuer's public key, the API's contract and the config; returns the config path and a
 /// token signed by the demo issuer (valid for 24 hours).
 fn write_files(dir: &Path, port: u16, api: SocketAddr) -> Result<(PathBuf, String), String> {
     let (cert, key) = rampart::tls::self_signed(&["localhost", "127.0.0.1"])?;
@@ -85,6 +90,7 @@ fn write_files(dir: &Path, port: u16, api: SocketAddr) -> Result<(PathBuf, Strin
     let config = DEMO_CONFIG
         .replace("{port}", &port.to_string())
         .replace("{api}", &api.to_string());
+    write("openapi.yaml", DEMO_CONTRACT)?;
     write("rampart.toml", &config)?;
     Ok((dir.join("rampart.toml"), token))
 }
@@ -143,6 +149,7 @@ methods = ["GET", "POST"]
 upstream = "demo-api"
 auth = { jwt = ["demo"], api_key = true }
 max_body_bytes = 1024
+openapi = { spec_file = "openapi.yaml", mode = "enforce", responses = "strip" }
 cors = { allow_origins = ["https://app.example.com", "https://*.example.com"], allow_headers = ["content-type", "authorization"] }
 
 [[routes]]
@@ -151,6 +158,7 @@ path = "/api/reports"
 upstream = "demo-api"
 auth = { jwt = ["demo"], api_key = true }
 authorize = { scopes = ["reports:read"] }
+openapi = { spec_file = "openapi.yaml", mode = "enforce", responses = "strip" }
 
 [[routes]]
 name = "status"
@@ -180,6 +188,8 @@ fn banner(
     let port = gateway.port();
     let config = dir.join("rampart.toml");
     let audit = dir.join("audit.log");
+    let contract = dir.join("openapi.yaml");
+    let json = "-H 'Content-Type: application/json'";
     let admin = admin.map_or_else(String::new, |a| {
         format!("Admin: http://{a}/metrics  /live  /ready\n")
     });
@@ -203,9 +213,18 @@ Refused by the gateway, each with a problem+json body, and never sent to the API
   wrong method (405):        {curl} {auth} -X DELETE {base}/api/orders/42
   TRACE (405):               {curl} -X TRACE {base}/api/status
   encoded traversal (400):   {curl} --path-as-is '{base}/api/orders/..%2F..%2Fadmin'
-  body over 1 KiB (413):     head -c 4096 /dev/zero | {curl} {auth} -X POST --data-binary @- {base}/api/orders
+  body over 1 KiB (413):     head -c 4096 /dev/zero | {curl} {auth} {json} --data-binary @- {base}/api/orders
   CORS origin refused (403): {curl} -X OPTIONS -H 'Origin: https://example.com.evil.net' -H 'Access-Control-Request-Method: POST' {base}/api/orders
   CL+TE smuggling (400):     printf 'POST /api/orders HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' | openssl s_client -quiet -connect 127.0.0.1:{port}
+The API's contract ({contract}) is enforced on /api/orders and /api/reports:
+  schema refusal (400, errors at /body/quantity):
+    {curl} {auth} {json} -d '{{"item":"pen","quantity":"two"}}' {base}/api/orders
+  mass assignment (400, errors at /body/price):
+    {curl} {auth} {json} -d '{{"item":"pen","quantity":1,"price":0}}' {base}/api/orders
+  sanitized field (201; the API receives and echoes the note as "<b>fragile</b>"):
+    {curl} {auth} {json} -d '{{"item":"pen","quantity":1,"note":"<b>fragile</b><script>alert(1)</script><img src=x onerror=alert(2)>"}}' {base}/api/orders
+  stripped response fields (the API adds supplier_id and internal_cost; neither is declared, neither leaves):
+    {curl} {auth} {base}/api/orders/42
 Allowed CORS preflight, answered by the gateway:
   {curl} -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' {base}/api/orders
 Rate limit (3 in a burst, then 5 a minute; the 4th gets 429 with Retry-After and RateLimit headers):
@@ -217,5 +236,6 @@ Upstream 500 masked (stack trace and Server header stay inside):
 Ctrl-C stops the demo."#,
         config = config.display(),
         audit = audit.display(),
+        contract = contract.display(),
     )
 }

@@ -285,6 +285,207 @@ async fn demo_runs_with_no_setup_and_its_printed_calls_behave() {
     );
 }
 
+/// A running `rampart demo` with its request log on, and what its banner printed.
+struct Demo {
+    child: Child,
+    /// Kept open: the demo prints a last line when it stops.
+    _out: BufReader<tokio::process::ChildStdout>,
+    dir: tempfile::TempDir,
+    client: Client,
+    token: String,
+    banner: String,
+}
+
+impl Demo {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["demo", "--port", "0", "--dir"])
+            .arg(dir.path())
+            .env("RAMPART_DEMO_REQUEST_LOG", dir.path().join("requests.log"))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while !banner.contains("Ctrl-C stops the demo") {
+                line.clear();
+                assert!(out.read_line(&mut line).await.unwrap() > 0, "{banner}");
+                banner.push_str(&line);
+            }
+        })
+        .await
+        .unwrap();
+        let url = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("https://"))
+            .unwrap()
+            .to_owned();
+        let token = banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("export TOKEN="))
+            .unwrap()
+            .to_owned();
+        let ca = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
+        let client = Client::new(&url, Some(&ca), true);
+        Demo {
+            child,
+            _out: out,
+            dir,
+            client,
+            token,
+            banner,
+        }
+    }
+
+    /// The `curl` line printed under the banner line that contains `label`.
+    fn curl_after(&self, label: &str) -> &str {
+        let mut lines = self.banner.lines();
+        lines.find(|l| l.contains(label)).unwrap();
+        lines.next().unwrap().trim()
+    }
+
+    /// The JSON body (`-d '...'`) of the `curl` line printed under `label`, as the shell passes it.
+    fn body_after(&self, label: &str) -> String {
+        let line = self.curl_after(label);
+        let start = line.find("-d '").unwrap() + 4;
+        let end = start + line[start..].find('\'').unwrap();
+        line[start..end].to_owned()
+    }
+
+    async fn post_order(&self, body: &str) -> rampart_testkit::TestResponse {
+        let req = self
+            .client
+            .request(http::Method::POST, "/api/orders")
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
+            .unwrap();
+        self.client.send(req).await
+    }
+
+    /// Every request the demo API received (its `RAMPART_DEMO_REQUEST_LOG`), health checks aside.
+    fn received(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["path"] != "/health")
+            .collect()
+    }
+
+    async fn stop(self) -> Vec<serde_json::Value> {
+        let mut child = self.child;
+        signal(&child, "INT");
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success());
+        rampart_testkit::read_audit(&self.dir.path().join("audit.log"))
+    }
+}
+
+fn pointers(problem: &serde_json::Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn demo_schema_refusal_line_gets_400_at_the_quantity_and_the_api_sees_nothing() {
+    let demo = Demo::start().await;
+    let body = demo.body_after("schema refusal");
+    assert!(body.contains(r#""quantity":"two""#), "{body}");
+    let rsp = demo.post_order(&body).await;
+    assert_eq!(rsp.status, StatusCode::BAD_REQUEST, "{}", rsp.text());
+    let problem = rsp.json();
+    assert_eq!(problem["code"], "validation_failed");
+    assert_eq!(pointers(&problem), ["/body/quantity"]);
+    assert!(!rsp.text().contains("two"), "no reflected input");
+    assert!(demo.received().is_empty(), "{:?}", demo.received());
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn demo_mass_assignment_line_gets_400_at_the_undeclared_price() {
+    let demo = Demo::start().await;
+    let body = demo.body_after("mass assignment");
+    let rsp = demo.post_order(&body).await;
+    assert_eq!(rsp.status, StatusCode::BAD_REQUEST, "{}", rsp.text());
+    let problem = rsp.json();
+    assert_eq!(pointers(&problem), ["/body/price"]);
+    assert_eq!(problem["errors"][0]["reason"], "is not declared");
+    assert!(demo.received().is_empty(), "{:?}", demo.received());
+    // Without the extra property the same order is placed: the refusal is the property.
+    let placed = demo.post_order(&body.replace(r#","price":0"#, "")).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text());
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn demo_sanitized_field_line_reaches_the_api_without_script_or_handler() {
+    let demo = Demo::start().await;
+    let body = demo.body_after("sanitized field");
+    assert!(
+        body.contains("<script>") && body.contains("onerror"),
+        "{body}"
+    );
+    let rsp = demo.post_order(&body).await;
+    assert_eq!(rsp.status, StatusCode::CREATED, "{}", rsp.text());
+    assert_eq!(rsp.json()["note"], "<b>fragile</b>", "the API's echo");
+    let received = demo.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let sent: serde_json::Value =
+        serde_json::from_str(received[0]["body"].as_str().unwrap()).unwrap();
+    let note = sent["note"].as_str().unwrap();
+    for bad in ["<script", "alert", "onerror", "<img"] {
+        assert!(!note.contains(bad), "the API received {note}");
+    }
+    let audit = demo.stop().await;
+    assert!(
+        audit.iter().any(|r| r["validation"]["sanitized"] == 1),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn demo_stripped_response_line_shows_no_internal_fields() {
+    let demo = Demo::start().await;
+    let line = demo.curl_after("stripped response fields");
+    assert!(line.ends_with("/api/orders/42"), "{line}");
+    let req = demo
+        .client
+        .request(http::Method::GET, "/api/orders/42")
+        .header("authorization", format!("Bearer {}", demo.token))
+        .body(Default::default())
+        .unwrap();
+    let rsp = demo.client.send(req).await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    assert_eq!(
+        rsp.json(),
+        serde_json::json!({"id": 42, "item": "monitor", "quantity": 2})
+    );
+    for leaked in ["supplier_id", "internal_cost", "SUP-7731"] {
+        assert!(!rsp.text().contains(leaked), "{}", rsp.text());
+    }
+    let audit = demo.stop().await;
+    let record = audit.iter().find(|r| r["status"] == 200).unwrap();
+    assert_eq!(
+        record["validation"]["stripped"],
+        serde_json::json!(["/internal_cost", "/supplier_id"]),
+        "the API did send them: {record}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_command_creates_lists_and_revokes_through_the_admin_api() {
     let upstream = RecordingUpstream::start().await;

@@ -245,9 +245,10 @@ async fn report_mode_still_sanitizes_a_body_it_lets_through_with_violations() {
 
 #[tokio::test]
 async fn an_unterminated_tag_in_a_sanitized_field_never_reaches_the_upstream_raw() {
-    // Found by scripts/schemathesis' upstream check: the tokenizer that tells a removal from a
-    // re-spelling drops a tag cut by the end of the string, so nothing looked removed and the
-    // raw bytes went on; rendered before the page's next `>`, the tag completes and runs.
+    // Found through the demo API's request log (RAMPART_DEMO_REQUEST_LOG): the tokenizer that
+    // tells a removal from a re-spelling drops a tag cut by the end of the string, so nothing
+    // looked removed and the raw bytes went on; rendered before the page's next `>`, the tag
+    // completes and runs.
     let upstream = RecordingUpstream::start().await;
     let gw = gateway(&upstream, "").await;
     let body = r#"{"item":"pen","qty":1,"comment":"hello<img src=x onerror=alert(1) "}"#;
