@@ -481,6 +481,20 @@ fn replying(body: &'static str) -> rampart_testkit::Reply {
     })
 }
 
+#[tokio::test]
+async fn a_stack_trace_in_a_long_checked_response_is_a_masked_502_not_a_cut_stream() {
+    let filler = "x".repeat(100 * 1024);
+    let body = format!(
+        r#"{{"id":1,"qty":1,"item":"{filler}\n\tat com.shop.orders.OrderService.total(OrderService.java:42)"}}"#
+    );
+    let body: &'static str = Box::leak(body.into_boxed_str());
+    let upstream = RecordingUpstream::with_reply(replying(body)).await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(&gw, Method::GET, "/api/orders/1", "", "").await;
+    assert_eq!(rsp.status, StatusCode::BAD_GATEWAY, "{}", rsp.status);
+    assert!(!rsp.text().contains("OrderService"));
+}
+
 const LEAKY_ORDER: &str =
     r#"{"id":1,"item":"pen","qty":1,"password_hash":"$argon2id$v=19$x","internal":{"cost":3}}"#;
 

@@ -89,11 +89,15 @@ pub trait Policy: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Place in the pipeline.
     fn stage(&self) -> Stage;
+    /// The check on the request's head. Policies that only read bodies or responses keep the
+    /// default, which lets every request through.
     fn on_request<'a>(
         &'a self,
-        req: &'a mut http::request::Parts,
-        cx: &'a mut RequestCtx,
-    ) -> BoxFuture<'a, Result<Flow, GatewayError>>;
+        _req: &'a mut http::request::Parts,
+        _cx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
+        Box::pin(std::future::ready(Ok(Flow::Continue)))
+    }
     /// Whether this policy reads this request's body (decided from the head, e.g. its content
     /// type). A request's body is read whole (up to the route's limit) only when a policy of its
     /// route reads it; otherwise it streams to the upstream unbuffered.

@@ -196,12 +196,16 @@ async fn process(
         return Err(GatewayError::UpstreamStatusMasked(head.status));
     }
     let mut body: Body = upstream_body.map_err(Into::into).boxed();
+    let scanner = mask::guard::scanner().filter(|_| route.leak_scan);
     if route.pipeline.reads_response_body(&head, cx) {
-        body = checked_response(route, &mut head, body, cx).await?;
+        let bytes = checked_response(route, &mut head, body, cx).await?;
+        // Already whole: scanned as it is, whatever its size, so a leak is a masked 502.
+        if let Some(scanner) = scanner {
+            mask::guard::check_whole(scanner, &head, &bytes, &mut cx.validation.leak)?;
+        }
+        return Ok(Response::from_parts(head, crate::body::full(bytes)));
     }
-    if route.leak_scan
-        && let Some(scanner) = mask::guard::scanner()
-    {
+    if let Some(scanner) = scanner {
         body = mask::guard::guard(scanner, &head, body, &mut cx.validation.leak).await?;
     }
     Ok(Response::from_parts(head, body))
@@ -224,18 +228,18 @@ async fn checked_response(
     head: &mut http::response::Parts,
     body: Body,
     cx: &mut RequestCtx,
-) -> Result<Body, GatewayError> {
+) -> Result<bytes::Bytes, GatewayError> {
     let bytes = crate::body::collect_bounded(body, route.max_response_bytes)
         .await
         .map_err(GatewayError::UpstreamResponseRefused)?;
     if bytes.is_empty() {
         // A HEAD response, a 204: nothing to check, and its `Content-Length` is the upstream's.
-        return Ok(crate::body::full(bytes));
+        return Ok(bytes);
     }
     let mut view = BodyView::new(bytes);
     route.pipeline.on_response_body(head, &mut view, cx)?;
     if !view.changed() {
-        return Ok(crate::body::full(view.into_bytes()));
+        return Ok(view.into_bytes());
     }
     forget_digests(&mut head.headers);
     head.headers.remove(header::ETAG);
@@ -243,7 +247,7 @@ async fn checked_response(
     let bytes = view.into_bytes();
     head.headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    Ok(crate::body::full(bytes))
+    Ok(bytes)
 }
 
 /// The body to forward once the body policies have seen it; a body they changed gets its new

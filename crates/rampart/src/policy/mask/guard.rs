@@ -92,6 +92,20 @@ pub async fn guard(
     Ok(body::full(check(scanner, prefix.freeze(), found)?))
 }
 
+/// Scans a response that is already whole in memory (read for the response contract): no copy,
+/// and no size beyond which it would have to stream.
+pub fn check_whole(
+    scanner: &LeakScanner,
+    head: &http::response::Parts,
+    bytes: &Bytes,
+    found: &mut Option<&'static str>,
+) -> Result<(), GatewayError> {
+    if !scannable(head) {
+        return Ok(());
+    }
+    check(scanner, bytes.clone(), found).map(drop)
+}
+
 fn check(
     scanner: &LeakScanner,
     bytes: Bytes,

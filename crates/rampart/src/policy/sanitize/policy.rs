@@ -13,7 +13,7 @@ use super::field_path::FieldPath;
 use super::html::HtmlSanitizer;
 use crate::context::RequestCtx;
 use crate::error::{GatewayError, Invalid};
-use crate::pipeline::{BodyView, Flow, Policy, Stage};
+use crate::pipeline::{BodyView, Policy, Stage};
 use crate::policy::validate::media;
 
 /// The configured fields of one route and the shared allow-list.
@@ -35,14 +35,6 @@ impl Policy for SanitizeFields {
 
     fn stage(&self) -> Stage {
         Stage::ValidateBody
-    }
-
-    fn on_request<'a>(
-        &'a self,
-        _req: &'a mut http::request::Parts,
-        _cx: &'a mut RequestCtx,
-    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
-        Box::pin(std::future::ready(Ok(Flow::Continue)))
     }
 
     /// Every body is read: one this policy cannot clean (not JSON, or content-coded) is

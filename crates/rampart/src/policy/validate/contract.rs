@@ -323,14 +323,6 @@ impl Policy for ContractBody {
         Stage::ValidateBody
     }
 
-    fn on_request<'a>(
-        &'a self,
-        _req: &'a mut http::request::Parts,
-        _cx: &'a mut RequestCtx,
-    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
-        Box::pin(std::future::ready(Ok(Flow::Continue)))
-    }
-
     fn reads_body(&self, req: &http::request::Parts, cx: &RequestCtx) -> bool {
         cx.body_present && self.media(req, cx).is_some()
     }

@@ -1,4 +1,4 @@
-//! The JSON (and XML) threat limits as a policy: on every route, a body that announces itself as
+//! The JSON threat limits as a policy: on every route, a body that announces itself as
 //! JSON is read whole (bounded by the route's body limit) and checked by `json_limits` before any
 //! other body policy parses it. A route that validates nothing else still streams its other
 //! bodies (uploads, octet streams) unbuffered.
@@ -9,7 +9,7 @@ use super::json_limits::{self, JsonLimits};
 use super::media;
 use crate::context::RequestCtx;
 use crate::error::{GatewayError, Invalid};
-use crate::pipeline::{BodyView, Flow, Policy, Stage};
+use crate::pipeline::{BodyView, Policy, Stage};
 
 /// The limits every JSON body of a route must respect.
 pub struct ThreatLimits {
@@ -29,14 +29,6 @@ impl Policy for ThreatLimits {
 
     fn stage(&self) -> Stage {
         Stage::ValidateBody
-    }
-
-    fn on_request<'a>(
-        &'a self,
-        _req: &'a mut http::request::Parts,
-        _cx: &'a mut RequestCtx,
-    ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
-        Box::pin(std::future::ready(Ok(Flow::Continue)))
     }
 
     fn reads_body(&self, req: &http::request::Parts, cx: &RequestCtx) -> bool {
