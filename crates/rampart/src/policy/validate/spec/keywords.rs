@@ -95,11 +95,14 @@ impl IntegerWidth {
             // Above i64::MAX.
             return false;
         }
-        // A float: compared as a float (both bounds are exactly representable as powers of two
-        // or one below them, and the comparison is what the upstream's parser would do).
+        // A float: compared as a float against exact bounds. The minimum (`-2^31` or `-2^63`) is
+        // a power of two and exact as an f64; the maximum is one below a power of two, which an
+        // f64 cannot hold for 64 bits (`i64::MAX as f64` rounds up to 2^63), so the bound is the
+        // exclusive power of two above it: `f < 2^31` or `f < 2^63`.
         #[allow(clippy::cast_precision_loss)]
-        let (min, max) = (self.min as f64, self.max as f64);
-        n.as_f64().is_some_and(|f| f >= min && f <= max)
+        let min = self.min as f64;
+        let above = -min;
+        n.as_f64().is_some_and(|f| f >= min && f < above)
     }
 }
 
@@ -114,5 +117,56 @@ impl<'i> Keyword<'i> for IntegerWidth {
 
     fn is_valid(&self, instance: &'i Value) -> bool {
         self.fits(instance)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::{INT32_REASON, INT64_REASON, IntegerWidth};
+
+    fn number(text: &str) -> Value {
+        serde_json::from_str(text).unwrap_or(Value::Null)
+    }
+
+    const INT64: IntegerWidth = IntegerWidth {
+        min: i64::MIN,
+        max: i64::MAX,
+        reason: INT64_REASON,
+    };
+
+    #[test]
+    fn two_to_the_63_is_not_an_int64_in_any_spelling() {
+        for text in [
+            "9223372036854775808",
+            "9223372036854775808.0",
+            "9.223372036854775808e18",
+            "-9223372036854777856.0",
+        ] {
+            assert!(!INT64.fits(&number(text)), "{text}");
+        }
+        for text in [
+            "9223372036854775807",
+            "-9223372036854775808",
+            "-9223372036854775808.0",
+            "9223372036854774784.0",
+        ] {
+            assert!(INT64.fits(&number(text)), "{text}");
+        }
+    }
+
+    #[test]
+    fn two_to_the_31_is_not_an_int32() {
+        let int32 = IntegerWidth {
+            min: i64::from(i32::MIN),
+            max: i64::from(i32::MAX),
+            reason: INT32_REASON,
+        };
+        assert!(!int32.fits(&number("2147483648.0")));
+        assert!(!int32.fits(&number("2147483648")));
+        assert!(int32.fits(&number("2147483647.0")));
+        assert!(int32.fits(&number("-2147483648.0")));
+        assert!(!int32.fits(&number("-2147483649.0")));
     }
 }
