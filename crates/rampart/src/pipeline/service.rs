@@ -175,6 +175,7 @@ async fn process(
     if let Flow::Respond(response) = route.pipeline.after_body(parts, cx).await? {
         return Ok(response);
     }
+    let request_method = parts.method.clone();
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();
@@ -188,6 +189,9 @@ async fn process(
         );
         return Err(GatewayError::UpstreamStatusMasked(head.status));
     }
+    route
+        .pipeline
+        .on_response_head(&head, &request_method, cx)?;
     let mut body: Body = upstream_body.map_err(Into::into).boxed();
     if route.pipeline.reads_response_body(&head, cx) {
         body = checked_response(route, &mut head, body, cx).await?;

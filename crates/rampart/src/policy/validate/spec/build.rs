@@ -19,6 +19,7 @@ use super::issues::{Issues, SourceFile};
 use super::load;
 use super::params::{ParamSpec, Params};
 use super::{Operation, UnknownQuery};
+use crate::policy::validate::strip::Patterns;
 
 pub(super) const REQUEST_URI: &str = "urn:rampart:request";
 pub(super) const RESPONSE_URI: &str = "urn:rampart:response";
@@ -30,6 +31,8 @@ pub(super) struct Builder<'a, 'r> {
     pub(super) cache: HashMap<String, Validator>,
     pub(super) request_doc: &'a Value,
     pub(super) response_doc: &'a Arc<Value>,
+    /// The response document's `patternProperties`, compiled once for response stripping.
+    pub(super) response_patterns: Arc<Patterns>,
     pub(super) validator_options: ValidationOptions<'r>,
     pub(super) files: &'a [SourceFile],
     pub(super) issues: &'a mut Issues,
@@ -212,6 +215,7 @@ impl Builder<'_, '_> {
         ResponseSpec {
             validator,
             root: Arc::clone(self.response_doc),
+            patterns: Arc::clone(&self.response_patterns),
             pointer: raw.site,
         }
     }

@@ -21,6 +21,7 @@ use super::load::{self, Budget};
 use super::matcher::Matcher;
 use super::refs;
 use super::{CompileOptions, Operation, Spec, SpecIssue};
+use crate::policy::validate::strip::Patterns;
 
 pub(super) fn compile(
     text: String,
@@ -110,6 +111,7 @@ pub(super) fn compile(
         cache: HashMap::new(),
         request_doc: &request_doc,
         response_doc: &response_doc,
+        response_patterns: Arc::new(Patterns::collect(&response_doc)),
         validator_options: super::keywords::options(&registry),
         files: &files,
         issues: &mut issues,
