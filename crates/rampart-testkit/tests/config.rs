@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-use std::path::Path;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -148,6 +147,7 @@ paths:
               additionalProperties: true
               properties:
                 name: { type: string }
+                code: { type: string, maxLength: 8, pattern: '^(?!admin)[a-z]+$' }
                 tags: { type: array, items: { type: string, maxLength: 8 } }
                 count: { type: integer }
       responses:

@@ -33,7 +33,11 @@ pub(super) struct Builder<'a, 'r> {
     pub(super) response_doc: &'a Arc<Value>,
     /// The response document's `patternProperties`, compiled once for response stripping.
     pub(super) response_patterns: Arc<Patterns>,
+    /// Patterns on the linear engine: every schema whose patterns it reads.
     pub(super) validator_options: ValidationOptions<'r>,
+    /// Patterns on the bounded backtracking engine: a schema with a pattern the linear engine
+    /// cannot read (lookaround, back-references).
+    pub(super) backtracking_options: ValidationOptions<'r>,
     pub(super) files: &'a [SourceFile],
     pub(super) issues: &'a mut Issues,
 }
@@ -45,7 +49,7 @@ impl Builder<'_, '_> {
         if let Some(validator) = self.cache.get(&key) {
             return Some(validator.clone());
         }
-        match self.validator_options.build(schema) {
+        match self.build(schema) {
             Ok(validator) => {
                 self.cache.insert(key, validator.clone());
                 Some(validator)
@@ -56,6 +60,14 @@ impl Builder<'_, '_> {
                 None
             }
         }
+    }
+
+    /// Compiles a schema on the linear regex engine, or, when one of its patterns needs it, on
+    /// the backtracking one (whose error, if it fails too, is the one worth reporting).
+    fn build(&self, schema: &Value) -> Result<Validator, jsonschema::ValidationError<'static>> {
+        self.validator_options
+            .build(schema)
+            .or_else(|_| self.backtracking_options.build(schema))
     }
 
     /// The schema at `site` in the document named `uri`, with its references made absolute so
@@ -136,7 +148,7 @@ impl Builder<'_, '_> {
             let key = schema.to_string();
             match self.cache.get(&key) {
                 Some(validator) => Some(validator.clone()),
-                None => match self.validator_options.build(&schema) {
+                None => match self.build(&schema) {
                     Ok(validator) => {
                         self.cache.insert(key, validator.clone());
                         Some(validator)

@@ -17,6 +17,7 @@ use super::build::{Builder, REQUEST_URI, RESPONSE_URI};
 use super::convert::{self, Dialect, Mode};
 use super::describe::{Describer, RawPath};
 use super::issues::{Issues, SourceFile};
+use super::keywords::PatternEngine;
 use super::load::{self, Budget};
 use super::matcher::Matcher;
 use super::refs;
@@ -112,7 +113,8 @@ pub(super) fn compile(
         request_doc: &request_doc,
         response_doc: &response_doc,
         response_patterns: Arc::new(Patterns::collect(&response_doc)),
-        validator_options: super::keywords::options(&registry),
+        validator_options: super::keywords::options(&registry, PatternEngine::Linear),
+        backtracking_options: super::keywords::options(&registry, PatternEngine::Backtracking),
         files: &files,
         issues: &mut issues,
     };

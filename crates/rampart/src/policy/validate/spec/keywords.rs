@@ -17,23 +17,65 @@ pub(super) const READ_ONLY_REASON: &str = "is read-only";
 pub(super) const INT32_REASON: &str = "must be a 32-bit integer";
 pub(super) const INT64_REASON: &str = "must be a 64-bit integer";
 
-/// Backtracking allowed per pattern match: a contract's pattern with nested quantifiers must
-/// not let one request burn the CPU (a failed match refuses the value).
-const PATTERN_BACKTRACK_LIMIT: usize = 100_000;
+/// Backtracking allowed per pattern match, for the few schemas whose patterns need a
+/// backtracking engine (lookaround, back-references): a request may carry thousands of strings,
+/// so each match is kept to a few thousand steps (a match that runs out refuses the value).
+const PATTERN_BACKTRACK_LIMIT: usize = 10_000;
+
+/// Upper bound on a compiled pattern (patterns come from the contract).
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Which regex engine a schema's `pattern`s and `patternProperties` run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PatternEngine {
+    /// The `regex` crate: time linear in the input, whatever the pattern. Every schema whose
+    /// patterns it reads (nearly all) is compiled with it.
+    Linear,
+    /// `fancy-regex`, bounded by [`PATTERN_BACKTRACK_LIMIT`]: only for a schema with a pattern
+    /// the linear engine cannot read (lint `pattern-backtracking`).
+    Backtracking,
+}
 
 /// The options every schema of a contract is compiled with: 2020-12, formats asserted,
-/// Rampart's keywords, bounded pattern matching.
-pub(super) fn options<'r>(registry: &'r jsonschema::Registry<'r>) -> ValidationOptions<'r> {
-    jsonschema::options()
+/// Rampart's keywords, bounded pattern matching on `engine`.
+pub(super) fn options<'r>(
+    registry: &'r jsonschema::Registry<'r>,
+    engine: PatternEngine,
+) -> ValidationOptions<'r> {
+    let options = jsonschema::options()
         .with_draft(Draft::Draft202012)
-        .with_registry(registry)
+        .with_registry(registry);
+    with_engine(options, engine)
         .should_validate_formats(true)
-        .with_pattern_options(
-            PatternOptions::fancy_regex().backtrack_limit(PATTERN_BACKTRACK_LIMIT),
-        )
         .with_keyword(READ_ONLY_KEYWORD, |_, _, _| Ok(Box::new(ReadOnly)))
         .with_keyword(INT_KEYWORD, integer_width)
         .with_format("byte", is_base64)
+}
+
+fn with_engine(options: ValidationOptions<'_>, engine: PatternEngine) -> ValidationOptions<'_> {
+    match engine {
+        PatternEngine::Linear => {
+            options.with_pattern_options(PatternOptions::regex().size_limit(PATTERN_SIZE_LIMIT))
+        }
+        PatternEngine::Backtracking => options.with_pattern_options(
+            PatternOptions::fancy_regex()
+                .backtrack_limit(PATTERN_BACKTRACK_LIMIT)
+                .size_limit(PATTERN_SIZE_LIMIT),
+        ),
+    }
+}
+
+/// Whether an ECMA-262 `pattern` needs the backtracking engine: the linear one cannot read it
+/// (lookaround, back-references) and the backtracking one can. A pattern neither reads is
+/// reported by the compiler, not here.
+pub(crate) fn needs_backtracking(pattern: &str) -> bool {
+    let schema = serde_json::json!({ "pattern": pattern });
+    let compiles = |engine| {
+        with_engine(jsonschema::options(), engine)
+            .build(&schema)
+            .is_ok()
+    };
+    !compiles(PatternEngine::Linear) && compiles(PatternEngine::Backtracking)
 }
 
 /// OpenAPI's `format: byte`: base64 (RFC 4648 section 4, padded).

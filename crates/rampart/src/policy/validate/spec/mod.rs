@@ -37,6 +37,7 @@ use http::Method;
 
 pub use body::{MediaKind, MediaSpec, MultipartField, RequestBodySpec, ResponseSpec, media_kind};
 pub use issues::SpecIssue;
+pub(crate) use keywords::needs_backtracking;
 pub use params::{MAX_QUERY_PAIRS, PathParams};
 pub use reason::MAX_VIOLATIONS;
 
