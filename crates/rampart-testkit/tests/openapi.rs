@@ -664,3 +664,24 @@ async fn ten_thousand_stripped_members_make_one_grouped_audit_pointer_and_a_coun
     assert_eq!(record["validation"]["stripped_total"], 10_000, "{record}");
     assert!(record.to_string().len() < 4_096, "{record}");
 }
+
+#[tokio::test]
+async fn an_undeclared_5xx_is_left_to_upstream_error_masking_not_turned_into_a_502() {
+    let reply = replying_with(503, "text/html", "<pre>at Db.connect</pre>".to_owned());
+    let upstream = RecordingUpstream::with_reply(reply).await;
+    let gw = gateway(&upstream, r#", responses = "enforce""#).await;
+    let rsp = send(&gw, Method::GET, "/api/users/1", "", "").await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        rsp.text()
+    );
+    assert!(!rsp.text().contains("Db.connect"));
+    let audit = gw.stop().await;
+    let record = audit.iter().find(|r| r["status"] == 503).unwrap();
+    assert!(
+        record["validation"].get("response_violations").is_none(),
+        "{record}"
+    );
+}

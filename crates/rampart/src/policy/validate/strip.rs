@@ -177,8 +177,12 @@ impl Removed {
         if self.pointers.len() >= self.limit {
             return;
         }
-        if self.grouping == Grouping::BySchemaPath && !self.seen.insert(pointer.to_owned()) {
-            return;
+        if self.grouping == Grouping::BySchemaPath {
+            // Checked before inserting: the same grouped pointer repeats for every element.
+            if self.seen.contains(pointer) {
+                return;
+            }
+            self.seen.insert(pointer.to_owned());
         }
         self.pointers.push(pointer.to_owned());
     }
@@ -514,7 +518,9 @@ impl<'s> Schemas<'s> {
         }
         let mut parts = Vec::new();
         if let Some(mut own) = own_members(keywords) {
-            self.mark_write_only(&mut own, budget);
+            // A budget of its own: looking behind each property's `$ref` must not use up the
+            // level's expansion (a wide schema would become unreadable, and be left unstripped).
+            self.mark_write_only(&mut own, &mut Budget::new());
             parts.push(Shape::Members(own));
         }
         if let Some(reference) = keywords.get("$ref") {
@@ -560,7 +566,8 @@ impl<'s> Schemas<'s> {
     }
 
     /// Whether the schema says `writeOnly: true`, itself, behind its `$ref`, or in an `allOf`
-    /// branch. A bound exceeded answers no; the shape it belongs to is then unknown anyway.
+    /// branch. Once the budget is spent ([`MAX_STEPS`] nodes for one object's properties) the
+    /// answer is no: the member is then kept as declared.
     fn write_only(&self, schema: &'s Value, budget: &mut Budget<'s>) -> bool {
         if !budget.step() {
             return false;
