@@ -136,3 +136,59 @@ impl Client {
         })
     }
 }
+
+/// A body of unknown length: one data frame, no size hint, so no `Content-Length` is sent
+/// (HTTP/2 needs neither a length nor chunking to carry a body).
+struct UnsizedBody(Option<Bytes>);
+
+impl hyper::body::Body for UnsizedBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// Sends `body` over cleartext HTTP/2 (prior knowledge) to `base` (`http://host:port`) without
+/// a `Content-Length`, as an HTTP/2 client may.
+pub async fn h2c_send_unsized(
+    base: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> TestResponse {
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(connection);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("http://{authority}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(UnsizedBody(Some(body.into())))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("h2 request");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("h2 body").to_bytes();
+    TestResponse {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+    }
+}

@@ -17,7 +17,7 @@ mod redis;
 mod upstream;
 
 pub use ca::{ClientIdentity, TestCa};
-pub use client::{Client, TestResponse};
+pub use client::{Client, TestResponse, h2c_send_unsized};
 pub use dpop::{DpopKey, Proof};
 pub use gateway::read_audit;
 pub use issuer::{TestIssuer, TestKey, alg_name, now};

@@ -154,3 +154,66 @@ async fn a_reload_that_tightens_the_limits_applies_them_to_the_next_request() {
     assert_refused_at(&rsp, "/body/a/b");
     assert_eq!(upstream.count(), 1);
 }
+
+#[tokio::test]
+async fn a_bomb_sent_over_h2_without_content_length_is_still_refused() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let bomb = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+    let rsp = rampart_testkit::h2c_send_unsized(
+        &gw.base_url(),
+        Method::POST,
+        "/api/orders",
+        &[("content-type", "application/json")],
+        bomb,
+    )
+    .await;
+    assert_refused_at(&rsp, &format!("/body{}", "/0".repeat(32)));
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn json_labelled_text_json_is_held_to_the_same_limits() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = post(&gw, "text/json", r#"{"a":1,"a":2}"#).await;
+    assert_refused_at(&rsp, "/body/a");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn a_gzip_coded_json_body_is_415_never_passed_unchecked() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let client = gw.client();
+    let request = client
+        .request(Method::POST, "/api/orders")
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(Full::new(Bytes::from_static(b"\x1f\x8b\x08\x00not-really")))
+        .unwrap();
+    let rsp = client.send(request).await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        rsp.text()
+    );
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn two_content_types_are_refused_so_checker_and_upstream_cannot_disagree() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream, "").await;
+    let client = gw.client();
+    let request = client
+        .request(Method::POST, "/api/orders")
+        .header("content-type", "text/plain")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"a":1,"a":2}"#)))
+        .unwrap();
+    let rsp = client.send(request).await;
+    assert_eq!(rsp.status, StatusCode::BAD_REQUEST, "{}", rsp.text());
+    assert_eq!(upstream.count(), 0);
+}

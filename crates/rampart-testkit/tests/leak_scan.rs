@@ -126,3 +126,36 @@ async fn the_scan_can_be_turned_off_for_a_route_whose_job_is_such_text() {
     assert_eq!(rsp.status, StatusCode::OK);
     assert!(rsp.text().contains("PRIVATE KEY"));
 }
+
+/// Sends GET `path` with `Accept-Encoding: gzip, br` and returns what the upstream was asked for.
+async fn accept_encoding_upstream_sees(route_extra: &str) -> Option<String> {
+    let upstream = RecordingUpstream::with_reply(reply_with("{}".to_owned(), &[])).await;
+    let gw = gateway(&upstream, route_extra).await;
+    let client = gw.client();
+    let request = client
+        .request(http::Method::GET, "/api/orders/1")
+        .header("accept-encoding", "gzip, br")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(client.send(request).await.status, StatusCode::OK);
+    let seen = upstream.last();
+    seen.headers
+        .get("accept-encoding")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_scanned_route_asks_the_upstream_for_bytes_it_can_read_not_a_compressed_body() {
+    assert_eq!(
+        accept_encoding_upstream_sees("").await.as_deref(),
+        Some("identity"),
+        "a gzip body would pass the scan unread"
+    );
+    assert_eq!(
+        accept_encoding_upstream_sees("leak_scan = false")
+            .await
+            .as_deref(),
+        Some("gzip, br"),
+        "without the scan the client's preference stands"
+    );
+}

@@ -109,6 +109,10 @@ pub struct RequestCtx {
     pub in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The peer is a configured trusted proxy: its `X-Forwarded-*` headers describe the client.
     pub from_trusted_proxy: bool,
+    /// The request carries a body: a length above zero, chunked, or (HTTP/2, where neither is
+    /// required) DATA frames after a HEADERS frame without END_STREAM. Body policies decide by
+    /// this, never by the headers alone.
+    pub body_present: bool,
     /// What validation found, for the later validation stages and the audit record.
     pub validation: Validation,
 }
@@ -225,6 +229,7 @@ impl RequestCtx {
             rate_limit_headers: None,
             in_flight: None,
             from_trusted_proxy: false,
+            body_present: false,
             validation: Validation::default(),
         }
     }

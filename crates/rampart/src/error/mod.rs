@@ -105,9 +105,11 @@ pub enum GatewayError {
     /// client gets the pointers and reasons, never the values.
     #[error("request refused by validation{}", .0.summary())]
     RequestInvalid(Box<Invalid>),
-    /// A body whose content type the operation does not declare.
-    #[error("content type not declared by operation {operation}")]
-    UnsupportedMediaType { operation: std::sync::Arc<str> },
+    /// A body the route cannot read: a content type the operation does not declare, a
+    /// content-coded body, a non-JSON body where JSON fields must be sanitized. The reason is
+    /// the gateway's own text, for the audit log.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(&'static str),
     /// A path the contract does not declare (the route exists, the operation does not).
     #[error("operation not declared by the contract")]
     OperationNotDeclared,
@@ -173,7 +175,7 @@ impl GatewayError {
             Self::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestInvalid(invalid) => invalid.status,
-            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::OperationNotDeclared => StatusCode::NOT_FOUND,
             Self::UpstreamResponseRefused(_) => StatusCode::BAD_GATEWAY,
         }
@@ -217,7 +219,7 @@ impl GatewayError {
             Self::InvalidInput(_) => "invalid_input",
             Self::ServiceUnavailable(_) => "service_unavailable",
             Self::RequestInvalid(_) => "validation_failed",
-            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::OperationNotDeclared => "operation_not_declared",
         }
     }
@@ -268,7 +270,7 @@ impl GatewayError {
             Self::InvalidInput(_) => "The request is not valid",
             Self::ServiceUnavailable(_) => "A required service is unavailable",
             Self::RequestInvalid(_) => "The request does not match the API contract",
-            Self::UnsupportedMediaType { .. } => "This content type is not accepted here",
+            Self::UnsupportedMediaType(_) => "This content type is not accepted here",
             Self::OperationNotDeclared => "No such operation",
         }
     }
@@ -389,7 +391,7 @@ pub(super) struct Problem<'a> {
     request_id: &'a str,
     /// `{pointer, reason}` of each violation, for validation refusals.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [violation::Violation]>,
+    errors: Option<Vec<violation::Violation>>,
 }
 
 /// One instance of every variant, for documentation checks. The exhaustive match below makes a new
@@ -448,9 +450,7 @@ pub fn catalogue() -> Vec<GatewayError> {
             operation: None,
             violations: Vec::new(),
         })),
-        GatewayError::UnsupportedMediaType {
-            operation: "op".into(),
-        },
+        GatewayError::UnsupportedMediaType(""),
         GatewayError::OperationNotDeclared,
         GatewayError::UpstreamResponseRefused(String::new()),
     ];
@@ -483,7 +483,7 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::InvalidInput(_)
             | GatewayError::ServiceUnavailable(_)
             | GatewayError::RequestInvalid(_)
-            | GatewayError::UnsupportedMediaType { .. }
+            | GatewayError::UnsupportedMediaType(_)
             | GatewayError::OperationNotDeclared
             | GatewayError::UpstreamResponseRefused(_) => {}
         }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue};
 
-use super::{GatewayError, Problem};
+use super::{GatewayError, Problem, violation};
 use crate::body::Body;
 
 /// Serializes the RFC 9457 body for `err`.
@@ -18,7 +18,9 @@ pub fn problem_body(err: &GatewayError, request_id: &str) -> Bytes {
         status: err.status().as_u16(),
         code,
         request_id,
-        errors: err.violations(),
+        errors: err
+            .violations()
+            .map(|all| all.iter().map(violation::Violation::shown).collect()),
     };
     // Serializing a struct of strings and a u16 cannot fail; fall back to an empty object anyway
     // rather than panic on the error path.

@@ -31,6 +31,9 @@ pub struct Route {
     pub mask_upstream_errors: bool,
     /// Scan responses for stack traces, SQL errors and private keys (`mask::guard`).
     pub leak_scan: bool,
+    /// Ask the upstream for uncompressed responses (`Accept-Encoding: identity`): the leak scan
+    /// and the response contract read the bytes, and would pass a compressed body unread.
+    pub identity_responses: bool,
     pub max_body_bytes: u64,
     /// A response a policy reads is read whole up to this size (beyond, a masked 502).
     pub max_response_bytes: u64,
@@ -182,6 +185,10 @@ fn build_route(
             ),
             mask_upstream_errors: route.mask_upstream_errors,
             leak_scan: route.leak_scan,
+            identity_responses: route.leak_scan
+                || contract_of(env.config, route).is_some_and(|openapi| {
+                    openapi.responses != crate::policy::validate::config::ResponseMode::Off
+                }),
             max_body_bytes: route
                 .max_body_bytes
                 .unwrap_or(env.config.limits.max_body_bytes),

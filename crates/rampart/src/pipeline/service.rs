@@ -160,6 +160,7 @@ async fn process(
             "preflight on a route without CORS",
         ));
     }
+    cx.body_present = body_present(&parts.headers, &body);
     if let Flow::Respond(response) = route.pipeline.before_body(parts, cx).await? {
         return Ok(response);
     }
@@ -174,6 +175,12 @@ async fn process(
     };
     if let Flow::Respond(response) = route.pipeline.after_body(parts, cx).await? {
         return Ok(response);
+    }
+    if route.identity_responses {
+        parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
     }
     let request_method = parts.method.clone();
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
@@ -202,6 +209,15 @@ async fn process(
         body = mask::guard::guard(scanner, &head, body, &mut cx.validation.leak).await?;
     }
     Ok(Response::from_parts(head, body))
+}
+
+/// Whether the request has a body: what its head announces, and on HTTP/2 (where a body needs
+/// neither `Content-Length` nor chunking) whether the stream stays open after the head.
+fn body_present(headers: &http::HeaderMap, body: &Incoming) -> bool {
+    let zero_length = headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    !zero_length && !http_body::Body::is_end_stream(body)
 }
 
 /// Stage::ValidateResponse: a response some policy reads is read whole (bounded by the route's

@@ -47,6 +47,19 @@ pub fn check_request(
     if req.headers.get_all(http::header::HOST).iter().count() > 1 {
         return Err(GatewayError::MalformedRequest("multiple Host headers"));
     }
+    // `Content-Type` is a singleton (RFC 9110 section 8.3): with two, a checker that reads the
+    // first and an upstream that reads the last would parse the body differently.
+    if req
+        .headers
+        .get_all(http::header::CONTENT_TYPE)
+        .iter()
+        .count()
+        > 1
+    {
+        return Err(GatewayError::MalformedRequest(
+            "multiple Content-Type headers",
+        ));
+    }
     Ok(())
 }
 

@@ -16,13 +16,28 @@ use super::field_path::{FieldPath, Step};
 use super::html::HtmlSanitizer;
 use crate::policy::validate::violation::{Violation, escape_token};
 
-/// Sanitizes the strings at `fields` in place; returns how many had markup removed.
+/// What [`apply`] did to a body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Fields from which markup was removed (what the audit counts).
+    pub removed: usize,
+    /// Fields whose string was replaced by the sanitizer's output, removed or only re-spelled.
+    /// Whenever this is not zero the body must be re-serialized: the detector of removals can
+    /// miss one (an unterminated tag at the end of a string is dropped by ammonia, and by the
+    /// tokenizer that summarizes the input), so "nothing removed" never means "send the raw
+    /// bytes".
+    pub rewritten: usize,
+}
+
+/// Sanitizes the strings at `fields` in place; says how many had markup removed and how many were
+/// rewritten.
 pub fn apply<'f>(
     value: &mut Value,
     fields: impl IntoIterator<Item = (&'f FieldPath, OnUnsafe)>,
     sanitizer: &HtmlSanitizer,
-) -> Result<usize, Violation> {
+) -> Result<Applied, Violation> {
     let mut removed = 0;
+    let mut rewritten = 0;
     for (path, on_unsafe) in fields {
         let mut pointer = String::from("/body");
         visit(value, &path.0, &mut pointer, &mut |text, pointer| {
@@ -38,15 +53,17 @@ pub fn apply<'f>(
             }
             if let Cow::Owned(html) = cleaned.html {
                 *text = html;
+                rewritten += 1;
             }
             Ok(())
         })?;
     }
-    Ok(removed)
+    Ok(Applied { removed, rewritten })
 }
 
 /// Calls `on_string` for every string `steps` lead to from `value`, with its concrete pointer.
-/// The recursion is as deep as the configured path, not as deep as the body.
+/// The recursion is as deep as the configured path, or for a `Repeat` step as deep as the body
+/// (each repetition descends one member or element, and the body's depth is bounded).
 fn visit(
     value: &mut Value,
     steps: &[Step],
@@ -74,6 +91,19 @@ fn visit(
                 pointer.push('/');
                 pointer.push_str(key);
                 visit(child, rest, pointer, on_string)?;
+            }
+        }
+        (Step::Repeat(cycles), value) => {
+            // Zero repetitions, then one more of each cycle followed by this step again.
+            visit(value, rest, pointer, on_string)?;
+            for cycle in cycles {
+                let again: Vec<Step> = cycle
+                    .iter()
+                    .chain(std::iter::once(step))
+                    .chain(rest)
+                    .cloned()
+                    .collect();
+                visit(value, &again, pointer, on_string)?;
             }
         }
         (Step::AnyIndex, Value::Array(items)) => {
@@ -116,7 +146,8 @@ mod tests {
             &mut body,
             fields.iter().map(|(p, o)| (p, *o)),
             &HtmlSanitizer::default(),
-        );
+        )
+        .map(|a| a.removed);
         (body, result)
     }
 
@@ -169,6 +200,25 @@ mod tests {
         assert_eq!(
             body["bio"],
             "Tom &amp; Jerry &lt;3 <b>bold</b> <a href=\"https://example.com\" rel=\"noopener noreferrer\">site</a>"
+        );
+    }
+
+    #[test]
+    fn an_unterminated_tag_at_the_end_is_rewritten_even_when_no_removal_is_detected() {
+        // The tokenizer drops a tag cut by the end of the string, so the removal detector sees
+        // none; the field must still be replaced by the sanitizer's output, and say so.
+        let mut body = json!({"note": "hello<img src=x onerror=alert(1) "});
+        let fields = [(path("/note"), OnUnsafe::Sanitize)];
+        let applied = apply(
+            &mut body,
+            fields.iter().map(|(p, o)| (p, *o)),
+            &HtmlSanitizer::default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(applied.rewritten, 1, "{body}");
+        assert!(
+            !body["note"].as_str().unwrap_or_default().contains('<'),
+            "{body}"
         );
     }
 

@@ -11,6 +11,11 @@ pub enum Step {
     Key(String),
     /// Every element of an array.
     AnyIndex,
+    /// Zero or more repetitions of any of these step sequences: what a recursive schema (a
+    /// comment whose `replies` are comments) makes of a marked field, so it is found at every
+    /// depth the body has. Derived from the contract only (never parsed from config); each
+    /// sequence holds at least one `Key` or `AnyIndex` step, so every repetition descends.
+    Repeat(Vec<Vec<Step>>),
 }
 
 /// A path from the body's root to the fields it names.
@@ -70,6 +75,16 @@ impl fmt::Display for FieldPath {
                     crate::policy::validate::violation::escape_token(key)
                 )?,
                 Step::AnyIndex => f.write_str("/*")?,
+                Step::Repeat(cycles) => {
+                    f.write_str("/(")?;
+                    for (i, cycle) in cycles.iter().enumerate() {
+                        if i > 0 {
+                            f.write_str("|")?;
+                        }
+                        write!(f, "{}", FieldPath(cycle.clone()))?;
+                    }
+                    f.write_str(")*")?;
+                }
             }
         }
         Ok(())

@@ -45,18 +45,29 @@ impl Policy for SanitizeFields {
         Box::pin(std::future::ready(Ok(Flow::Continue)))
     }
 
-    fn reads_body(&self, req: &http::request::Parts, _cx: &RequestCtx) -> bool {
-        media::has_body(&req.headers)
-            && media::essence(&req.headers).is_some_and(|e| media::is_json(&e))
+    /// Every body is read: one this policy cannot clean (not JSON, or content-coded) is
+    /// refused rather than passed, since the upstream may parse it as JSON all the same.
+    fn reads_body(&self, _req: &http::request::Parts, cx: &RequestCtx) -> bool {
+        cx.body_present
     }
 
     fn on_body<'a>(
         &'a self,
-        _req: &'a http::request::Parts,
+        req: &'a http::request::Parts,
         body: &'a mut BodyView,
         cx: &'a mut RequestCtx,
     ) -> BoxFuture<'a, Result<(), GatewayError>> {
-        Box::pin(std::future::ready(self.clean(body, cx)))
+        let json = media::essence(&req.headers).is_some_and(|e| media::is_json(&e));
+        let cleaned = if !json {
+            Err(GatewayError::UnsupportedMediaType(
+                "a route with sanitized fields takes JSON bodies only",
+            ))
+        } else if media::is_encoded(&req.headers) {
+            Err(GatewayError::UnsupportedMediaType("content-coded body"))
+        } else {
+            self.clean(body, cx)
+        };
+        Box::pin(std::future::ready(cleaned))
     }
 }
 
@@ -72,10 +83,13 @@ impl SanitizeFields {
         let value = body.json().map_err(refuse)?;
         let fields = self.fields.iter().map(|(path, on)| (path, *on));
         match apply::apply(value, fields, &self.sanitizer) {
-            Ok(0) => Ok(()),
-            Ok(changed) => {
-                cx.validation.sanitized += u32::try_from(changed).unwrap_or(u32::MAX);
-                body.mark_json_changed();
+            Ok(applied) => {
+                cx.validation.sanitized += u32::try_from(applied.removed).unwrap_or(u32::MAX);
+                // Any rewritten field is re-serialized, counted as a removal or not (see
+                // `Applied::rewritten`): the raw bytes of a rewritten field never go on.
+                if applied.rewritten > 0 {
+                    body.mark_json_changed();
+                }
                 Ok(())
             }
             Err(violation) => {

@@ -19,7 +19,7 @@ use http::StatusCode;
 
 use super::config::{Mode, OpenApiConfig, ResponseMode};
 use super::spec::{Found, MAX_VIOLATIONS, MediaKind, MediaSpec, Operation, Spec};
-use super::violation::Violation;
+use super::violation::{Violation, escape_token};
 use super::xml::XmlLimits;
 use super::{form, media, multipart, xml};
 use crate::context::RequestCtx;
@@ -201,14 +201,14 @@ impl ContractHead {
         cx.validation.operation = Some(operation.shared_id().clone());
         cx.validation.operation_index = Some(operation.key());
         let mut violations = operation.check_head(req, &params);
-        if let Some(unsupported) = body_presence(operation, req, &mut violations) {
-            let error = GatewayError::UnsupportedMediaType {
-                operation: operation.shared_id().clone(),
-            };
+        if let Some((reason, unsupported)) =
+            body_presence(operation, req, cx.body_present, &mut violations)
+        {
+            let error = GatewayError::UnsupportedMediaType(reason);
             return contract.settle_error(error, unsupported, cx);
         }
         // A body of a declared media type is checked next, by `ContractBody`, which counts.
-        let body_follows = media::has_body(&req.headers) && operation.request_body().is_some();
+        let body_follows = cx.body_present && operation.request_body().is_some();
         let last = if body_follows { Last::No } else { Last::Yes };
         contract
             .settle(violations, last, cx)
@@ -216,14 +216,18 @@ impl ContractHead {
     }
 }
 
-/// Checks that a body is there when required, absent when not declared, and of a declared
-/// media type. `Some` is a content type the operation does not declare (415).
+/// Checks that a body is there when required, absent when not declared, of a declared media
+/// type and not content-coded. `Some` is a body the contract cannot read (415), with its reason.
 fn body_presence(
     operation: &Operation,
     req: &http::request::Parts,
+    present: bool,
     violations: &mut Vec<Violation>,
-) -> Option<Violation> {
-    let present = media::has_body(&req.headers);
+) -> Option<(&'static str, Violation)> {
+    if present && media::is_encoded(&req.headers) {
+        let violation = Violation::new("/header/content-encoding", "is not accepted");
+        return Some(("content-coded body", violation));
+    }
     match (present, operation.request_body()) {
         (true, None) => {
             violations.push(Violation::new(
@@ -234,7 +238,10 @@ fn body_presence(
         }
         (true, Some(body)) => {
             let declared = media::essence(&req.headers).is_some_and(|e| body.media(&e).is_some());
-            (!declared).then(|| Violation::new("/header/content-type", "is not declared"))
+            (!declared).then(|| {
+                let violation = Violation::new("/header/content-type", "is not declared");
+                ("content type not declared by the operation", violation)
+            })
         }
         (false, Some(body)) if body.required() => {
             violations.push(Violation::new("/body", "is required"));
@@ -269,10 +276,21 @@ impl ContractBody {
             MediaKind::Json => match body.json() {
                 Ok(value) => {
                     let violations = spec.check(value);
-                    if violations.is_empty() {
-                        sanitize_marked(contract, spec.sanitize_fields(), body, cx)?;
+                    // In report mode the body goes on whatever it violates, so it is cleaned
+                    // all the same: a contract being rolled out never lets markup through.
+                    let goes_on = violations.is_empty() || contract.mode == Mode::Report;
+                    if goes_on && sanitize_marked(contract, spec.sanitize_fields(), body, cx)? {
+                        // The sanitized copy is what goes on, so it is checked again: a field
+                        // the sanitizer re-spelled can grow past its `maxLength` (`<` becomes
+                        // `&lt;`, a link gains `rel`) or leave its `pattern`, and the upstream
+                        // must only ever receive what the contract declares.
+                        match body.json() {
+                            Ok(value) => spec.check(value),
+                            Err(violation) => vec![violation],
+                        }
+                    } else {
+                        violations
                     }
-                    violations
                 }
                 Err(violation) => vec![violation],
             },
@@ -313,7 +331,7 @@ impl Policy for ContractBody {
     }
 
     fn reads_body(&self, req: &http::request::Parts, cx: &RequestCtx) -> bool {
-        media::has_body(&req.headers) && self.media(req, cx).is_some()
+        cx.body_present && self.media(req, cx).is_some()
     }
 
     fn on_body<'a>(
@@ -326,28 +344,34 @@ impl Policy for ContractBody {
     }
 }
 
-/// Cleans the fields the contract marks `x-rampart-sanitize: html`.
+/// Cleans the fields the contract marks `x-rampart-sanitize: html`; says whether any was
+/// rewritten (the body then goes on re-serialized).
 fn sanitize_marked(
     contract: &Contract,
     fields: &[FieldPath],
     body: &mut BodyView,
     cx: &mut RequestCtx,
-) -> Result<(), GatewayError> {
+) -> Result<bool, GatewayError> {
     if fields.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let Ok(value) = body.json() else {
-        return Ok(());
+        return Ok(false);
     };
     let marked = fields.iter().map(|f| (f, OnUnsafe::Sanitize));
     match sanitize::apply(value, marked, &contract.sanitizer) {
-        Ok(0) => Ok(()),
-        Ok(changed) => {
-            cx.validation.sanitized += u32::try_from(changed).unwrap_or(u32::MAX);
-            body.mark_json_changed();
-            Ok(())
+        Ok(applied) => {
+            cx.validation.sanitized += u32::try_from(applied.removed).unwrap_or(u32::MAX);
+            // Any rewritten field is re-serialized, counted as a removal or not (see
+            // `Applied::rewritten`): the raw bytes of a rewritten field never go on.
+            if applied.rewritten > 0 {
+                body.mark_json_changed();
+            }
+            Ok(applied.rewritten > 0)
         }
-        Err(violation) => contract.settle(vec![violation], Last::Yes, cx),
+        Err(violation) => contract
+            .settle(vec![violation], Last::Yes, cx)
+            .map(|()| false),
     }
 }
 
@@ -372,22 +396,67 @@ async fn multipart_violations(
         Ok(parts) => parts,
         Err(violation) => return vec![violation],
     };
+    let mut violations = Vec::new();
     // Value parts are checked as their text; file parts as their file name (the schema says
     // `format: binary` for them, which any string satisfies).
-    let pairs: Vec<(String, String)> = parts
-        .into_iter()
-        .map(|part| {
-            let value = match part.filename {
-                Some(name) => name,
-                None => String::from_utf8_lossy(&part.data).into_owned(),
-            };
-            (part.name, value)
-        })
-        .collect();
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let at = || format!("/body/{}", escape_token(&part.name));
+        let declared = spec.multipart_fields().iter().find(|f| f.name == part.name);
+        if let Some(violation) = declared.and_then(|field| part_mismatch(field, &part, at())) {
+            violations.push(violation);
+            continue;
+        }
+        let value = match part.filename {
+            Some(name) => name,
+            // Never repaired: the upstream would read other text than was checked.
+            None => match String::from_utf8(part.data.to_vec()) {
+                Ok(text) => text,
+                Err(_) => {
+                    violations.push(Violation::new(at(), "must be valid UTF-8"));
+                    continue;
+                }
+            },
+        };
+        pairs.push((part.name, value));
+    }
+    if !violations.is_empty() {
+        return violations;
+    }
     match spec.coerce_form(&pairs) {
         Ok(value) => spec.check(&value),
         Err(violations) => violations,
     }
+}
+
+/// A part that is not what its declared field says: a file where a value is declared (its
+/// content would never be checked), or a file of a media type the `encoding` does not list.
+fn part_mismatch(
+    field: &super::spec::MultipartField,
+    part: &multipart::Part,
+    at: String,
+) -> Option<Violation> {
+    if !field.file && part.filename.is_some() {
+        return Some(Violation::new(at, "must be a value, not a file"));
+    }
+    let (Some(declared), Some(sent)) = (&field.content_type, &part.content_type) else {
+        return None;
+    };
+    let sent = sent
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let accepted = declared.split(',').map(str::trim).any(|range| {
+        let range = range.to_ascii_lowercase();
+        range == sent
+            || range == "*/*"
+            || range
+                .strip_suffix("/*")
+                .is_some_and(|kind| sent.split('/').next() == Some(kind))
+    });
+    (!accepted).then(|| Violation::new(at, "has a media type the contract does not list"))
 }
 
 /// `Stage::ValidateResponse`: the response against its declared schema.

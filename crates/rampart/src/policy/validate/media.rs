@@ -12,23 +12,31 @@ pub fn essence(headers: &HeaderMap) -> Option<String> {
     (!essence.is_empty()).then(|| essence.to_ascii_lowercase())
 }
 
-/// `application/json` and every `+json` type (`application/problem+json`, vendor types).
+/// Every JSON type: `*/json` (`application/json`, `text/json`) and `*/*+json`
+/// (`application/problem+json`, vendor types). The one classifier every body policy and the
+/// contract compiler use, so a type one of them reads as JSON is never skipped by another.
 pub fn is_json(essence: &str) -> bool {
-    essence == "application/json" || (essence.ends_with("+json") && essence.contains('/'))
+    essence
+        .split_once('/')
+        .is_some_and(|(kind, sub)| !kind.is_empty() && (sub == "json" || sub.ends_with("+json")))
 }
 
 /// `application/xml`, `text/xml` and every `+xml` type.
 pub fn is_xml(essence: &str) -> bool {
     matches!(essence, "application/xml" | "text/xml")
-        || (essence.ends_with("+xml") && essence.contains('/'))
+        || essence
+            .split_once('/')
+            .is_some_and(|(kind, sub)| !kind.is_empty() && sub.ends_with("+xml"))
 }
 
-/// Whether the request announces a body (a length above zero, or chunked).
-pub fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(http::header::TRANSFER_ENCODING)
-        || headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0")
+/// Whether the body is content-coded (`Content-Encoding` other than `identity`): no body policy
+/// reads compressed bytes, so such a body is refused where one must be read (RFC 7694), never
+/// passed unchecked.
+pub fn is_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
 }
 
 #[cfg(test)]
@@ -41,6 +49,8 @@ mod tests {
         assert!(is_json("application/vnd.api+json"));
         assert!(!is_json("text/plain"));
         assert!(!is_json("+json"));
+        assert!(is_json("text/json"), "ASP.NET reads text/json as JSON");
+        assert!(!is_json("application/jsonp"));
         assert!(is_xml("text/xml"));
         assert!(is_xml("application/soap+xml"));
         let mut headers = HeaderMap::new();

@@ -114,6 +114,22 @@ fn boundary(content_type: &str) -> Result<String, Violation> {
         multer::Error::NoBoundary => Violation::new(AT, "must name a multipart boundary"),
         _ => Violation::new(AT, "must be multipart/form-data"),
     })?;
+    // A second `boundary` parameter is a parser differential: multer takes the first, parsers
+    // that build a dictionary of parameters keep the last, so the upstream could read parts this
+    // check never saw.
+    let named = content_type
+        .split(';')
+        .skip(1)
+        .filter(|param| {
+            param
+                .split('=')
+                .next()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case("boundary"))
+        })
+        .count();
+    if named > 1 {
+        return Err(Violation::new(AT, "must name one multipart boundary"));
+    }
     if boundary.is_empty() || boundary.len() > MAX_BOUNDARY_BYTES {
         return Err(Violation::new(
             AT,

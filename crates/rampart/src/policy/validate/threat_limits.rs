@@ -39,18 +39,23 @@ impl Policy for ThreatLimits {
         Box::pin(std::future::ready(Ok(Flow::Continue)))
     }
 
-    fn reads_body(&self, req: &http::request::Parts, _cx: &RequestCtx) -> bool {
+    fn reads_body(&self, req: &http::request::Parts, cx: &RequestCtx) -> bool {
         self.json.enabled
-            && media::has_body(&req.headers)
+            && cx.body_present
             && media::essence(&req.headers).is_some_and(|e| media::is_json(&e))
     }
 
     fn on_body<'a>(
         &'a self,
-        _req: &'a http::request::Parts,
+        req: &'a http::request::Parts,
         body: &'a mut BodyView,
         _cx: &'a mut RequestCtx,
     ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        if media::is_encoded(&req.headers) {
+            // The limits count what the upstream will parse: compressed bytes would hide a bomb.
+            let refused = GatewayError::UnsupportedMediaType("content-coded JSON body");
+            return Box::pin(std::future::ready(Err(refused)));
+        }
         let checked = json_limits::check(body.bytes(), &self.json).map_err(|violation| {
             GatewayError::RequestInvalid(Box::new(Invalid {
                 status: http::StatusCode::BAD_REQUEST,

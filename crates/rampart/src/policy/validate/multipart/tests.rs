@@ -384,3 +384,18 @@ async fn header_names_inside_part_data_are_not_mistaken_for_headers() {
     let parts = run(&[file("mail", "message.eml", email)]).await;
     assert!(parts.is_ok_and(|p| p[0].data == Bytes::from_static(email)));
 }
+
+#[tokio::test]
+async fn a_second_boundary_parameter_is_refused_as_a_parser_differential() {
+    let parts = [field("note", b"hello")];
+    let refused = parse(
+        body(&parts),
+        "multipart/form-data; boundary=XyZ; boundary=Other",
+        &MultipartLimits::default(),
+    )
+    .await;
+    let Err(violation) = refused else {
+        panic!("two boundaries must be refused")
+    };
+    assert_eq!(violation.pointer, "/header/content-type");
+}

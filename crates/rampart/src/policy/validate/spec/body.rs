@@ -37,13 +37,15 @@ pub enum MediaKind {
 pub fn media_kind(content_type: &str) -> MediaKind {
     let essence = essence(content_type);
     let (kind, subtype) = essence.split_once('/').unwrap_or((essence.as_str(), ""));
+    if crate::policy::validate::media::is_json(&essence) {
+        return MediaKind::Json;
+    }
+    if crate::policy::validate::media::is_xml(&essence) {
+        return MediaKind::Xml;
+    }
     match (kind, subtype) {
-        (_, "json") => MediaKind::Json,
-        (_, s) if s.ends_with("+json") => MediaKind::Json,
         ("application", "x-www-form-urlencoded") => MediaKind::Form,
         ("multipart", _) => MediaKind::Multipart,
-        ("application" | "text", "xml") => MediaKind::Xml,
-        (_, s) if s.ends_with("+xml") => MediaKind::Xml,
         _ => MediaKind::Other,
     }
 }

@@ -1,9 +1,10 @@
 //! What a request body schema says about individual fields, gathered at compile time: the
 //! fields to sanitize (`x-rampart-sanitize: html`) and the parts of a multipart body.
 //!
-//! Invariant: walks follow `$ref`s and compositions but are bounded in depth and in the number
-//! of paths, so a recursive schema (a tree of comments) yields its first levels, not an
-//! explosion.
+//! Invariant: walks follow `$ref`s and compositions but never the same `$ref` twice on one
+//! path: a recursive schema (a tree of comments) yields one path per mark with a `Repeat` step
+//! for the recursion, which the sanitizer follows as deep as the body goes, so a mark is never
+//! lost at some depth. Depth and the number of paths are bounded besides.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -14,8 +15,9 @@ use super::coerce::branches;
 use super::convert::ref_target;
 use crate::policy::sanitize::field_path::{FieldPath, Step};
 
-/// Levels of nesting a sanitize mark is looked for at.
-const MAX_SANITIZE_DEPTH: usize = 12;
+/// Levels of nesting a sanitize mark is looked for at (recursion is cut by cycle detection, not
+/// by this; only a deliberately deep schema reaches it).
+const MAX_SANITIZE_DEPTH: usize = 64;
 /// Sanitized fields per media type.
 const MAX_SANITIZE_FIELDS: usize = 512;
 
@@ -29,11 +31,14 @@ pub(super) fn sanitize_fields(doc: &Value, site: &str) -> (Vec<FieldPath>, Vec<S
         found: Vec::new(),
         seen: HashSet::new(),
         bad_marks: Vec::new(),
+        refs: Vec::new(),
+        cycles: Vec::new(),
     };
     if let Some(Value::Object(schema)) = doc.pointer(site) {
         walk.visit(schema, &mut FieldPath::default(), site.to_owned(), 0);
     }
-    (walk.found, walk.bad_marks)
+    let found = with_repeats(walk.found, &walk.cycles);
+    (found, walk.bad_marks)
 }
 
 struct SanitizeWalk<'a> {
@@ -41,6 +46,41 @@ struct SanitizeWalk<'a> {
     found: Vec<FieldPath>,
     seen: HashSet<FieldPath>,
     bad_marks: Vec<String>,
+    /// The `$ref` targets on the current path, with the field path's length where each began.
+    refs: Vec<(String, usize)>,
+    /// Recursions found: the field path to the recursive schema, and the steps of one turn.
+    cycles: Vec<(Vec<Step>, Vec<Step>)>,
+}
+
+/// Each found path that runs through a recursive schema gets a `Repeat` of that schema's turns
+/// where the recursion starts (`/replies/*` in `/(/replies/*)*/text`), so the mark applies at
+/// every depth.
+fn with_repeats(found: Vec<FieldPath>, cycles: &[(Vec<Step>, Vec<Step>)]) -> Vec<FieldPath> {
+    if cycles.is_empty() {
+        return found;
+    }
+    let mut starts: Vec<(&[Step], Vec<Vec<Step>>)> = Vec::new();
+    for (prefix, turn) in cycles {
+        match starts.iter_mut().find(|(p, _)| *p == prefix.as_slice()) {
+            Some((_, turns)) if !turns.contains(turn) => turns.push(turn.clone()),
+            Some(_) => {}
+            None => starts.push((prefix, vec![turn.clone()])),
+        }
+    }
+    // The deepest start first, so that an outer repeat is inserted before an inner one and the
+    // inner one's position is still right.
+    starts.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+    found
+        .into_iter()
+        .map(|mut path| {
+            for (prefix, turns) in &starts {
+                if path.0.starts_with(prefix) {
+                    path.0.insert(prefix.len(), Step::Repeat(turns.clone()));
+                }
+            }
+            path
+        })
+        .collect()
 }
 
 impl SanitizeWalk<'_> {
@@ -72,7 +112,17 @@ impl SanitizeWalk<'_> {
         if let Some(target) = ref_target(schema)
             && let Some(Value::Object(next)) = self.doc.pointer(&target)
         {
-            self.visit(next, path, target, depth + 1);
+            if let Some((_, start)) = self.refs.iter().find(|(t, _)| *t == target) {
+                // Back at a schema this path is already in: one turn of a recursion.
+                let turn = path.0[*start..].to_vec();
+                if !turn.is_empty() {
+                    self.cycles.push((path.0[..*start].to_vec(), turn));
+                }
+            } else {
+                self.refs.push((target.clone(), path.0.len()));
+                self.visit(next, path, target, depth + 1);
+                self.refs.pop();
+            }
         }
         for keyword in ["allOf", "anyOf", "oneOf"] {
             if let Some(Value::Array(items)) = schema.get(keyword) {

@@ -358,3 +358,50 @@ fn a_response_reference_resolves_against_the_bundled_document() {
         "{price}"
     );
 }
+
+#[test]
+fn a_sanitize_mark_in_a_recursive_schema_applies_at_every_depth() {
+    let text = r##"
+openapi: 3.1.0
+info: { title: t, version: "1" }
+paths:
+  /comments:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/Comment" }
+      responses: { "200": { description: ok } }
+components:
+  schemas:
+    Comment:
+      type: object
+      properties:
+        text: { type: string, maxLength: 200, x-rampart-sanitize: html }
+        replies: { type: array, maxItems: 10, items: { $ref: "#/components/schemas/Comment" } }
+"##;
+    let spec = Spec::compile_str(
+        text,
+        std::path::Path::new("/nonexistent/c.yaml"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let fields = media(&spec, "/comments", "application/json").sanitize_fields();
+    assert_eq!(fields.len(), 1, "one path, with the recursion folded in");
+    let mut reply = json!({"text": "<script>x</script>deep"});
+    for _ in 0..8 {
+        reply = json!({"text": "<i>ok</i>", "replies": [reply]});
+    }
+    let marked = fields
+        .iter()
+        .map(|f| (f, crate::policy::sanitize::config::OnUnsafe::Sanitize));
+    let sanitizer = crate::policy::sanitize::html::HtmlSanitizer::default();
+    let applied = crate::policy::sanitize::apply::apply(&mut reply, marked, &sanitizer).unwrap();
+    assert_eq!(applied.removed, 1);
+    let text = reply.to_string();
+    assert!(!text.contains("script"), "{text}");
+    assert!(
+        text.contains("deep") && text.contains("<i>ok</i>"),
+        "{text}"
+    );
+}
