@@ -147,6 +147,7 @@ paths:
               additionalProperties: true
               properties:
                 name: { type: string }
+                code: { type: string, maxLength: 8, pattern: '^(?!admin)[a-z]+$' }
                 tags: { type: array, items: { type: string, maxLength: 8 } }
                 count: { type: integer }
       responses:

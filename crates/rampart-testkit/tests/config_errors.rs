@@ -283,3 +283,54 @@ fn an_inline_secret_is_never_echoed_in_config_errors() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_refusal_status_other_than_400_or_422_is_a_config_error_at_its_path() {
+    let config = |status: u16| {
+        format!(
+            "[[listeners]]
+name = \"l\"
+bind = \"127.0.0.1:0\"
+plaintext = true
+
+[[upstreams]]
+name = \"api\"
+targets = [\"http://127.0.0.1:1\"]
+
+[[routes]]
+name = \"shop\"
+path_prefix = \"/\"
+upstream = \"api\"
+public = true
+openapi = {{ spec_file = \"shop.yaml\", refusal_status = {status} }}
+"
+        )
+    };
+    for status in [401, 407, 413, 421] {
+        let found = errors(&config(status));
+        let got = summary(&found);
+        assert_eq!(found.len(), 1, "{status}: {got:#?}");
+        assert_eq!(
+            found[0].path, "routes[0].openapi.refusal_status",
+            "{got:#?}"
+        );
+        assert!(found[0].message.contains("400 or 422"), "{got:#?}");
+        assert_eq!(found[0].line, 15, "{got:#?}");
+    }
+    for status in [400, 422] {
+        let source = rampart::config::ConfigSource::from_text(
+            "test.toml",
+            &config(status),
+            Path::new("/tmp"),
+        );
+        let refused = rampart::config::parse(&source)
+            .err()
+            .map(|e| e.errors)
+            .unwrap_or_default();
+        assert!(
+            refused.iter().all(|e| !e.path.contains("refusal_status")),
+            "{status}: {:#?}",
+            summary(&refused)
+        );
+    }
+}

@@ -707,3 +707,191 @@ async fn head_on_a_checked_route_keeps_the_upstreams_length_and_is_not_a_502() {
     let rsp = send(&gw, Method::GET, "/api/orders/1", "", "").await;
     assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
 }
+
+/// An upstream that answers every request with this status, content type (none when empty) and
+/// body.
+fn replying_with(status: u16, content_type: &'static str, body: String) -> rampart_testkit::Reply {
+    let body = Bytes::from(body);
+    Arc::new(move |_| {
+        let mut rsp = Response::builder().status(status);
+        if !content_type.is_empty() {
+            rsp = rsp.header("content-type", content_type);
+        }
+        rsp.body(Full::new(body.clone())).unwrap()
+    })
+}
+
+const USER_WITH_PASSWORD: &str = r#"{"id":1,"name":"ann","password":"hunter2-secret"}"#;
+
+#[tokio::test]
+async fn a_write_only_password_in_a_shared_schema_never_reaches_the_client() {
+    let upstream = RecordingUpstream::with_reply(replying(USER_WITH_PASSWORD)).await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = send(&gw, Method::GET, "/api/users/1", "", "").await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    assert_eq!(rsp.json(), serde_json::json!({"id":1,"name":"ann"}));
+    assert!(!rsp.text().contains("hunter2"));
+    let audit = gw.stop().await;
+    let record = audit.iter().find(|r| r["status"] == 200).unwrap();
+    assert_eq!(
+        record["validation"]["stripped"],
+        serde_json::json!(["/password"]),
+        "{record}"
+    );
+    assert!(!record.to_string().contains("hunter2"));
+
+    let upstream = RecordingUpstream::with_reply(replying(USER_WITH_PASSWORD)).await;
+    let gw = gateway(&upstream, r#", responses = "enforce""#).await;
+    let rsp = send(&gw, Method::GET, "/api/users/1", "", "").await;
+    assert_eq!(rsp.status, StatusCode::BAD_GATEWAY, "{}", rsp.text());
+    assert!(!rsp.text().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn under_enforce_an_undeclared_status_or_content_type_is_a_masked_502() {
+    let cases = [
+        (
+            202,
+            "application/json",
+            r#"{"id":1}"#,
+            StatusCode::BAD_GATEWAY,
+        ),
+        // `4XX` declares 418, but not as JSON.
+        (
+            418,
+            "application/json",
+            r#"{"id":1}"#,
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            200,
+            "text/html",
+            "<h1>debug page</h1>",
+            StatusCode::BAD_GATEWAY,
+        ),
+        // `4XX` declares 404, with its media type only.
+        (
+            404,
+            "application/problem+json",
+            r#"{"title":"no"}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            404,
+            "text/html",
+            "<h1>Not Found</h1>",
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            200,
+            "application/json",
+            r#"{"id":1,"name":"ann"}"#,
+            StatusCode::OK,
+        ),
+    ];
+    for (status, content_type, body, expected) in cases {
+        let reply = replying_with(status, content_type, body.to_owned());
+        let upstream = RecordingUpstream::with_reply(reply).await;
+        let gw = gateway(&upstream, r#", responses = "enforce""#).await;
+        let rsp = send(&gw, Method::GET, "/api/users/1", "", "").await;
+        assert_eq!(
+            rsp.status,
+            expected,
+            "{status} {content_type}: {}",
+            rsp.text()
+        );
+        if expected == StatusCode::BAD_GATEWAY {
+            assert!(!rsp.text().contains("debug page") && !rsp.text().contains("Not Found"));
+        }
+    }
+    {
+        // Bodyless answers: a 204 to a DELETE is not refused for its (absent) type.
+        let reply = replying_with(204, "", String::new());
+        let upstream = RecordingUpstream::with_reply(reply).await;
+        let gw = gateway(&upstream, r#", responses = "enforce""#).await;
+        let rsp = send(&gw, Method::DELETE, "/api/users/1", "", "").await;
+        assert_eq!(rsp.status, StatusCode::NO_CONTENT, "{}", rsp.text());
+        let rsp = send(&gw, Method::GET, "/api/users/1", "", "").await;
+        assert_eq!(
+            rsp.status,
+            StatusCode::BAD_GATEWAY,
+            "204 is not declared for GET"
+        );
+        let audit = gw.stop().await;
+        let refused = audit.iter().find(|r| r["status"] == 502).unwrap();
+        assert_eq!(
+            refused["validation"]["response_violations"],
+            serde_json::json!(["/status"]),
+            "{refused}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn under_strip_an_undeclared_status_or_content_type_is_audited_and_let_through() {
+    for (status, content_type, pointer) in [
+        (202, "application/json", "/status"),
+        (418, "application/json", "/header/content-type"),
+        (200, "text/html", "/header/content-type"),
+    ] {
+        let reply = replying_with(status, content_type, "<p>hi</p>".to_owned());
+        let upstream = RecordingUpstream::with_reply(reply).await;
+        let gw = gateway(&upstream, "").await;
+        let rsp = send(&gw, Method::GET, "/api/users/1", "", "").await;
+        assert_eq!(rsp.status.as_u16(), status, "{}", rsp.text());
+        assert_eq!(rsp.text(), "<p>hi</p>");
+        let audit = gw.stop().await;
+        let record = audit.iter().find(|r| r["status"] == status).unwrap();
+        assert_eq!(
+            record["validation"]["response_violations"],
+            serde_json::json!([pointer]),
+            "{record}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_stripped_members_make_one_grouped_audit_pointer_and_a_count() {
+    let users: Vec<String> = (1..=10_000)
+        .map(|i| format!(r#"{{"id":{i},"name":"u","secret":"s{i}"}}"#))
+        .collect();
+    let body = format!("[{}]", users.join(","));
+    let upstream =
+        RecordingUpstream::with_reply(replying_with(200, "application/json", body)).await;
+    let gw = gateway(&upstream, r#", max_response_bytes = 4194304"#).await;
+    let rsp = send(&gw, Method::GET, "/api/users", "", "").await;
+    assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    let list = rsp.json();
+    assert_eq!(list.as_array().unwrap().len(), 10_000);
+    assert!(!rsp.text().contains("secret"));
+    let audit = gw.stop().await;
+    let record = audit.iter().find(|r| r["status"] == 200).unwrap();
+    assert_eq!(
+        record["validation"]["stripped"],
+        serde_json::json!(["/*/secret"]),
+        "{record}"
+    );
+    assert_eq!(record["validation"]["stripped_total"], 10_000, "{record}");
+    assert!(record.to_string().len() < 4_096, "{record}");
+}
+
+#[tokio::test]
+async fn an_undeclared_5xx_is_left_to_upstream_error_masking_not_turned_into_a_502() {
+    let reply = replying_with(503, "text/html", "<pre>at Db.connect</pre>".to_owned());
+    let upstream = RecordingUpstream::with_reply(reply).await;
+    let gw = gateway(&upstream, r#", responses = "enforce""#).await;
+    let rsp = send(&gw, Method::GET, "/api/users/1", "", "").await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        rsp.text()
+    );
+    assert!(!rsp.text().contains("Db.connect"));
+    let audit = gw.stop().await;
+    let record = audit.iter().find(|r| r["status"] == 503).unwrap();
+    assert!(
+        record["validation"].get("response_violations").is_none(),
+        "{record}"
+    );
+}

@@ -134,12 +134,19 @@ pub struct Validation {
     /// Fields changed by sanitization.
     #[serde(skip_serializing_if = "is_zero")]
     pub sanitized: u32,
-    /// Response members removed because the contract does not declare them.
+    /// Response members removed because the contract does not declare them, grouped by schema
+    /// path (`/items/*/secret` for every element's `secret`), at most `MAX_VIOLATIONS`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stripped: Vec<String>,
-    /// Pointers of the response's violations, reported or refused.
+    /// How many response members were removed in all (`stripped` may list fewer).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stripped_total: u32,
+    /// Pointers of the response's violations, reported or refused, at most `MAX_VIOLATIONS`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub response_violations: Vec<String>,
+    /// How many response violations were found in all (`response_violations` may list fewer).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub response_violations_total: u32,
     /// The leak the response scan found (`stack-trace`, `sql-error`, `private-key`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak: Option<&'static str>,
@@ -156,7 +163,9 @@ impl Validation {
             && self.violations.is_empty()
             && self.sanitized == 0
             && self.stripped.is_empty()
+            && self.stripped_total == 0
             && self.response_violations.is_empty()
+            && self.response_violations_total == 0
             && self.leak.is_none()
     }
 }

@@ -113,6 +113,17 @@ pub trait Policy: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), GatewayError>> {
         Box::pin(std::future::ready(Ok(())))
     }
+    /// Checks the upstream response's head (its status, its content type) before any body is
+    /// read; `request_method` is the client's. An `Err` replaces the response with a masked
+    /// error.
+    fn on_response_head(
+        &self,
+        _rsp: &http::response::Parts,
+        _request_method: &http::Method,
+        _cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
     /// Whether this policy reads this response's body (from its head and the request's context).
     fn reads_response_body(&self, _rsp: &http::response::Parts, _cx: &RequestCtx) -> bool {
         false
@@ -181,6 +192,19 @@ impl Pipeline {
             if policy.reads_body(req, cx) {
                 policy.on_body(req, body, cx).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs every policy's response head check, innermost first.
+    pub fn on_response_head(
+        &self,
+        rsp: &http::response::Parts,
+        request_method: &http::Method,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        for policy in self.policies.iter().rev() {
+            policy.on_response_head(rsp, request_method, cx)?;
         }
         Ok(())
     }

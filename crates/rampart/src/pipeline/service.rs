@@ -182,6 +182,7 @@ async fn process(
             HeaderValue::from_static("identity"),
         );
     }
+    let request_method = parts.method.clone();
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();
@@ -195,6 +196,9 @@ async fn process(
         );
         return Err(GatewayError::UpstreamStatusMasked(head.status));
     }
+    route
+        .pipeline
+        .on_response_head(&head, &request_method, cx)?;
     let mut body: Body = upstream_body.map_err(Into::into).boxed();
     let scanner = mask::guard::scanner().filter(|_| route.leak_scan);
     if route.pipeline.reads_response_body(&head, cx) {

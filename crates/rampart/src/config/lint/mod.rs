@@ -21,7 +21,7 @@ pub struct Finding {
 }
 
 /// Every rule id with a one-line description.
-pub const RULES: [(&str, &str); 19] = [
+pub const RULES: [(&str, &str); 20] = [
     (
         "plaintext-listener-exposed",
         "a plaintext listener is bound to a non-loopback address",
@@ -82,6 +82,10 @@ pub const RULES: [(&str, &str); 19] = [
     (
         "operation-without-security",
         "a contract's operation declares no security (or an empty one)",
+    ),
+    (
+        "pattern-backtracking",
+        "a contract's pattern needs a backtracking regex engine (lookaround, back-references)",
     ),
 ];
 

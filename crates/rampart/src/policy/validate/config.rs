@@ -42,9 +42,10 @@ pub struct OpenApiConfig {
     /// `servers` URL (`/v1` for `https://api.example.com/v1`), else `/`.
     #[serde(default)]
     pub base_path: Option<String>,
-    /// The status of a refusal: 400 (default) or 422.
+    /// The status of a refusal: 400 (default) or 422. Nothing else: a 401, 407 or 413 would tell
+    /// clients something other than "this request does not match the contract".
     #[serde(default = "default_refusal_status")]
-    #[schemars(range(min = 400, max = 422))]
+    #[schemars(range(min = 400, max = 422), extend("enum" = [400, 422]))]
     pub refusal_status: u16,
     /// Query parameters the operation does not declare: refused by default; `allow` lets them
     /// through (an operation can also say `x-rampart-unknown-query: allow`).

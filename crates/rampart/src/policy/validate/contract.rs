@@ -18,8 +18,7 @@ use futures_util::future::BoxFuture;
 use http::StatusCode;
 
 use super::config::{Mode, OpenApiConfig, ResponseMode};
-use super::spec::{Found, MediaKind, MediaSpec, Operation, Spec};
-use super::strip::strip_undeclared;
+use super::spec::{Found, MAX_VIOLATIONS, MediaKind, MediaSpec, Operation, Spec};
 use super::violation::{Violation, escape_token};
 use super::xml::XmlLimits;
 use super::{form, media, multipart, xml};
@@ -469,6 +468,51 @@ impl ContractResponse {
             .operation(cx)?
             .response(rsp.status.as_u16(), &essence)
     }
+
+    /// What the operation does not declare about the response's head: its status (exactly, by
+    /// `2XX`-style range or by `default`), or the content type of its body.
+    fn undeclared_head(
+        &self,
+        rsp: &http::response::Parts,
+        request_method: &http::Method,
+        cx: &RequestCtx,
+    ) -> Option<&'static str> {
+        let operation = self.0.operation(cx)?;
+        let status = rsp.status;
+        // Upstream failures are the mask stage's (a masked 502, or passed on where the route
+        // says so), not a contract violation to turn into another 502; a 304 answers a
+        // conditional request and carries no body, whatever the contract lists.
+        if status.is_server_error()
+            || status.is_informational()
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return None;
+        }
+        let content_type = rsp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let declared = match content_type {
+            Some(content_type) => {
+                operation.response_content_declared(status.as_u16(), content_type)
+            }
+            None => operation.response_declared(status.as_u16()).then_some(true),
+        };
+        match declared {
+            None => Some("/status"),
+            Some(true) => None,
+            Some(false) if !may_have_body(rsp, request_method) => None,
+            Some(false) => Some("/header/content-type"),
+        }
+    }
+}
+
+/// Whether the response can carry a body whose type matters: not a HEAD response, a 204 or one
+/// whose `Content-Length` says it is empty.
+fn may_have_body(rsp: &http::response::Parts, request_method: &http::Method) -> bool {
+    *request_method != http::Method::HEAD
+        && rsp.status != StatusCode::NO_CONTENT
+        && declared_length(rsp) != Some(0)
 }
 
 impl Policy for ContractResponse {
@@ -486,6 +530,22 @@ impl Policy for ContractResponse {
         _cx: &'a mut RequestCtx,
     ) -> BoxFuture<'a, Result<Flow, GatewayError>> {
         Box::pin(std::future::ready(Ok(Flow::Continue)))
+    }
+
+    fn on_response_head(
+        &self,
+        rsp: &http::response::Parts,
+        request_method: &http::Method,
+        cx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let mode = self.0.responses;
+        if mode == ResponseMode::Off {
+            return Ok(());
+        }
+        match self.undeclared_head(rsp, request_method, cx) {
+            Some(pointer) => response_outcome(mode, vec![pointer.to_owned()], 1, cx),
+            None => Ok(()),
+        }
     }
 
     fn reads_response_body(&self, rsp: &http::response::Parts, cx: &RequestCtx) -> bool {
@@ -509,26 +569,32 @@ impl Policy for ContractResponse {
         let mode = self.0.responses;
         let value = match body.json() {
             Ok(value) => value,
-            Err(_) => return response_outcome(mode, vec!["/body".to_owned()], cx),
+            Err(_) => return response_outcome(mode, vec!["/body".to_owned()], 1, cx),
         };
-        let (schema, root) = declared.schema();
-        let undeclared = match mode {
-            ResponseMode::Report => strip_undeclared(&mut value.clone(), schema, root),
-            _ => strip_undeclared(value, schema, root),
+        let stripped = match mode {
+            ResponseMode::Report => declared.strip(&mut value.clone(), MAX_VIOLATIONS),
+            _ => declared.strip(value, MAX_VIOLATIONS),
         };
         let mut pointers: Vec<String> = declared
             .check(value)
             .into_iter()
             .map(|v| v.pointer)
             .collect();
-        if mode == ResponseMode::Strip && !undeclared.is_empty() {
+        let mut total = pointers.len();
+        if mode == ResponseMode::Strip && stripped.total > 0 {
             body.mark_json_changed();
-            cx.validation.stripped = undeclared;
+            cx.validation.stripped = stripped.pointers;
+            cx.validation.stripped_total = saturating_u32(stripped.total);
         } else {
-            pointers.extend(undeclared);
+            pointers.extend(stripped.pointers);
+            total = total.saturating_add(stripped.total);
         }
-        response_outcome(mode, pointers, cx)
+        response_outcome(mode, pointers, total, cx)
     }
+}
+
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn declared_length(rsp: &http::response::Parts) -> Option<u64> {
@@ -540,24 +606,36 @@ fn declared_length(rsp: &http::response::Parts) -> Option<u64> {
         .ok()
 }
 
-/// A response's remaining violations: a masked 502 under `enforce`; recorded otherwise (what
-/// `strip` could not fix, a wrong type say, is reported rather than refused).
+/// A response's violations (`total` of them, `pointers` naming some): a masked 502 under
+/// `enforce`; recorded otherwise (what `strip` could not fix, a wrong type say, is reported
+/// rather than refused). The audit keeps at most `MAX_VIOLATIONS` pointers and the count.
 fn response_outcome(
     mode: ResponseMode,
-    pointers: Vec<String>,
+    mut pointers: Vec<String>,
+    total: usize,
     cx: &mut RequestCtx,
 ) -> Result<(), GatewayError> {
-    if pointers.is_empty() {
+    if total == 0 && pointers.is_empty() {
         return Ok(());
     }
-    let summary = pointers.join(", ");
-    cx.validation.response_violations = pointers;
+    let recorded = &mut cx.validation;
+    pointers.truncate(MAX_VIOLATIONS.saturating_sub(recorded.response_violations.len()));
+    recorded.response_violations.extend(pointers);
+    recorded.response_violations_total = recorded
+        .response_violations_total
+        .saturating_add(saturating_u32(total));
+    let summary = recorded.response_violations.join(", ");
+    let total = recorded.response_violations_total;
     match mode {
         ResponseMode::Enforce => Err(GatewayError::UpstreamResponseRefused(format!(
-            "response violates the contract at {summary}"
+            "response violates the contract at {summary} ({total} in all)"
         ))),
         ResponseMode::Strip | ResponseMode::Report | ResponseMode::Off => {
-            tracing::info!(pointers = %summary, "response violates the contract (let through)");
+            tracing::info!(
+                pointers = %summary,
+                total,
+                "response violates the contract (let through)"
+            );
             Ok(())
         }
     }

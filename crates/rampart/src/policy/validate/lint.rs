@@ -5,7 +5,9 @@
 //! array without `maxItems` or an integer without bounds lets a client send a value the upstream
 //! never planned for (a megabyte name, a million-element batch, a negative quantity);
 //! `additionalProperties: true` lets it set members the upstream binds blindly (mass
-//! assignment); an operation without a security requirement is public, perhaps by mistake.
+//! assignment); an operation without a security requirement is public, perhaps by mistake; a
+//! `pattern` with lookaround or a back-reference runs on a backtracking regex engine, whose cost
+//! per string is bounded only by its step limit (the others run in linear time).
 //!
 //! Invariants: the document is read, never changed; every schema reachable from `components`
 //! and from `paths` (parameters, request bodies, responses, headers, callbacks) and `webhooks`
@@ -19,6 +21,7 @@ use std::collections::HashSet;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
+use crate::policy::validate::spec::needs_backtracking;
 use crate::policy::validate::violation::escape_token;
 
 /// One finding: a stable rule id, where (a JSON pointer into the document) and what to do.
@@ -35,6 +38,7 @@ pub const ARRAY_WITHOUT_MAX_ITEMS: &str = "array-without-max-items";
 pub const ADDITIONAL_PROPERTIES_TRUE: &str = "additional-properties-true";
 pub const INTEGER_WITHOUT_BOUNDS: &str = "integer-without-bounds";
 pub const OPERATION_WITHOUT_SECURITY: &str = "operation-without-security";
+pub const PATTERN_BACKTRACKING: &str = "pattern-backtracking";
 
 /// String formats whose valid values have a short maximum length, which validation checks.
 /// `binary` is exempt too: it describes a file upload, which the body size limit bounds.
@@ -333,6 +337,7 @@ impl<'d> Walk<'d> {
     }
 
     fn check_schema(&mut self, pointer: &str, schema: &Map<String, Value>) {
+        self.check_patterns(pointer, schema);
         let enumerated = schema.contains_key("enum") || schema.contains_key("const");
         if has_type(schema, "string") && !enumerated && !schema.contains_key("maxLength") {
             let bounded_format = schema
@@ -388,6 +393,27 @@ impl<'d> Walk<'d> {
                         "an integer without bounds (a 64-bit format is no bound): add {missing}"
                     ),
                 );
+            }
+        }
+    }
+}
+
+impl Walk<'_> {
+    /// `pattern` and `patternProperties` names that need the backtracking regex engine.
+    fn check_patterns(&mut self, pointer: &str, schema: &Map<String, Value>) {
+        const ADVICE: &str = "lookaround or a back-reference needs a backtracking regex \
+                              engine (bounded per match, but far slower than the linear one every \
+                              other pattern runs on): rewrite it without them if you can";
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && needs_backtracking(pattern)
+        {
+            self.report(PATTERN_BACKTRACKING, child(pointer, "pattern"), ADVICE);
+        }
+        let names = schema.get("patternProperties").and_then(Value::as_object);
+        for name in names.into_iter().flat_map(|m| m.keys()) {
+            if needs_backtracking(name) {
+                let at = child(&child(pointer, "patternProperties"), name);
+                self.report(PATTERN_BACKTRACKING, at, ADVICE);
             }
         }
     }

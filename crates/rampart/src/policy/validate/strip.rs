@@ -25,14 +25,24 @@
 //!   leaves the value untouched: the gateway does not guess a contract it cannot read.
 //! - A schema whose `type` excludes the value's type leaves the value untouched (validation, not
 //!   stripping, is what reports a mistyped value).
+//! - A member whose schema is `writeOnly: true` (on the property, behind its `$ref` or in one of
+//!   its `allOf` branches) is a value the client may send but never read back (a `password` in a
+//!   shared `User` schema): it is treated as undeclared and removed.
 //!
 //! Invariants: schemas are expanded lazily, one value level at a time, so a recursive schema
 //! costs only as much as the value is deep; a reference cycle within one level contributes
 //! nothing; each level's expansion is bounded ([`MAX_REF_DEPTH`] nested references, [`MAX_STEPS`]
 //! schema nodes) and one that exceeds a bound leaves its value untouched; values deeper than
 //! [`MAX_VALUE_DEPTH`] are left untouched (a parsed body is never that deep).
+//!
+//! Cost: `patternProperties` regexes are compiled once, when the contract loads ([`Patterns`]);
+//! within one response, the shape of each distinct schema is expanded once and reused for every
+//! object and array it applies to (a 10 000-element list of `Line`s expands `Line` once). The
+//! pointers reported for the audit ([`strip_response`]) are grouped by schema path (`/items/*/x`
+//! for every element's `x`) and capped; the count of removed members is exact.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use percent_encoding::percent_decode_str;
 use regex::{Regex, RegexBuilder};
@@ -53,18 +63,129 @@ pub const MAX_VALUE_DEPTH: usize = 256;
 /// Upper bound on a compiled `patternProperties` regex, which comes from the contract.
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
+/// Every `patternProperties` regex of a contract document, compiled once when it loads; `None`
+/// for a pattern the regex crate does not read (ECMA-262 lookaround, back-references).
+#[derive(Debug, Default)]
+pub struct Patterns {
+    compiled: HashMap<String, Option<Regex>>,
+}
+
+impl Patterns {
+    /// Compiles the member names of every `patternProperties` object found in `root` (a value
+    /// that merely looks like one, inside an `example`, costs a compile and nothing else).
+    pub fn collect(root: &Value) -> Self {
+        let mut compiled = HashMap::new();
+        let mut pending = vec![root];
+        while let Some(value) = pending.pop() {
+            match value {
+                Value::Object(members) => {
+                    if let Some(Value::Object(patterns)) = members.get("patternProperties") {
+                        for pattern in patterns.keys() {
+                            compiled
+                                .entry(pattern.clone())
+                                .or_insert_with(|| compile_pattern(pattern));
+                        }
+                    }
+                    pending.extend(members.values());
+                }
+                Value::Array(items) => pending.extend(items),
+                _ => {}
+            }
+        }
+        Self { compiled }
+    }
+}
+
+fn compile_pattern(pattern: &str) -> Option<Regex> {
+    RegexBuilder::new(pattern)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .build()
+        .ok()
+}
+
+/// What [`strip_response`] removed: pointers grouped by schema path, at most the limit given,
+/// and how many members were removed in all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stripped {
+    pub pointers: Vec<String>,
+    pub total: usize,
+}
+
 /// Removes from `value` every object member that `schema` does not declare, and returns the
 /// JSON pointers (relative to `value`, RFC 6901 escaped) of the members removed, in the order
 /// they were removed. `root` is the document that `$ref`s point into.
 pub fn strip_undeclared<'s>(value: &mut Value, schema: &'s Value, root: &'s Value) -> Vec<String> {
-    let mut walk = Walk {
-        schemas: Schemas { root },
-        patterns: HashMap::new(),
-        removed: Vec::new(),
-    };
+    let patterns = Patterns::default();
+    let removed = Removed::new(Grouping::Exact, usize::MAX);
+    let mut walk = Walk::new(root, &patterns, removed);
     let mut pointer = String::new();
     walk.strip(value, &Sub::One(schema), &mut pointer, 0);
-    walk.removed
+    walk.removed.pointers
+}
+
+/// As [`strip_undeclared`], for the audit: array indices are `*` (`/items/*/secret` once for
+/// every element's `secret`), each pointer is listed once, at most `limit` of them; `total`
+/// counts every member removed. `patterns` are `root`'s, compiled at load.
+pub fn strip_response<'s>(
+    value: &mut Value,
+    schema: &'s Value,
+    root: &'s Value,
+    patterns: &Patterns,
+    limit: usize,
+) -> Stripped {
+    let removed = Removed::new(Grouping::BySchemaPath, limit);
+    let mut walk = Walk::new(root, patterns, removed);
+    let mut pointer = String::new();
+    walk.strip(value, &Sub::One(schema), &mut pointer, 0);
+    Stripped {
+        pointers: walk.removed.pointers,
+        total: walk.removed.total,
+    }
+}
+
+/// How removed members are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grouping {
+    /// Each member's own pointer, every one.
+    Exact,
+    /// Array indices as `*`, each pointer once.
+    BySchemaPath,
+}
+
+/// The record of removed members.
+struct Removed {
+    grouping: Grouping,
+    limit: usize,
+    pointers: Vec<String>,
+    seen: HashSet<String>,
+    total: usize,
+}
+
+impl Removed {
+    fn new(grouping: Grouping, limit: usize) -> Self {
+        Self {
+            grouping,
+            limit,
+            pointers: Vec::new(),
+            seen: HashSet::new(),
+            total: 0,
+        }
+    }
+
+    fn push(&mut self, pointer: &str) {
+        self.total += 1;
+        if self.pointers.len() >= self.limit {
+            return;
+        }
+        if self.grouping == Grouping::BySchemaPath {
+            // Checked before inserting: the same grouped pointer repeats for every element.
+            if self.seen.contains(pointer) {
+                return;
+            }
+            self.seen.insert(pointer.to_owned());
+        }
+        self.pointers.push(pointer.to_owned());
+    }
 }
 
 /// A schema to apply, possibly made of several found while merging branches.
@@ -77,6 +198,44 @@ enum Sub<'s> {
     All(Vec<Sub<'s>>),
     /// One of them applies (the same member declared by several `oneOf` branches).
     Any(Vec<Sub<'s>>),
+    /// A `writeOnly` member: never part of a response.
+    WriteOnly,
+}
+
+impl Sub<'_> {
+    /// Whether a member with this schema is removed whatever else declares it: `false`, or
+    /// `writeOnly` in any branch.
+    fn forbids(&self) -> bool {
+        matches!(self, Sub::One(Value::Bool(false))) || self.has_write_only()
+    }
+
+    fn has_write_only(&self) -> bool {
+        match self {
+            Sub::WriteOnly => true,
+            Sub::True | Sub::One(_) => false,
+            Sub::All(subs) | Sub::Any(subs) => subs.iter().any(Sub::has_write_only),
+        }
+    }
+
+    /// Identifies the schema by the addresses of the schema nodes it is made of (all borrowed
+    /// from one document for the whole walk), so that its expansion can be reused.
+    fn key(&self, out: &mut Vec<usize>) {
+        match self {
+            Sub::True => out.push(0),
+            Sub::One(schema) => {
+                out.push(1);
+                out.push(std::ptr::from_ref::<Value>(schema).addr());
+            }
+            Sub::All(subs) | Sub::Any(subs) => {
+                out.push(if matches!(self, Sub::All(_)) { 2 } else { 3 });
+                out.push(subs.len());
+                for sub in subs {
+                    sub.key(out);
+                }
+            }
+            Sub::WriteOnly => out.push(4),
+        }
+    }
 }
 
 /// What a schema says about an object's members.
@@ -337,6 +496,7 @@ impl<'s> Schemas<'s> {
         }
         match sub {
             Sub::True => Shape::Silent,
+            Sub::WriteOnly => Shape::NotApplicable,
             Sub::One(schema) => self.schema_object_shape(schema, budget),
             Sub::All(subs) => all_of(subs.iter().map(|s| self.object_shape(s, budget)).collect()),
             Sub::Any(subs) => any_of(subs.iter().map(|s| self.object_shape(s, budget)).collect()),
@@ -357,7 +517,10 @@ impl<'s> Schemas<'s> {
             return Shape::NotApplicable;
         }
         let mut parts = Vec::new();
-        if let Some(own) = own_members(keywords) {
+        if let Some(mut own) = own_members(keywords) {
+            // A budget of its own: looking behind each property's `$ref` must not use up the
+            // level's expansion (a wide schema would become unreadable, and be left unstripped).
+            self.mark_write_only(&mut own, &mut Budget::new());
             parts.push(Shape::Members(own));
         }
         if let Some(reference) = keywords.get("$ref") {
@@ -387,12 +550,57 @@ impl<'s> Schemas<'s> {
         all_of(parts)
     }
 
+    /// Replaces the schema of each member declared `writeOnly` by `Sub::WriteOnly`.
+    fn mark_write_only(&self, members: &mut Members<'s>, budget: &mut Budget<'s>) {
+        let declared = members
+            .properties
+            .values_mut()
+            .chain(members.patterns.iter_mut().map(|(_, sub)| sub));
+        for sub in declared {
+            if let Sub::One(schema) = sub
+                && self.write_only(schema, budget)
+            {
+                *sub = Sub::WriteOnly;
+            }
+        }
+    }
+
+    /// Whether the schema says `writeOnly: true`, itself, behind its `$ref`, or in an `allOf`
+    /// branch. Once the budget is spent ([`MAX_STEPS`] nodes for one object's properties) the
+    /// answer is no: the member is then kept as declared.
+    fn write_only(&self, schema: &'s Value, budget: &mut Budget<'s>) -> bool {
+        if !budget.step() {
+            return false;
+        }
+        let Value::Object(keywords) = schema else {
+            return false;
+        };
+        if keywords.get("writeOnly") == Some(&Value::Bool(true)) {
+            return true;
+        }
+        if let Some(reference) = keywords.get("$ref")
+            && let Target::Schema(reference, target) = self.follow(reference, budget)
+        {
+            budget.refs.push(reference);
+            let behind = self.write_only(target, budget);
+            budget.refs.pop();
+            if behind {
+                return true;
+            }
+        }
+        keywords
+            .get("allOf")
+            .and_then(Value::as_array)
+            .is_some_and(|branches| branches.iter().any(|b| self.write_only(b, budget)))
+    }
+
     fn array_shape(&self, sub: &Sub<'s>, budget: &mut Budget<'s>) -> ArrayShape<'s> {
         if !budget.step() {
             return ArrayShape::Unknown;
         }
         match sub {
             Sub::True => ArrayShape::Silent,
+            Sub::WriteOnly => ArrayShape::NotApplicable,
             Sub::One(schema) => self.schema_array_shape(schema, budget),
             Sub::All(subs) => merge_arrays(
                 subs.iter().map(|s| self.array_shape(s, budget)).collect(),
@@ -529,15 +737,31 @@ fn own_elements(keywords: &Map<String, Value>) -> ArrayShape<'_> {
 }
 
 /// One stripping pass over a response value.
-struct Walk<'s> {
+struct Walk<'s, 'p> {
     schemas: Schemas<'s>,
-    /// `patternProperties` compiled once per pass; `None` when the pattern is not one the regex
-    /// crate reads (ECMA-262 lookaround, back-references).
-    patterns: HashMap<&'s str, Option<Regex>>,
-    removed: Vec<String>,
+    /// The contract's `patternProperties`, compiled at load.
+    patterns: &'p Patterns,
+    /// Patterns the contract's set does not hold (a schema given directly), compiled once per
+    /// pass.
+    extra_patterns: HashMap<&'s str, Option<Regex>>,
+    /// Shapes already expanded in this pass, by `Sub::key`.
+    objects: HashMap<Vec<usize>, Rc<Shape<'s>>>,
+    arrays: HashMap<Vec<usize>, Rc<ArrayShape<'s>>>,
+    removed: Removed,
 }
 
-impl<'s> Walk<'s> {
+impl<'s, 'p> Walk<'s, 'p> {
+    fn new(root: &'s Value, patterns: &'p Patterns, removed: Removed) -> Self {
+        Walk {
+            schemas: Schemas { root },
+            patterns,
+            extra_patterns: HashMap::new(),
+            objects: HashMap::new(),
+            arrays: HashMap::new(),
+            removed,
+        }
+    }
+
     fn strip(&mut self, value: &mut Value, sub: &Sub<'s>, pointer: &mut String, depth: usize) {
         if depth > MAX_VALUE_DEPTH {
             return;
@@ -549,6 +773,26 @@ impl<'s> Walk<'s> {
         }
     }
 
+    fn object_shape(&mut self, sub: &Sub<'s>) -> Rc<Shape<'s>> {
+        let mut key = Vec::new();
+        sub.key(&mut key);
+        let schemas = &self.schemas;
+        self.objects
+            .entry(key)
+            .or_insert_with(|| Rc::new(schemas.object_shape(sub, &mut Budget::new())))
+            .clone()
+    }
+
+    fn array_shape(&mut self, sub: &Sub<'s>) -> Rc<ArrayShape<'s>> {
+        let mut key = Vec::new();
+        sub.key(&mut key);
+        let schemas = &self.schemas;
+        self.arrays
+            .entry(key)
+            .or_insert_with(|| Rc::new(schemas.array_shape(sub, &mut Budget::new())))
+            .clone()
+    }
+
     fn strip_object(
         &mut self,
         object: &mut Map<String, Value>,
@@ -556,20 +800,21 @@ impl<'s> Walk<'s> {
         pointer: &mut String,
         depth: usize,
     ) {
-        let Shape::Members(members) = self.schemas.object_shape(sub, &mut Budget::new()) else {
+        let shape = self.object_shape(sub);
+        let Shape::Members(members) = &*shape else {
             return;
         };
         object.retain(|name, member| {
             let parent = pointer.len();
             pointer.push('/');
             pointer.push_str(&escape_token(name));
-            let keep = match self.member_schema(&members, name) {
+            let keep = match self.member_schema(members, name) {
                 Some(schema) => {
                     self.strip(member, &schema, pointer, depth + 1);
                     true
                 }
                 None => {
-                    self.removed.push(pointer.clone());
+                    self.removed.push(pointer);
                     false
                 }
             };
@@ -585,18 +830,20 @@ impl<'s> Walk<'s> {
         pointer: &mut String,
         depth: usize,
     ) {
-        let ArrayShape::Elements { prefix, rest } =
-            self.schemas.array_shape(sub, &mut Budget::new())
-        else {
+        let shape = self.array_shape(sub);
+        let ArrayShape::Elements { prefix, rest } = &*shape else {
             return;
         };
         for (index, element) in elements.iter_mut().enumerate() {
-            let Element::Schema(schema) = prefix.get(index).unwrap_or(&rest) else {
+            let Element::Schema(schema) = prefix.get(index).unwrap_or(rest) else {
                 continue;
             };
             let parent = pointer.len();
             pointer.push('/');
-            pointer.push_str(&index.to_string());
+            match self.removed.grouping {
+                Grouping::Exact => pointer.push_str(&index.to_string()),
+                Grouping::BySchemaPath => pointer.push('*'),
+            }
             self.strip(element, schema, pointer, depth + 1);
             pointer.truncate(parent);
         }
@@ -614,11 +861,8 @@ impl<'s> Walk<'s> {
                 None => found.push(Sub::True),
             }
         }
-        // `"name": false` declares a member only to forbid it.
-        if found
-            .iter()
-            .any(|schema| matches!(schema, Sub::One(Value::Bool(false))))
-        {
+        // `"name": false` declares a member only to forbid it; a `writeOnly` one is never read.
+        if found.iter().any(Sub::forbids) {
             return None;
         }
         match found.len() {
@@ -632,14 +876,12 @@ impl<'s> Walk<'s> {
     }
 
     fn pattern(&mut self, pattern: &'s str) -> Option<&Regex> {
-        self.patterns
+        if let Some(compiled) = self.patterns.compiled.get(pattern) {
+            return compiled.as_ref();
+        }
+        self.extra_patterns
             .entry(pattern)
-            .or_insert_with(|| {
-                RegexBuilder::new(pattern)
-                    .size_limit(PATTERN_SIZE_LIMIT)
-                    .build()
-                    .ok()
-            })
+            .or_insert_with(|| compile_pattern(pattern))
             .as_ref()
     }
 }

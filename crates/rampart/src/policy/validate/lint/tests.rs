@@ -439,3 +439,35 @@ fn a_deeply_nested_schema_does_not_exhaust_the_stack() {
         node = next;
     }
 }
+
+#[test]
+fn a_pattern_that_needs_backtracking_is_flagged_at_its_pointer() {
+    let mut doc = clean_spec();
+    set(
+        &mut doc,
+        "/components/schemas/Line/properties/sku",
+        json!({ "type": "string", "maxLength": 32, "pattern": "^(?!X-)[A-Z0-9-]+$" }),
+    );
+    set(
+        &mut doc,
+        "/components/schemas/Order/patternProperties",
+        json!({ "^x-(\\w)\\1$": { "type": "integer", "minimum": 0, "maximum": 1 }, "^y-": {} }),
+    );
+    assert_eq!(
+        rules_at(&doc),
+        [
+            (
+                PATTERN_BACKTRACKING,
+                "/components/schemas/Line/properties/sku/pattern".to_owned()
+            ),
+            (
+                PATTERN_BACKTRACKING,
+                "/components/schemas/Order/patternProperties/^x-(\\w)\\1$".to_owned()
+            ),
+        ]
+    );
+    // ECMA classes the linear engine reads (`\d`, `\w`, `\s`, Unicode escapes) are not flagged.
+    for linear in ["^\\d{3}-\\w+\\s?$", "^[\\u0041-\\u005A]+$", "^(a|b)*c$"] {
+        assert!(!needs_backtracking(linear), "{linear}");
+    }
+}

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::coerce::Shape;
 use super::reason::Collector;
 use crate::policy::sanitize::field_path::FieldPath;
+use crate::policy::validate::strip::{Patterns, Stripped, strip_response};
 use crate::policy::validate::violation::{Violation, escape_token};
 
 /// How a body of this media type is parsed.
@@ -202,6 +203,8 @@ impl MediaSpec {
 pub struct ResponseSpec {
     pub(super) validator: Option<Validator>,
     pub(super) root: Arc<Value>,
+    /// `root`'s `patternProperties`, compiled at load (shared by the contract's responses).
+    pub(super) patterns: Arc<Patterns>,
     pub(super) pointer: Option<String>,
 }
 
@@ -226,6 +229,13 @@ impl ResponseSpec {
             .and_then(|p| self.root.pointer(p))
             .unwrap_or(&ANYTHING);
         (schema, &self.root)
+    }
+
+    /// Removes the members the schema does not declare (`writeOnly` ones included); the pointers
+    /// removed are grouped by schema path and at most `limit`, the count exact.
+    pub fn strip(&self, body: &mut Value, limit: usize) -> Stripped {
+        let (schema, root) = self.schema();
+        strip_response(body, schema, root, &self.patterns, limit)
     }
 
     /// The schema a `$ref` found in `schema()` points to. Its fragment is a URI fragment: it is

@@ -19,6 +19,7 @@ use super::issues::{Issues, SourceFile};
 use super::load;
 use super::params::{ParamSpec, Params};
 use super::{Operation, UnknownQuery};
+use crate::policy::validate::strip::Patterns;
 
 pub(super) const REQUEST_URI: &str = "urn:rampart:request";
 pub(super) const RESPONSE_URI: &str = "urn:rampart:response";
@@ -30,7 +31,13 @@ pub(super) struct Builder<'a, 'r> {
     pub(super) cache: HashMap<String, Validator>,
     pub(super) request_doc: &'a Value,
     pub(super) response_doc: &'a Arc<Value>,
+    /// The response document's `patternProperties`, compiled once for response stripping.
+    pub(super) response_patterns: Arc<Patterns>,
+    /// Patterns on the linear engine: every schema whose patterns it reads.
     pub(super) validator_options: ValidationOptions<'r>,
+    /// Patterns on the bounded backtracking engine: a schema with a pattern the linear engine
+    /// cannot read (lookaround, back-references).
+    pub(super) backtracking_options: ValidationOptions<'r>,
     pub(super) files: &'a [SourceFile],
     pub(super) issues: &'a mut Issues,
 }
@@ -42,7 +49,7 @@ impl Builder<'_, '_> {
         if let Some(validator) = self.cache.get(&key) {
             return Some(validator.clone());
         }
-        match self.validator_options.build(schema) {
+        match self.build(schema) {
             Ok(validator) => {
                 self.cache.insert(key, validator.clone());
                 Some(validator)
@@ -53,6 +60,14 @@ impl Builder<'_, '_> {
                 None
             }
         }
+    }
+
+    /// Compiles a schema on the linear regex engine, or, when one of its patterns needs it, on
+    /// the backtracking one (whose error, if it fails too, is the one worth reporting).
+    fn build(&self, schema: &Value) -> Result<Validator, jsonschema::ValidationError<'static>> {
+        self.validator_options
+            .build(schema)
+            .or_else(|_| self.backtracking_options.build(schema))
     }
 
     /// The schema at `site` in the document named `uri`, with its references made absolute so
@@ -133,7 +148,7 @@ impl Builder<'_, '_> {
             let key = schema.to_string();
             match self.cache.get(&key) {
                 Some(validator) => Some(validator.clone()),
-                None => match self.validator_options.build(&schema) {
+                None => match self.build(&schema) {
                     Ok(validator) => {
                         self.cache.insert(key, validator.clone());
                         Some(validator)
@@ -212,6 +227,7 @@ impl Builder<'_, '_> {
         ResponseSpec {
             validator,
             root: Arc::clone(self.response_doc),
+            patterns: Arc::clone(&self.response_patterns),
             pointer: raw.site,
         }
     }

@@ -17,10 +17,12 @@ use super::build::{Builder, REQUEST_URI, RESPONSE_URI};
 use super::convert::{self, Dialect, Mode};
 use super::describe::{Describer, RawPath};
 use super::issues::{Issues, SourceFile};
+use super::keywords::PatternEngine;
 use super::load::{self, Budget};
 use super::matcher::Matcher;
 use super::refs;
 use super::{CompileOptions, Operation, Spec, SpecIssue};
+use crate::policy::validate::strip::Patterns;
 
 pub(super) fn compile(
     text: String,
@@ -110,7 +112,9 @@ pub(super) fn compile(
         cache: HashMap::new(),
         request_doc: &request_doc,
         response_doc: &response_doc,
-        validator_options: super::keywords::options(&registry),
+        response_patterns: Arc::new(Patterns::collect(&response_doc)),
+        validator_options: super::keywords::options(&registry, PatternEngine::Linear),
+        backtracking_options: super::keywords::options(&registry, PatternEngine::Backtracking),
         files: &files,
         issues: &mut issues,
     };

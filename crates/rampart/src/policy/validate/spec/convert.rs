@@ -419,6 +419,8 @@ fn transform(schema: &mut Value, at: &str, position: Position, depth: usize, ctx
                 close(members, ctx);
             }
         }
+        // A `writeOnly` member is never in a response: it stops being required here, and
+        // response stripping removes it (`strip.rs`, which reads the keyword kept in place).
         Mode::Response => drop_required(members, ctx, "writeOnly"),
     }
     for (keyword, member, child_position) in subschemas(members) {
@@ -437,7 +439,8 @@ fn transform(schema: &mut Value, at: &str, position: Position, depth: usize, ctx
 fn from_openapi_30(members: &mut Map<String, Value>) {
     if members.contains_key("$ref") {
         // `readOnly`/`writeOnly` beside a `$ref` are kept although 3.0 says to ignore them:
-        // honoring them refuses more in requests and relaxes only `required` in responses.
+        // honoring them refuses more in requests, and in responses relaxes `required` for a
+        // member that response stripping (`strip.rs`) then removes.
         members.retain(|k, _| {
             matches!(k.as_str(), "$ref" | "readOnly" | "writeOnly") || k.starts_with("x-")
         });

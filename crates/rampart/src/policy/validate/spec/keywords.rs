@@ -17,23 +17,65 @@ pub(super) const READ_ONLY_REASON: &str = "is read-only";
 pub(super) const INT32_REASON: &str = "must be a 32-bit integer";
 pub(super) const INT64_REASON: &str = "must be a 64-bit integer";
 
-/// Backtracking allowed per pattern match: a contract's pattern with nested quantifiers must
-/// not let one request burn the CPU (a failed match refuses the value).
-const PATTERN_BACKTRACK_LIMIT: usize = 100_000;
+/// Backtracking allowed per pattern match, for the few schemas whose patterns need a
+/// backtracking engine (lookaround, back-references): a request may carry thousands of strings,
+/// so each match is kept to a few thousand steps (a match that runs out refuses the value).
+const PATTERN_BACKTRACK_LIMIT: usize = 10_000;
+
+/// Upper bound on a compiled pattern (patterns come from the contract).
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Which regex engine a schema's `pattern`s and `patternProperties` run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PatternEngine {
+    /// The `regex` crate: time linear in the input, whatever the pattern. Every schema whose
+    /// patterns it reads (nearly all) is compiled with it.
+    Linear,
+    /// `fancy-regex`, bounded by [`PATTERN_BACKTRACK_LIMIT`]: only for a schema with a pattern
+    /// the linear engine cannot read (lint `pattern-backtracking`).
+    Backtracking,
+}
 
 /// The options every schema of a contract is compiled with: 2020-12, formats asserted,
-/// Rampart's keywords, bounded pattern matching.
-pub(super) fn options<'r>(registry: &'r jsonschema::Registry<'r>) -> ValidationOptions<'r> {
-    jsonschema::options()
+/// Rampart's keywords, bounded pattern matching on `engine`.
+pub(super) fn options<'r>(
+    registry: &'r jsonschema::Registry<'r>,
+    engine: PatternEngine,
+) -> ValidationOptions<'r> {
+    let options = jsonschema::options()
         .with_draft(Draft::Draft202012)
-        .with_registry(registry)
+        .with_registry(registry);
+    with_engine(options, engine)
         .should_validate_formats(true)
-        .with_pattern_options(
-            PatternOptions::fancy_regex().backtrack_limit(PATTERN_BACKTRACK_LIMIT),
-        )
         .with_keyword(READ_ONLY_KEYWORD, |_, _, _| Ok(Box::new(ReadOnly)))
         .with_keyword(INT_KEYWORD, integer_width)
         .with_format("byte", is_base64)
+}
+
+fn with_engine(options: ValidationOptions<'_>, engine: PatternEngine) -> ValidationOptions<'_> {
+    match engine {
+        PatternEngine::Linear => {
+            options.with_pattern_options(PatternOptions::regex().size_limit(PATTERN_SIZE_LIMIT))
+        }
+        PatternEngine::Backtracking => options.with_pattern_options(
+            PatternOptions::fancy_regex()
+                .backtrack_limit(PATTERN_BACKTRACK_LIMIT)
+                .size_limit(PATTERN_SIZE_LIMIT),
+        ),
+    }
+}
+
+/// Whether an ECMA-262 `pattern` needs the backtracking engine: the linear one cannot read it
+/// (lookaround, back-references) and the backtracking one can. A pattern neither reads is
+/// reported by the compiler, not here.
+pub(crate) fn needs_backtracking(pattern: &str) -> bool {
+    let schema = serde_json::json!({ "pattern": pattern });
+    let compiles = |engine| {
+        with_engine(jsonschema::options(), engine)
+            .build(&schema)
+            .is_ok()
+    };
+    !compiles(PatternEngine::Linear) && compiles(PatternEngine::Backtracking)
 }
 
 /// OpenAPI's `format: byte`: base64 (RFC 4648 section 4, padded).
@@ -95,11 +137,14 @@ impl IntegerWidth {
             // Above i64::MAX.
             return false;
         }
-        // A float: compared as a float (both bounds are exactly representable as powers of two
-        // or one below them, and the comparison is what the upstream's parser would do).
+        // A float: compared as a float against exact bounds. The minimum (`-2^31` or `-2^63`) is
+        // a power of two and exact as an f64; the maximum is one below a power of two, which an
+        // f64 cannot hold for 64 bits (`i64::MAX as f64` rounds up to 2^63), so the bound is the
+        // exclusive power of two above it: `f < 2^31` or `f < 2^63`.
         #[allow(clippy::cast_precision_loss)]
-        let (min, max) = (self.min as f64, self.max as f64);
-        n.as_f64().is_some_and(|f| f >= min && f <= max)
+        let min = self.min as f64;
+        let above = -min;
+        n.as_f64().is_some_and(|f| f >= min && f < above)
     }
 }
 
@@ -114,5 +159,56 @@ impl<'i> Keyword<'i> for IntegerWidth {
 
     fn is_valid(&self, instance: &'i Value) -> bool {
         self.fits(instance)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::{INT32_REASON, INT64_REASON, IntegerWidth};
+
+    fn number(text: &str) -> Value {
+        serde_json::from_str(text).unwrap_or(Value::Null)
+    }
+
+    const INT64: IntegerWidth = IntegerWidth {
+        min: i64::MIN,
+        max: i64::MAX,
+        reason: INT64_REASON,
+    };
+
+    #[test]
+    fn two_to_the_63_is_not_an_int64_in_any_spelling() {
+        for text in [
+            "9223372036854775808",
+            "9223372036854775808.0",
+            "9.223372036854775808e18",
+            "-9223372036854777856.0",
+        ] {
+            assert!(!INT64.fits(&number(text)), "{text}");
+        }
+        for text in [
+            "9223372036854775807",
+            "-9223372036854775808",
+            "-9223372036854775808.0",
+            "9223372036854774784.0",
+        ] {
+            assert!(INT64.fits(&number(text)), "{text}");
+        }
+    }
+
+    #[test]
+    fn two_to_the_31_is_not_an_int32() {
+        let int32 = IntegerWidth {
+            min: i64::from(i32::MIN),
+            max: i64::from(i32::MAX),
+            reason: INT32_REASON,
+        };
+        assert!(!int32.fits(&number("2147483648.0")));
+        assert!(!int32.fits(&number("2147483648")));
+        assert!(int32.fits(&number("2147483647.0")));
+        assert!(int32.fits(&number("-2147483648.0")));
+        assert!(!int32.fits(&number("-2147483649.0")));
     }
 }

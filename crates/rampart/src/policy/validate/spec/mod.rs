@@ -37,6 +37,7 @@ use http::Method;
 
 pub use body::{MediaKind, MediaSpec, MultipartField, RequestBodySpec, ResponseSpec, media_kind};
 pub use issues::SpecIssue;
+pub(crate) use keywords::needs_backtracking;
 pub use params::{MAX_QUERY_PAIRS, PathParams};
 pub use reason::MAX_VIOLATIONS;
 
@@ -272,5 +273,17 @@ impl Operation {
     /// Whether the status is declared at all (exactly, by range, or by `default`).
     pub fn response_declared(&self, status: u16) -> bool {
         self.responses.for_status(status).is_some()
+    }
+
+    /// Whether a body of this content type is declared for the status: `None` when the status
+    /// is not declared at all; `Some(false)` when it is but not with this media type (a response
+    /// declared without `content` declares no body of any type).
+    pub fn response_content_declared(&self, status: u16, content_type: &str) -> Option<bool> {
+        Some(
+            self.responses
+                .for_status(status)?
+                .get(content_type)
+                .is_some(),
+        )
     }
 }

@@ -400,3 +400,111 @@ fn a_member_declared_false_is_removed() {
     assert_eq!(strip(&mut body, &schema), ["/_rev", "/password"]);
     assert_eq!(body, json!({ "id": 1, "extra": 4 }));
 }
+
+#[test]
+fn write_only_members_never_leave_the_gateway_inline_behind_a_ref_or_in_all_of() {
+    let root = json!({ "components": { "schemas": {
+        "Secret": { "type": "string", "writeOnly": true },
+        "User": {
+            "type": "object",
+            "properties": {
+                "id": { "type": "integer" },
+                "password": { "type": "string", "writeOnly": true },
+                "pin": { "$ref": "#/components/schemas/Secret" },
+                "token": { "allOf": [{ "$ref": "#/components/schemas/Secret" }] },
+                "otp": { "$ref": "#/components/schemas/Secret", "description": "3.0 sibling" },
+                "name": { "type": "string", "writeOnly": false }
+            }
+        },
+        "Admin": {
+            "allOf": [
+                { "$ref": "#/components/schemas/User" },
+                { "properties": { "password": { "type": "string" }, "level": {} } }
+            ]
+        }
+    }}});
+    let user = json!({ "$ref": "#/components/schemas/User" });
+    let mut body = json!({
+        "id": 1, "password": "hunter2", "pin": "1234", "token": "t", "otp": "9", "name": "Ann"
+    });
+    let removed = strip_undeclared(&mut body, &user, &root);
+    assert_eq!(removed, ["/otp", "/password", "/pin", "/token"]);
+    assert_eq!(body, json!({ "id": 1, "name": "Ann" }));
+    // Another branch declaring the member without `writeOnly` does not bring it back.
+    let admin = json!({ "$ref": "#/components/schemas/Admin" });
+    let mut body = json!({ "id": 1, "password": "hunter2", "level": 3 });
+    assert_eq!(strip_undeclared(&mut body, &admin, &root), ["/password"]);
+    assert_eq!(body, json!({ "id": 1, "level": 3 }));
+}
+
+#[test]
+fn audit_pointers_are_grouped_by_schema_path_capped_and_counted() {
+    let root = contract();
+    let schema = json!({ "type": "array", "items": schema_ref("Line") });
+    let mut body = Value::Array(
+        (0..10_000)
+            .map(|i| json!({ "sku": "A", "qty": i, "secret": i }))
+            .collect(),
+    );
+    let stripped = strip_response(&mut body, &schema, &root, &Patterns::default(), 20);
+    assert_eq!(stripped.pointers, ["/*/secret"]);
+    assert_eq!(stripped.total, 10_000);
+    assert_eq!(body[9_999], json!({ "sku": "A", "qty": 9_999 }));
+
+    let mut wide = Map::new();
+    for i in 0..100 {
+        wide.insert(format!("extra{i:03}"), json!(i));
+    }
+    let mut wide = Value::Object(wide);
+    let stripped = strip_response(
+        &mut wide,
+        &schema_ref("Line"),
+        &root,
+        &Patterns::default(),
+        20,
+    );
+    assert_eq!(stripped.pointers.len(), 20);
+    assert_eq!(stripped.pointers[0], "/extra000");
+    assert_eq!(stripped.total, 100);
+    assert_eq!(wide, json!({}));
+}
+
+#[test]
+fn each_schema_is_expanded_once_per_response_however_many_values_it_covers() {
+    let root = contract();
+    let schema = schema_ref("Order");
+    let lines: Vec<Value> = (0..1_000)
+        .map(|i| json!({ "sku": "A", "qty": i, "x": 1 }))
+        .collect();
+    let mut body = json!({ "id": "o1", "lines": lines });
+    let patterns = Patterns::default();
+    let mut walk = Walk::new(&root, &patterns, Removed::new(Grouping::Exact, usize::MAX));
+    walk.strip(&mut body, &Sub::One(&schema), &mut String::new(), 0);
+    assert_eq!(walk.removed.total, 1_000);
+    assert_eq!(walk.removed.pointers[999], "/lines/999/x");
+    // The order and its line schema; the list of lines.
+    assert_eq!(walk.objects.len(), 2);
+    assert_eq!(walk.arrays.len(), 1);
+}
+
+#[test]
+fn pattern_properties_are_compiled_at_load_and_strip_as_before() {
+    let root = json!({ "$defs": { "Headers": {
+        "type": "object",
+        "properties": { "id": {} },
+        "patternProperties": { "^x-": { "type": "object", "properties": { "v": {} } }, "(?<=a)b": {} }
+    }}});
+    let patterns = Patterns::collect(&root);
+    assert!(matches!(patterns.compiled.get("^x-"), Some(Some(_))));
+    // Lookbehind is not the regex crate's: unreadable, so members it might declare are kept.
+    assert!(matches!(patterns.compiled.get("(?<=a)b"), Some(None)));
+    let schema = json!({ "$ref": "#/$defs/Headers" });
+    let body = json!({ "id": 1, "x-trace": { "v": 1, "host": "h" }, "other": 2 });
+    let mut precompiled = body.clone();
+    let mut lazily = body;
+    let stripped = strip_response(&mut precompiled, &schema, &root, &patterns, 20);
+    let removed = strip_undeclared(&mut lazily, &schema, &root);
+    assert_eq!(precompiled, lazily);
+    assert_eq!(stripped.pointers, removed);
+    assert_eq!(removed, ["/x-trace/host"]);
+}

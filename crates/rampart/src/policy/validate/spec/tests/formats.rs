@@ -124,3 +124,61 @@ fn byte_is_base64_and_binary_is_not_checked() {
         one("/body/b", "is not a valid byte")
     );
 }
+
+/// A contract whose `code` member has `pattern`, and how a `code` of `value` fares.
+fn code_with_pattern(pattern: &str, value: &str) -> Vec<(String, String)> {
+    let schema = json!({
+        "type": "object",
+        "properties": { "code": { "type": "string", "pattern": pattern } }
+    });
+    let text = json!({
+        "openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+        "paths": {"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": schema}}}}}}
+    })
+    .to_string();
+    let spec = compile_text(&text, &CompileOptions::default()).unwrap();
+    let (op, _) = operation(&spec, &Method::POST, "/a");
+    let media = op
+        .request_body()
+        .and_then(|b| b.media("application/json"))
+        .unwrap();
+    pairs(&media.check(&json!({ "code": value })))
+}
+
+#[test]
+fn a_lookaround_pattern_still_applies_on_the_bounded_backtracking_engine() {
+    let pattern = "^(?!admin)[a-z]+$";
+    assert!(super::super::needs_backtracking(pattern));
+    assert_eq!(code_with_pattern(pattern, "bob"), vec![]);
+    assert_eq!(
+        code_with_pattern(pattern, "admin"),
+        one("/body/code", "must match the allowed pattern")
+    );
+}
+
+#[test]
+fn a_catastrophic_lookaround_pattern_runs_out_of_steps_and_refuses_quickly() {
+    // `(a+)+` inside a lookahead: exponential backtracking on a run of `a`s without a `b`.
+    let pattern = "^(?=(a+)+b)";
+    let attack = "a".repeat(40);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        code_with_pattern(pattern, &attack),
+        one("/body/code", "must match the allowed pattern")
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(code_with_pattern(pattern, "aab"), vec![]);
+}
+
+#[test]
+fn nested_quantifiers_without_lookaround_run_on_the_linear_engine() {
+    let pattern = "^(a+)+$";
+    assert!(!super::super::needs_backtracking(pattern));
+    let attack = format!("{}b", "a".repeat(10_000));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        code_with_pattern(pattern, &attack),
+        one("/body/code", "must match the allowed pattern")
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
