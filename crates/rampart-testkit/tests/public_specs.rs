@@ -39,10 +39,6 @@ fn node_modules() -> Option<PathBuf> {
 /// The documents of `@readme/oas-examples` that Rampart refuses, each for a reason written in
 /// docs/validation.md ("Real contracts"). Every other 3.0 and 3.1 document must compile.
 const REFUSED_EXAMPLES: &[&str] = &[
-    // A `pattern` with unescaped `{` literals (ECMA-262 Annex B, non-unicode): the Rust regex
-    // engines refuse it, so the schema does not compile.
-    "3.0/json/schema-validation.json",
-    "3.0/yaml/schema-validation.yaml",
     // Schemas that name an older draft in `$schema` (draft-04 `exclusiveMaximum: true`):
     // Rampart compiles every schema of a 3.1 contract as 2020-12, where it must be a number.
     "3.1/json/schema-validation-local.json",

@@ -124,3 +124,45 @@ fn byte_is_base64_and_binary_is_not_checked() {
         one("/body/b", "is not a valid byte")
     );
 }
+
+/// `@readme/oas-examples`' schema-validation: a GUID in braces, written with ECMA-262's literal
+/// `{`/`}` (Annex B), which the Rust regex engines refuse as it stands.
+#[test]
+fn a_pattern_with_literal_braces_compiles_and_matches_as_ecma_262_reads_it() {
+    let text = r#"{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"post": {"requestBody": {"content":
+      {"application/json": {"schema": {"type": "object", "properties": {"guid": {"type": "string",
+      "pattern": "^(?:{[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7}}|[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7})$"}}}}}}}}}}"#;
+    let spec = compile_text(text, &CompileOptions::default()).unwrap();
+    let (op, _) = operation(&spec, &Method::POST, "/a");
+    let media = op
+        .request_body()
+        .and_then(|b| b.media("application/json"))
+        .unwrap();
+    let guid = "0123-4567-89ab-cdef-0123-4567-89ab-cdef";
+    assert_eq!(pairs(&media.check(&json!({"guid": guid}))), vec![]);
+    assert_eq!(
+        pairs(&media.check(&json!({"guid": format!("{{{guid}}}")}))),
+        vec![]
+    );
+    // The quantifiers still count: three hex digits in a group is refused.
+    assert_eq!(
+        pairs(&media.check(&json!({"guid": "{012-4567-89ab-cdef-0123-4567-89ab-cdef}"}))),
+        one("/body/guid", "must match the allowed pattern")
+    );
+    assert_eq!(
+        pairs(&media.check(&json!({"guid": format!("{{{guid}")}))),
+        one("/body/guid", "must match the allowed pattern")
+    );
+}
+
+#[test]
+fn only_braces_outside_quantifiers_escapes_and_classes_are_escaped() {
+    use super::super::convert::escape_literal_braces as escape;
+    assert_eq!(escape("a{2}b{2,}c{2,5}"), "a{2}b{2,}c{2,5}");
+    assert_eq!(escape("{x}"), "\\{x\\}");
+    assert_eq!(escape("a{,5}"), "a\\{,5\\}");
+    assert_eq!(escape("\\{a\\}"), "\\{a\\}");
+    assert_eq!(escape("\\p{L}+"), "\\p{L}+");
+    assert_eq!(escape("[{}]"), "[{}]");
+    assert_eq!(escape("[\\]{]{"), "[\\]{]\\{");
+}
