@@ -409,6 +409,9 @@ fn transform(schema: &mut Value, at: &str, position: Position, depth: usize, ctx
         members.remove(dropped);
     }
     mark_integer_width(members);
+    if let Some(Value::String(pattern)) = members.get_mut("pattern") {
+        *pattern = escape_literal_braces(pattern);
+    }
     match ctx.mode {
         Mode::Request { strict } => {
             if flag(members, "readOnly") {
@@ -515,4 +518,64 @@ fn close(members: &mut Map<String, Value>, ctx: &Ctx<'_>) {
         "additionalProperties"
     };
     members.insert(keyword.to_owned(), Value::Bool(false));
+}
+
+/// ECMA-262 (which JSON Schema's `pattern` follows) reads a `{` or `}` that is not part of a
+/// quantifier (`{2}`, `{2,}`, `{2,5}`) as a literal character (Annex B); the Rust regex engines
+/// refuse it. Such braces are escaped so that the pattern means what its author wrote. Braces
+/// after a backslash (`\{`, `\p{L}`, `\u{41}`) and inside a character class are left alone.
+pub(super) fn escape_literal_braces(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_class = false;
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(&next) = chars.get(i + 1) {
+                    out.push(next);
+                    i += 1;
+                    // `\p{..}`, `\P{..}`, `\u{..}`, `\x{..}`: the braces belong to the escape.
+                    if matches!(next, 'p' | 'P' | 'u' | 'x') && chars.get(i + 1) == Some(&'{') {
+                        while let Some(&inner) = chars.get(i + 1) {
+                            out.push(inner);
+                            i += 1;
+                            if inner == '}' {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            '{' if !in_class => match quantifier_len(&chars[i..]) {
+                Some(len) => {
+                    out.extend(&chars[i..i + len]);
+                    i += len - 1;
+                }
+                None => out.push_str("\\{"),
+            },
+            '}' if !in_class => out.push_str("\\}"),
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The length of the quantifier (`{n}`, `{n,}`, `{n,m}`) that `chars` starts with, if any.
+fn quantifier_len(chars: &[char]) -> Option<usize> {
+    let close = chars.iter().position(|&c| c == '}')?;
+    let inner: String = chars.get(1..close)?.iter().collect();
+    let (low, high) = inner.split_once(',').unwrap_or((inner.as_str(), "0"));
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    (digits(low) && (high.is_empty() || digits(high))).then_some(close + 1)
 }

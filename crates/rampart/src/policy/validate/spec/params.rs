@@ -387,6 +387,16 @@ fn path_value(param: &ParamSpec, path: &PathParams) -> Result<Occurrences, &'sta
     let Some(raw) = path.get(&param.name) else {
         return Ok(Occurrences::default());
     };
+    // A template may use a name twice (`/a/{id}/b/{id}`); only the first place is checked
+    // below, so every other place must carry the same text, or it would reach the upstream
+    // unchecked.
+    if path
+        .values
+        .iter()
+        .any(|(name, value)| *name == param.name && value != raw)
+    {
+        return Err("must have the same value at each place in the path");
+    }
     let is_array = matches!(param.shape, Shape::Array(_));
     // Split before decoding: an encoded delimiter (`%2C`) is part of an item.
     let pieces: Vec<&str> = match param.style {

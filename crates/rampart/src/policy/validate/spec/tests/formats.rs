@@ -182,3 +182,33 @@ fn nested_quantifiers_without_lookaround_run_on_the_linear_engine() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// `@readme/oas-examples`' schema-validation: a GUID in braces, written with ECMA-262's literal
+/// `{`/`}` (Annex B), which the Rust regex engines refuse as it stands.
+#[test]
+fn a_pattern_with_literal_braces_compiles_and_matches_as_ecma_262_reads_it() {
+    let text = r#"{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"post": {"requestBody": {"content":
+      {"application/json": {"schema": {"type": "object", "properties": {"guid": {"type": "string",
+      "pattern": "^(?:{[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7}}|[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7})$"}}}}}}}}}}"#;
+    let spec = compile_text(text, &CompileOptions::default()).unwrap();
+    let (op, _) = operation(&spec, &Method::POST, "/a");
+    let media = op
+        .request_body()
+        .and_then(|b| b.media("application/json"))
+        .unwrap();
+    let guid = "0123-4567-89ab-cdef-0123-4567-89ab-cdef";
+    assert_eq!(pairs(&media.check(&json!({"guid": guid}))), vec![]);
+    assert_eq!(
+        pairs(&media.check(&json!({"guid": format!("{{{guid}}}")}))),
+        vec![]
+    );
+    // The quantifiers still count: three hex digits in a group is refused.
+    assert_eq!(
+        pairs(&media.check(&json!({"guid": "{012-4567-89ab-cdef-0123-4567-89ab-cdef}"}))),
+        one("/body/guid", "must match the allowed pattern")
+    );
+    assert_eq!(
+        pairs(&media.check(&json!({"guid": format!("{{{guid}")}))),
+        one("/body/guid", "must match the allowed pattern")
+    );
+}

@@ -219,3 +219,37 @@ fn a_query_value_that_is_not_utf8_is_refused() {
         one("/query/status", "must be UTF-8 text")
     );
 }
+
+/// A template that uses one name twice (as `@readme/oas-examples`' parameters-common does):
+/// only one value is typed, so a different text at the other place would reach the upstream
+/// unchecked.
+#[test]
+fn a_path_parameter_used_twice_must_carry_the_same_value_at_both_places() {
+    let spec = compile_text(
+        r#"
+openapi: 3.0.3
+info: { title: t, version: "1" }
+paths:
+  /anything/{id}/{action}/{id}:
+    parameters:
+      - { in: path, name: id, required: true, schema: { type: integer } }
+      - { in: path, name: action, required: true, schema: { type: string, enum: [lists] } }
+    get:
+      responses: { "200": { description: ok } }
+"#,
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(head(&spec, Method::GET, "/anything/7/lists/7", &[]), vec![]);
+    assert_eq!(
+        head(&spec, Method::GET, "/anything/7/lists/1%20OR%201=1", &[]),
+        one(
+            "/path/id",
+            "must have the same value at each place in the path"
+        )
+    );
+    assert_eq!(
+        head(&spec, Method::GET, "/anything/x/lists/x", &[]),
+        one("/path/id", "must be an integer")
+    );
+}
