@@ -69,7 +69,11 @@ fuzz_target!(|data: &[u8]| {
             }
             None => LIMITS.max_field_bytes,
         };
-        assert!(part.data.len() <= limit, "part of {} bytes", part.data.len());
+        assert!(
+            part.data.len() <= limit,
+            "part of {} bytes",
+            part.data.len()
+        );
         assert!(
             part.data.is_empty() || data.windows(part.data.len()).any(|w| w == &part.data[..]),
             "part data not found in the body"

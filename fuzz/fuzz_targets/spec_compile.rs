@@ -26,13 +26,16 @@ use rampart::policy::validate::spec::{CompileOptions, Spec};
 fn origin() -> &'static (PathBuf, PathBuf) {
     static ORIGIN: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     ORIGIN.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("rampart-fuzz-spec-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("rampart-fuzz-spec-{}", std::process::id()));
         // An existing directory is fine as long as it is empty (checked below).
         let _ = std::fs::create_dir_all(&dir);
         let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         let empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_none());
-        assert!(matches!(empty, Ok(true)), "{} must be an empty directory", dir.display());
+        assert!(
+            matches!(empty, Ok(true)),
+            "{} must be an empty directory",
+            dir.display()
+        );
         let file = dir.join("contract");
         (dir, file)
     })

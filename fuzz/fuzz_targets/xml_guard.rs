@@ -59,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(roots, 1, "accepted {roots} root elements: {text:?}");
-    assert!(elements <= limits.max_elements, "accepted {elements} elements");
+    assert!(
+        elements <= limits.max_elements,
+        "accepted {elements} elements"
+    );
     assert!(
         deepest <= limits.max_depth,
         "accepted nesting {deepest} deep: {text:?}"
