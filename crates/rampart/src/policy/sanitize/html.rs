@@ -188,8 +188,12 @@ fn tag_key(tag: &Tag, side: Side) -> (String, Vec<(String, String)>) {
         .attrs
         .iter()
         .map(|a| (a.name.local.to_string(), a.value.to_string()))
-        .filter(|(attribute, _)| {
-            side == Side::Input || (name.as_str(), attribute.as_str()) != ADDED_ATTRIBUTE
+        .filter(|(attribute, value)| {
+            // The sanitizer's own `rel` is not the client's markup: on the output it is what
+            // the sanitizer adds, and on the input it is what an earlier pass added (a value
+            // already sanitized must pass `reject` again).
+            let added = (name.as_str(), attribute.as_str()) == ADDED_ATTRIBUTE;
+            !added || (side == Side::Input && value != LINK_REL)
         })
         .collect();
     attributes.sort();

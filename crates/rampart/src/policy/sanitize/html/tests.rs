@@ -128,6 +128,16 @@ fn allowed_formatting_is_kept_byte_for_byte() {
 }
 
 #[test]
+fn an_already_sanitized_link_passes_again_without_a_removal() {
+    let once = sanitize("<a href=\"https://example.com/\">x</a>");
+    let twice = sanitize(&once.html);
+    assert!(!twice.removed_markup, "{}", twice.html);
+    assert_eq!(twice.html, once.html);
+    // Another `rel` is the client's own markup, which the sanitizer replaces: a removal.
+    assert!(sanitize("<a href=\"/x\" rel=\"opener\">x</a>").removed_markup);
+}
+
+#[test]
 fn a_safe_link_gains_rel_without_counting_as_a_removal() {
     let cleaned = sanitize("<a href=\"https://example.com/x?a=1&amp;b=2\" title=\"t\">x</a>");
     assert!(!cleaned.removed_markup);
