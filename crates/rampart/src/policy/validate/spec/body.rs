@@ -149,6 +149,10 @@ impl MediaSpec {
         let Some(validator) = &self.validator else {
             return Vec::new();
         };
+        // The fast path for a conforming body (the common case): no error is built.
+        if validator.is_valid(body) {
+            return Vec::new();
+        }
         let mut out = Collector::default();
         out.schema_errors("/body", validator.iter_errors(body));
         out.finish()
@@ -214,6 +218,10 @@ impl ResponseSpec {
         let Some(validator) = &self.validator else {
             return Vec::new();
         };
+        // The fast path for a conforming body (the common case): no error is built.
+        if validator.is_valid(body) {
+            return Vec::new();
+        }
         let mut out = Collector::default();
         out.schema_errors("/body", validator.iter_errors(body));
         out.finish()

@@ -275,7 +275,9 @@ impl Params {
                     .map(|(k, v)| (k.to_owned(), Value::Object(v)))
                     .collect(),
             );
-            out.schema_errors("", validator.iter_errors(&instance));
+            if !validator.is_valid(&instance) {
+                out.schema_errors("", validator.iter_errors(&instance));
+            }
         }
         out.finish()
     }
