@@ -97,11 +97,12 @@ impl Validation {
     ) -> Vec<Arc<dyn Policy>> {
         let mut policies: Vec<Arc<dyn Policy>> = Vec::new();
         // The first body policy: no other one parses a body these limits have not passed.
+        let needs_sanitizer = contract_of(config, route).is_some() || !route.sanitize.is_empty();
         if config.validation.json.enabled {
             let limits = config.validation.json.clone();
-            policies.push(Arc::new(ThreatLimits::new(limits)));
+            // The contract and the sanitizer read the JSON this policy has just parsed.
+            policies.push(Arc::new(ThreatLimits::new(limits, needs_sanitizer)));
         }
-        let needs_sanitizer = contract_of(config, route).is_some() || !route.sanitize.is_empty();
         let sanitizer = match (&self.sanitizer, needs_sanitizer) {
             (Some(sanitizer), _) => sanitizer.clone(),
             (None, false) => return policies,

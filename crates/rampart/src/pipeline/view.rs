@@ -40,6 +40,12 @@ impl BodyView {
         }
     }
 
+    /// Hands over the JSON value a policy has already parsed from these bytes (the JSON limits
+    /// build it while checking), so no later policy parses the body again.
+    pub fn set_json(&mut self, value: serde_json::Value) {
+        self.json = Some(value);
+    }
+
     /// Records that the JSON value was changed: the body is serialized from it when it leaves.
     pub fn mark_json_changed(&mut self) {
         self.json_changed = true;

@@ -5,10 +5,12 @@
 //! or numbers, duplicate member names (two parsers read `{"role":"user","role":"admin"}`
 //! differently: the gateway validates one value and the upstream uses the other), invalid UTF-8.
 //!
-//! Invariants: the body is parsed once by serde_json into nothing (the visitor below keeps no
-//! values, only the member names of the objects open along the current path, each bounded), so a
-//! bomb never allocates beyond the limits; the first limit crossed stops the parse; a refusal
-//! names the pointer of the offending value and the limit, never the value.
+//! Invariants: the body is parsed once by serde_json, into nothing ([`check`]: the visitor keeps
+//! no values, only the member names of the objects open along the current path, each bounded) or
+//! into the `Value` a later policy needs ([`parse`]: built as it is checked, so a route with a
+//! contract parses its body once, not twice); either way a bomb never allocates beyond the limits;
+//! the first limit crossed stops the parse; a refusal names the pointer of the offending value and
+//! the limit, never the value.
 //!
 //! Why a hand-written visitor: serde_json does the parsing (escapes, UTF-8, numbers); no crate
 //! enforces per-object and per-array limits or refuses duplicate names while parsing, which is
@@ -18,6 +20,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::marker::PhantomData;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -97,6 +100,15 @@ impl Default for JsonLimits {
 /// Checks `body` against the limits without building it. `Err` names the first value that
 /// crosses a limit, or `/body` for JSON that is not well-formed.
 pub fn check(body: &[u8], limits: &JsonLimits) -> Result<(), Violation> {
+    walk::<Discard>(body, limits)
+}
+
+/// Checks `body` against the limits and returns it as a `Value`, built while it is checked.
+pub fn parse(body: &[u8], limits: &JsonLimits) -> Result<serde_json::Value, Violation> {
+    walk::<Keep>(body, limits)
+}
+
+fn walk<B: Build>(body: &[u8], limits: &JsonLimits) -> Result<B::Out, Violation> {
     if overlong_number(body, limits.max_number_chars as usize) {
         return Err(Violation::new(
             "/body",
@@ -112,13 +124,64 @@ pub fn check(body: &[u8], limits: &JsonLimits) -> Result<(), Violation> {
         refusal: None,
     };
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let parsed = Node { walk: &mut walk }
-        .deserialize(&mut deserializer)
-        .and_then(|()| deserializer.end());
+    let parsed = Node::<B> {
+        walk: &mut walk,
+        build: PhantomData,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|out| deserializer.end().map(|()| out));
     match (parsed, walk.refusal) {
         (_, Some(violation)) => Err(violation),
-        (Ok(()), None) => Ok(()),
+        (Ok(out), None) => Ok(out),
         (Err(error), None) => Err(not_well_formed(&error)),
+    }
+}
+
+/// What the walk makes of the values it checks: nothing ([`Discard`]) or a `Value` ([`Keep`]).
+trait Build {
+    type Out;
+    type Array: Default;
+    type Object: Default;
+    fn scalar(value: impl FnOnce() -> serde_json::Value) -> Self::Out;
+    fn push(array: &mut Self::Array, element: Self::Out);
+    fn array(array: Self::Array) -> Self::Out;
+    fn insert(object: &mut Self::Object, name: Cow<'_, str>, value: Self::Out);
+    fn object(object: Self::Object) -> Self::Out;
+}
+
+struct Discard;
+
+impl Build for Discard {
+    type Out = ();
+    type Array = ();
+    type Object = ();
+    fn scalar(_: impl FnOnce() -> serde_json::Value) {}
+    fn push((): &mut (), (): ()) {}
+    fn array((): ()) {}
+    fn insert((): &mut (), _: Cow<'_, str>, (): ()) {}
+    fn object((): ()) {}
+}
+
+struct Keep;
+
+impl Build for Keep {
+    type Out = serde_json::Value;
+    type Array = Vec<serde_json::Value>;
+    type Object = serde_json::Map<String, serde_json::Value>;
+    fn scalar(value: impl FnOnce() -> serde_json::Value) -> serde_json::Value {
+        value()
+    }
+    fn push(array: &mut Self::Array, element: serde_json::Value) {
+        array.push(element);
+    }
+    fn array(array: Self::Array) -> serde_json::Value {
+        serde_json::Value::Array(array)
+    }
+    fn insert(object: &mut Self::Object, name: Cow<'_, str>, value: serde_json::Value) {
+        object.insert(name.into_owned(), value);
+    }
+    fn object(object: Self::Object) -> serde_json::Value {
+        serde_json::Value::Object(object)
     }
 }
 
@@ -207,64 +270,79 @@ impl Walk<'_, '_> {
 }
 
 /// Reads one value of any kind.
-struct Node<'w, 'l, 'de> {
+struct Node<'w, 'l, 'de, B> {
     walk: &'w mut Walk<'l, 'de>,
+    build: PhantomData<B>,
 }
 
-impl<'de> DeserializeSeed<'de> for Node<'_, '_, 'de> {
-    type Value = ();
+impl<'w, 'l, 'de, B: Build> Node<'w, 'l, 'de, B> {
+    fn child<'c>(walk: &'c mut Walk<'l, 'de>) -> Node<'c, 'l, 'de, B> {
+        Node {
+            walk,
+            build: PhantomData,
+        }
+    }
+}
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+impl<'de, B: Build> DeserializeSeed<'de> for Node<'_, '_, 'de, B> {
+    type Value = B::Out;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<B::Out, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
-    type Value = ();
+impl<'de, B: Build> Visitor<'de> for Node<'_, '_, 'de, B> {
+    type Value = B::Out;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, value: bool) -> Result<B::Out, E> {
+        Ok(B::scalar(|| serde_json::Value::Bool(value)))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, value: i64) -> Result<B::Out, E> {
+        Ok(B::scalar(|| serde_json::Value::from(value)))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, value: u64) -> Result<B::Out, E> {
+        Ok(B::scalar(|| serde_json::Value::from(value)))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, value: f64) -> Result<B::Out, E> {
+        // serde_json hands over finite numbers only; `Null` is never reached.
+        Ok(B::scalar(|| {
+            serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, Into::into)
+        }))
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_unit<E>(self) -> Result<B::Out, E> {
+        Ok(B::scalar(|| serde_json::Value::Null))
     }
 
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<B::Out, E> {
         let max = self.walk.limits.max_string_bytes;
         if value.len() > max as usize {
             return Err(self
                 .walk
                 .refuse(format!("is a string longer than {max} bytes")));
         }
-        Ok(())
+        Ok(B::scalar(|| serde_json::Value::String(value.to_owned())))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<B::Out, A::Error> {
         if !self.walk.depth_ok() {
             let max = self.walk.limits.max_depth;
             return Err(self.walk.refuse(format!("is nested deeper than {max}")));
         }
+        let mut array = B::Array::default();
         let mut index = 0u32;
         loop {
             self.walk.path.push(Token::Index(index));
-            let element = seq.next_element_seed(Node { walk: self.walk });
+            let element = seq.next_element_seed(Node::<B>::child(self.walk));
             self.walk.path.pop();
-            if element?.is_none() {
-                return Ok(());
-            }
+            let Some(element) = element? else {
+                return Ok(B::array(array));
+            };
+            B::push(&mut array, element);
             index += 1;
             if index > self.walk.limits.max_items {
                 let max = self.walk.limits.max_items;
@@ -275,11 +353,12 @@ impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
         }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<B::Out, A::Error> {
         if !self.walk.depth_ok() {
             let max = self.walk.limits.max_depth;
             return Err(self.walk.refuse(format!("is nested deeper than {max}")));
         }
+        let mut object = B::Object::default();
         let mut seen = Names::default();
         while let Some(name) = map.next_key_seed(Name { walk: self.walk })? {
             if seen.len() >= self.walk.limits.max_members as usize {
@@ -289,15 +368,15 @@ impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
                     .refuse(format!("is an object of more than {max} members")));
             }
             let fresh = seen.insert(name.clone());
-            self.walk.path.push(Token::Name(name));
+            self.walk.path.push(Token::Name(name.clone()));
             if !fresh {
                 return Err(self.walk.refuse("is a duplicate member name".to_owned()));
             }
-            let value = map.next_value_seed(Node { walk: self.walk });
+            let value = map.next_value_seed(Node::<B>::child(self.walk));
             self.walk.path.pop();
-            value?;
+            B::insert(&mut object, name, value?);
         }
-        Ok(())
+        Ok(B::object(object))
     }
 }
 

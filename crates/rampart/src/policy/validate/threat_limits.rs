@@ -14,11 +14,14 @@ use crate::pipeline::{BodyView, Policy, Stage};
 /// The limits every JSON body of a route must respect.
 pub struct ThreatLimits {
     json: JsonLimits,
+    keep_value: bool,
 }
 
 impl ThreatLimits {
-    pub fn new(json: JsonLimits) -> Self {
-        Self { json }
+    /// `keep_value`: a later policy of the route reads the JSON (a contract, sanitized fields),
+    /// so the value is built while it is checked and handed on, and the body is parsed once.
+    pub fn new(json: JsonLimits, keep_value: bool) -> Self {
+        Self { json, keep_value }
     }
 }
 
@@ -48,7 +51,12 @@ impl Policy for ThreatLimits {
             let refused = GatewayError::UnsupportedMediaType("content-coded JSON body");
             return Box::pin(std::future::ready(Err(refused)));
         }
-        let checked = json_limits::check(body.bytes(), &self.json).map_err(|violation| {
+        let checked = if self.keep_value {
+            json_limits::parse(body.bytes(), &self.json).map(|value| body.set_json(value))
+        } else {
+            json_limits::check(body.bytes(), &self.json)
+        };
+        let checked = checked.map_err(|violation| {
             GatewayError::RequestInvalid(Box::new(Invalid {
                 status: http::StatusCode::BAD_REQUEST,
                 operation: None,

@@ -151,3 +151,31 @@ fn random_bytes_never_panic() {
         let _ = check(&body, &JsonLimits::default());
     }
 }
+
+#[test]
+fn parse_builds_the_same_value_serde_json_reads_and_refuses_what_check_refuses() {
+    let limits = JsonLimits::default();
+    for text in [
+        r#"{"a":1,"b":[true,false,null],"c":{"d":"\u00e9\n","e":-1.5e3},"f":18446744073709551615}"#,
+        r#"[1, -2, 3.25, "x", [], {}]"#,
+        r#""just a string""#,
+        "  42  ",
+        r#"{"r\u006fle":"admin","n":1e400}"#,
+    ] {
+        let expected: Result<serde_json::Value, _> = serde_json::from_slice(text.as_bytes());
+        match (parse(text.as_bytes(), &limits), expected) {
+            (Ok(built), Ok(expected)) => assert_eq!(built, expected, "{text}"),
+            (built, expected) => {
+                assert_eq!(built.is_err(), expected.is_err(), "{text}: {built:?}");
+            }
+        }
+    }
+    for bomb in [
+        r#"{"role":"user","role":"admin"}"#.to_owned(),
+        format!("{}{}", "[".repeat(40), "]".repeat(40)),
+    ] {
+        let built = parse(bomb.as_bytes(), &limits).map(|_| ());
+        assert_eq!(built, check(bomb.as_bytes(), &limits), "{bomb}");
+        assert!(built.is_err());
+    }
+}
