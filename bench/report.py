@@ -24,7 +24,10 @@ GROUPS = {
     "jwt-es256-unique": "JWT ES256, a distinct token on every request (defeats verified-token caches)",
     "ratelimit": "Rate limit per client IP of 1,000,000 req/s: never reached, so the cost of the decision",
     "ratelimit-hit": "Rate limit per client IP of 1000 req/s, far exceeded: the cost of refusing (wrk only)",
+    "validate": "POST of a 1 KiB JSON body: OpenAPI contract (20 properties) beside none, ModSecurity + CRS and nginx",
 }
+# The row a group's other rows are divided by, when not Rampart's default ("rampart").
+REFERENCE = {"validate": "rampart-unvalidated"}
 # Groups where most answers are meant to be refusals (429): their non-2xx answers are the result,
 # not errors, and their table shows the share of them.
 REFUSING = {"ratelimit-hit"}
@@ -73,6 +76,49 @@ def print_refusing(grows, ref, ref_rps):
     print()
 
 
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def group_medians(grows):
+    """Per contender (in first-seen order), the median of each figure over its measured rounds."""
+    names = list(dict.fromkeys(r["name"] for r in grows))
+    med = {}
+    for name in names:
+        rs = [r for r in grows if r["name"] == name and "wrk" in r]
+        med[name] = {
+            "rounds": len(rs),
+            "rounds_clean": sum(1 for r in rs if r.get("clean")),
+            "rps": median([r["wrk"]["rps"] for r in rs]),
+            "proxy_cpu_us_per_req": median([r["proxy_cpu_us_per_req"] for r in rs]),
+            "proxy_cpu_us_per_req_all": [r["proxy_cpu_us_per_req"] for r in rs],
+            "p50_ms": median([r.get("fixed_rate", {}).get("p50_ms") for r in rs]),
+            "p99_ms": median([r.get("fixed_rate", {}).get("p99_ms") for r in rs]),
+            "latency_rate_rps": sorted({r.get("fixed_rate", {}).get("rate_rps") for r in rs} - {None}),
+            "wrk_non_2xx": sum(r["wrk"]["non_2xx"] for r in rs),
+        }
+    return med
+
+
+def print_medians(group, grows):
+    med = group_medians(grows)
+    print(f"Medians over the rounds of {group}:\n")
+    print(f"| contender | rounds (clean) | req/s (max) | proxy CPU µs/req | (each round) "
+          f"| latency at req/s | p50 ms | p99 ms | wrk non-2xx |")
+    print("|---|---:|---:|---:|---|---|---:|---:|---:|")
+    for name, m in med.items():
+        each = ", ".join(fmt(x) for x in m["proxy_cpu_us_per_req_all"])
+        rates = ", ".join(fmt(x) for x in m["latency_rate_rps"]) or "-"
+        print(f"| {name} | {m['rounds']} ({m['rounds_clean']}) | {fmt(m['rps'], 0)} "
+              f"| {fmt(m['proxy_cpu_us_per_req'])} | {each} | {rates} | {fmt(m['p50_ms'], 3)} "
+              f"| {fmt(m['p99_ms'], 3)} | {m['wrk_non_2xx']} |")
+    print()
+
+
 out = {
     "started_at": started,
     "finished_at": finished,
@@ -93,6 +139,11 @@ out = {
     "versions": {k: v for k, v in versions.items() if k not in ("cpu", "nproc", "kernel")},
     "check_failures": failures,
     "results": rows,
+    "medians": {
+        g: group_medians([r for r in rows if r["group"] == g])
+        for g in dict.fromkeys(r["group"] for r in rows)
+        if any("round" in r for r in rows if r["group"] == g)
+    },
 }
 with open(out_path, "w") as f:
     json.dump(out, f, indent=2)
@@ -110,9 +161,9 @@ for group, title in GROUPS.items():
     grows = [r for r in rows if r["group"] == group]
     if not grows:
         continue
-    ref = next((r for r in grows if r["name"] == "rampart" and "wrk" in r), None) or next(
-        (r for r in grows if r["name"] == "rampart-no-audit" and "wrk" in r), None
-    )
+    ref = next(
+        (r for r in grows if r["name"] == REFERENCE.get(group, "rampart") and "wrk" in r), None
+    ) or next((r for r in grows if r["name"] == "rampart-no-audit" and "wrk" in r), None)
     ref_rps = ref["wrk"]["rps"] if ref else None
     print(f"## {group}: {title}\n")
     if group in REFUSING:
@@ -150,19 +201,24 @@ for group, title in GROUPS.items():
             errs.append(f"oha errors {oha_errors}")
         if "error" in fr:
             errs.append(f"oha: {fr['error']}")
+        if fr.get("rate_rps") not in (None, int(rate)):
+            errs.append(f"latency at {fr['rate_rps']} req/s, half its maximum, not {rate}")
         added = (
             fr["p99_ms"] - upstream_p99
             if fr.get("p99_ms") is not None and upstream_p99 is not None and r is not upstream
             else None
         )
         ratio = w["rps"] / ref_rps if ref_rps else None
+        label = f"{r['name']} (round {r['round']})" if "round" in r else r["name"]
         print(
-            f"| {r['name']} | {fmt(w['rps'], 0)} | {fmt(ratio)} | {fmt(r['proxy_cpu_us_per_req'])} "
+            f"| {label} | {fmt(w['rps'], 0)} | {fmt(ratio)} | {fmt(r['proxy_cpu_us_per_req'])} "
             f"| {fmt(r['proxy_core_busy_pct'], 1)} | {fmt(r['load_core_busy_pct'], 1)} "
             f"| {fmt(fr.get('p50_ms'), 3)} | {fmt(fr.get('p99_ms'), 3)} | {fmt(added, 3)} "
             f"| {fmt(r.get('upstream_connections_opened'))} | {'; '.join(errs) or 'none'} |"
         )
     print()
+    if any("round" in r for r in grows):
+        print_medians(group, grows)
 if failures:
     print("Pre-flight check failures:")
     for f in failures:
