@@ -38,28 +38,38 @@ pub fn apply<'f>(
 ) -> Result<Applied, Violation> {
     let mut removed = 0;
     let mut rewritten = 0;
+    let mut budget = MAX_VISITS;
     for (path, on_unsafe) in fields {
         let mut pointer = String::from("/body");
-        visit(value, &path.0, &mut pointer, &mut |text, pointer| {
-            let cleaned = sanitizer.sanitize(text);
-            if cleaned.removed_markup {
-                if on_unsafe == OnUnsafe::Reject {
-                    return Err(Violation::new(
-                        pointer,
-                        "contains markup that is not allowed",
-                    ));
+        visit(
+            value,
+            &path.0,
+            &mut pointer,
+            &mut budget,
+            &mut |text, pointer| {
+                let cleaned = sanitizer.sanitize(text);
+                if cleaned.removed_markup {
+                    if on_unsafe == OnUnsafe::Reject {
+                        return Err(Violation::new(
+                            pointer,
+                            "contains markup that is not allowed",
+                        ));
+                    }
+                    removed += 1;
                 }
-                removed += 1;
-            }
-            if let Cow::Owned(html) = cleaned.html {
-                *text = html;
-                rewritten += 1;
-            }
-            Ok(())
-        })?;
+                if let Cow::Owned(html) = cleaned.html {
+                    *text = html;
+                    rewritten += 1;
+                }
+                Ok(())
+            },
+        )?;
     }
     Ok(Applied { removed, rewritten })
 }
+
+/// Visits in one body, over every marked field: far above what any real body needs.
+const MAX_VISITS: usize = 100_000;
 
 /// Calls `on_string` for every string `steps` lead to from `value`, with its concrete pointer.
 /// The recursion is as deep as the configured path, or for a `Repeat` step as deep as the body
@@ -68,8 +78,15 @@ fn visit(
     value: &mut Value,
     steps: &[Step],
     pointer: &mut String,
+    budget: &mut usize,
     on_string: &mut impl FnMut(&mut String, &str) -> Result<(), Violation>,
 ) -> Result<(), Violation> {
+    // Overlapping repeats (a schema whose recursion can be taken in one step or two) could
+    // visit a deep body along exponentially many routes: past the budget the body is refused
+    // rather than passed on partly cleaned.
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| Violation::new("/body", "is too deeply nested to sanitize"))?;
     let Some((step, rest)) = steps.split_first() else {
         if let Value::String(text) = value {
             on_string(text, pointer)?;
@@ -82,7 +99,7 @@ fn visit(
             if let Some(child) = members.get_mut(key) {
                 pointer.push('/');
                 pointer.push_str(&escape_token(key));
-                visit(child, rest, pointer, on_string)?;
+                visit(child, rest, pointer, budget, on_string)?;
             }
         }
         // RFC 6901: a token applied to an array is an index.
@@ -90,12 +107,12 @@ fn visit(
             if let Some(child) = array_index(key).and_then(|i| items.get_mut(i)) {
                 pointer.push('/');
                 pointer.push_str(key);
-                visit(child, rest, pointer, on_string)?;
+                visit(child, rest, pointer, budget, on_string)?;
             }
         }
         (Step::Repeat(cycles), value) => {
             // Zero repetitions, then one more of each cycle followed by this step again.
-            visit(value, rest, pointer, on_string)?;
+            visit(value, rest, pointer, budget, on_string)?;
             for cycle in cycles {
                 let again: Vec<Step> = cycle
                     .iter()
@@ -103,7 +120,7 @@ fn visit(
                     .chain(rest)
                     .cloned()
                     .collect();
-                visit(value, &again, pointer, on_string)?;
+                visit(value, &again, pointer, budget, on_string)?;
             }
         }
         (Step::AnyIndex, Value::Array(items)) => {
@@ -111,7 +128,7 @@ fn visit(
                 pointer.truncate(parent);
                 pointer.push('/');
                 pointer.push_str(&index.to_string());
-                visit(child, rest, pointer, on_string)?;
+                visit(child, rest, pointer, budget, on_string)?;
             }
         }
         _ => {}
@@ -274,5 +291,28 @@ mod tests {
             result.map_err(|v| v.pointer),
             Err("/body/a~1b/~0c".to_owned())
         );
+    }
+
+    #[test]
+    fn overlapping_repeats_on_a_deep_body_are_refused_within_the_budget_not_walked_forever() {
+        let overlapping = FieldPath(vec![
+            Step::Repeat(vec![
+                vec![Step::AnyIndex],
+                vec![Step::AnyIndex, Step::AnyIndex],
+            ]),
+            Step::Key("text".into()),
+        ]);
+        let mut body = json!({"text": "<script>x</script>"});
+        for _ in 0..40 {
+            body = json!([body]);
+        }
+        let started = std::time::Instant::now();
+        let result = apply(
+            &mut body,
+            [(&overlapping, OnUnsafe::Sanitize)],
+            &HtmlSanitizer::default(),
+        );
+        assert!(result.is_err(), "past the budget the body is refused");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -1,10 +1,10 @@
 //! What a request body schema says about individual fields, gathered at compile time: the
 //! fields to sanitize (`x-rampart-sanitize: html`) and the parts of a multipart body.
 //!
-//! Invariant: walks follow `$ref`s and compositions but never the same `$ref` twice on one
-//! path: a recursive schema (a tree of comments) yields one path per mark with a `Repeat` step
-//! for the recursion, which the sanitizer follows as deep as the body goes, so a mark is never
-//! lost at some depth. Depth and the number of paths are bounded besides.
+//! Invariant: walks follow `$ref`s and compositions to a bounded depth and a bounded number of
+//! paths; a recursion found on the way (a tree of comments) adds a `Repeat` step to the paths
+//! through it, which the sanitizer follows as deep as the body goes. A mark reached only through
+//! two different recursions nested deeper than the depth bound is not collected (a known limit).
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -15,9 +15,10 @@ use super::coerce::branches;
 use super::convert::ref_target;
 use crate::policy::sanitize::field_path::{FieldPath, Step};
 
-/// Levels of nesting a sanitize mark is looked for at (recursion is cut by cycle detection, not
-/// by this; only a deliberately deep schema reaches it).
-const MAX_SANITIZE_DEPTH: usize = 64;
+/// Levels of schema nesting (`$ref`s, properties, items, compositions) a sanitize mark is
+/// looked for at: bounds the walk of a schema whose references branch (each level can double
+/// the paths). Recursion beyond it is covered by the repeats.
+const MAX_SANITIZE_DEPTH: usize = 12;
 /// Sanitized fields per media type.
 const MAX_SANITIZE_FIELDS: usize = 512;
 
@@ -112,17 +113,22 @@ impl SanitizeWalk<'_> {
         if let Some(target) = ref_target(schema)
             && let Some(Value::Object(next)) = self.doc.pointer(&target)
         {
-            if let Some((_, start)) = self.refs.iter().find(|(t, _)| *t == target) {
-                // Back at a schema this path is already in: one turn of a recursion.
+            let mut entries = self.refs.iter().filter(|(t, _)| *t == target);
+            if let (Some((_, start)), None) = (entries.next(), entries.next()) {
+                // Back at a schema this path is in once: one turn of a recursion (later turns,
+                // walked on below, are not recorded again: overlapping turns would make the
+                // sanitizer's walk of a deep body exponential).
                 let turn = path.0[*start..].to_vec();
                 if !turn.is_empty() {
                     self.cycles.push((path.0[..*start].to_vec(), turn));
                 }
-            } else {
-                self.refs.push((target.clone(), path.0.len()));
-                self.visit(next, path, target, depth + 1);
-                self.refs.pop();
             }
+            // Walked on through a recursion too (to the depth bound), so that marks reached
+            // through one recursion inside another (a comment's author's friends' comments) have
+            // explicit paths; the repeats then carry each path to any depth of its own recursion.
+            self.refs.push((target.clone(), path.0.len()));
+            self.visit(next, path, target, depth + 1);
+            self.refs.pop();
         }
         for keyword in ["allOf", "anyOf", "oneOf"] {
             if let Some(Value::Array(items)) = schema.get(keyword) {
