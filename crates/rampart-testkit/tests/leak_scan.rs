@@ -159,3 +159,22 @@ async fn a_scanned_route_asks_the_upstream_for_bytes_it_can_read_not_a_compresse
         "without the scan the client's preference stands"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_that_compresses_anyway_gets_a_masked_502_not_an_unread_pass() {
+    let upstream = RecordingUpstream::with_reply(reply_with(
+        "\u{1f}\u{8b}compressed-stack-trace".to_owned(),
+        &[("content-encoding", "gzip")],
+    ))
+    .await;
+    let gw = gateway(&upstream, "").await;
+    let rsp = gw.get("/api/orders/1").await;
+    assert_eq!(rsp.status, StatusCode::BAD_GATEWAY, "{}", rsp.text());
+    let upstream = RecordingUpstream::with_reply(reply_with(
+        "\u{1f}\u{8b}compressed".to_owned(),
+        &[("content-encoding", "gzip")],
+    ))
+    .await;
+    let gw = gateway(&upstream, "leak_scan = false").await;
+    assert_eq!(gw.get("/api/orders/1").await.status, StatusCode::OK);
+}

@@ -782,6 +782,13 @@ async fn under_enforce_an_undeclared_status_or_content_type_is_a_masked_502() {
             "<h1>Not Found</h1>",
             StatusCode::BAD_GATEWAY,
         ),
+        // A body without a type would skip the response check (a `writeOnly` member unstripped).
+        (
+            200,
+            "",
+            r#"{"id":1,"name":"ann","password":"hunter2-secret"}"#,
+            StatusCode::BAD_GATEWAY,
+        ),
         (
             200,
             "application/json",

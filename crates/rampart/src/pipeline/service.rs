@@ -199,6 +199,12 @@ async fn process(
     route
         .pipeline
         .on_response_head(&head, &request_method, cx)?;
+    if route.identity_responses && mask::guard::unreadable_text(&head) {
+        // Asked for `identity`, answered compressed: what the checks cannot read does not pass.
+        return Err(GatewayError::UpstreamResponseRefused(
+            "content-coded response on a route that checks responses".to_owned(),
+        ));
+    }
     let mut body: Body = upstream_body.map_err(Into::into).boxed();
     let scanner = mask::guard::scanner().filter(|_| route.leak_scan);
     if route.pipeline.reads_response_body(&head, cx) {

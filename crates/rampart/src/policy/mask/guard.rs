@@ -127,10 +127,22 @@ fn refused(kind: LeakKind) -> GatewayError {
 /// Text, JSON, XML, HTML and bodies without a type are scanned; images, archives, octet
 /// streams and compressed bodies are not.
 fn scannable(head: &http::response::Parts) -> bool {
-    let identity = head
-        .headers
+    identity(head) && textual_and_not_empty(head)
+}
+
+/// A textual response the scan cannot read because it is content-coded: on a route that asked
+/// its upstream for `identity`, such a response is refused rather than passed unread.
+pub fn unreadable_text(head: &http::response::Parts) -> bool {
+    !identity(head) && textual_and_not_empty(head)
+}
+
+fn identity(head: &http::response::Parts) -> bool {
+    head.headers
         .get(CONTENT_ENCODING)
-        .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"))
+}
+
+fn textual_and_not_empty(head: &http::response::Parts) -> bool {
     let empty = head
         .headers
         .get(CONTENT_LENGTH)
@@ -147,7 +159,7 @@ fn scannable(head: &http::response::Parts) -> bool {
                 || ct.contains("javascript")
                 || ct.starts_with("application/x-www-form-urlencoded")
         });
-    identity && textual && !empty
+    textual && !empty
 }
 
 /// Whether the response may be held back until it is scanned: a declared length up to

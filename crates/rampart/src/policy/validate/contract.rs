@@ -431,10 +431,15 @@ fn part_mismatch(
     if !field.file && part.filename.is_some() {
         return Some(Violation::new(at, "must be a value, not a file"));
     }
-    let (Some(declared), Some(sent)) = (&field.content_type, &part.content_type) else {
+    let Some(declared) = &field.content_type else {
         return None;
     };
-    let sent = sent
+    // RFC 7578 section 4.4: a part without a type is `text/plain`; an upstream sniffing it
+    // otherwise would read a type the encoding does not list.
+    let sent = part
+        .content_type
+        .as_deref()
+        .unwrap_or("text/plain")
         .split(';')
         .next()
         .unwrap_or_default()
@@ -496,7 +501,11 @@ impl ContractResponse {
             Some(content_type) => {
                 operation.response_content_declared(status.as_u16(), content_type)
             }
-            None => operation.response_declared(status.as_u16()).then_some(true),
+            // A body without a (readable) type is never one the contract declares: passing it
+            // would skip the response check altogether (a `writeOnly` member left unstripped).
+            None => operation
+                .response_declared(status.as_u16())
+                .then_some(false),
         };
         match declared {
             None => Some("/status"),
