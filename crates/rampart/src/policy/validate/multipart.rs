@@ -121,10 +121,13 @@ fn boundary(content_type: &str) -> Result<String, Violation> {
         .split(';')
         .skip(1)
         .filter(|param| {
-            param
-                .split('=')
-                .next()
-                .is_some_and(|name| name.trim().eq_ignore_ascii_case("boundary"))
+            // `boundary*` and `boundary*0` (RFC 2231) count too: a parser that decodes them
+            // would read another boundary than multer, which ignores them.
+            param.split('=').next().is_some_and(|name| {
+                name.trim()
+                    .get(..8)
+                    .is_some_and(|head| head.eq_ignore_ascii_case("boundary"))
+            })
         })
         .count();
     if named > 1 {

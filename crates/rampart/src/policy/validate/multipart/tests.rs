@@ -398,4 +398,11 @@ async fn a_second_boundary_parameter_is_refused_as_a_parser_differential() {
         panic!("two boundaries must be refused")
     };
     assert_eq!(violation.pointer, "/header/content-type");
+    let extended = parse(
+        body(&parts),
+        "multipart/form-data; boundary=XyZ; boundary*=utf-8''Other",
+        &MultipartLimits::default(),
+    )
+    .await;
+    assert!(extended.is_err(), "an RFC 2231 boundary is a second one");
 }
