@@ -6,10 +6,18 @@ use http::header::CONTENT_TYPE;
 
 /// The essence of the request's `Content-Type` (`application/json; charset=utf-8` →
 /// `application/json`), or `None` without one (or with one that is not text).
-pub fn essence(headers: &HeaderMap) -> Option<String> {
+pub fn essence(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
     let essence = value.split(';').next()?.trim();
-    (!essence.is_empty()).then(|| essence.to_ascii_lowercase())
+    if essence.is_empty() {
+        return None;
+    }
+    // Borrowed when already lower case (almost always): no allocation per request.
+    Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(essence)
+    })
 }
 
 /// Every JSON type: `*/json` (`application/json`, `text/json`) and `*/*+json`

@@ -36,7 +36,7 @@ pub enum MediaKind {
 /// The kind of a content type (parameters ignored).
 pub fn media_kind(content_type: &str) -> MediaKind {
     let essence = essence(content_type);
-    let (kind, subtype) = essence.split_once('/').unwrap_or((essence.as_str(), ""));
+    let (kind, subtype) = essence.split_once('/').unwrap_or((&essence, ""));
     if crate::policy::validate::media::is_json(&essence) {
         return MediaKind::Json;
     }
@@ -50,14 +50,15 @@ pub fn media_kind(content_type: &str) -> MediaKind {
     }
 }
 
-/// `type/subtype`, lower-cased, without parameters or surrounding space.
-pub(super) fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+/// `type/subtype`, lower-cased, without parameters or surrounding space (borrowed when the
+/// header is already lower case, as it almost always is: no allocation per request).
+pub(super) fn essence(content_type: &str) -> std::borrow::Cow<'_, str> {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(essence)
+    }
 }
 
 /// Declared media types, each matched by essence, then `type/*`, then `*/*`.
@@ -69,14 +70,16 @@ pub(super) struct MediaMap<T> {
 impl<T> MediaMap<T> {
     pub(super) fn get(&self, content_type: &str) -> Option<&T> {
         let wanted = essence(content_type);
-        let range = wanted
-            .split_once('/')
-            .map(|(kind, _)| format!("{kind}/*"))
-            .unwrap_or_default();
-        [wanted.as_str(), range.as_str(), "*/*"]
-            .into_iter()
-            .find_map(|key| self.entries.iter().find(|(k, _)| k == key))
-            .map(|(_, value)| value)
+        let kind = wanted.split_once('/').map(|(kind, _)| kind);
+        let exact = || self.entries.iter().find(|(k, _)| *k == *wanted);
+        let range = || {
+            let kind = kind?;
+            self.entries
+                .iter()
+                .find(|(k, _)| k.strip_suffix("/*") == Some(kind))
+        };
+        let any = || self.entries.iter().find(|(k, _)| k == "*/*");
+        exact().or_else(range).or_else(any).map(|(_, value)| value)
     }
 }
 

@@ -370,7 +370,7 @@ impl<'a> Describer<'a> {
                 continue;
             }
             out.push(RawMedia {
-                key: normalized,
+                key: normalized.into_owned(),
                 site: media.get("schema").map(|_| child(&media_at, "schema")),
                 encoding: media.get("encoding").map(|_| child(&media_at, "encoding")),
             });
