@@ -20,6 +20,7 @@ use http_body_util::BodyExt;
 use super::leak::{LeakKind, LeakScan, LeakScanner};
 use crate::body::{self, Body, BoxError};
 use crate::error::GatewayError;
+use crate::policy::validate::media;
 
 /// Responses up to this size are scanned whole before they are sent.
 pub const BUFFER_BYTES: usize = 64 * 1024;
@@ -152,12 +153,13 @@ fn textual_and_not_empty(head: &http::response::Parts) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|ct| {
-            let ct = ct.trim_start().to_ascii_lowercase();
+            // Broad on purpose (`application/x-ndjson`, `text/*`): scanning more is safe.
+            let ct = media::essence_of(ct);
             ct.starts_with("text/")
                 || ct.contains("json")
                 || ct.contains("xml")
                 || ct.contains("javascript")
-                || ct.starts_with("application/x-www-form-urlencoded")
+                || ct == "application/x-www-form-urlencoded"
         });
     textual && !empty
 }
@@ -175,18 +177,8 @@ fn bufferable(head: &http::response::Parts) -> bool {
     {
         return length <= BUFFER_BYTES;
     }
-    head.headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            let essence = ct.split(';').next().unwrap_or_default().trim();
-            let essence = essence.to_ascii_lowercase();
-            essence == "application/json"
-                || essence.ends_with("+json")
-                || essence.ends_with("/xml")
-                || essence.ends_with("+xml")
-                || essence == "text/html"
-        })
+    media::essence(&head.headers)
+        .is_some_and(|e| media::is_json(&e) || media::is_xml(&e) || e == "text/html")
 }
 
 /// `prefix` then `rest`, as one body.

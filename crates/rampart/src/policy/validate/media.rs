@@ -1,23 +1,29 @@
 //! Content types as the validation policies compare them: the essence (`type/subtype`, lower
 //! case, parameters dropped), and which essences are JSON or XML.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 
 /// The essence of the request's `Content-Type` (`application/json; charset=utf-8` →
 /// `application/json`), or `None` without one (or with one that is not text).
-pub fn essence(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+pub fn essence(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    let essence = value.split(';').next()?.trim();
-    if essence.is_empty() {
-        return None;
-    }
-    // Borrowed when already lower case (almost always): no allocation per request.
-    Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(essence.to_ascii_lowercase())
+    let essence = essence_of(value);
+    (!essence.is_empty()).then_some(essence)
+}
+
+/// The essence of one `Content-Type` value: `type/subtype`, lower-cased, without parameters or
+/// surrounding space. Borrowed when already lower case (almost always): no allocation per
+/// request. The one parser of content types for requests, contracts and responses.
+pub fn essence_of(content_type: &str) -> Cow<'_, str> {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
     } else {
-        std::borrow::Cow::Borrowed(essence)
-    })
+        Cow::Borrowed(essence)
+    }
 }
 
 /// Every JSON type: `*/json` (`application/json`, `text/json`) and `*/*+json`

@@ -50,16 +50,7 @@ pub fn media_kind(content_type: &str) -> MediaKind {
     }
 }
 
-/// `type/subtype`, lower-cased, without parameters or surrounding space (borrowed when the
-/// header is already lower case, as it almost always is: no allocation per request).
-pub(super) fn essence(content_type: &str) -> std::borrow::Cow<'_, str> {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(essence.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(essence)
-    }
-}
+pub(super) use crate::policy::validate::media::essence_of as essence;
 
 /// Declared media types, each matched by essence, then `type/*`, then `*/*`.
 #[derive(Debug, Default)]

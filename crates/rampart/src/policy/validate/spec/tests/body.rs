@@ -359,44 +359,61 @@ fn a_response_reference_resolves_against_the_bundled_document() {
     );
 }
 
-#[test]
-fn a_sanitize_mark_in_a_recursive_schema_applies_at_every_depth() {
-    let text = r##"
-openapi: 3.1.0
-info: { title: t, version: "1" }
+/// A contract of one operation, `POST /comments`, whose body is the `Comment` of `schemas`
+/// (YAML under `components.schemas`).
+fn comments_contract(schemas: &str) -> Spec {
+    let text = format!(
+        "openapi: 3.1.0
+info: {{ title: t, version: '1' }}
 paths:
   /comments:
     post:
       requestBody:
         content:
           application/json:
-            schema: { $ref: "#/components/schemas/Comment" }
-      responses: { "200": { description: ok } }
+            schema: {{ $ref: '#/components/schemas/Comment' }}
+      responses: {{ '200': {{ description: ok }} }}
 components:
   schemas:
+{schemas}"
+    );
+    Spec::compile_str(
+        &text,
+        std::path::Path::new("/nonexistent/c.yaml"),
+        &CompileOptions::default(),
+    )
+    .unwrap()
+}
+
+/// Sanitizes the marked `fields` of `body` with the default allow-list.
+fn sanitize_marked(
+    fields: &[FieldPath],
+    body: &mut serde_json::Value,
+) -> crate::policy::sanitize::apply::Applied {
+    let marked = fields
+        .iter()
+        .map(|f| (f, crate::policy::sanitize::config::OnUnsafe::Sanitize));
+    let sanitizer = crate::policy::sanitize::html::HtmlSanitizer::default();
+    crate::policy::sanitize::apply::apply(body, marked, &sanitizer).unwrap()
+}
+
+#[test]
+fn a_sanitize_mark_in_a_recursive_schema_applies_at_every_depth() {
+    let schemas = r##"
     Comment:
       type: object
       properties:
         text: { type: string, maxLength: 200, x-rampart-sanitize: html }
         replies: { type: array, maxItems: 10, items: { $ref: "#/components/schemas/Comment" } }
 "##;
-    let spec = Spec::compile_str(
-        text,
-        std::path::Path::new("/nonexistent/c.yaml"),
-        &CompileOptions::default(),
-    )
-    .unwrap();
+    let spec = comments_contract(schemas);
     let fields = media(&spec, "/comments", "application/json").sanitize_fields();
     assert!(!fields.is_empty());
     let mut reply = json!({"text": "<script>x</script>deep"});
     for _ in 0..8 {
         reply = json!({"text": "<i>ok</i>", "replies": [reply]});
     }
-    let marked = fields
-        .iter()
-        .map(|f| (f, crate::policy::sanitize::config::OnUnsafe::Sanitize));
-    let sanitizer = crate::policy::sanitize::html::HtmlSanitizer::default();
-    let applied = crate::policy::sanitize::apply::apply(&mut reply, marked, &sanitizer).unwrap();
+    let applied = sanitize_marked(fields, &mut reply);
     assert_eq!(applied.removed, 1);
     let text = reply.to_string();
     assert!(!text.contains("script"), "{text}");
@@ -408,19 +425,7 @@ components:
 
 #[test]
 fn a_mark_reached_through_one_recursion_inside_another_is_still_sanitized() {
-    let text = r##"
-openapi: 3.1.0
-info: { title: t, version: "1" }
-paths:
-  /comments:
-    post:
-      requestBody:
-        content:
-          application/json:
-            schema: { $ref: "#/components/schemas/Comment" }
-      responses: { "200": { description: ok } }
-components:
-  schemas:
+    let schemas = r##"
     Comment:
       type: object
       properties:
@@ -432,14 +437,8 @@ components:
         friends: { type: array, maxItems: 10, items: { $ref: "#/components/schemas/User" } }
         comments: { type: array, maxItems: 10, items: { $ref: "#/components/schemas/Comment" } }
 "##;
-    let spec = Spec::compile_str(
-        text,
-        std::path::Path::new("/nonexistent/c.yaml"),
-        &CompileOptions::default(),
-    )
-    .unwrap();
+    let spec = comments_contract(schemas);
     let fields = media(&spec, "/comments", "application/json").sanitize_fields();
-    let sanitizer = crate::policy::sanitize::html::HtmlSanitizer::default();
     let xss = "<img src=x onerror=alert(1)>hi";
     let mut bodies = vec![
         json!({"author": {"friends": [{"comments": [{"text": xss}]}]}}),
@@ -452,10 +451,7 @@ components:
     }
     bodies.push(json!({"author": user}));
     for mut body in bodies {
-        let marked = fields
-            .iter()
-            .map(|f| (f, crate::policy::sanitize::config::OnUnsafe::Sanitize));
-        crate::policy::sanitize::apply::apply(&mut body, marked, &sanitizer).unwrap();
+        sanitize_marked(fields, &mut body);
         assert!(!body.to_string().contains("onerror"), "{body}");
     }
 }
