@@ -8,6 +8,10 @@ mod demo;
 mod keys;
 
 use clap::{Parser, Subcommand};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rampart::config::{self, ConfigSource, lint};
 
 #[derive(Parser)]

@@ -40,6 +40,32 @@ impl RequestId {
     }
 }
 
+impl serde::Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The method as an audit label: the standard methods without allocating.
+pub fn method_label(method: &http::Method) -> std::borrow::Cow<'static, str> {
+    use http::Method;
+    const STANDARD: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    match STANDARD.iter().find(|(m, _)| m == method) {
+        Some((_, label)) => std::borrow::Cow::Borrowed(label),
+        None => std::borrow::Cow::Owned(method.as_str().to_owned()),
+    }
+}
+
 fn is_valid_request_id(bytes: &[u8]) -> bool {
     !bytes.is_empty()
         && bytes.len() <= MAX_REQUEST_ID_LEN
@@ -53,9 +79,27 @@ fn is_valid_request_id(bytes: &[u8]) -> bool {
 pub struct ConnInfo {
     pub listener: Arc<str>,
     pub peer: SocketAddr,
+    /// The peer's address as a header value (`X-Forwarded-For`), formatted once per connection.
+    pub peer_ip_header: HeaderValue,
     pub tls: bool,
     /// The verified client certificate (mTLS listeners).
     pub client_cert: Option<Arc<crate::tls::ClientCert>>,
+}
+
+impl ConnInfo {
+    /// A plain or TLS connection from `peer` on `listener`, without a client certificate.
+    pub fn new(listener: Arc<str>, peer: SocketAddr, tls: bool) -> Self {
+        let ip = peer.ip().to_string();
+        Self {
+            listener,
+            peer,
+            // An address's text is always a valid header value.
+            peer_ip_header: HeaderValue::from_str(&ip)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            tls,
+            client_cert: None,
+        }
+    }
 }
 
 /// The outcome class recorded in the audit log and metrics.

@@ -12,6 +12,7 @@ use metrics::SharedString;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::audit::AuditRecord;
+use crate::context::Decision;
 
 /// Latency buckets in seconds: fine-grained below 10 ms, where a gateway's own cost lives.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -176,60 +177,102 @@ pub(crate) fn described_metrics() -> Vec<&'static str> {
     counters.chain(gauges).chain(histograms).collect()
 }
 
-/// Request metrics, recorded when the response ends (from the audit body).
-pub(crate) fn record_request(record: &AuditRecord, elapsed: Duration) {
-    let route: SharedString = match &record.route {
-        Some(name) => SharedString::from(Arc::clone(name)),
-        None => SharedString::const_str("(none)"),
-    };
-    metrics::counter!(
-        "rampart_requests_total",
-        "route" => route.clone(),
-        "status" => status_label(record.status),
-        "decision" => record.decision.as_str(),
-    )
-    .increment(1);
-    metrics::histogram!("rampart_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
-    if let (Some(upstream), Some(us)) = (&record.upstream, record.upstream_us) {
-        metrics::histogram!("rampart_upstream_duration_seconds", "target" => SharedString::from(Arc::clone(upstream)))
-            .record(us as f64 / 1e6);
+/// A route's request metrics, with their handles made once per build: recording a request then
+/// costs atomic adds, not a registry lookup that builds, hashes and compares a label set (three
+/// per request before, about 2 % of a plain proxied request's CPU).
+pub struct RouteMetrics {
+    route: SharedString,
+    duration: metrics::Histogram,
+    /// `rampart_requests_total` per (status code of `STATUS_CODES`, decision), made on first use.
+    requests: [[OnceLock<metrics::Counter>; 3]; STATUS_CODES.len()],
+}
+
+impl RouteMetrics {
+    /// The handles for `route`; the recorder must be installed first (`metrics_handle`).
+    pub fn new(route: &Arc<str>) -> Self {
+        let route = SharedString::from(Arc::clone(route));
+        Self {
+            duration: metrics::histogram!("rampart_request_duration_seconds", "route" => route.clone()),
+            route,
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+        }
+    }
+
+    /// The metrics of requests no route matched (404s, framing errors), shared by all of them.
+    pub fn unrouted() -> Arc<Self> {
+        static UNROUTED: OnceLock<Arc<RouteMetrics>> = OnceLock::new();
+        UNROUTED
+            .get_or_init(|| Arc::new(Self::new(&Arc::from(UNROUTED_LABEL))))
+            .clone()
+    }
+
+    /// Request metrics, recorded when the response ends (from the audit body).
+    pub fn record(&self, record: &AuditRecord, elapsed: Duration) {
+        self.requests_counter(record.status, record.decision)
+            .increment(1);
+        self.duration.record(elapsed.as_secs_f64());
+    }
+
+    fn requests_counter(&self, status: u16, decision: Decision) -> metrics::Counter {
+        let counter = |status: SharedString| {
+            metrics::counter!(
+                "rampart_requests_total",
+                "route" => self.route.clone(),
+                "status" => status,
+                "decision" => decision.as_str(),
+            )
+        };
+        match STATUS_CODES.iter().position(|(code, _)| *code == status) {
+            Some(i) => self.requests[i][decision_slot(decision)]
+                .get_or_init(|| counter(SharedString::const_str(STATUS_CODES[i].1)))
+                .clone(),
+            None => counter(SharedString::from(std::borrow::Cow::Owned(
+                status.to_string(),
+            ))),
+        }
     }
 }
 
-/// Status codes as static label values, so that recording a metric does not allocate.
-fn status_label(status: u16) -> SharedString {
-    const CODES: [(u16, &str); 24] = [
-        (200, "200"),
-        (201, "201"),
-        (202, "202"),
-        (204, "204"),
-        (206, "206"),
-        (301, "301"),
-        (302, "302"),
-        (304, "304"),
-        (307, "307"),
-        (308, "308"),
-        (400, "400"),
-        (401, "401"),
-        (403, "403"),
-        (404, "404"),
-        (405, "405"),
-        (409, "409"),
-        (413, "413"),
-        (414, "414"),
-        (422, "422"),
-        (429, "429"),
-        (431, "431"),
-        (500, "500"),
-        (502, "502"),
-        (503, "503"),
-    ];
-    match CODES.iter().find(|(code, _)| *code == status) {
-        Some((_, text)) => SharedString::const_str(text),
-        None => SharedString::from(std::borrow::Cow::Owned(status.to_string())),
+/// Where a decision's counters sit in `RouteMetrics::requests` (a new decision fails to compile
+/// here rather than index out of bounds).
+fn decision_slot(decision: Decision) -> usize {
+    match decision {
+        Decision::Allow => 0,
+        Decision::Deny => 1,
+        Decision::Error => 2,
     }
 }
+
+/// The `route` label of requests that matched no route.
+const UNROUTED_LABEL: &str = "(none)";
+
+/// The status codes whose counters are kept ready; others are looked up each time.
+const STATUS_CODES: [(u16, &str); 24] = [
+    (200, "200"),
+    (201, "201"),
+    (202, "202"),
+    (204, "204"),
+    (206, "206"),
+    (301, "301"),
+    (302, "302"),
+    (304, "304"),
+    (307, "307"),
+    (308, "308"),
+    (400, "400"),
+    (401, "401"),
+    (403, "403"),
+    (404, "404"),
+    (405, "405"),
+    (409, "409"),
+    (413, "413"),
+    (414, "414"),
+    (422, "422"),
+    (429, "429"),
+    (431, "431"),
+    (500, "500"),
+    (502, "502"),
+    (503, "503"),
+];
 
 /// Counts an upstream failure by kind.
 pub(crate) fn upstream_error(upstream: &Arc<str>, kind: &'static str) {

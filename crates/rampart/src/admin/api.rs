@@ -58,7 +58,7 @@ async fn require_admin(
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = crate::context::method_label(request.method());
     let path = request.uri().path().to_owned();
     let client_ip = peer_ip(&request);
     let expected = gateway.runtime().config.admin.token_sha256.clone();
@@ -79,7 +79,7 @@ async fn require_admin(
     };
     gateway.audit().record(AuditRecord {
         time: SystemTime::now(),
-        request_id: RequestId::generate().as_str().to_owned(),
+        request_id: RequestId::generate(),
         client_ip,
         listener: Arc::from("admin"),
         method,

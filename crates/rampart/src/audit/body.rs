@@ -1,6 +1,7 @@
 //! A response body that writes the audit record and metrics when the response ends.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::{AuditRecord, AuditSink};
 use crate::body::{Body, BoxError};
+use crate::telemetry::RouteMetrics;
 
 /// Wraps the response body; on completion or drop (client gone) it finishes the record with the
 /// bytes sent and the total latency, and emits it.
@@ -17,17 +19,25 @@ pub struct AuditBody {
     record: Option<AuditRecord>,
     started: Instant,
     sink: AuditSink,
+    metrics: Arc<RouteMetrics>,
     /// The route's concurrency slot: held until the response body has been sent.
     in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl AuditBody {
-    pub fn new(inner: Body, record: AuditRecord, started: Instant, sink: AuditSink) -> Self {
+    pub fn new(
+        inner: Body,
+        record: AuditRecord,
+        started: Instant,
+        sink: AuditSink,
+        metrics: Arc<RouteMetrics>,
+    ) -> Self {
         Self {
             inner,
             record: Some(record),
             started,
             sink,
+            metrics,
             in_flight: None,
         }
     }
@@ -44,7 +54,7 @@ impl AuditBody {
         };
         let elapsed = self.started.elapsed();
         record.duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        crate::telemetry::record_request(&record, elapsed);
+        self.metrics.record(&record, elapsed);
         self.sink.record(record);
     }
 }

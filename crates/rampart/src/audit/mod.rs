@@ -27,10 +27,11 @@ use crate::context::Decision;
 pub struct AuditRecord {
     #[serde(serialize_with = "writer::rfc3339")]
     pub time: SystemTime,
-    pub request_id: String,
+    pub request_id: crate::context::RequestId,
     pub client_ip: IpAddr,
     pub listener: Arc<str>,
-    pub method: String,
+    /// The request method; the standard ones borrowed, never allocated.
+    pub method: std::borrow::Cow<'static, str>,
     pub route: Option<Arc<str>>,
     /// The normalized path, without the query string.
     pub path: String,

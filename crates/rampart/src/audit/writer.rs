@@ -116,6 +116,7 @@ enum Sink {
 
 struct Output {
     sink: Sink,
+    line: Vec<u8>,
     max_bytes: u64,
     max_files: u32,
 }
@@ -136,27 +137,29 @@ impl Output {
         };
         Ok(Self {
             sink,
+            line: Vec::with_capacity(1024),
             max_bytes: config.max_file_bytes,
             max_files: config.max_files,
         })
     }
 
     fn write(&mut self, record: &AuditRecord) {
-        let mut line = match serde_json::to_vec(record) {
-            Ok(line) => line,
-            Err(e) => {
-                tracing::error!(error = %e, "audit record not serializable");
-                return;
-            }
-        };
+        // One buffer for every line: a record costs no allocation here.
+        let line = &mut self.line;
+        line.clear();
+        if let Err(e) = serde_json::to_writer(&mut *line, record) {
+            tracing::error!(error = %e, "audit record not serializable");
+            return;
+        }
         line.push(b'\n');
+        let line = &self.line;
         let result = match &mut self.sink {
-            Sink::Stdout(w) => w.write_all(&line),
+            Sink::Stdout(w) => w.write_all(line),
             Sink::File {
                 writer, written, ..
             } => {
                 *written += line.len() as u64;
-                writer.write_all(&line)
+                writer.write_all(line)
             }
         };
         if let Err(e) = result {

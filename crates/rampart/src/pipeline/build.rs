@@ -38,6 +38,8 @@ pub struct Route {
     /// A response a policy reads is read whole up to this size (beyond, a masked 502).
     pub max_response_bytes: u64,
     pub cors: bool,
+    /// The route's request counters and latency histogram, made once per build.
+    pub metrics: Arc<crate::telemetry::RouteMetrics>,
 }
 
 /// Token verifiers by name, built once per config and shared by the routes naming them.
@@ -176,6 +178,9 @@ fn build_route(
     let pipeline = Pipeline::new(policies);
     match (upstream, issues.is_empty()) {
         (Some(upstream), true) => Ok(Route {
+            metrics: Arc::new(crate::telemetry::RouteMetrics::new(&Arc::from(
+                route.name.as_str(),
+            ))),
             name: Arc::from(route.name.as_str()),
             upstream,
             pipeline,

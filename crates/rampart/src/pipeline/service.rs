@@ -25,6 +25,7 @@ use crate::policy::{cors, mask};
 use crate::proxy::client_ip;
 use crate::proxy::router::{self, RouteLookup};
 use crate::proxy::{forward, path};
+use crate::telemetry::RouteMetrics;
 
 /// Stages 1 to 3: request id, audit, and the single error-to-response mapping (panics included).
 /// A request still in flight when `drain_deadline` fires is answered `ShuttingDown` (503) and
@@ -110,10 +111,10 @@ fn finish(
     let validation = std::mem::take(&mut cx.validation);
     let record = AuditRecord {
         time: SystemTime::now(),
-        request_id: cx.request_id.as_str().to_owned(),
+        request_id: cx.request_id.clone(),
         client_ip: cx.client_ip,
         listener: cx.conn.listener.clone(),
-        method: method.as_str().to_owned(),
+        method: crate::context::method_label(method),
         route: cx.route.clone(),
         path: cx.path,
         status: head.status.as_u16(),
@@ -129,8 +130,9 @@ fn finish(
         upstream: cx.upstream.map(|(target, _)| target),
         validation: (!validation.is_empty()).then_some(validation),
     };
-    let body =
-        AuditBody::new(body, record, cx.started, gateway.audit().clone()).holding(cx.in_flight);
+    let metrics = route.map_or_else(RouteMetrics::unrouted, |route| route.metrics.clone());
+    let body = AuditBody::new(body, record, cx.started, gateway.audit().clone(), metrics)
+        .holding(cx.in_flight);
     Response::from_parts(head, body)
 }
 

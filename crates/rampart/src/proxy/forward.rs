@@ -39,8 +39,7 @@ pub async fn forward(
         Version::HTTP_11
     };
     let started = Instant::now();
-    let in_flight = metrics::gauge!("rampart_upstream_in_flight", "upstream" => metrics::SharedString::from(upstream.name.clone()));
-    in_flight.increment(1.0);
+    upstream.in_flight.increment(1.0);
     let sent = tokio::time::timeout(
         upstream.request_timeout,
         upstream
@@ -48,9 +47,10 @@ pub async fn forward(
             .request(http::Request::from_parts(parts, body.body)),
     )
     .await;
-    in_flight.decrement(1.0);
-
-    cx.upstream = Some((target.label.clone(), started.elapsed()));
+    upstream.in_flight.decrement(1.0);
+    let elapsed = started.elapsed();
+    target.latency.record(elapsed.as_secs_f64());
+    cx.upstream = Some((target.label.clone(), elapsed));
     match sent {
         Err(_)
             if body

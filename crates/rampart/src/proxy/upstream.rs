@@ -55,12 +55,16 @@ pub struct Target {
     pub authority: Authority,
     /// The target URL as configured, for logs and the audit record.
     pub label: Arc<str>,
+    /// `rampart_upstream_duration_seconds` of this target, made once per build.
+    pub latency: metrics::Histogram,
     health: Health,
 }
 
 /// A runtime upstream: one pooled client and its targets.
 pub struct Upstream {
     pub name: Arc<str>,
+    /// `rampart_upstream_in_flight`, made once per build.
+    pub in_flight: metrics::Gauge,
     pub client: HttpClient,
     pub targets: Vec<Target>,
     pub request_timeout: Duration,
@@ -122,6 +126,7 @@ impl Upstream {
                 Ok((scheme, authority)) => targets.push(Target {
                     scheme,
                     authority,
+                    latency: metrics::histogram!("rampart_upstream_duration_seconds", "target" => text.clone()),
                     label: Arc::from(text.as_str()),
                     health: Health::default(),
                 }),
@@ -132,6 +137,7 @@ impl Upstream {
             return Err(issues);
         }
         let upstream = Arc::new(Self {
+            in_flight: metrics::gauge!("rampart_upstream_in_flight", "upstream" => config.name.clone()),
             name: Arc::from(config.name.as_str()),
             client,
             targets,

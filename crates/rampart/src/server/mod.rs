@@ -177,12 +177,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = Arc::new(ConnInfo {
-            listener: name.clone(),
-            peer,
-            tls: listener.tls.is_some(),
-            client_cert: None,
-        });
+        let conn = Arc::new(ConnInfo::new(name.clone(), peer, listener.tls.is_some()));
         let tls = listener.tls.as_ref().map(|(acceptor, _)| acceptor.clone());
         let redirect = listener.config.redirect_https_port;
         let gateway = gateway.clone();
@@ -377,10 +372,15 @@ fn reject_hook(gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> OnReject {
         let headers = runtime.default_headers.to_map(conn.tls);
         let record = AuditRecord {
             time: std::time::SystemTime::now(),
-            request_id: request_id.as_str().to_owned(),
+            request_id: request_id.clone(),
             client_ip: conn.peer.ip(),
             listener: conn.listener.clone(),
-            method: method.unwrap_or("-").chars().take(16).collect(),
+            method: method
+                .unwrap_or("-")
+                .chars()
+                .take(16)
+                .collect::<String>()
+                .into(),
             route: None,
             path: String::new(),
             status: err.status().as_u16(),
@@ -396,7 +396,7 @@ fn reject_hook(gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> OnReject {
             upstream_us: None,
             validation: None,
         };
-        crate::telemetry::record_request(&record, Duration::ZERO);
+        crate::telemetry::RouteMetrics::unrouted().record(&record, Duration::ZERO);
         gateway.audit().record(record);
         error::into_raw_http1(err, request_id.as_str(), &headers)
     })

@@ -21,12 +21,7 @@ fn issues(c: &CorsConfig) -> Vec<Issue> {
 }
 
 fn ctx() -> RequestCtx {
-    let conn = ConnInfo {
-        listener: "t".into(),
-        peer: ([127, 0, 0, 1], 1).into(),
-        tls: true,
-        client_cert: None,
-    };
+    let conn = ConnInfo::new("t".into(), ([127, 0, 0, 1], 1).into(), true);
     RequestCtx::new(conn, RequestId::generate(), conn_ip())
 }
 

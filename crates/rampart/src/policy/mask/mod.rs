@@ -8,37 +8,40 @@
 //! read off the request path, bounded to 1 KiB and redacted (`excerpt`).
 
 use http::HeaderMap;
-use http::header::HeaderName;
+use http::header::{self, HeaderName};
 
 mod excerpt;
 pub mod guard;
 pub mod leak;
 
 /// Headers that reveal the upstream's software, always removed from upstream responses.
-const REVEALING: [&str; 8] = [
-    "server",
-    "x-powered-by",
-    "x-aspnet-version",
-    "x-aspnetmvc-version",
-    "x-runtime",
-    "x-generator",
-    "x-backend-server",
-    "x-envoy-upstream-service-time",
+const REVEALING: [HeaderName; 8] = [
+    header::SERVER,
+    HeaderName::from_static("x-powered-by"),
+    HeaderName::from_static("x-aspnet-version"),
+    HeaderName::from_static("x-aspnetmvc-version"),
+    HeaderName::from_static("x-runtime"),
+    HeaderName::from_static("x-generator"),
+    HeaderName::from_static("x-backend-server"),
+    HeaderName::from_static("x-envoy-upstream-service-time"),
 ];
+
+fn is_scrubbed(name: &HeaderName) -> bool {
+    REVEALING.contains(name) || name.as_str().starts_with("access-control-")
+}
 
 pub use excerpt::MASKED_BODY_LOG_BYTES;
 
 /// Removes headers that reveal upstream software and the upstream's own CORS headers.
 pub fn scrub_upstream_headers(headers: &mut HeaderMap) {
-    for name in REVEALING {
-        headers.remove(name);
+    // Nearly every upstream names itself in `Server`; the rest are rare, so one pass over the
+    // names decides whether any hashed removal (and the list it needs) is due.
+    headers.remove(header::SERVER);
+    if !headers.keys().any(is_scrubbed) {
+        return;
     }
-    let cors: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for name in cors {
+    let scrubbed: Vec<HeaderName> = headers.keys().filter(|n| is_scrubbed(n)).cloned().collect();
+    for name in scrubbed {
         headers.remove(name);
     }
 }

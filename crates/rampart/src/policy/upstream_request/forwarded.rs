@@ -22,8 +22,9 @@ const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port")
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Hop-by-hop headers that a proxy must not forward.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Hop-by-hop headers that a proxy must not forward, and `Upgrade`.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::UPGRADE,
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -37,18 +38,52 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers, including those listed in `Connection`, and `Upgrade` (Rampart
 /// does not tunnel protocol switches).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names finds which are present (nearly always none in a request, and
+    // `Connection` alone in an HTTP/1.1 response), so that only those cost a hashed removal.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    // Names that `Connection` lists beyond the standard ones (rare; `Vec::new` allocates nothing).
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        // `keep-alive`, the usual one, is removed below with the standard names.
+        .filter(|name| !name.eq_ignore_ascii_case("keep-alive"))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+    for name in listed {
         headers.remove(name);
     }
-    headers.remove(header::UPGRADE);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
 }
+
+/// Where `name` sits in `HOP_BY_HOP`, if it is hop-by-hop.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    HOP_BY_HOP.iter().position(|hop| hop == name)
+}
+
+/// Forwarding headers only a trusted proxy may set.
+const FORWARDING: [HeaderName; 6] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PORT,
+    X_REAL_IP,
+    header::FORWARDED,
+];
 
 /// Rewrites the request headers for the upstream.
 pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], preserve_host: bool) {
@@ -56,24 +91,22 @@ pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], pres
     let peer = cx.conn.peer.ip();
     let from_trusted = is_trusted(peer, trusted);
     let original_host = headers.get(header::HOST).cloned();
-    if !from_trusted {
-        for name in [
-            &X_FORWARDED_FOR,
-            &X_FORWARDED_PROTO,
-            &X_FORWARDED_HOST,
-            &X_FORWARDED_PORT,
-            &X_REAL_IP,
-        ] {
+    if !from_trusted && headers.keys().any(|name| FORWARDING.contains(name)) {
+        for name in &FORWARDING {
             headers.remove(name);
         }
-        headers.remove(header::FORWARDED);
     }
-    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) if from_trusted => format!("{previous}, {peer}"),
-        _ => peer.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&chain) {
-        headers.insert(X_FORWARDED_FOR, value);
+    let previous = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok());
+    match previous {
+        Some(previous) if from_trusted => {
+            if let Ok(value) = HeaderValue::from_str(&format!("{previous}, {peer}")) {
+                headers.insert(X_FORWARDED_FOR, value);
+            }
+        }
+        // The connection's own address, formatted once when it was accepted.
+        _ => {
+            headers.insert(X_FORWARDED_FOR, cx.conn.peer_ip_header.clone());
+        }
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         let proto = if cx.conn.tls { "https" } else { "http" };
@@ -109,5 +142,39 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn a_keep_alive_response_loses_connection_and_keep_alive_only() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn a_header_named_in_connection_close_is_removed_too() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-internal"),
+        );
+        h.insert("x-internal", HeaderValue::from_static("1"));
+        h.insert("close", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn a_message_without_hop_by_hop_headers_is_untouched() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
     }
 }

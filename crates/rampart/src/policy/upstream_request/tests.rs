@@ -10,12 +10,7 @@ use crate::context::{ConnInfo, RequestCtx, RequestId};
 
 fn cx() -> RequestCtx {
     let peer: std::net::SocketAddr = ([203, 0, 113, 7], 5000).into();
-    let conn = ConnInfo {
-        listener: Arc::from("public"),
-        peer,
-        tls: true,
-        client_cert: None,
-    };
+    let conn = ConnInfo::new(Arc::from("public"), peer, true);
     RequestCtx::new(conn, RequestId::generate(), peer.ip())
 }
 
