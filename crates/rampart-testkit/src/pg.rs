@@ -140,12 +140,23 @@ fn spawn_postgres(data: &Path, socket_dir: &Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start postgres");
+    // An open port is not enough: a server still replaying or starting refuses logins ("the
+    // database system is starting up"). pg_isready answers 0 only once it accepts them.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !accepts_connections(port) {
         assert!(Instant::now() < deadline, "postgres did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     child
+}
+
+fn accepts_connections(port: u16) -> bool {
+    std::process::Command::new(bin_dir().join("pg_isready"))
+        .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 impl Drop for PgServer {

@@ -199,6 +199,12 @@ openapi = {{ spec_file = "shop.yaml" }}
     );
     // Budgets: what the request path needs today plus a small margin (docs/benchmarks.md,
     // "Allocations per request"). Lower them when a change saves allocations.
+    // Lower bounds too: a gateway that stopped running on the counted threads would count
+    // nothing and pass every budget.
+    assert!(
+        plain >= 10 && validated > plain,
+        "the gateway's allocations were not counted: plain {plain}, validated {validated}"
+    );
     assert!(
         plain <= PLAIN_BUDGET,
         "a plain proxied request made {plain} allocations, budget {PLAIN_BUDGET}"

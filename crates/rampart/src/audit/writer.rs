@@ -79,6 +79,9 @@ impl AuditSink {
 /// request. An idle gateway parks the writer, and its log is flushed whenever the queue runs dry.
 const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Capacity the reused line buffer keeps between records.
+const LINE_BUFFER_KEEP: usize = 64 * 1024;
+
 fn write_loop(mut rx: mpsc::Receiver<Message>, mut output: Output) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
@@ -165,6 +168,8 @@ impl Output {
         if let Err(e) = result {
             tracing::error!(error = %e, "audit write failed");
         }
+        // One oversized record (a long validation report) must not pin its buffer forever.
+        self.line.shrink_to(LINE_BUFFER_KEEP);
         self.rotate_if_needed();
     }
 

@@ -39,7 +39,7 @@ pub async fn forward(
         Version::HTTP_11
     };
     let started = Instant::now();
-    upstream.in_flight.increment(1.0);
+    let in_flight = InFlight::enter(&upstream.in_flight);
     let sent = tokio::time::timeout(
         upstream.request_timeout,
         upstream
@@ -47,7 +47,7 @@ pub async fn forward(
             .request(http::Request::from_parts(parts, body.body)),
     )
     .await;
-    upstream.in_flight.decrement(1.0);
+    drop(in_flight);
     let elapsed = started.elapsed();
     target.latency.record(elapsed.as_secs_f64());
     cx.upstream = Some((target.label.clone(), elapsed));
@@ -85,6 +85,24 @@ pub async fn forward(
             );
             Ok(response)
         }
+    }
+}
+
+/// One request counted in `rampart_upstream_in_flight` until dropped: also when the request's
+/// future is dropped mid-flight (drain deadline, client gone), which a decrement after the
+/// `await` would miss, leaving the gauge to drift upwards.
+struct InFlight<'a>(&'a metrics::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

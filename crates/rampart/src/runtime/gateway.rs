@@ -37,6 +37,9 @@ impl Runtime {
     /// (health probes are tasks). Nothing shared with a running runtime is changed (see
     /// `crate::keep`), so a failed build leaves the running gateway exactly as it was.
     pub fn build(config: Config, services: &Services) -> Result<Self, Vec<Issue>> {
+        // Routes and upstreams keep metric handles: the recorder must exist before they are
+        // made, or they stay no-ops (an embedder calling `load` or `check` first).
+        crate::telemetry::metrics_handle();
         let mut issues = Vec::new();
         let upstreams = build_upstreams(&config, &mut issues);
         let verifiers = Verifiers::build(&config, services, &mut issues);

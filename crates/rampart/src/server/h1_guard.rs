@@ -438,8 +438,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 out.put_slice(&this.buf[..n]);
                 this.buf.advance(n);
                 this.ready -= n;
-                if this.buf.is_empty() {
-                    // Everything handed to hyper: an idle keep-alive connection keeps no buffer.
+                if this.buf.is_empty() && this.state == State::Head {
+                    // Everything handed to hyper and no body under way: an idle keep-alive
+                    // connection keeps no buffer (a body keeps reusing its buffer).
                     this.buf = BytesMut::new();
                 }
                 return Poll::Ready(Ok(()));
@@ -450,7 +451,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
             if this.advance() {
                 continue;
             }
-            if this.buf.is_empty() {
+            if this.buf.is_empty() && this.state == State::Head {
                 // Nothing pending (a new request, nearly always): read onto the stack and keep
                 // only what arrived, as nginx frees its header buffers between keep-alive
                 // requests. A 16 KiB buffer kept per connection made 10,000 idle connections
