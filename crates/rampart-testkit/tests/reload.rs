@@ -323,6 +323,38 @@ async fn reading_the_watched_files_causes_no_reload_and_leaves_limits_exact() {
     );
 }
 
+/// Metric handles are made once per build: a reload must keep counting into the same series, and
+/// a route added by it must count into its own.
+#[tokio::test]
+async fn request_metrics_keep_counting_across_a_reload_and_a_new_route_counts_apart() {
+    let upstream = RecordingUpstream::start().await;
+    let issuer = TestIssuer::start().await;
+    let gw = TestGateway::builder()
+        .config(&limited(&upstream, &issuer, 100, ""))
+        .start()
+        .await;
+    for _ in 0..2 {
+        assert_eq!(gw.get("/limited").await.status, StatusCode::OK);
+    }
+    let other = "[[routes]]\nname = \"new\"\npath = \"/new\"\nupstream = \"api\"\npublic = true\n";
+    rewrite(&gw, &limited(&upstream, &issuer, 100, other));
+    rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
+    for _ in 0..3 {
+        assert_eq!(gw.get("/limited").await.status, StatusCode::OK);
+    }
+    assert_eq!(gw.get("/new").await.status, StatusCode::OK);
+    let requests = |route: &str| {
+        format!("rampart_requests_total{{route=\"{route}\",status=\"200\",decision=\"allow\"}}")
+    };
+    assert_eq!(metric(&gw, &requests("limited")).await, 5);
+    assert_eq!(metric(&gw, &requests("new")).await, 1);
+    let upstream_count = format!(
+        "rampart_upstream_duration_seconds_count{{target=\"{}\"}}",
+        upstream.url()
+    );
+    assert_eq!(metric(&gw, &upstream_count).await, 6);
+}
+
 #[tokio::test]
 async fn rate_limits_survive_a_reload_and_a_changed_limit_starts_from_the_old_state() {
     let upstream = RecordingUpstream::start().await;
