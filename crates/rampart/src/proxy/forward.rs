@@ -6,9 +6,7 @@
 
 use std::time::Instant;
 
-use http::Version;
-use hyper::body::Incoming;
-
+use super::pool::{SendError, UpstreamBody};
 use super::upstream::{Outcome, Upstream};
 use crate::context::RequestCtx;
 use crate::error::GatewayError;
@@ -20,31 +18,19 @@ pub async fn forward(
     mut parts: http::request::Parts,
     body: RequestBody,
     cx: &mut RequestCtx,
-) -> Result<http::Response<Incoming>, GatewayError> {
+) -> Result<http::Response<UpstreamBody>, GatewayError> {
     let target = upstream.pick().ok_or(GatewayError::UpstreamUnavailable)?;
-    let path_and_query = match parts.uri.query() {
-        Some(query) => format!("{}?{query}", cx.path),
-        None => cx.path.clone(),
-    };
-    parts.uri = http::Uri::builder()
-        .scheme(target.scheme.clone())
-        .authority(target.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|e| GatewayError::Internal(format!("upstream URI: {e}")))?;
-    // The client side decides the upstream protocol, whatever the downstream spoke.
-    parts.version = if upstream.http2 {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    };
+    // The normalized path, as the policies saw it.
+    parts.uri = match parts.uri.query() {
+        Some(query) => http::Uri::try_from(format!("{}?{query}", cx.path)),
+        None => http::Uri::try_from(cx.path.as_str()),
+    }
+    .map_err(|e| GatewayError::Internal(format!("upstream URI: {e}")))?;
     let started = Instant::now();
     let in_flight = InFlight::enter(&upstream.in_flight);
     let sent = tokio::time::timeout(
         upstream.request_timeout,
-        upstream
-            .client
-            .request(http::Request::from_parts(parts, body.body)),
+        upstream.send(target, http::Request::from_parts(parts, body.body)),
     )
     .await;
     drop(in_flight);
@@ -110,7 +96,7 @@ impl Drop for InFlight<'_> {
 fn classify_failure(
     upstream: &Upstream,
     target: &super::upstream::Target,
-    error: &hyper_util::client::legacy::Error,
+    error: &SendError,
 ) -> GatewayError {
     if let Some(client_fault) = body::client_body_error(error) {
         return client_fault;

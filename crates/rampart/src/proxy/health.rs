@@ -40,19 +40,13 @@ pub(super) fn spawn_probes(
 }
 
 async fn probe(upstream: &Upstream, target: &Target, config: &ActiveHealthConfig) -> bool {
-    let uri = http::Uri::builder()
-        .scheme(target.scheme.clone())
-        .authority(target.authority.clone())
-        .path_and_query(config.path.as_str())
-        .build();
-    let Ok(uri) = uri else { return false };
+    let Ok(uri) = http::Uri::try_from(config.path.as_str()) else {
+        return false;
+    };
     let mut request = http::Request::new(body::empty());
     *request.uri_mut() = uri;
-    if upstream.http2 {
-        *request.version_mut() = http::Version::HTTP_2;
-    }
     let timeout = Duration::from_millis(config.timeout_ms);
-    match tokio::time::timeout(timeout, upstream.client.request(request)).await {
+    match tokio::time::timeout(timeout, upstream.send(target, request)).await {
         Ok(Ok(response)) => response.status().is_success(),
         _ => false,
     }

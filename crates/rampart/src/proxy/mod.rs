@@ -4,6 +4,7 @@ pub mod client_ip;
 pub mod forward;
 mod health;
 pub mod path;
+pub mod pool;
 pub mod router;
 mod tls_client;
 pub mod upstream;

@@ -1,4 +1,5 @@
-//! Upstream pools: pooled keep-alive clients, round robin over targets, passive and active health.
+//! Upstreams: round robin over targets, keep-alive connections (HTTP/1.1 pooled per target in
+//! `pool`, HTTP/2 multiplexed by hyper-util's client), passive and active health.
 //!
 //! Passive health ejects a target after `eject_after_failures` consecutive failures (connection
 //! errors, timeouts, 502/503/504) for `eject_ms`, then lets it back in. When every target is out,
@@ -10,15 +11,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, Version, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::pool::{Connector, Pool, SendError, UpstreamBody};
 use crate::body::Body;
 use crate::config::{Issue, UpstreamConfig, UpstreamProtocol};
 
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+/// hyper-util's pooled client, for HTTP/2 upstreams: one multiplexed connection per target,
+/// driven by a task of its own.
+pub type HttpClient = Client<Connector, Body>;
+
+/// How requests reach the targets.
+enum Transport {
+    /// HTTP/1.1: connections pooled per target (`Target::pool`), driven by the request's task.
+    Http1(Connector),
+    Http2(Box<HttpClient>),
+}
 
 /// Parses a target URL (`http://host:port`), refusing paths, queries and user info.
 pub fn parse_target(text: &str) -> Result<(Scheme, Authority), String> {
@@ -57,19 +69,57 @@ pub struct Target {
     pub label: Arc<str>,
     /// `rampart_upstream_duration_seconds` of this target, made once per build.
     pub latency: metrics::Histogram,
+    /// `scheme://authority/`, what connections are opened to.
+    origin: Uri,
+    /// The `Host` sent when the request's own is not preserved.
+    host: HeaderValue,
+    pool: Arc<Pool>,
     health: Health,
 }
 
-/// A runtime upstream: one pooled client and its targets.
+impl Target {
+    fn new(
+        scheme: Scheme,
+        authority: Authority,
+        text: &str,
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> Result<Self, String> {
+        let origin = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| e.to_string())?;
+        // As hyper-util's client does: the port only when it is not the scheme's default.
+        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+        let host = match authority.port_u16() {
+            Some(port) if port != default_port => authority.as_str(),
+            _ => authority.host(),
+        };
+        let host = HeaderValue::from_str(host).map_err(|e| e.to_string())?;
+        Ok(Self {
+            latency: metrics::histogram!("rampart_upstream_duration_seconds", "target" => text.to_owned()),
+            label: Arc::from(text),
+            scheme,
+            authority,
+            origin,
+            host,
+            pool: Arc::new(Pool::new(max_idle, idle_timeout)),
+            health: Health::default(),
+        })
+    }
+}
+
+/// A runtime upstream: its targets and how requests reach them.
 pub struct Upstream {
     pub name: Arc<str>,
     /// `rampart_upstream_in_flight`, made once per build.
     pub in_flight: metrics::Gauge,
-    pub client: HttpClient,
+    transport: Transport,
     pub targets: Vec<Target>,
     pub request_timeout: Duration,
     pub preserve_host: bool,
-    pub http2: bool,
     next: AtomicUsize,
     eject_after: u32,
     eject_for: Duration,
@@ -112,24 +162,34 @@ impl Upstream {
         } else {
             builder.enable_http1().wrap_connector(http)
         };
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_millis(config.idle_timeout_ms))
-            .pool_max_idle_per_host(config.max_idle_per_target)
-            .http2_only(http2)
-            .build(connector);
+        let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
+        let transport = if http2 {
+            Transport::Http2(Box::new(
+                Client::builder(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(idle_timeout)
+                    .pool_max_idle_per_host(config.max_idle_per_target)
+                    .http2_only(true)
+                    .build(connector),
+            ))
+        } else {
+            Transport::Http1(connector)
+        };
         let mut targets = Vec::new();
         let mut issues = Vec::new();
         for (i, text) in config.targets.iter().enumerate() {
-            match parse_target(text) {
-                Ok((scheme, authority)) => targets.push(Target {
+            let target = parse_target(text).and_then(|(scheme, authority)| {
+                Target::new(
                     scheme,
                     authority,
-                    latency: metrics::histogram!("rampart_upstream_duration_seconds", "target" => text.clone()),
-                    label: Arc::from(text.as_str()),
-                    health: Health::default(),
-                }),
+                    text,
+                    config.max_idle_per_target,
+                    idle_timeout,
+                )
+            });
+            match target {
+                Ok(target) => targets.push(target),
                 Err(why) => issues.push(Issue::new(format!("{ptr}/targets/{i}"), why)),
             }
         }
@@ -139,11 +199,10 @@ impl Upstream {
         let upstream = Arc::new(Self {
             in_flight: metrics::gauge!("rampart_upstream_in_flight", "upstream" => config.name.clone()),
             name: Arc::from(config.name.as_str()),
-            client,
+            transport,
             targets,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             preserve_host: config.preserve_host,
-            http2,
             next: AtomicUsize::new(0),
             eject_after: config.health.passive.eject_after_failures,
             eject_for: Duration::from_millis(config.health.passive.eject_ms),
@@ -158,6 +217,43 @@ impl Upstream {
         }
         upstream.publish_health();
         Ok(upstream)
+    }
+
+    /// Sends a request with an origin-form URI (`/path?query`) to `target`, with the target's
+    /// `Host` unless the request carries one. The upstream's protocol decides the version,
+    /// whatever the client spoke.
+    pub async fn send(
+        &self,
+        target: &Target,
+        mut request: Request<Body>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        match &self.transport {
+            Transport::Http1(connector) => {
+                *request.version_mut() = Version::HTTP_11;
+                if let header::Entry::Vacant(host) = request.headers_mut().entry(header::HOST) {
+                    host.insert(target.host.clone());
+                }
+                target.pool.send(connector, &target.origin, request).await
+            }
+            Transport::Http2(client) => {
+                *request.version_mut() = Version::HTTP_2;
+                let path = request
+                    .uri()
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                *request.uri_mut() = Uri::from_parts({
+                    let mut parts = http::uri::Parts::default();
+                    parts.scheme = Some(target.scheme.clone());
+                    parts.authority = Some(target.authority.clone());
+                    parts.path_and_query = Some(path);
+                    parts
+                })
+                .map_err(|e| SendError::Connect(e.into()))?;
+                let response = client.request(request).await?;
+                Ok(response.map(UpstreamBody::shared))
+            }
+        }
     }
 
     fn now_ms(&self) -> u64 {
