@@ -13,6 +13,19 @@ use rampart_testkit::TestGateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// What the raw upstream answers.
+#[derive(Clone, Copy)]
+enum Reply {
+    /// `Content-Length` and these bytes (none to a HEAD).
+    Fixed(&'static [u8]),
+    /// The bytes in two chunks, `Transfer-Encoding: chunked`.
+    Chunked(&'static [u8]),
+    /// 204 without a body.
+    NoContent,
+    /// `Content-Length` of this many bytes of `x`.
+    Large(usize),
+}
+
 /// How the raw upstream ends an exchange.
 #[derive(Clone, Copy)]
 enum After {
@@ -40,6 +53,10 @@ impl Drop for RawUpstream {
 impl RawUpstream {
     /// Answers every request with a 200 and `body` (of `Content-Length` bytes).
     async fn start(after: After, body: &'static [u8]) -> Self {
+        Self::answering(after, Reply::Fixed(body)).await
+    }
+
+    async fn answering(after: After, reply: Reply) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
@@ -51,7 +68,7 @@ impl RawUpstream {
                     return;
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(stream, after, body, r.clone()));
+                tokio::spawn(serve(stream, after, reply, r.clone()));
             }
         });
         Self {
@@ -71,38 +88,78 @@ impl RawUpstream {
     }
 }
 
-async fn serve(
-    mut stream: TcpStream,
-    after: After,
-    body: &'static [u8],
-    requests: Arc<AtomicUsize>,
-) {
+/// Reads until `buffer` holds `len` bytes; false when the peer closed first.
+async fn fill(stream: &mut TcpStream, buffer: &mut Vec<u8>, len: usize) -> bool {
+    while buffer.len() < len {
+        let mut chunk = [0u8; 16384];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
+async fn serve(mut stream: TcpStream, after: After, reply: Reply, requests: Arc<AtomicUsize>) {
     let mut buffer = Vec::new();
     loop {
-        // Requests here have no body: one ends at its blank line.
         let end = loop {
             if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
                 break end + 4;
             }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            let wanted = buffer.len() + 1;
+            if !fill(&mut stream, &mut buffer, wanted).await {
+                return;
             }
         };
-        buffer.drain(..end);
+        let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+        let is_head = head.starts_with("head ");
+        let body_len: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        if !fill(&mut stream, &mut buffer, end + body_len).await {
+            return;
+        }
+        buffer.drain(..end + body_len);
         requests.fetch_add(1, Ordering::SeqCst);
         let close = if matches!(after, After::AnnouncedClose) {
             "Connection: close\r\n"
         } else {
             ""
         };
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{close}\r\n",
-            body.len()
-        );
-        if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(body).await.is_err()
-        {
+        let large;
+        let (status, framing, body): (&str, String, &[u8]) = match reply {
+            Reply::Fixed(body) => ("200 OK", format!("Content-Length: {}", body.len()), body),
+            Reply::Chunked(body) => ("200 OK", "Transfer-Encoding: chunked".to_owned(), body),
+            Reply::NoContent => ("204 No Content", String::new(), b""),
+            Reply::Large(len) => {
+                large = vec![b'x'; len];
+                ("200 OK", format!("Content-Length: {len}"), &large)
+            }
+        };
+        let framing = if framing.is_empty() {
+            String::new()
+        } else {
+            format!("{framing}\r\n")
+        };
+        let mut out =
+            format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n{framing}{close}\r\n")
+                .into_bytes();
+        if !is_head {
+            if let Reply::Chunked(body) = reply {
+                let (a, b) = body.split_at(body.len() / 2);
+                for part in [a, b] {
+                    out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                    out.extend_from_slice(part);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            } else {
+                out.extend_from_slice(body);
+            }
+        }
+        if stream.write_all(&out).await.is_err() {
             return;
         }
         match after {
@@ -130,7 +187,7 @@ targets = ["{}"]
 [[routes]]
 name = "all"
 path_prefix = "/"
-methods = ["GET"]
+methods = ["GET", "HEAD", "POST"]
 upstream = "api"
 public = true
 "#,
@@ -175,7 +232,8 @@ async fn a_connection_the_upstream_closed_while_idle_costs_no_request() {
 #[tokio::test]
 async fn a_connection_announced_closing_is_not_reused() {
     let upstream = RawUpstream::start(After::AnnouncedClose, b"bye").await;
-    let gw = gateway(&upstream, "").await;
+    // A request stuck on a closing connection would fail fast, not after 30 s.
+    let gw = gateway(&upstream, "request_timeout_ms = 2000").await;
     for _ in 0..5 {
         let rsp = gw.get("/x").await;
         assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
@@ -209,4 +267,96 @@ async fn no_connection_is_kept_when_max_idle_is_zero() {
         assert_eq!(gw.get("/x").await.status, StatusCode::OK);
     }
     assert_eq!(upstream.connections(), 5);
+}
+
+#[tokio::test]
+async fn posts_with_bodies_share_one_connection() {
+    let upstream = RawUpstream::start(After::KeepAlive, b"stored").await;
+    let gw = gateway(&upstream, "").await;
+    let client = gw.client();
+    for i in 0..10 {
+        let body = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "y".repeat(i * 1000));
+        let rsp = client
+            .send(
+                client
+                    .request(http::Method::POST, "/x")
+                    .header("content-type", "application/json")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(rsp.status, StatusCode::OK);
+        assert_eq!(rsp.text(), "stored");
+    }
+    assert_eq!(upstream.requests(), 10);
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[tokio::test]
+async fn chunked_responses_end_and_free_their_connection() {
+    let upstream = RawUpstream::answering(After::KeepAlive, Reply::Chunked(b"in two parts")).await;
+    let gw = gateway(&upstream, "").await;
+    for _ in 0..5 {
+        let rsp = gw.get("/x").await;
+        assert_eq!(rsp.status, StatusCode::OK);
+        assert_eq!(rsp.text(), "in two parts");
+    }
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[tokio::test]
+async fn bodiless_responses_free_their_connection() {
+    let upstream = RawUpstream::answering(After::KeepAlive, Reply::NoContent).await;
+    let gw = gateway(&upstream, "").await;
+    for _ in 0..5 {
+        assert_eq!(gw.get("/x").await.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(upstream.connections(), 1, "204s");
+
+    let upstream = RawUpstream::start(After::KeepAlive, b"not sent to a HEAD").await;
+    let gw = gateway(&upstream, "").await;
+    let client = gw.client();
+    for _ in 0..5 {
+        let rsp = client
+            .send(
+                client
+                    .request(http::Method::HEAD, "/x")
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(rsp.status, StatusCode::OK);
+        assert!(rsp.text().is_empty());
+    }
+    assert_eq!(upstream.requests(), 5);
+    assert_eq!(upstream.connections(), 1, "HEADs");
+}
+
+#[tokio::test]
+async fn a_response_the_client_abandons_never_leaks_into_the_next_one() {
+    let upstream = RawUpstream::answering(After::KeepAlive, Reply::Large(8 << 20)).await;
+    let gw = TestGateway::builder()
+        .plaintext()
+        .config(&format!(
+            "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"all\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
+            upstream.url
+        ))
+        .start()
+        .await;
+    // A raw client reads the head and a little of the 8 MiB body, then goes away.
+    let mut raw = TcpStream::connect(gw.addr).await.unwrap();
+    raw.write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut some = vec![0u8; 64 * 1024];
+    let n = raw.read(&mut some).await.unwrap();
+    assert!(String::from_utf8_lossy(&some[..n]).starts_with("HTTP/1.1 200"));
+    drop(raw);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The next request gets a whole, clean response on another upstream connection.
+    let rsp = gw.get("/again").await;
+    assert_eq!(rsp.status, StatusCode::OK);
+    assert_eq!(rsp.body.len(), 8 << 20);
+    assert!(rsp.body.iter().all(|&b| b == b'x'));
+    assert_eq!(upstream.connections(), 2);
 }

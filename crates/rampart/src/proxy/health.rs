@@ -3,9 +3,14 @@
 use std::sync::Weak;
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Limited};
+
 use super::upstream::{Target, Upstream};
 use crate::body;
 use crate::config::upstream::ActiveHealthConfig;
+
+/// The most of a probe's response body read (the rest closes the connection).
+const PROBE_BODY_LIMIT: usize = 16 * 1024;
 
 /// Starts the probe loop; it ends by itself when the upstream is dropped (config reload).
 pub(super) fn spawn_probes(
@@ -46,8 +51,14 @@ async fn probe(upstream: &Upstream, target: &Target, config: &ActiveHealthConfig
     let mut request = http::Request::new(body::empty());
     *request.uri_mut() = uri;
     let timeout = Duration::from_millis(config.timeout_ms);
-    match tokio::time::timeout(timeout, upstream.send(target, request)).await {
-        Ok(Ok(response)) => response.status().is_success(),
-        _ => false,
-    }
+    let probed = tokio::time::timeout(timeout, async {
+        let response = upstream.send(target, request).await.ok()?;
+        let healthy = response.status().is_success();
+        // Read to its end (a few KiB at most), so that the connection is kept for the next probe.
+        let _ = Limited::new(response.into_body(), PROBE_BODY_LIMIT)
+            .collect()
+            .await;
+        Some(healthy)
+    });
+    matches!(probed.await, Ok(Some(true)))
 }

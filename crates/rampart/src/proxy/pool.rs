@@ -12,14 +12,14 @@
 //! - a connection goes back to the pool only when its response ended cleanly and hyper says it
 //!   can take the next request; a response dropped before its end closes the connection;
 //! - an idle connection the upstream closed is seen at checkout (polling it reads the EOF) and
-//!   dropped; idle connections older than the idle timeout are dropped, and at most `max_idle`
-//!   are kept;
+//!   dropped; idle connections older than the idle timeout are closed at the next checkout or
+//!   checkin, and at most `max_idle` are kept;
 //! - a request hyper hands back unsent (the reused connection closed under it) is sent once more
 //!   on a new connection, as hyper-util's client does; a request that was sent is never resent.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
@@ -48,10 +48,25 @@ pub struct Conn {
     driver: http1::Connection<Io, Body>,
 }
 
+/// Where a connection stands, after one poll.
+enum State {
+    /// Open, idle, and hyper takes the next request.
+    Ready,
+    /// Open, still busy with the last exchange (the request body is being written).
+    Busy,
+    Closed,
+}
+
 impl Conn {
-    /// Polls the connection once: whether it is still open and ready for a request.
-    fn is_reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        self.driver.poll_without_shutdown(cx).is_pending() && self.sender.is_ready()
+    /// Polls the connection once (its I/O makes progress) and says where it stands.
+    fn poll_state(&mut self, cx: &mut Context<'_>) -> State {
+        if self.driver.poll_without_shutdown(cx).is_ready() {
+            State::Closed
+        } else if self.sender.is_ready() {
+            State::Ready
+        } else {
+            State::Busy
+        }
     }
 }
 
@@ -108,7 +123,7 @@ impl Pool {
     /// Sends `request` (origin-form URI, `Host` set) to `target` on a pooled connection, or a
     /// new one from `connector`.
     pub async fn send(
-        self: &std::sync::Arc<Self>,
+        self: &Arc<Self>,
         connector: &Connector,
         target: &Uri,
         request: Request<Body>,
@@ -130,7 +145,7 @@ impl Pool {
     }
 
     fn lease(
-        self: &std::sync::Arc<Self>,
+        self: &Arc<Self>,
         response: Response<Incoming>,
         conn: Option<Conn>,
     ) -> Response<UpstreamBody> {
@@ -143,38 +158,77 @@ impl Pool {
 
     /// The most recently used idle connection that is still open and ready.
     fn checkout(&self) -> Option<Conn> {
+        // A no-op waker: the request's task polls the connection with its own next.
         let mut cx = Context::from_waker(Waker::noop());
         loop {
-            let idle = self.idle.lock().ok()?.pop_back()?;
-            if idle.since.elapsed() >= self.idle_timeout {
-                // The rest are older still.
-                self.idle.lock().ok()?.clear();
-                return None;
-            }
+            let idle = {
+                let mut idle = self.idle.lock().ok()?;
+                let expired = self.expired(&mut idle);
+                let newest = idle.pop_back();
+                drop(idle);
+                drop(expired);
+                newest?
+            };
             let mut conn = idle.conn;
-            if conn.is_reusable(&mut cx) {
+            if matches!(conn.poll_state(&mut cx), State::Ready) {
                 return Some(conn);
             }
         }
     }
 
-    /// Keeps a connection whose response has ended, if it can take another request.
-    fn checkin(&self, mut conn: Conn) {
-        // A no-op waker: an idle connection wakes nobody; checkout polls it again.
-        let mut cx = Context::from_waker(Waker::noop());
-        if self.max_idle == 0 || !conn.is_reusable(&mut cx) {
+    /// Keeps a connection whose response has ended, if it can take another request. One still
+    /// writing its request body (the upstream answered early) finishes in a task of its own,
+    /// for at most the idle timeout, as it would have in hyper-util's client.
+    fn checkin(self: &Arc<Self>, mut conn: Conn) {
+        if self.max_idle == 0 {
             return;
         }
+        // A no-op waker: an idle connection wakes nobody; checkout polls it again.
+        match conn.poll_state(&mut Context::from_waker(Waker::noop())) {
+            State::Ready => self.keep(conn),
+            State::Closed => {}
+            State::Busy => {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                let pool = self.clone();
+                runtime.spawn(async move {
+                    let finished = std::future::poll_fn(|cx| match conn.poll_state(cx) {
+                        State::Busy => Poll::Pending,
+                        state => Poll::Ready(matches!(state, State::Ready)),
+                    });
+                    if let Ok(true) = tokio::time::timeout(pool.idle_timeout, finished).await {
+                        pool.keep(conn);
+                    }
+                });
+            }
+        }
+    }
+
+    fn keep(&self, conn: Conn) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        if idle.len() >= self.max_idle {
-            idle.pop_front();
-        }
+        let expired = self.expired(&mut idle);
+        let oldest = (idle.len() >= self.max_idle)
+            .then(|| idle.pop_front())
+            .flatten();
         idle.push_back(Idle {
             conn,
             since: Instant::now(),
         });
+        drop(idle);
+        // Closed outside the lock.
+        drop((expired, oldest));
+    }
+
+    /// Takes the connections idle for longer than the idle timeout (the oldest are in front).
+    fn expired(&self, idle: &mut VecDeque<Idle>) -> Vec<Idle> {
+        let fresh = idle
+            .iter()
+            .position(|entry| entry.since.elapsed() < self.idle_timeout)
+            .unwrap_or(idle.len());
+        idle.drain(..fresh).collect()
     }
 }
 
@@ -201,21 +255,26 @@ enum Failed {
 /// Sends the request and drives the connection until the response head arrives. The connection
 /// comes back with the response unless it closed meanwhile.
 async fn exchange(
-    mut conn: Conn,
+    conn: Conn,
     request: Request<Body>,
 ) -> Result<(Response<Incoming>, Option<Conn>), Failed> {
-    let mut response = std::pin::pin!(conn.sender.try_send_request(request));
-    let mut open = true;
+    let Conn { mut sender, driver } = conn;
+    let mut response = std::pin::pin!(sender.try_send_request(request));
+    let mut driver = Some(driver);
     let outcome = std::future::poll_fn(|cx| {
-        if open && conn.driver.poll_without_shutdown(cx).is_ready() {
-            // Closed or failed: the response future now resolves with hyper's error.
-            open = false;
+        if let Some(open) = &mut driver
+            && open.poll_without_shutdown(cx).is_ready()
+        {
+            // Closed or failed. Dropping the connection is what resolves the response: with
+            // hyper's error, or with the request handed back when it was never written (an
+            // idle connection that saw the upstream's FIN only now).
+            driver = None;
         }
         response.as_mut().poll(cx)
     })
     .await;
     match outcome {
-        Ok(response) => Ok((response, open.then_some(conn))),
+        Ok(response) => Ok((response, driver.map(|driver| Conn { sender, driver }))),
         Err(mut failed) => match failed.take_message() {
             Some(request) => Err(Failed::Unsent(request, failed.into_error())),
             None => Err(Failed::Sent(failed.into_error())),
@@ -233,7 +292,7 @@ pub struct UpstreamBody {
 
 struct Lease {
     conn: Conn,
-    pool: std::sync::Arc<Pool>,
+    pool: Arc<Pool>,
 }
 
 impl UpstreamBody {
@@ -292,5 +351,99 @@ impl Drop for UpstreamBody {
         if self.incoming.is_end_stream() {
             self.release();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Answers one request, keeps the connection open for `linger`, then closes it.
+    async fn one_answer_then_close(linger: Duration) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            tokio::time::sleep(linger).await;
+        });
+        addr
+    }
+
+    async fn conn_to(addr: std::net::SocketAddr) -> Conn {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let io = MaybeHttpsStream::Http(TokioIo::new(tcp));
+        let (sender, driver) = http1::handshake(io).await.unwrap();
+        Conn { sender, driver }
+    }
+
+    fn get() -> Request<Body> {
+        let mut request = Request::new(crate::body::empty());
+        request
+            .headers_mut()
+            .insert(http::header::HOST, http::HeaderValue::from_static("t"));
+        request
+    }
+
+    #[tokio::test]
+    async fn a_request_on_a_connection_closed_while_idle_comes_back_unsent() {
+        let addr = one_answer_then_close(Duration::from_millis(100)).await;
+        let pool = Arc::new(Pool::new(4, Duration::from_secs(60)));
+        let (response, conn) = exchange(conn_to(addr).await, get()).await.ok().unwrap();
+        let body = pool.lease(response, conn).into_body();
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "ok");
+        let idle = pool
+            .idle
+            .lock()
+            .unwrap()
+            .pop_back()
+            .expect("kept after a clean end");
+        // The upstream closes meanwhile; this connection is used without checkout's poll, as
+        // when the FIN arrives between checkout and the first poll of the exchange.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let outcome = tokio::time::timeout(Duration::from_secs(5), exchange(idle.conn, get()))
+            .await
+            .expect("the exchange must not wait for the request timeout");
+        assert!(
+            matches!(outcome, Err(Failed::Unsent(..))),
+            "the request was not handed back for a retry"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_idle_connections_are_closed_at_the_next_checkin() {
+        let pool = Arc::new(Pool::new(8, Duration::from_millis(50)));
+        for _ in 0..3 {
+            let addr = one_answer_then_close(Duration::from_secs(5)).await;
+            let (response, conn) = exchange(conn_to(addr).await, get()).await.ok().unwrap();
+            let body = pool.lease(response, conn).into_body();
+            body.collect().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(80)).await;
+        }
+        // Each checkin found the one before expired.
+        assert_eq!(pool.idle.lock().unwrap().len(), 1);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(
+            pool.checkout().is_none(),
+            "an expired connection was reused"
+        );
+        assert_eq!(pool.idle.lock().unwrap().len(), 0);
     }
 }

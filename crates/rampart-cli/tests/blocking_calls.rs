@@ -1,0 +1,250 @@
+//! The request path makes no blocking call: the real `rampart run` binary, under `strace`,
+//! proxies a few hundred requests (audit log on, a rate limit, unrouted paths), and none of the
+//! runtime's threads opens, stats, syncs or reads or writes a file, sleeps, or waits in
+//! `poll`/`select` meanwhile. File work belongs on the audit writer's and the upkeep threads
+//! (named), a blocking wait anywhere on a runtime thread stalls every connection it serves.
+//! `strace` is installed by `scripts/test` (Debian package `strace`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+use rampart_testkit::{Client, RecordingUpstream};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+
+/// Syscalls that block the calling thread (file access, sleeping, waiting), or that are only
+/// allowed on sockets, pipes and event fds (reads and writes: on a regular file they block).
+const TRACED: &str = "openat,open,creat,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat,fsync,fdatasync,sync_file_range,flock,pread64,pwrite64,nanosleep,clock_nanosleep,poll,ppoll,select,pselect6,read,write,readv,writev,recvfrom,sendto";
+
+/// Syscalls that are a finding on a runtime thread whatever their arguments.
+const ALWAYS_BLOCKING: &[&str] = &[
+    "openat",
+    "open",
+    "creat",
+    "stat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "readlinkat",
+    "fsync",
+    "fdatasync",
+    "sync_file_range",
+    "flock",
+    "pread64",
+    "pwrite64",
+    "nanosleep",
+    "clock_nanosleep",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+];
+
+fn config(dir: &std::path::Path, upstream: &RecordingUpstream) -> String {
+    format!(
+        r#"[[listeners]]
+name = "local"
+bind = "127.0.0.1:0"
+plaintext = true
+
+[admin]
+enabled = false
+
+[audit]
+file = "{}"
+
+[server]
+watch_config = false
+
+[[upstreams]]
+name = "api"
+targets = ["{}"]
+
+[[routes]]
+name = "orders"
+path_prefix = "/orders"
+methods = ["GET"]
+upstream = "api"
+public = true
+rate_limits = [{{ name = "per-ip", key = "ip", rate = 100000, per = "second" }}]
+"#,
+        dir.join("audit.log").display(),
+        upstream.url()
+    )
+}
+
+#[tokio::test]
+async fn runtime_threads_make_no_blocking_call_while_proxying() {
+    let upstream = RecordingUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("rampart.toml");
+    std::fs::write(&config_path, config(dir.path(), &upstream)).unwrap();
+    let trace = dir.path().join("strace.out");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-y", "-ttt", "-e"])
+        .arg(format!("trace={TRACED}"))
+        .arg("-o")
+        .arg(&trace)
+        .arg(BIN)
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("strace must be installed (Debian package strace; scripts/test installs it)");
+    let mut logs = BufReader::new(strace.stderr.take().unwrap());
+    let addr = listening_address(&mut logs).await;
+    let client = Client::new(&format!("http://{addr}"), None, false);
+
+    // Warm-up: first connections, lazy initialisation, the first audit lines.
+    for _ in 0..20 {
+        assert_eq!(client.get("/orders/1").await.status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    for i in 0..300 {
+        let path = if i % 10 == 0 {
+            "/nowhere"
+        } else {
+            "/orders/7?x=1"
+        };
+        let status = client.get(path).await.status;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+            "{status}"
+        );
+    }
+    // The audit writer catches up (its file writes must be there, on its own thread).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gateway_pid = child_of(strace.id().unwrap());
+    let names = thread_names(gateway_pid);
+    // The gateway first: a killed strace would leave its tracee running.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &gateway_pid.to_string()])
+        .status();
+    strace.kill().await.unwrap();
+    let _ = strace.wait().await;
+
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut findings = Vec::new();
+    let mut audit_writes = 0;
+    let mut runtime_socket_io = 0;
+    for line in text.lines() {
+        let Some((tid, at, call)) = parse(line) else {
+            continue;
+        };
+        if at < since.as_secs_f64() {
+            continue;
+        }
+        let thread = names.get(&tid).map_or("?", String::as_str);
+        if thread == "rampart-audit" && call.contains("audit.log>") {
+            audit_writes += 1;
+        }
+        if is_runtime_thread(thread) {
+            if is_blocking(call) {
+                findings.push(format!("{thread} ({tid}): {call}"));
+            } else if call.contains("<TCP") || call.contains("<socket:") {
+                runtime_socket_io += 1;
+            }
+        }
+    }
+    assert!(
+        audit_writes > 0,
+        "the trace saw no audit write on the writer thread: it traced nothing useful\n{}",
+        tail(&text)
+    );
+    assert!(
+        runtime_socket_io >= 600,
+        "the runtime threads were not seen serving the requests ({runtime_socket_io} socket calls)\n{names:?}\n{}",
+        tail(&text)
+    );
+    assert!(
+        findings.is_empty(),
+        "blocking calls on runtime threads while proxying:\n{}",
+        findings.join("\n")
+    );
+}
+
+/// tokio's workers and blocking threads (`tokio-rt-worker`, `tokio-runtime-w...`), and the main
+/// thread (`rampart`), which polls the future `block_on` runs.
+fn is_runtime_thread(name: &str) -> bool {
+    name.starts_with("tokio-") || name == "rampart"
+}
+
+/// `TID SECONDS.MICROS call(...)` as `strace -f -ttt -o` writes it (the TID padded).
+fn parse(line: &str) -> Option<(u32, f64, &str)> {
+    let (tid, rest) = line.trim_start().split_once(' ')?;
+    let (at, call) = rest.trim_start().split_once(' ')?;
+    Some((tid.parse().ok()?, at.parse().ok()?, call))
+}
+
+fn is_blocking(call: &str) -> bool {
+    let name = call.split('(').next().unwrap_or_default();
+    if ALWAYS_BLOCKING.contains(&name) {
+        return true;
+    }
+    // A read or write on a path (`3</tmp/x>`), not on a socket, pipe or event fd.
+    matches!(name, "read" | "write" | "readv" | "writev")
+        && call
+            .split_once('<')
+            .is_some_and(|(_, target)| target.starts_with('/'))
+}
+
+async fn listening_address(logs: &mut (impl AsyncBufReadExt + Unpin)) -> String {
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if logs.read_line(&mut line).await.unwrap() == 0 {
+                panic!("the gateway exited before listening");
+            }
+            if line.contains("\"listening\"") {
+                let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+                return log["fields"]["addr"].as_str().unwrap().to_owned();
+            }
+        }
+    })
+    .await;
+    found.expect("the gateway did not listen within 30 s")
+}
+
+/// The traced process: strace's only child.
+fn child_of(strace_pid: u32) -> u32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children")).unwrap();
+    children
+        .split_whitespace()
+        .next()
+        .expect("strace has no child")
+        .parse()
+        .unwrap()
+}
+
+fn thread_names(pid: u32) -> HashMap<u32, String> {
+    let mut names = HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let Ok(tid) = task.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(name) = std::fs::read_to_string(task.path().join("comm")) {
+            names.insert(tid, name.trim().to_owned());
+        }
+    }
+    names
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
