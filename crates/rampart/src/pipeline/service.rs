@@ -46,15 +46,19 @@ pub async fn handle(
     cx.from_trusted_proxy = client_ip::is_trusted(conn.peer.ip(), trusted);
     let method = parts.method.clone();
     let mut route = None;
-    let work = process(&runtime, &mut parts, body, &mut cx, &mut route);
-    let result = AssertUnwindSafe(until_deadline(work, &drain_deadline))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            Err(GatewayError::Internal(
-                "panic in the request pipeline".into(),
-            ))
-        });
+    let result = {
+        // Pinned in place: the pipeline's future is kilobytes, and each wrapper it were moved
+        // into (deadline, unwind guard) would copy it again.
+        let work = std::pin::pin!(process(&runtime, &mut parts, body, &mut cx, &mut route));
+        AssertUnwindSafe(until_deadline(work, &drain_deadline))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(GatewayError::Internal(
+                    "panic in the request pipeline".into(),
+                ))
+            })
+    };
     let response = result.unwrap_or_else(|err| {
         cx.decision = if err.status().is_server_error() {
             Decision::Error

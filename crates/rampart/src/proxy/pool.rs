@@ -45,7 +45,9 @@ pub type Connector = HttpsConnector<HttpConnector>;
 /// its I/O when polled.
 pub struct Conn {
     sender: http1::SendRequest<Body>,
-    driver: http1::Connection<Io, Body>,
+    /// Boxed: hyper's connection state (with the TLS session inline) is a kilobyte or more,
+    /// and a connection moves in and out of the pool on every request.
+    driver: Box<http1::Connection<Io, Body>>,
 }
 
 /// Where a connection stands, after one poll.
@@ -130,14 +132,16 @@ impl Pool {
     ) -> Result<Response<UpstreamBody>, SendError> {
         let (conn, reused) = match self.checkout() {
             Some(conn) => (conn, true),
-            None => (connect(connector, target).await?, false),
+            // Boxed: the connect and handshake state is large and rarely needed; inline, every
+            // request's future would carry (and move) it.
+            None => (Box::pin(connect(connector, target)).await?, false),
         };
         let request = match exchange(conn, request).await {
             Ok((response, conn)) => return Ok(self.lease(response, conn)),
             Err(Failed::Unsent(request, _)) if reused => request,
             Err(Failed::Unsent(_, error) | Failed::Sent(error)) => return Err(error.into()),
         };
-        let conn = connect(connector, target).await?;
+        let conn = Box::pin(connect(connector, target)).await?;
         match exchange(conn, request).await {
             Ok((response, conn)) => Ok(self.lease(response, conn)),
             Err(Failed::Unsent(_, error) | Failed::Sent(error)) => Err(error.into()),
@@ -239,7 +243,10 @@ async fn connect(connector: &Connector, target: &Uri) -> Result<Conn, SendError>
         .await
         .map_err(SendError::Connect)?;
     let (sender, driver) = http1::Builder::new().handshake(io).await?;
-    Ok(Conn { sender, driver })
+    Ok(Conn {
+        sender,
+        driver: Box::new(driver),
+    })
 }
 
 #[expect(
@@ -391,7 +398,10 @@ mod tests {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let io = MaybeHttpsStream::Http(TokioIo::new(tcp));
         let (sender, driver) = http1::handshake(io).await.unwrap();
-        Conn { sender, driver }
+        Conn {
+            sender,
+            driver: Box::new(driver),
+        }
     }
 
     fn get() -> Request<Body> {

@@ -255,7 +255,18 @@ async fn serve_http<IO>(
         let gateway = gateway.clone();
         let conn = conn.clone();
         let deadline = graceful.deadline;
-        service_fn(move |req| service::handle(gateway.clone(), conn.clone(), req, deadline.clone()))
+        // Boxed per request: hyper keeps room for one service future in every connection for
+        // the connection's whole life, and the pipeline's future is kilobytes (all stages'
+        // state); a box costs one allocation per request and leaves 16 bytes on an idle
+        // connection (`alloc_budget.rs` measures both).
+        service_fn(move |req| {
+            Box::pin(service::handle(
+                gateway.clone(),
+                conn.clone(),
+                req,
+                deadline.clone(),
+            ))
+        })
     };
     let graceful = graceful.watcher;
     if h2 {
