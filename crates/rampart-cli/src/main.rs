@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod audit;
 mod cert;
 mod demo;
 mod keys;
@@ -57,6 +58,8 @@ enum Command {
     },
     /// Certificate helpers.
     Cert(cert::CertArgs),
+    /// Audit trail helpers (`verify`).
+    Audit(audit::AuditArgs),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
             }
         },
         Command::HashPassword => hash_password(),
+        Command::Audit(args) => audit::run(args),
         Command::AdminToken => {
             let (token, hash) = rampart::admin::api::new_admin_token();
             println!("token: {token}");

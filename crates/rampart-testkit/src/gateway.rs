@@ -132,29 +132,14 @@ impl TestGatewayBuilder {
         );
         let config_path = dir.path().join("rampart.toml");
         std::fs::write(&config_path, text).expect("write config");
-        let prepared = rampart::run::prepare(&config_path)
-            .await
-            .unwrap_or_else(|e| panic!("gateway did not start: {e}"));
-        let addrs = prepared.addresses();
-        let admin = prepared.admin_address().expect("admin listener");
-        let gateway = prepared.gateway.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(prepared.serve(async {
-            let _ = stopped.await;
-        }));
-        TestGateway {
-            admin_token: admin_token.map(|(token, _)| token),
-            addr: addrs[0].1,
-            addrs,
-            admin,
-            gateway,
-            tls: !self.plaintext,
-            ca_pem: cert,
-            config_path,
-            stop: Some(stop),
-            task: Some(task),
+        TestGateway::serve(
             dir,
-        }
+            config_path,
+            cert,
+            !self.plaintext,
+            admin_token.map(|(token, _)| token),
+        )
+        .await
     }
 }
 
@@ -177,6 +162,63 @@ pub struct TestGateway {
 impl TestGateway {
     pub fn builder() -> TestGatewayBuilder {
         TestGatewayBuilder::default()
+    }
+
+    /// Starts serving `config_path` (its files in `dir`).
+    async fn serve(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        ca_pem: String,
+        tls: bool,
+        admin_token: Option<String>,
+    ) -> TestGateway {
+        let prepared = rampart::run::prepare(&config_path)
+            .await
+            .unwrap_or_else(|e| panic!("gateway did not start: {e}"));
+        let addrs = prepared.addresses();
+        let admin = prepared.admin_address().expect("admin listener");
+        let gateway = prepared.gateway.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(prepared.serve(async {
+            let _ = stopped.await;
+        }));
+        TestGateway {
+            admin_token,
+            addr: addrs[0].1,
+            addrs,
+            admin,
+            gateway,
+            tls,
+            ca_pem,
+            config_path,
+            stop: Some(stop),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    /// A graceful stop, then a new gateway on the same directory and config: what is on disk
+    /// (audit trail, store, keys) carries over, as across a restart of the process.
+    pub async fn restart(mut self) -> TestGateway {
+        self.shut_down().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        TestGateway::serve(
+            dir,
+            self.config_path.clone(),
+            self.ca_pem.clone(),
+            self.tls,
+            self.admin_token.clone(),
+        )
+        .await
+    }
+
+    async fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 
     /// `https://localhost:port` (or `http://` for a plaintext gateway).
@@ -257,13 +299,14 @@ impl TestGateway {
 
     /// Graceful stop (drain, flush the audit log); returns the audit records on disk afterwards.
     pub async fn stop(mut self) -> Vec<serde_json::Value> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.shut_down().await;
         read_audit(&self.dir.path().join("audit.log"))
+    }
+
+    /// A graceful stop that keeps the directory (the whole audit trail, rotated files too).
+    pub async fn stop_keeping_files(mut self) -> tempfile::TempDir {
+        self.shut_down().await;
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 }
 
@@ -275,8 +318,17 @@ impl Drop for TestGateway {
     }
 }
 
-/// Parses a JSON-lines audit file.
+/// The request records of a JSON-lines audit file (events, such as starts, reloads and
+/// checkpoints, left out: `read_audit_lines` has them).
 pub fn read_audit(path: &std::path::Path) -> Vec<serde_json::Value> {
+    read_audit_lines(path)
+        .into_iter()
+        .filter(|line| line.get("event").is_none())
+        .collect()
+}
+
+/// Every line of a JSON-lines audit file.
+pub fn read_audit_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

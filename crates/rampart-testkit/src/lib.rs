@@ -19,7 +19,7 @@ mod upstream;
 pub use ca::{ClientIdentity, TestCa};
 pub use client::{Client, TestResponse, h2c_send_unsized};
 pub use dpop::{DpopKey, Proof};
-pub use gateway::read_audit;
+pub use gateway::{read_audit, read_audit_lines};
 pub use issuer::{TestIssuer, TestKey, alg_name, now};
 pub use pg::PgServer;
 pub use redis::{RedisCluster, RedisServer};

@@ -146,6 +146,7 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
     let runtime = Runtime::build(config, &services)
         .map_err(|issues| StartError::Config(source.locate(issues)))?;
     let audit = AuditSink::start(&runtime.config.audit).map_err(StartError::Audit)?;
+    audit.event(crate::audit::AuditEvent::start(&source.text));
     let listeners = server::bind(&runtime.config)
         .await
         .map_err(StartError::Bind)?;

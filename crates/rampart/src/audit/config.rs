@@ -8,6 +8,7 @@ use serde::Deserialize;
 pub const DEFAULT_AUDIT_QUEUE: usize = 65_536;
 pub const DEFAULT_AUDIT_MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_AUDIT_MAX_FILES: u32 = 5;
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
 
 /// Where the one-line-per-request JSON audit log goes.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -30,6 +31,15 @@ pub struct AuditConfig {
     #[serde(default = "default_queue")]
     #[schemars(range(max = crate::config::bounds::MAX_ENTRIES))]
     pub queue_capacity: usize,
+    /// The Ed25519 key (PKCS#8 PEM) that signs the trail's checkpoints; made on first start,
+    /// with the public key in `FILE.pub`. Default: `FILE.key` beside the audit file (keep it
+    /// readable by the gateway only); a stdout log without one gets a key per process.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// A signed checkpoint after this many lines (and at every rotation and at shutdown).
+    #[serde(default = "default_checkpoint_every")]
+    #[schemars(range(min = 1, max = crate::config::bounds::MAX_ENTRIES))]
+    pub checkpoint_every: u64,
 }
 
 impl Default for AuditConfig {
@@ -40,6 +50,8 @@ impl Default for AuditConfig {
             max_file_bytes: DEFAULT_AUDIT_MAX_FILE_BYTES,
             max_files: DEFAULT_AUDIT_MAX_FILES,
             queue_capacity: DEFAULT_AUDIT_QUEUE,
+            signing_key_file: None,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
         }
     }
 }
@@ -52,4 +64,7 @@ fn default_max_files() -> u32 {
 }
 fn default_queue() -> usize {
     DEFAULT_AUDIT_QUEUE
+}
+fn default_checkpoint_every() -> u64 {
+    DEFAULT_CHECKPOINT_EVERY
 }

@@ -1,4 +1,5 @@
-//! The audit log: one JSON line per request.
+//! The audit log: one JSON line per request, and per event (start, config reload, checkpoint),
+//! chained and signed against tampering (`chain.rs`, checked by `verify.rs`).
 //!
 //! Threat: an incident nobody can reconstruct, or an audit log that leaks the credentials it should
 //! help protect. Invariants: every request the gateway answers produces one record when its
@@ -9,7 +10,9 @@
 //! stalling requests.
 
 mod body;
+pub mod chain;
 pub mod config;
+pub mod verify;
 mod writer;
 
 use std::net::IpAddr;
@@ -53,4 +56,56 @@ pub struct AuditRecord {
     /// (pointers and counts, never values); absent when nothing was validated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<crate::context::Validation>,
+}
+
+/// A gateway event in the audit trail: not a request, but part of what an auditor needs (which
+/// config was running when).
+#[derive(Debug, serde::Serialize)]
+pub struct AuditEvent {
+    #[serde(serialize_with = "writer::rfc3339")]
+    pub time: SystemTime,
+    /// `start` or `config_reload`.
+    pub event: &'static str,
+    /// `applied` or `refused`, for a reload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    /// The SHA-256 of the config file's text, in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+    /// Why a reload was refused (the config's errors, without values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// The gateway started on the config with this text.
+    pub fn start(config_text: &str) -> Self {
+        Self {
+            time: SystemTime::now(),
+            event: "start",
+            outcome: None,
+            config_sha256: Some(config_sha256(config_text)),
+            detail: None,
+        }
+    }
+
+    /// A reload of the config with this text (`None`: the file could not be read).
+    pub fn reload(config_text: Option<&str>, refused: Option<String>) -> Self {
+        Self {
+            time: SystemTime::now(),
+            event: "config_reload",
+            outcome: Some(if refused.is_some() {
+                "refused"
+            } else {
+                "applied"
+            }),
+            config_sha256: config_text.map(config_sha256),
+            detail: refused,
+        }
+    }
+}
+
+pub fn config_sha256(text: &str) -> String {
+    use sha2::Digest;
+    chain::hex(&sha2::Sha256::digest(text.as_bytes()))
 }

@@ -9,12 +9,16 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AuditConfig, AuditRecord};
+use super::chain::{self, Chain, Reason};
+use super::{AuditConfig, AuditEvent, AuditRecord};
 
 enum Message {
     Record(Box<AuditRecord>),
+    Event(Box<AuditEvent>),
     /// Flush everything queued before this message, then answer.
     Flush(oneshot::Sender<()>),
+    /// Seal the trail with a shutdown checkpoint, flush, then answer.
+    Close(oneshot::Sender<()>),
 }
 
 /// The request-path handle: cheap to clone, never blocks.
@@ -63,11 +67,31 @@ impl AuditSink {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Queues an event (a start, a reload); like a record, dropped and counted when the queue
+    /// is full (callable from any thread, async or not).
+    pub fn event(&self, event: AuditEvent) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(Message::Event(Box::new(event))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("rampart_audit_dropped_total").increment(1);
+        }
+    }
+
     /// Waits until every record queued so far is written and flushed.
     pub async fn flush(&self) {
+        self.ask(Message::Flush).await;
+    }
+
+    /// Writes the shutdown checkpoint after every record queued so far, and flushes: the trail
+    /// ends sealed (`rampart audit verify` reports a trail that does not).
+    pub async fn close(&self) {
+        self.ask(Message::Close).await;
+    }
+
+    async fn ask(&self, message: fn(oneshot::Sender<()>) -> Message) {
         let Some(tx) = &self.tx else { return };
         let (done, wait) = oneshot::channel();
-        if tx.send(Message::Flush(done)).await.is_ok() {
+        if tx.send(message(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -100,8 +124,14 @@ fn write_loop(mut rx: mpsc::Receiver<Message>, mut output: Output) {
 
 fn handle(message: Message, output: &mut Output) {
     match message {
-        Message::Record(record) => output.write(&record),
+        Message::Record(record) => output.write(&*record),
+        Message::Event(event) => output.write(&*event),
         Message::Flush(done) => {
+            output.flush();
+            let _ = done.send(());
+        }
+        Message::Close(done) => {
+            output.checkpoint(Reason::Shutdown);
             output.flush();
             let _ = done.send(());
         }
@@ -120,12 +150,26 @@ enum Sink {
 struct Output {
     sink: Sink,
     line: Vec<u8>,
+    chain: Chain,
     max_bytes: u64,
     max_files: u32,
 }
 
 impl Output {
     fn open(config: &AuditConfig) -> std::io::Result<Self> {
+        let key = match (&config.signing_key_file, &config.file) {
+            (Some(key), _) => chain::load_or_create_key(key)?,
+            (None, Some(file)) => chain::load_or_create_key(&default_key_path(file))?,
+            (None, None) => {
+                tracing::warn!(
+                    "audit log on stdout without [audit] signing_key_file: its checkpoints are signed with a key that lives only as long as the process"
+                );
+                aws_lc_rs::signature::Ed25519KeyPair::generate()
+                    .map_err(|_| std::io::Error::other("audit signing key generation failed"))?
+            }
+        };
+        let last = config.file.as_deref().and_then(chain::last_line);
+        let chain = Chain::resume(key, config.checkpoint_every, last.as_deref());
         let sink = match &config.file {
             None => Sink::Stdout(BufWriter::new(std::io::stdout())),
             Some(path) => {
@@ -141,20 +185,36 @@ impl Output {
         Ok(Self {
             sink,
             line: Vec::with_capacity(1024),
+            chain,
             max_bytes: config.max_file_bytes,
             max_files: config.max_files,
         })
     }
 
-    fn write(&mut self, record: &AuditRecord) {
+    fn write(&mut self, record: &impl serde::Serialize) {
         // One buffer for every line: a record costs no allocation here.
-        let line = &mut self.line;
-        line.clear();
-        if let Err(e) = serde_json::to_writer(&mut *line, record) {
+        self.line.clear();
+        if let Err(e) = serde_json::to_writer(&mut self.line, record) {
             tracing::error!(error = %e, "audit record not serializable");
             return;
         }
-        line.push(b'\n');
+        self.chain.seal(&mut self.line);
+        self.emit();
+        if self.chain.checkpoint_due() {
+            self.checkpoint(Reason::Periodic);
+        }
+        self.rotate_if_needed();
+    }
+
+    fn checkpoint(&mut self, reason: Reason) {
+        self.chain
+            .checkpoint(&mut self.line, reason, SystemTime::now());
+        self.emit();
+    }
+
+    /// Writes the sealed line in `self.line`, with its newline.
+    fn emit(&mut self) {
+        self.line.push(b'\n');
         let line = &self.line;
         let result = match &mut self.sink {
             Sink::Stdout(w) => w.write_all(line),
@@ -170,10 +230,17 @@ impl Output {
         }
         // One oversized record (a long validation report) must not pin its buffer forever.
         self.line.shrink_to(LINE_BUFFER_KEEP);
-        self.rotate_if_needed();
     }
 
     fn rotate_if_needed(&mut self) {
+        let Sink::File { written, .. } = &self.sink else {
+            return;
+        };
+        if *written < self.max_bytes {
+            return;
+        }
+        // Each rotated file ends sealed, so that a file cut short is told from one rotated.
+        self.checkpoint(Reason::Rotation);
         let Sink::File {
             writer,
             path,
@@ -182,9 +249,6 @@ impl Output {
         else {
             return;
         };
-        if *written < self.max_bytes {
-            return;
-        }
         let _ = writer.flush();
         for n in (1..self.max_files).rev() {
             let _ = std::fs::rename(numbered(path, n), numbered(path, n + 1));
@@ -224,7 +288,14 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-fn numbered(path: &Path, n: u32) -> PathBuf {
+/// `FILE.key`: the default signing key of the audit file `FILE`.
+fn default_key_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".key");
+    PathBuf::from(name)
+}
+
+pub(super) fn numbered(path: &Path, n: u32) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{n}"));
     PathBuf::from(name)
@@ -232,12 +303,14 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
 
 /// Serializes a time as RFC 3339 UTC with microseconds.
 pub(super) fn rfc3339<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_text(*time))
+}
+
+pub(super) fn rfc3339_text(time: SystemTime) -> String {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     let at = time::OffsetDateTime::UNIX_EPOCH + since;
-    let text = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(serde::ser::Error::custom)?;
-    s.serialize_str(&text)
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -282,6 +282,9 @@ impl Config {
         if let Some(file) = &mut self.audit.file {
             resolve(file);
         }
+        if let Some(file) = &mut self.audit.signing_key_file {
+            resolve(file);
+        }
         if let Some(file) = self
             .api_keys
             .as_mut()

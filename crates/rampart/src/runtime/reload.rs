@@ -12,6 +12,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::gateway::{Gateway, Runtime};
+use crate::audit::AuditEvent;
 use crate::config::{Config, ConfigErrors, ConfigSource, Issue};
 
 /// Why a reload did not happen; the running config keeps serving.
@@ -29,21 +30,38 @@ pub enum ReloadError {
 /// Reloads the config file: built completely, then swapped in atomically. Reloads are serialized
 /// (a watch, SIGHUP and the admin API may ask at once), so the config that ends up running is the
 /// one read last. Every outcome is counted in `rampart_config_reloads_total`.
+/// Every outcome is also an event in the audit trail, with the SHA-256 of the config's text.
 pub fn reload(gateway: &Gateway, path: &Path) -> Result<(), ReloadError> {
     let _one_at_a_time = gateway.reload_lock();
-    let result = build_from_file(gateway, path).map(|runtime| gateway.swap(runtime));
+    let (text, result) = match ConfigSource::from_file(path) {
+        Ok(source) => {
+            let result = build(gateway, &source).map(|runtime| gateway.swap(runtime));
+            (Some(source.text), result)
+        }
+        Err(source) => (
+            None,
+            Err(ReloadError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        ),
+    };
     if result.is_err() {
         metrics::counter!("rampart_config_reloads_total", "result" => "error").increment(1);
     }
+    let refused = result.as_ref().err().map(|e| {
+        let mut why = e.to_string();
+        why.truncate(why.floor_char_boundary(2048));
+        why
+    });
+    gateway
+        .audit()
+        .event(AuditEvent::reload(text.as_deref(), refused));
     result
 }
 
-fn build_from_file(gateway: &Gateway, path: &Path) -> Result<Runtime, ReloadError> {
-    let source = ConfigSource::from_file(path).map_err(|source| ReloadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let config = crate::config::parse(&source).map_err(ReloadError::Config)?;
+fn build(gateway: &Gateway, source: &ConfigSource) -> Result<Runtime, ReloadError> {
+    let config = crate::config::parse(source).map_err(ReloadError::Config)?;
     let old = gateway.runtime();
     let mut issues = restart_only_changes(&old.config, &config);
     issues.extend(secret_change(gateway, &config));

@@ -109,7 +109,7 @@ pub async fn serve(
         let _ = task.await;
     }
     drain_connections(graceful, drain, &deadline).await;
-    gateway.audit().flush().await;
+    gateway.audit().close().await;
 }
 
 /// How long requests answered at the drain deadline get to write their 503 and audit record.

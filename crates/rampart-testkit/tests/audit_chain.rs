@@ -1,0 +1,268 @@
+//! The audit trail is tamper-evident: a real gateway writes a chained, signed trail across
+//! rotations, a reload and a restart, `verify` accepts it whole, and every kind of tampering
+//! (an edited, deleted, inserted or reordered line, a forged checkpoint, a file cut short or
+//! missing) is reported as what it is.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::path::{Path, PathBuf};
+
+use http::StatusCode;
+use rampart::audit::verify::{Finding, verify};
+use rampart_testkit::{RecordingUpstream, TestGateway, read_audit_lines};
+
+fn route(upstream: &RecordingUpstream, path: &str) -> String {
+    format!(
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"{path}\"\nupstream = \"api\"\npublic = true\n",
+        upstream.url()
+    )
+}
+
+/// The trail's files, current one last.
+fn trail(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("audit.log") && !name.contains(".key")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Copies the trail into a scratch directory, where `tamper` may change it.
+fn copy_trail(files: &[PathBuf]) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let scratch = tempfile::tempdir().unwrap();
+    let copies = files
+        .iter()
+        .map(|f| {
+            let to = scratch.path().join(f.file_name().unwrap());
+            std::fs::copy(f, &to).unwrap();
+            to
+        })
+        .collect();
+    (scratch, copies)
+}
+
+fn lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_lines(file: &Path, lines: &[String]) {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(file, text).unwrap();
+}
+
+fn seq_of(line: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+        .as_u64()
+        .unwrap()
+}
+
+/// The oldest file's lines that are request records (not checkpoints or events), with indexes.
+fn request_lines(file: &Path) -> Vec<(usize, String)> {
+    lines(file)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, l)| !l.contains("\"event\""))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tampering_is_named() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .plaintext()
+        .audit("max_file_bytes = 6000\nmax_files = 100\ncheckpoint_every = 7")
+        .config(&route(&upstream, "/a"))
+        .start()
+        .await;
+    for i in 0..30 {
+        assert_eq!(gw.get(&format!("/a/{i}")).await.status, StatusCode::OK);
+    }
+    std::fs::write(&gw.config_path, {
+        let text = std::fs::read_to_string(&gw.config_path).unwrap();
+        text.replace("path_prefix = \"/a\"", "path_prefix = \"/b\"")
+    })
+    .unwrap();
+    rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
+    let gw = gw.restart().await;
+    for i in 0..20 {
+        assert_eq!(gw.get(&format!("/b/{i}")).await.status, StatusCode::OK);
+    }
+    let dir = gw.stop_keeping_files().await;
+    let files = trail(dir.path());
+    assert!(files.len() >= 3, "rotated: {files:?}");
+    let public_key = std::fs::read_to_string(dir.path().join("audit.log.key.pub")).unwrap();
+    let public_key = public_key.trim();
+
+    // Whole, with the key pinned: every record in order, the events in the chain.
+    let whole = verify(&files, Some(public_key)).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(whole.first_seq, 1);
+    assert_eq!(whole.records, whole.last_seq);
+    assert!(whole.checkpoints >= 50 / 7, "{whole:?}");
+    let all: Vec<serde_json::Value> = files.iter().flat_map(|f| read_audit_lines(f)).collect();
+    let events: Vec<&str> = all.iter().filter_map(|l| l["event"].as_str()).collect();
+    assert_eq!(
+        events.iter().filter(|e| **e == "start").count(),
+        2,
+        "two starts"
+    );
+    let reload = all
+        .iter()
+        .find(|l| l["event"] == "config_reload")
+        .expect("the reload is in the trail");
+    assert_eq!(reload["outcome"], "applied");
+    assert_eq!(
+        reload["config_sha256"].as_str().unwrap(),
+        rampart::audit::config_sha256(
+            &std::fs::read_to_string(dir.path().join("rampart.toml")).unwrap()
+        )
+    );
+    assert!(
+        all.iter().filter(|l| l["path"].is_string()).count() == 50,
+        "every request recorded"
+    );
+    let oldest = files
+        .iter()
+        .min_by_key(|f| seq_of(&lines(f)[0]))
+        .unwrap()
+        .clone();
+    let oldest_index = files.iter().position(|f| *f == oldest).unwrap();
+    let current = dir.path().join("audit.log");
+    let current_index = files.iter().position(|f| *f == current).unwrap();
+
+    // An edited record.
+    let (scratch, copies) = copy_trail(&files);
+    let mut text = lines(&copies[oldest_index]);
+    let (i, line) = request_lines(&copies[oldest_index])[2].clone();
+    text[i] = line.replace("\"status\":200", "\"status\":201");
+    write_lines(&copies[oldest_index], &text);
+    assert!(
+        matches!(verify(&copies, None), Err(Finding::Altered { seq: Some(s), .. }) if s == seq_of(&line)),
+        "{:?}",
+        verify(&copies, None)
+    );
+    drop(scratch);
+
+    // A deleted record.
+    let (scratch, copies) = copy_trail(&files);
+    let mut text = lines(&copies[oldest_index]);
+    let (i, line) = request_lines(&copies[oldest_index])[2].clone();
+    text.remove(i);
+    write_lines(&copies[oldest_index], &text);
+    let removed = seq_of(&line);
+    assert!(
+        matches!(verify(&copies, None), Err(Finding::Removed { from, to, .. }) if from == removed && to == removed),
+        "{:?}",
+        verify(&copies, None)
+    );
+    drop(scratch);
+
+    // An inserted record: a copy of one placed after the next.
+    let (scratch, copies) = copy_trail(&files);
+    let mut text = lines(&copies[oldest_index]);
+    let (i, line) = request_lines(&copies[oldest_index])[2].clone();
+    text.insert(i + 2, line.clone());
+    write_lines(&copies[oldest_index], &text);
+    assert!(
+        matches!(verify(&copies, None), Err(Finding::Inserted { seq, .. }) if seq == seq_of(&line)),
+        "{:?}",
+        verify(&copies, None)
+    );
+    drop(scratch);
+
+    // Two records swapped.
+    let (scratch, copies) = copy_trail(&files);
+    let mut text = lines(&copies[oldest_index]);
+    let (i, _) = request_lines(&copies[oldest_index])[2].clone();
+    text.swap(i, i + 1);
+    write_lines(&copies[oldest_index], &text);
+    assert!(
+        matches!(verify(&copies, None), Err(Finding::Reordered { .. })),
+        "{:?}",
+        verify(&copies, None)
+    );
+    drop(scratch);
+
+    // The end of the trail cut off (the shutdown checkpoint with it).
+    let (scratch, copies) = copy_trail(&files);
+    let mut text = lines(&copies[current_index]);
+    text.truncate(text.len().saturating_sub(2));
+    write_lines(&copies[current_index], &text);
+    assert!(
+        matches!(verify(&copies, None), Err(Finding::Truncated { .. })),
+        "{:?}",
+        verify(&copies, None)
+    );
+    drop(scratch);
+
+    // A rotated file cut short, and a last line cut in the middle.
+    let (scratch, copies) = copy_trail(&files);
+    let mut text = lines(&copies[oldest_index]);
+    text.pop();
+    write_lines(&copies[oldest_index], &text);
+    assert!(
+        matches!(verify(&copies, None), Err(Finding::Truncated { ref file, .. }) if *file == copies[oldest_index]),
+        "{:?}",
+        verify(&copies, None)
+    );
+    drop(scratch);
+    let (scratch, copies) = copy_trail(&files);
+    let mut bytes = std::fs::read(&copies[current_index]).unwrap();
+    bytes.truncate(bytes.len() - 10);
+    std::fs::write(&copies[current_index], bytes).unwrap();
+    assert!(
+        matches!(verify(&copies, None), Err(Finding::Truncated { detail, .. }) if detail.contains("cut short")),
+        "{:?}",
+        verify(&copies, None)
+    );
+    drop(scratch);
+
+    // A whole rotated file gone from the middle.
+    let middle = files
+        .iter()
+        .filter(|f| **f != oldest && **f != current)
+        .min_by_key(|f| seq_of(&lines(f)[0]))
+        .unwrap()
+        .clone();
+    let without: Vec<PathBuf> = files.iter().filter(|f| **f != middle).cloned().collect();
+    assert!(
+        matches!(verify(&without, None), Err(Finding::Removed { .. })),
+        "{:?}",
+        verify(&without, None)
+    );
+
+    // A checkpoint re-signed by another key, and the trail checked against another key.
+    let (scratch, copies) = copy_trail(&files);
+    let mut text = lines(&copies[oldest_index]);
+    let i = text
+        .iter()
+        .position(|l| l.contains("\"checkpoint\""))
+        .unwrap();
+    let forged_sig = "A".repeat(86) + "==";
+    let mut forged: serde_json::Value = serde_json::from_str(&text[i]).unwrap();
+    forged["sig"] = forged_sig.into();
+    text[i] = forged.to_string();
+    write_lines(&copies[oldest_index], &text);
+    assert!(
+        matches!(
+            verify(&copies, None),
+            Err(Finding::BadSignature { .. }) | Err(Finding::Altered { .. })
+        ),
+        "{:?}",
+        verify(&copies, None)
+    );
+    drop(scratch);
+    let other = "MCowBQYDK2VwAyEA".to_owned() + &"B".repeat(44);
+    assert!(matches!(
+        verify(&files, Some(&other)),
+        Err(Finding::BadSignature { .. })
+    ));
+}

@@ -1,0 +1,255 @@
+//! The tamper-evident chain over the audit trail.
+//!
+//! Threat: an intruder (or an insider) who edits, deletes, inserts or reorders audit lines, or
+//! cuts the file short, to hide what happened. Every line carries `seq` (one more than the line
+//! before it, across rotations and restarts) and `prev` (the SHA-256, in hex, of the line before
+//! it exactly as written, without its newline). Checkpoint lines sign their own `seq` and `prev`
+//! with Ed25519, and so everything before them: one every `checkpoint_every` lines, one closing
+//! each rotated file (`"reason":"rotation"`) and one at shutdown (`"reason":"shutdown"`).
+//! `rampart audit verify` (`verify.rs`) walks the lines and names the first problem.
+//!
+//! What it proves, and what not: a line before the last checkpoint cannot be changed without the
+//! signing key. After it, the hash chain alone holds, and whoever can write the file could
+//! rewrite that tail from scratch; a trail that does not end with the shutdown checkpoint was cut
+//! short or its gateway is still running (or crashed). The key sits on the gateway's machine, so
+//! the chain detects tampering by someone who can edit the log but not read the key; shipping
+//! the trail off the machine (syslog, OTLP) is the defence against someone who can do both.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use rustls_pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
+
+/// `prev` of the very first line.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The bytes a checkpoint signs: its own place in the chain.
+pub fn checkpoint_message(seq: u64, prev_hex: &str) -> Vec<u8> {
+    format!("rampart-audit-checkpoint\n{seq}\n{prev_hex}").into_bytes()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(text, "{b:02x}");
+    }
+    text
+}
+
+/// Why a checkpoint is written.
+#[derive(Debug, Clone, Copy)]
+pub enum Reason {
+    Periodic,
+    Rotation,
+    Shutdown,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Periodic => "periodic",
+            Self::Rotation => "rotation",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The writer's end of the chain.
+pub struct Chain {
+    seq: u64,
+    prev: [u8; 32],
+    since_checkpoint: u64,
+    checkpoint_every: u64,
+    key: Ed25519KeyPair,
+    public_key: String,
+}
+
+impl Chain {
+    /// Continues after `last_line` (the last line written before, in this file or the rotated
+    /// one before it), or starts a new chain.
+    pub fn resume(key: Ed25519KeyPair, checkpoint_every: u64, last_line: Option<&[u8]>) -> Self {
+        let (seq, prev) = match last_line.and_then(|line| Some((line_seq(line)?, line))) {
+            Some((seq, line)) => (seq, Sha256::digest(line).into()),
+            None => (0, GENESIS),
+        };
+        let public_key = B64.encode(key.public_key().as_ref());
+        Self {
+            seq,
+            prev,
+            since_checkpoint: 0,
+            checkpoint_every: checkpoint_every.max(1),
+            key,
+            public_key,
+        }
+    }
+
+    /// Completes a serialized JSON object (`{...}`, no newline) with `seq` and `prev`, and
+    /// makes it the chain's last line.
+    pub fn seal(&mut self, line: &mut Vec<u8>) {
+        if line.last() == Some(&b'}') {
+            line.pop();
+            if line.last() != Some(&b'{') {
+                line.push(b',');
+            }
+        } else {
+            // Not an object: start one, so that the line still parses and chains.
+            line.clear();
+            line.push(b'{');
+        }
+        self.seq += 1;
+        let _ = write!(
+            line,
+            "\"seq\":{},\"prev\":\"{}\"}}",
+            self.seq,
+            hex(&self.prev)
+        );
+        self.prev = Sha256::digest(&line[..]).into();
+        self.since_checkpoint += 1;
+    }
+
+    pub fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint >= self.checkpoint_every
+    }
+
+    /// Writes a signed checkpoint line into `line` (sealed, no newline).
+    pub fn checkpoint(&mut self, line: &mut Vec<u8>, reason: Reason, time: SystemTime) {
+        let signature = self
+            .key
+            .sign(&checkpoint_message(self.seq + 1, &hex(&self.prev)));
+        line.clear();
+        let _ = write!(
+            line,
+            "{{\"time\":{},\"event\":\"checkpoint\",\"reason\":\"{}\",\"key\":\"{}\",\"sig\":\"{}\"}}",
+            serde_json::Value::String(super::writer::rfc3339_text(time)),
+            reason.as_str(),
+            self.public_key,
+            B64.encode(signature.as_ref()),
+        );
+        self.seal(line);
+        self.since_checkpoint = 0;
+    }
+}
+
+/// The `seq` of a written line, if it has one.
+pub fn line_seq(line: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    serde_json::from_slice::<Seq>(line).ok().map(|s| s.seq)
+}
+
+/// The last line of the trail written at `path`: the current file's, or the rotated one's when
+/// the current file is empty or missing. Read once at start, off the request path.
+pub fn last_line(path: &Path) -> Option<Vec<u8>> {
+    [path.to_path_buf(), super::writer::numbered(path, 1)]
+        .iter()
+        .find_map(|file| last_line_of(file))
+}
+
+fn last_line_of(file: &Path) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).ok()?;
+    let len = f.metadata().ok()?.len();
+    // Lines are short; a record with a long validation report stays well under this.
+    let tail = len.min(1 << 20);
+    f.seek(SeekFrom::Start(len - tail)).ok()?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).ok()?;
+    let text = bytes.strip_suffix(b"\n")?;
+    let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    Some(text[start..].to_vec())
+}
+
+/// The signing key at `path` (PKCS#8 PEM), made (mode 0600, with `PATH.pub` beside it: the
+/// public key in base64, for `rampart audit verify --public-key`) when it does not exist yet.
+pub fn load_or_create_key(path: &Path) -> std::io::Result<Ed25519KeyPair> {
+    let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    if path.exists() {
+        let der = PrivatePkcs8KeyDer::from_pem_file(path)
+            .map_err(|e| invalid(format!("{}: not a PKCS#8 PEM key: {e}", path.display())))?;
+        return Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+            .map_err(|e| invalid(format!("{}: not an Ed25519 key: {e}", path.display())));
+    }
+    let key = Ed25519KeyPair::generate().map_err(|_| invalid("key generation failed".into()))?;
+    let der = key
+        .to_pkcs8()
+        .map_err(|_| invalid("key encoding failed".into()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(path, &pem("PRIVATE KEY", der.as_ref()))?;
+    std::fs::write(
+        public_key_path(path),
+        format!("{}\n", B64.encode(key.public_key().as_ref())),
+    )?;
+    Ok(key)
+}
+
+/// `PATH.pub`.
+pub fn public_key_path(key: &Path) -> PathBuf {
+    let mut name = key.as_os_str().to_owned();
+    name.push(".pub");
+    PathBuf::from(name)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = B64.encode(der);
+    let mut text = format!("-----BEGIN {label}-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        text.push_str(&String::from_utf8_lossy(chunk));
+        text.push('\n');
+    }
+    let _ = writeln!(text, "-----END {label}-----");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+    use super::*;
+
+    #[test]
+    fn sealed_lines_chain_by_the_hash_of_the_line_before() {
+        let key = Ed25519KeyPair::generate().unwrap();
+        let mut chain = Chain::resume(key, 10, None);
+        let mut first = br#"{"a":1}"#.to_vec();
+        chain.seal(&mut first);
+        assert!(first.ends_with(format!(r#","seq":1,"prev":"{}"}}"#, hex(&GENESIS)).as_bytes()));
+        let mut second = br#"{"b":2}"#.to_vec();
+        chain.seal(&mut second);
+        let expected = hex(&Sha256::digest(&first));
+        assert!(String::from_utf8(second).unwrap().contains(&expected));
+    }
+
+    #[test]
+    fn a_resumed_chain_continues_after_the_last_line() {
+        let key = Ed25519KeyPair::generate().unwrap();
+        let last = br#"{"x":1,"seq":41,"prev":"00"}"#;
+        let mut chain = Chain::resume(key, 10, Some(last));
+        let mut line = b"{}".to_vec();
+        chain.seal(&mut line);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.starts_with(r#"{"seq":42,"prev":""#), "{text}");
+        assert!(text.contains(&hex(&Sha256::digest(last))));
+    }
+}
