@@ -20,20 +20,32 @@ enum AuditCommand {
         /// The audit files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The signing key's public half (`FILE.key.pub`), pinned; without it, the key named
-        /// by the trail's first checkpoint is trusted.
-        #[arg(long)]
+        /// The signing key's public half (`FILE.key.pub`, best a copy kept off the gateway's
+        /// machine): every checkpoint must be signed by it.
+        #[arg(long, required_unless_present = "trust_embedded_key")]
         public_key: Option<PathBuf>,
+        /// Trust the key the trail's first checkpoint names: proves the trail is intact, not
+        /// that it was written by your gateway (a trail replaced whole would pass).
+        #[arg(long)]
+        trust_embedded_key: bool,
+        /// Accept a trail that starts after record 1 (its oldest files were rotated away).
+        #[arg(long)]
+        allow_missing_head: bool,
     },
 }
 
 pub(crate) fn run(args: AuditArgs) -> ExitCode {
     match args.command {
-        AuditCommand::Verify { files, public_key } => verify(&files, public_key),
+        AuditCommand::Verify {
+            files,
+            public_key,
+            trust_embedded_key: _,
+            allow_missing_head,
+        } => verify(&files, public_key, allow_missing_head),
     }
 }
 
-fn verify(files: &[PathBuf], public_key: Option<PathBuf>) -> ExitCode {
+fn verify(files: &[PathBuf], public_key: Option<PathBuf>, allow_missing_head: bool) -> ExitCode {
     let pinned = match public_key.map(std::fs::read_to_string).transpose() {
         Ok(key) => key.map(|k| k.trim().to_owned()),
         Err(e) => {
@@ -41,7 +53,7 @@ fn verify(files: &[PathBuf], public_key: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rampart::audit::verify::verify(files, pinned.as_deref()) {
+    match rampart::audit::verify::verify(files, pinned.as_deref(), allow_missing_head) {
         Ok(trail) => {
             println!(
                 "ok: {} records ({} to {}) in {} file(s), {} signed checkpoints, key {}{}",
@@ -54,9 +66,21 @@ fn verify(files: &[PathBuf], public_key: Option<PathBuf>) -> ExitCode {
                 if pinned.is_some() {
                     " (pinned)"
                 } else {
-                    " (from the trail: pin it with --public-key)"
+                    " (taken from the trail, not pinned)"
                 }
             );
+            if trail.unsealed_starts > 0 {
+                println!(
+                    "note: {} start(s) after a trail that did not end sealed (a crash, or lines added while the gateway was stopped): review the records before them",
+                    trail.unsealed_starts
+                );
+            }
+            if trail.dropped > 0 {
+                println!(
+                    "note: the gateway dropped {} record(s) with its queue full",
+                    trail.dropped
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(finding) => {

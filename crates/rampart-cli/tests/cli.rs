@@ -846,3 +846,46 @@ async fn first_config_key_from_the_readme_opens_only_its_route() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn audit_verify_exits_0_on_a_sealed_trail_and_1_on_a_tampered_one() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = rampart_testkit::TestGateway::builder()
+        .plaintext()
+        .config(&format!(
+            "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
+            upstream.url()
+        ))
+        .start()
+        .await;
+    for _ in 0..3 {
+        assert_eq!(gw.get("/x").await.status, StatusCode::OK);
+    }
+    let dir = gw.stop_keeping_files().await;
+    let log = dir.path().join("audit.log");
+    let key = dir.path().join("audit.log.key.pub");
+    let verify = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(BIN)
+            .args(["audit", "verify"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = verify(&["--public-key".as_ref(), key.as_os_str(), log.as_os_str()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    assert!(stdout.contains("(pinned)"), "{stdout}");
+    // Neither a key nor the explicit choice to trust the trail's own: refused by the CLI.
+    let (code, _) = verify(&[log.as_os_str()]);
+    assert_eq!(code, 2);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("\"status\":200", "\"status\":500", 1)).unwrap();
+    let (code, stdout) = verify(&["--trust-embedded-key".as_ref(), log.as_os_str()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("was altered"), "{stdout}");
+}

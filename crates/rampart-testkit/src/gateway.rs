@@ -199,8 +199,15 @@ impl TestGateway {
 
     /// A graceful stop, then a new gateway on the same directory and config: what is on disk
     /// (audit trail, store, keys) carries over, as across a restart of the process.
-    pub async fn restart(mut self) -> TestGateway {
+    pub async fn restart(self) -> TestGateway {
+        self.restart_after(|_| {}).await
+    }
+
+    /// `restart`, with `between` run on the directory while no gateway runs (to damage or
+    /// change what is on disk, as a crash or an intruder would).
+    pub async fn restart_after(mut self, between: impl FnOnce(&std::path::Path)) -> TestGateway {
         self.shut_down().await;
+        between(self.dir.path());
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         TestGateway::serve(
             dir,

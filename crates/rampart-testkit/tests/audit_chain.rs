@@ -103,7 +103,7 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     let public_key = public_key.trim();
 
     // Whole, with the key pinned: every record in order, the events in the chain.
-    let whole = verify(&files, Some(public_key)).unwrap_or_else(|f| panic!("{f}"));
+    let whole = verify(&files, Some(public_key), false).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(whole.first_seq, 1);
     assert_eq!(whole.records, whole.last_seq);
     assert!(whole.checkpoints >= 50 / 7, "{whole:?}");
@@ -145,9 +145,9 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     text[i] = line.replace("\"status\":200", "\"status\":201");
     write_lines(&copies[oldest_index], &text);
     assert!(
-        matches!(verify(&copies, None), Err(Finding::Altered { seq: Some(s), .. }) if s == seq_of(&line)),
+        matches!(verify(&copies, None, false), Err(Finding::Altered { seq: Some(s), .. }) if s == seq_of(&line)),
         "{:?}",
-        verify(&copies, None)
+        verify(&copies, None, false)
     );
     drop(scratch);
 
@@ -159,9 +159,9 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     write_lines(&copies[oldest_index], &text);
     let removed = seq_of(&line);
     assert!(
-        matches!(verify(&copies, None), Err(Finding::Removed { from, to, .. }) if from == removed && to == removed),
+        matches!(verify(&copies, None, false), Err(Finding::Removed { from, to, .. }) if from == removed && to == removed),
         "{:?}",
-        verify(&copies, None)
+        verify(&copies, None, false)
     );
     drop(scratch);
 
@@ -172,9 +172,9 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     text.insert(i + 2, line.clone());
     write_lines(&copies[oldest_index], &text);
     assert!(
-        matches!(verify(&copies, None), Err(Finding::Inserted { seq, .. }) if seq == seq_of(&line)),
+        matches!(verify(&copies, None, false), Err(Finding::Inserted { seq, .. }) if seq == seq_of(&line)),
         "{:?}",
-        verify(&copies, None)
+        verify(&copies, None, false)
     );
     drop(scratch);
 
@@ -185,9 +185,9 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     text.swap(i, i + 1);
     write_lines(&copies[oldest_index], &text);
     assert!(
-        matches!(verify(&copies, None), Err(Finding::Reordered { .. })),
+        matches!(verify(&copies, None, false), Err(Finding::Reordered { .. })),
         "{:?}",
-        verify(&copies, None)
+        verify(&copies, None, false)
     );
     drop(scratch);
 
@@ -197,9 +197,9 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     text.truncate(text.len().saturating_sub(2));
     write_lines(&copies[current_index], &text);
     assert!(
-        matches!(verify(&copies, None), Err(Finding::Truncated { .. })),
+        matches!(verify(&copies, None, false), Err(Finding::Truncated { .. })),
         "{:?}",
-        verify(&copies, None)
+        verify(&copies, None, false)
     );
     drop(scratch);
 
@@ -209,9 +209,9 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     text.pop();
     write_lines(&copies[oldest_index], &text);
     assert!(
-        matches!(verify(&copies, None), Err(Finding::Truncated { ref file, .. }) if *file == copies[oldest_index]),
+        matches!(verify(&copies, None, false), Err(Finding::Truncated { ref file, .. }) if *file == copies[oldest_index]),
         "{:?}",
-        verify(&copies, None)
+        verify(&copies, None, false)
     );
     drop(scratch);
     let (scratch, copies) = copy_trail(&files);
@@ -219,9 +219,9 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     bytes.truncate(bytes.len() - 10);
     std::fs::write(&copies[current_index], bytes).unwrap();
     assert!(
-        matches!(verify(&copies, None), Err(Finding::Truncated { detail, .. }) if detail.contains("cut short")),
+        matches!(verify(&copies, None, false), Err(Finding::Truncated { detail, .. }) if detail.contains("cut short")),
         "{:?}",
-        verify(&copies, None)
+        verify(&copies, None, false)
     );
     drop(scratch);
 
@@ -234,9 +234,9 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
         .clone();
     let without: Vec<PathBuf> = files.iter().filter(|f| **f != middle).cloned().collect();
     assert!(
-        matches!(verify(&without, None), Err(Finding::Removed { .. })),
+        matches!(verify(&without, None, false), Err(Finding::Removed { .. })),
         "{:?}",
-        verify(&without, None)
+        verify(&without, None, false)
     );
 
     // A checkpoint re-signed by another key, and the trail checked against another key.
@@ -253,16 +253,85 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
     write_lines(&copies[oldest_index], &text);
     assert!(
         matches!(
-            verify(&copies, None),
+            verify(&copies, None, false),
             Err(Finding::BadSignature { .. }) | Err(Finding::Altered { .. })
         ),
         "{:?}",
-        verify(&copies, None)
+        verify(&copies, None, false)
     );
     drop(scratch);
     let other = "MCowBQYDK2VwAyEA".to_owned() + &"B".repeat(44);
     assert!(matches!(
-        verify(&files, Some(&other)),
+        verify(&files, Some(&other), false),
         Err(Finding::BadSignature { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_restart_over_a_cut_line_and_appended_lines_says_so_in_its_start_event() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .plaintext()
+        .config(&route(&upstream, "/a"))
+        .start()
+        .await;
+    for _ in 0..3 {
+        assert_eq!(gw.get("/a").await.status, StatusCode::OK);
+    }
+    let gw = gw
+        .restart_after(|dir| {
+            // Someone appends a line that chains correctly, then a crash leaves half a line.
+            let log = dir.join("audit.log");
+            let text = lines(&log);
+            let last = text.last().unwrap();
+            let forged = format!(
+                r#"{{"path":"/forged","seq":{},"prev":"{}"}}"#,
+                seq_of(last) + 1,
+                rampart::audit::chain::hex(&sha2_digest(last.as_bytes()))
+            );
+            let mut all = text.clone();
+            all.push(forged);
+            write_lines(&log, &all);
+            let mut bytes = std::fs::read(&log).unwrap();
+            bytes.extend_from_slice(br#"{"time":"2026-"#);
+            std::fs::write(&log, bytes).unwrap();
+        })
+        .await;
+    assert_eq!(gw.get("/a").await.status, StatusCode::OK);
+    let dir = gw.stop_keeping_files().await;
+    let log = dir.path().join("audit.log");
+    let all = read_audit_lines(&log);
+    let start = all
+        .iter()
+        .filter(|l| l["event"] == "start")
+        .nth(1)
+        .expect("the second start");
+    assert_eq!(start["after"], "unsealed");
+    assert_eq!(start["discarded_bytes"], 14);
+    let trail = verify(&[log], None, false).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(trail.unsealed_starts, 1, "the appended line is flagged");
+}
+
+#[tokio::test]
+async fn a_trail_whose_signing_key_went_missing_is_not_continued_under_a_new_key() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .plaintext()
+        .config(&route(&upstream, "/a"))
+        .start()
+        .await;
+    assert_eq!(gw.get("/a").await.status, StatusCode::OK);
+    let dir = gw.stop_keeping_files().await;
+    std::fs::remove_file(dir.path().join("audit.log.key")).unwrap();
+    let error = match rampart::run::prepare(&dir.path().join("rampart.toml")).await {
+        Ok(_) => panic!("started without the trail's key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("signing key"), "{error}");
+    assert!(!dir.path().join("audit.log.key").exists());
+}
+
+fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

@@ -30,9 +30,26 @@ use sha2::{Digest, Sha256};
 /// `prev` of the very first line.
 pub const GENESIS: [u8; 32] = [0; 32];
 
-/// The bytes a checkpoint signs: its own place in the chain.
-pub fn checkpoint_message(seq: u64, prev_hex: &str) -> Vec<u8> {
-    format!("rampart-audit-checkpoint\n{seq}\n{prev_hex}").into_bytes()
+/// What a checkpoint says, all of it signed: its place in the chain, why it was written (a trail
+/// cut after a periodic checkpoint cannot pass for one closed at shutdown), when, and how many
+/// records the writer had dropped so far (a full queue leaves no line to chain).
+pub struct Checkpoint<'a> {
+    pub seq: u64,
+    pub prev_hex: &'a str,
+    pub reason: &'a str,
+    pub time: &'a str,
+    pub dropped: u64,
+}
+
+impl Checkpoint<'_> {
+    /// The bytes signed.
+    pub fn message(&self) -> Vec<u8> {
+        format!(
+            "rampart-audit-checkpoint\n{}\n{}\n{}\n{}\n{}",
+            self.seq, self.prev_hex, self.reason, self.time, self.dropped
+        )
+        .into_bytes()
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -52,7 +69,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Periodic => "periodic",
             Self::Rotation => "rotation",
@@ -103,7 +120,9 @@ impl Chain {
             line.clear();
             line.push(b'{');
         }
-        self.seq += 1;
+        // Saturating: a forged last line with a huge `seq` must not panic the writer (verify
+        // reports the chain as broken there).
+        self.seq = self.seq.saturating_add(1);
         let _ = write!(
             line,
             "\"seq\":{},\"prev\":\"{}\"}}",
@@ -119,21 +138,52 @@ impl Chain {
     }
 
     /// Writes a signed checkpoint line into `line` (sealed, no newline).
-    pub fn checkpoint(&mut self, line: &mut Vec<u8>, reason: Reason, time: SystemTime) {
-        let signature = self
-            .key
-            .sign(&checkpoint_message(self.seq + 1, &hex(&self.prev)));
+    pub fn checkpoint(
+        &mut self,
+        line: &mut Vec<u8>,
+        reason: Reason,
+        time: SystemTime,
+        dropped: u64,
+    ) {
+        let time = super::writer::rfc3339_text(time);
+        let prev = hex(&self.prev);
+        let signed = Checkpoint {
+            seq: self.seq.saturating_add(1),
+            prev_hex: &prev,
+            reason: reason.as_str(),
+            time: &time,
+            dropped,
+        };
+        let signature = self.key.sign(&signed.message());
         line.clear();
         let _ = write!(
             line,
-            "{{\"time\":{},\"event\":\"checkpoint\",\"reason\":\"{}\",\"key\":\"{}\",\"sig\":\"{}\"}}",
-            serde_json::Value::String(super::writer::rfc3339_text(time)),
+            "{{\"time\":\"{time}\",\"event\":\"checkpoint\",\"reason\":\"{}\",\"dropped\":{dropped},\"key\":\"{}\",\"sig\":\"{}\"}}",
             reason.as_str(),
             self.public_key,
             B64.encode(signature.as_ref()),
         );
         self.seal(line);
         self.since_checkpoint = 0;
+    }
+}
+
+/// How the trail written before this start ended: what the `start` event says (`after`), so
+/// that a restart after a crash, or over lines appended while the gateway was stopped, is
+/// visible to whoever reviews the trail (`rampart audit verify` counts them).
+pub fn how_it_ended(last_line: Option<&[u8]>) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Tail {
+        event: Option<String>,
+        reason: Option<String>,
+    }
+    match last_line.map(serde_json::from_slice::<Tail>) {
+        None => "nothing",
+        Some(Ok(Tail {
+            event: Some(event),
+            reason: Some(reason),
+        })) if event == "checkpoint" && reason == "shutdown" => "shutdown",
+        Some(_) => "unsealed",
     }
 }
 
@@ -154,6 +204,21 @@ pub fn last_line(path: &Path) -> Option<Vec<u8>> {
         .find_map(|file| last_line_of(file))
 }
 
+/// Cuts a line left incomplete by a crash (no newline) off the end of `path`, so that the next
+/// line does not run into it; returns how many bytes went (said in the `start` event).
+pub fn discard_partial_line(path: &Path) -> std::io::Result<u64> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(0);
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(0);
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    file.set_len(keep as u64)?;
+    Ok((bytes.len() - keep) as u64)
+}
+
 fn last_line_of(file: &Path) -> Option<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(file).ok()?;
@@ -169,14 +234,32 @@ fn last_line_of(file: &Path) -> Option<Vec<u8>> {
 }
 
 /// The signing key at `path` (PKCS#8 PEM), made (mode 0600, with `PATH.pub` beside it: the
-/// public key in base64, for `rampart audit verify --public-key`) when it does not exist yet.
-pub fn load_or_create_key(path: &Path) -> std::io::Result<Ed25519KeyPair> {
+/// public key in base64, for `rampart audit verify --public-key`; copy it somewhere the
+/// gateway's machine cannot write) when it does not exist yet and no trail exists either: a
+/// trail whose key went missing is refused rather than continued under a new key, which would
+/// make every earlier checkpoint look forged.
+pub fn load_or_create_key(path: &Path, trail_exists: bool) -> std::io::Result<Ed25519KeyPair> {
     let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
     if path.exists() {
+        warn_if_readable_by_others(path);
         let der = PrivatePkcs8KeyDer::from_pem_file(path)
             .map_err(|e| invalid(format!("{}: not a PKCS#8 PEM key: {e}", path.display())))?;
-        return Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
-            .map_err(|e| invalid(format!("{}: not an Ed25519 key: {e}", path.display())));
+        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+            .map_err(|e| invalid(format!("{}: not an Ed25519 key: {e}", path.display())))?;
+        let public = public_key_path(path);
+        if !public.exists() {
+            std::fs::write(
+                public,
+                format!("{}\n", B64.encode(key.public_key().as_ref())),
+            )?;
+        }
+        return Ok(key);
+    }
+    if trail_exists {
+        return Err(invalid(format!(
+            "the audit trail exists but its signing key {} does not: restore the key, or move the trail away to start a new one",
+            path.display()
+        )));
     }
     let key = Ed25519KeyPair::generate().map_err(|_| invalid("key generation failed".into()))?;
     let der = key
@@ -198,6 +281,15 @@ pub fn public_key_path(key: &Path) -> PathBuf {
     let mut name = key.as_os_str().to_owned();
     name.push(".pub");
     PathBuf::from(name)
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "the audit signing key is readable by other users: chmod 600 it");
+    }
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

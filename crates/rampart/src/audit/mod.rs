@@ -75,6 +75,13 @@ pub struct AuditEvent {
     /// Why a reload was refused (the config's errors, without values).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For a start: how the trail before it ended (`shutdown`, `unsealed`: a crash, or lines
+    /// added while the gateway was stopped; `nothing`: a new trail). Filled by the writer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<&'static str>,
+    /// For a start: bytes of an incomplete last line (a crash) cut from the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discarded_bytes: Option<u64>,
 }
 
 impl AuditEvent {
@@ -86,6 +93,8 @@ impl AuditEvent {
             outcome: None,
             config_sha256: Some(config_sha256(config_text)),
             detail: None,
+            after: None,
+            discarded_bytes: None,
         }
     }
 
@@ -101,6 +110,8 @@ impl AuditEvent {
             }),
             config_sha256: config_text.map(config_sha256),
             detail: refused,
+            after: None,
+            discarded_bytes: None,
         }
     }
 }

@@ -23,6 +23,11 @@ pub struct Verified {
     pub checkpoints: u64,
     /// The key the checkpoints are signed with (base64).
     pub key: String,
+    /// Starts after a trail that did not end sealed (a crash, or lines added while the gateway
+    /// was stopped, which the restart then chained on): worth a look.
+    pub unsealed_starts: u64,
+    /// Records the gateway dropped (its queue full), as its last checkpoint says.
+    pub dropped: u64,
 }
 
 /// The first thing wrong with a trail.
@@ -121,6 +126,12 @@ struct Link {
     key: Option<String>,
     #[serde(default)]
     sig: Option<String>,
+    #[serde(default)]
+    time: Option<String>,
+    #[serde(default)]
+    dropped: Option<u64>,
+    #[serde(default)]
+    after: Option<String>,
 }
 
 struct Line {
@@ -132,12 +143,34 @@ struct Line {
 }
 
 /// Verifies the trail in `files`; `public_key` (base64, as in `FILE.key.pub`) pins the key,
-/// otherwise the key of the first checkpoint is the trail's.
-pub fn verify(files: &[PathBuf], public_key: Option<&str>) -> Result<Verified, Finding> {
+/// otherwise the key of the first checkpoint is the trail's. A trail must start at record 1
+/// unless `allow_missing_head` (its oldest files were rotated away).
+pub fn verify(
+    files: &[PathBuf],
+    public_key: Option<&str>,
+    allow_missing_head: bool,
+) -> Result<Verified, Finding> {
     let mut ordered = Vec::new();
     for file in files {
         let lines = read_lines(file)?;
         let first = lines.iter().find_map(|l| l.link.as_ref().map(|k| k.seq));
+        if first.is_none()
+            && let Some(line) = lines.first()
+        {
+            // Not one record in a file that is not empty.
+            return Err(if line.complete {
+                Finding::Altered {
+                    at: line.at.clone(),
+                    seq: None,
+                }
+            } else {
+                Finding::Truncated {
+                    file: file.clone(),
+                    after_seq: 0,
+                    detail: "its last line is cut short",
+                }
+            });
+        }
         ordered.push((first, file.clone(), lines));
     }
     // Oldest first, by their first record; empty files (a fresh file after rotation) last.
@@ -149,7 +182,7 @@ pub fn verify(files: &[PathBuf], public_key: Option<&str>) -> Result<Verified, F
             *seen.entry(link.seq).or_default() += 1;
         }
     }
-    let mut walk = Walk::new(public_key.map(str::to_owned));
+    let mut walk = Walk::new(public_key.map(str::to_owned), allow_missing_head);
     for (index, (_, file, lines)) in ordered.iter().enumerate() {
         for line in lines {
             walk.step(line, &seen)?;
@@ -199,11 +232,14 @@ struct Last {
     hash: [u8; 32],
     /// The checkpoint's reason, when it was one.
     reason: Option<String>,
-    file: PathBuf,
+    at: Place,
 }
 
 struct Walk {
     key: Option<String>,
+    allow_missing_head: bool,
+    unsealed_starts: u64,
+    dropped: u64,
     last: Option<Last>,
     first_seq: Option<u64>,
     records: u64,
@@ -211,9 +247,12 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(pinned_key: Option<String>) -> Self {
+    fn new(pinned_key: Option<String>, allow_missing_head: bool) -> Self {
         Self {
             key: pinned_key,
+            allow_missing_head,
+            unsealed_starts: 0,
+            dropped: 0,
             last: None,
             first_seq: None,
             records: 0,
@@ -235,22 +274,25 @@ impl Walk {
         };
         match &self.last {
             None => {
-                // The trail may start after older files were rotated away; only a first
-                // record claims the genesis hash.
                 if link.seq == 1 && link.prev != chain::hex(&GENESIS) {
                     return Err(Finding::Altered { at, seq: Some(1) });
+                }
+                // Records before the first are missing: removed, unless the caller says the
+                // oldest files were rotated away.
+                if link.seq > 1 && !self.allow_missing_head {
+                    return Err(Finding::Removed {
+                        at,
+                        from: 1,
+                        to: link.seq - 1,
+                    });
                 }
             }
             Some(last) => {
                 let last_seq = last.seq;
-                let expected = last_seq + 1;
+                let expected = last_seq.saturating_add(1);
                 if link.seq == expected && link.prev != chain::hex(&last.hash) {
-                    let previous = Place {
-                        file: at.file.clone(),
-                        line: at.line.saturating_sub(1),
-                    };
                     return Err(Finding::Altered {
-                        at: previous,
+                        at: last.at.clone(),
                         seq: Some(last_seq),
                     });
                 }
@@ -278,6 +320,10 @@ impl Walk {
         if checkpoint {
             self.check_signature(link, &at)?;
             self.checkpoints += 1;
+            self.dropped = link.dropped.unwrap_or(0);
+        }
+        if link.event.as_deref() == Some("start") && link.after.as_deref() == Some("unsealed") {
+            self.unsealed_starts += 1;
         }
         self.first_seq.get_or_insert(link.seq);
         self.records += 1;
@@ -285,7 +331,7 @@ impl Walk {
             seq: link.seq,
             hash: Sha256::digest(&line.bytes).into(),
             reason: link.reason.clone().filter(|_| checkpoint),
-            file: at.file,
+            at,
         });
         Ok(())
     }
@@ -295,7 +341,9 @@ impl Walk {
             at: at.clone(),
             seq: link.seq,
         };
-        let (Some(line_key), Some(sig)) = (&link.key, &link.sig) else {
+        let (Some(line_key), Some(sig), Some(reason), Some(time)) =
+            (&link.key, &link.sig, &link.reason, &link.time)
+        else {
             return Err(bad());
         };
         // The first checkpoint names the trail's key unless one was pinned; a later checkpoint
@@ -308,7 +356,17 @@ impl Walk {
             return Err(bad());
         };
         UnparsedPublicKey::new(&ED25519, key)
-            .verify(&chain::checkpoint_message(link.seq, &link.prev), &sig)
+            .verify(
+                &chain::Checkpoint {
+                    seq: link.seq,
+                    prev_hex: &link.prev,
+                    reason,
+                    time,
+                    dropped: link.dropped.unwrap_or(0),
+                }
+                .message(),
+                &sig,
+            )
             .map_err(|_| bad())
     }
 
@@ -336,7 +394,7 @@ impl Walk {
         let last_seq = last.seq;
         if last.reason.as_deref() != Some("shutdown") {
             return Err(Finding::Truncated {
-                file: last.file,
+                file: last.at.file,
                 after_seq: last_seq,
                 detail: "the trail does not end with a shutdown checkpoint: cut short, or its gateway is still running or did not stop cleanly",
             });
@@ -348,6 +406,8 @@ impl Walk {
             last_seq,
             checkpoints: self.checkpoints,
             key: self.key.unwrap_or_default(),
+            unsealed_starts: self.unsealed_starts,
+            dropped: self.dropped,
         })
     }
 }

@@ -34,14 +34,15 @@ impl AuditSink {
         if !config.enabled {
             return Ok(Self::disabled());
         }
-        let output = Output::open(config)?;
+        let dropped = Arc::new(AtomicU64::new(0));
+        let output = Output::open(config, dropped.clone())?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         std::thread::Builder::new()
             .name("rampart-audit".into())
             .spawn(move || write_loop(rx, output))?;
         Ok(Self {
             tx: Some(tx),
-            dropped: Arc::new(AtomicU64::new(0)),
+            dropped,
         })
     }
 
@@ -125,12 +126,19 @@ fn write_loop(mut rx: mpsc::Receiver<Message>, mut output: Output) {
 fn handle(message: Message, output: &mut Output) {
     match message {
         Message::Record(record) => output.write(&*record),
-        Message::Event(event) => output.write(&*event),
+        Message::Event(mut event) => {
+            if event.event == "start" {
+                event.after = Some(output.resumed_after);
+                event.discarded_bytes = (output.discarded > 0).then_some(output.discarded);
+            }
+            output.write(&*event);
+        }
         Message::Flush(done) => {
             output.flush();
             let _ = done.send(());
         }
         Message::Close(done) => {
+            output.closed = true;
             output.checkpoint(Reason::Shutdown);
             output.flush();
             let _ = done.send(());
@@ -153,13 +161,28 @@ struct Output {
     chain: Chain,
     max_bytes: u64,
     max_files: u32,
+    /// Records the sink dropped (queue full), in every checkpoint.
+    dropped: Arc<AtomicU64>,
+    /// After the shutdown checkpoint: a late record (answered at the drain deadline) is followed
+    /// by another, so that the trail still ends sealed.
+    closed: bool,
+    /// How the trail before this start ended (`chain::how_it_ended`), for the `start` event.
+    resumed_after: &'static str,
+    /// Bytes of a line a crash left incomplete, cut at start.
+    discarded: u64,
 }
 
 impl Output {
-    fn open(config: &AuditConfig) -> std::io::Result<Self> {
+    fn open(config: &AuditConfig, dropped: Arc<AtomicU64>) -> std::io::Result<Self> {
+        let discarded = match &config.file {
+            Some(file) => chain::discard_partial_line(file)?,
+            None => 0,
+        };
+        let last = config.file.as_deref().and_then(chain::last_line);
+        let trail_exists = last.is_some();
         let key = match (&config.signing_key_file, &config.file) {
-            (Some(key), _) => chain::load_or_create_key(key)?,
-            (None, Some(file)) => chain::load_or_create_key(&default_key_path(file))?,
+            (Some(key), _) => chain::load_or_create_key(key, trail_exists)?,
+            (None, Some(file)) => chain::load_or_create_key(&default_key_path(file), trail_exists)?,
             (None, None) => {
                 tracing::warn!(
                     "audit log on stdout without [audit] signing_key_file: its checkpoints are signed with a key that lives only as long as the process"
@@ -168,7 +191,7 @@ impl Output {
                     .map_err(|_| std::io::Error::other("audit signing key generation failed"))?
             }
         };
-        let last = config.file.as_deref().and_then(chain::last_line);
+        let resumed_after = chain::how_it_ended(last.as_deref());
         let chain = Chain::resume(key, config.checkpoint_every, last.as_deref());
         let sink = match &config.file {
             None => Sink::Stdout(BufWriter::new(std::io::stdout())),
@@ -188,6 +211,10 @@ impl Output {
             chain,
             max_bytes: config.max_file_bytes,
             max_files: config.max_files,
+            dropped,
+            closed: false,
+            resumed_after,
+            discarded,
         })
     }
 
@@ -200,15 +227,18 @@ impl Output {
         }
         self.chain.seal(&mut self.line);
         self.emit();
-        if self.chain.checkpoint_due() {
+        if self.closed {
+            self.checkpoint(Reason::Shutdown);
+        } else if self.chain.checkpoint_due() {
             self.checkpoint(Reason::Periodic);
         }
         self.rotate_if_needed();
     }
 
     fn checkpoint(&mut self, reason: Reason) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
         self.chain
-            .checkpoint(&mut self.line, reason, SystemTime::now());
+            .checkpoint(&mut self.line, reason, SystemTime::now(), dropped);
         self.emit();
     }
 
