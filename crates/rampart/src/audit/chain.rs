@@ -25,7 +25,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
-use sha2::{Digest, Sha256};
 
 /// `prev` of the very first line.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -53,11 +52,26 @@ impl Checkpoint<'_> {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(text, "{b:02x}");
+    let mut text = Vec::with_capacity(bytes.len() * 2);
+    push_hex(&mut text, bytes);
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Appends `bytes` in lowercase hex: once per audit line, so no formatter.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
     }
-    text
+}
+
+/// SHA-256 by aws-lc (assembly, SHA extensions where the CPU has them): once per audit line.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }
 
 /// Why a checkpoint is written.
@@ -93,7 +107,7 @@ impl Chain {
     /// one before it), or starts a new chain.
     pub fn resume(key: Ed25519KeyPair, checkpoint_every: u64, last_line: Option<&[u8]>) -> Self {
         let (seq, prev) = match last_line.and_then(|line| Some((line_seq(line)?, line))) {
-            Some((seq, line)) => (seq, Sha256::digest(line).into()),
+            Some((seq, line)) => (seq, sha256(line)),
             None => (0, GENESIS),
         };
         let public_key = B64.encode(key.public_key().as_ref());
@@ -123,13 +137,12 @@ impl Chain {
         // Saturating: a forged last line with a huge `seq` must not panic the writer (verify
         // reports the chain as broken there).
         self.seq = self.seq.saturating_add(1);
-        let _ = write!(
-            line,
-            "\"seq\":{},\"prev\":\"{}\"}}",
-            self.seq,
-            hex(&self.prev)
-        );
-        self.prev = Sha256::digest(&line[..]).into();
+        line.extend_from_slice(b"\"seq\":");
+        let _ = write!(line, "{}", self.seq);
+        line.extend_from_slice(b",\"prev\":\"");
+        push_hex(line, &self.prev);
+        line.extend_from_slice(b"\"}");
+        self.prev = sha256(line);
         self.since_checkpoint += 1;
     }
 
@@ -317,6 +330,8 @@ fn pem(label: &str, der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+    use sha2::{Digest, Sha256};
 
     use super::*;
 
