@@ -30,12 +30,21 @@ struct Cli {
 enum Command {
     /// Run the gateway from a config file (SIGHUP or a file change reloads it).
     Run {
-        #[arg(long, short)]
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// What to log: a level (`error`, `warn`, `info`, `debug`, `trace`) or a filter
+        /// (`info,rampart::proxy=debug`).
+        #[arg(long, env = "RAMPART_LOG", default_value = "info", value_parser = log_filter)]
+        log_level: String,
+        /// How logs are written to stderr: `json` (one object per line) or `text`.
+        #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+        log_format: LogFormat,
     },
     /// Validate a config file and lint it for weak settings.
     Check {
-        #[arg(long, short)]
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Exit non-zero (2) when any lint rule fires.
         #[arg(long)]
@@ -71,6 +80,23 @@ enum Command {
     AdminToken,
     /// Hash a password read from standard input (argon2id) for `[[auth.basic.users]]`.
     HashPassword,
+}
+
+/// Where `run` and `check` look without `--config` or `RAMPART_CONFIG`.
+const DEFAULT_CONFIG: &str = "/etc/rampart/rampart.toml";
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A log filter `tracing_subscriber` accepts, refused with its reason otherwise.
+fn log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("not a log level or filter: {e}"))
 }
 
 #[derive(Subcommand)]
@@ -116,13 +142,17 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run { config } => {
-            init_logs(false);
+        Command::Run {
+            config,
+            log_level,
+            log_format,
+        } => {
+            init_logs(&log_level, log_format);
             runtime.block_on(run(&config))
         }
         Command::Check { config, strict } => runtime.block_on(check(&config, strict)),
         Command::Demo { port, dir } => {
-            init_logs(true);
+            init_demo_logs();
             let options = demo::DemoOptions { port, dir };
             match runtime.block_on(demo::run(options, rampart::run::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -170,19 +200,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// JSON logs to stderr for `run` (RAMPART_LOG sets the filter); terse text for the demo.
-fn init_logs(demo: bool) {
-    let default = if demo { "warn" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+/// Logs to stderr for `run`: `filter` (`--log-level` or `RAMPART_LOG`), as JSON or text.
+fn init_logs(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if demo {
-        builder.compact().init();
-    } else {
-        builder.json().init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        // Colours only for a terminal: a file or a log collector gets plain text.
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            builder.with_ansi(std::io::stderr().is_terminal()).init();
+        }
     }
+}
+
+/// Terse text logs for the demo, warnings and worse unless `RAMPART_LOG` says otherwise.
+fn init_demo_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .compact()
+        .init();
 }
 
 /// Serves the demo API until Ctrl-C or SIGTERM.

@@ -889,3 +889,80 @@ async fn audit_verify_exits_0_on_a_sealed_trail_and_1_on_a_tampered_one() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("was altered"), "{stdout}");
 }
+
+#[tokio::test]
+async fn run_reads_rampart_config_and_writes_text_logs_when_asked() {
+    let upstream = RecordingUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(&config, run_config(dir.path(), &upstream, "/one")).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--log-format",
+            "text",
+            "--log-level",
+            "warn,rampart=info",
+        ])
+        .env("RAMPART_CONFIG", &config)
+        .env_remove("RAMPART_LOG")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap());
+    let line = wait_for_line(&mut logs, "listening").await;
+    assert!(
+        !line.trim_start().starts_with('{'),
+        "text, not JSON: {line}"
+    );
+    assert!(line.contains("INFO"), "{line}");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .to_owned();
+    let client = Client::new(&format!("http://{addr}"), None, false);
+    assert_eq!(client.get("/one").await.status, StatusCode::OK);
+    child.kill().await.unwrap();
+}
+
+#[test]
+fn an_invalid_log_level_is_refused_with_its_reason() {
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--log-level", "rampart=loud"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a log level or filter"), "{stderr}");
+}
+
+#[test]
+fn check_takes_its_config_from_rampart_config_or_the_default_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("from-env.toml");
+    std::fs::write(&path, "[[listeners]]\nname = \"x\"\nbind = \"nope\"\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("check")
+        .env("RAMPART_CONFIG", &path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("from-env.toml:3:"), "{stderr}");
+    if !Path::new("/etc/rampart/rampart.toml").exists() {
+        let out = std::process::Command::new(BIN)
+            .arg("check")
+            .env_remove("RAMPART_CONFIG")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success());
+        assert!(all.contains("/etc/rampart/rampart.toml"), "{all}");
+    }
+}
