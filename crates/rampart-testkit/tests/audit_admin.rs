@@ -294,3 +294,62 @@ async fn metrics_have_help_text_certificate_expiry_and_labelled_auth_failures() 
     let now = rampart_testkit::now() as f64;
     assert!(expiry > now, "the test certificate is valid: {expiry}");
 }
+
+/// The value of the one series `series` (name and labels as rendered) in a `/metrics` text.
+fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_carry_build_info_process_figures_open_connections_and_counters_at_zero() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
+    let metrics = gw.metrics().await;
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        metric_value(
+            &metrics,
+            &format!(r#"rampart_build_info{{version="{version}"}}"#)
+        ),
+        1.0
+    );
+    assert!(metric_value(&metrics, "process_resident_memory_bytes") > 1e6);
+    assert!(metric_value(&metrics, "process_open_fds") > 3.0);
+    assert!(metric_value(&metrics, "process_start_time_seconds") > 1.7e9);
+    for counter in [
+        "rampart_audit_dropped_total",
+        "rampart_clients_blocked_total",
+        "rampart_tls_handshake_failures_total",
+    ] {
+        assert_eq!(metric_value(&metrics, counter), 0.0, "{counter}");
+        assert!(metrics.contains(&format!("# HELP {counter} ")), "{counter}");
+    }
+
+    let open = |m: &str| metric_value(m, r#"rampart_open_connections{listener="public"}"#);
+    let before = open(&gw.metrics().await);
+    let mut extra = Vec::new();
+    for _ in 0..3 {
+        extra.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        open(&gw.metrics().await),
+        before + 3.0,
+        "three more held open"
+    );
+    drop(extra);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        open(&gw.metrics().await),
+        before,
+        "and counted out when they close"
+    );
+}

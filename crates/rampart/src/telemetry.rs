@@ -35,21 +35,29 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // Fails only if another recorder is installed (an embedding application's); then ours
         // renders empty, which is better than a panic.
         let _ = metrics::set_global_recorder(recorder);
-        spawn_upkeep(handle.clone(), UPKEEP_INTERVAL);
+        spawn_upkeep(handle.clone(), UPKEEP_INTERVAL, true);
         describe_metrics();
+        present_at_zero();
+        process::record_start();
+        process::record();
         handle
     })
 }
 
 /// Runs the recorder's upkeep every `interval`, for the life of the process. A plain thread, so
 /// that it needs no runtime and outlives any one of them (the recorder is process-wide too).
-fn spawn_upkeep(handle: PrometheusHandle, interval: Duration) {
+/// With `process_metrics`, it also refreshes the process gauges from `/proc` (file reads, so
+/// here and not on a scrape, which runs on the runtime's threads).
+fn spawn_upkeep(handle: PrometheusHandle, interval: Duration, process_metrics: bool) {
     let spawned = std::thread::Builder::new()
         .name(UPKEEP_THREAD.to_owned())
         .spawn(move || {
             loop {
                 std::thread::sleep(interval);
                 handle.run_upkeep();
+                if process_metrics {
+                    process::record();
+                }
             }
         });
     if let Err(e) = spawned {
@@ -126,7 +134,32 @@ const COUNTERS: [(&str, &str); 16] = [
 ];
 
 /// Gauges and histograms: name, unit and help text.
-const GAUGES: [(&str, metrics::Unit, &str); 3] = [
+const GAUGES: [(&str, metrics::Unit, &str); 9] = [
+    (
+        "rampart_build_info",
+        metrics::Unit::Count,
+        "Always 1; the version label says which build is running.",
+    ),
+    (
+        "rampart_open_connections",
+        metrics::Unit::Count,
+        "Client connections open, by listener.",
+    ),
+    (
+        "process_resident_memory_bytes",
+        metrics::Unit::Bytes,
+        "Resident memory of the process (updated every 5 s).",
+    ),
+    (
+        "process_cpu_seconds_total",
+        metrics::Unit::Seconds,
+        "User and system CPU time of the process (updated every 5 s).",
+    ),
+    (
+        "process_open_fds",
+        metrics::Unit::Count,
+        "Open file descriptors of the process (updated every 5 s).",
+    ),
     (
         "rampart_upstream_healthy_targets",
         metrics::Unit::Count,
@@ -142,6 +175,11 @@ const GAUGES: [(&str, metrics::Unit, &str); 3] = [
         metrics::Unit::Seconds,
         "notAfter of the certificate each TLS listener serves, in Unix seconds; set at start and on every certificate reload (alert on this minus time()).",
     ),
+    (
+        "process_start_time_seconds",
+        metrics::Unit::Seconds,
+        "When the process started (its metrics recorder), in Unix seconds.",
+    ),
 ];
 const HISTOGRAMS: [(&str, &str); 2] = [
     (
@@ -153,6 +191,100 @@ const HISTOGRAMS: [(&str, &str); 2] = [
         "Time the upstream took to answer, by target.",
     ),
 ];
+
+/// One unit counted in a gauge for as long as this lives (an open connection): decremented on
+/// drop, however the owner ends.
+pub struct Held(metrics::Gauge);
+
+impl Held {
+    pub fn enter(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// Counters without labels, shown at zero from the start (an alert on `increase()` needs the
+/// series to exist before the first event), and the build's version.
+fn present_at_zero() {
+    for name in [
+        "rampart_audit_dropped_total",
+        "rampart_clients_blocked_total",
+        "rampart_dpop_replay_cache_full_total",
+        "rampart_tls_handshake_failures_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!("rampart_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+/// The standard process metrics (as Prometheus client libraries name them), from `/proc`.
+mod process {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// Linux reports CPU times in clock ticks of 1/100 s (`USER_HZ`, fixed for user space).
+    const TICKS_PER_SECOND: f64 = 100.0;
+
+    pub(super) fn record_start() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        metrics::gauge!("process_start_time_seconds").set(now);
+    }
+
+    pub(super) fn record() {
+        if let Some(kb) = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| vm_rss_kb(&status))
+        {
+            metrics::gauge!("process_resident_memory_bytes").set(kb * 1024.0);
+        }
+        if let Some(ticks) = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| cpu_ticks(&stat))
+        {
+            metrics::gauge!("process_cpu_seconds_total").set(ticks / TICKS_PER_SECOND);
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            metrics::gauge!("process_open_fds").set(fds.count() as f64);
+        }
+    }
+
+    fn vm_rss_kb(status: &str) -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// utime + stime: fields 14 and 15, counted after the command name's closing parenthesis
+    /// (the name itself may hold spaces).
+    fn cpu_ticks(stat: &str) -> Option<f64> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        Some(utime + stime)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #![allow(clippy::unwrap_used)]
+
+        #[test]
+        fn cpu_time_is_read_past_a_command_name_with_spaces() {
+            let stat = "42 (a b) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1000 0 0";
+            assert_eq!(super::cpu_ticks(stat), Some(300.0));
+            assert_eq!(
+                super::vm_rss_kb("Name: x\nVmRSS:\t  2048 kB\n"),
+                Some(2048.0)
+            );
+        }
+    }
+}
 
 /// Describes every metric once, when the recorder is installed, so that `/metrics` carries help
 /// text (and the type) for each; a test checks that every metric the code records is listed.
@@ -322,7 +454,7 @@ mod tests {
     fn metrics_memory_stays_flat_without_scrapes_when_upkeep_runs() {
         const SAMPLES: u64 = 2_000_000;
         let with_upkeep = PrometheusBuilder::new().build_recorder();
-        spawn_upkeep(with_upkeep.handle(), Duration::from_millis(5));
+        spawn_upkeep(with_upkeep.handle(), Duration::from_millis(5), false);
         let flat = growth_while_recording(&with_upkeep, SAMPLES);
         // The control: the same load with no upkeep and no scrape keeps every sample.
         let without_upkeep = PrometheusBuilder::new().build_recorder();

@@ -162,6 +162,7 @@ async fn accept_loop(
 ) {
     let deadline = Arc::new(deadline);
     let name: Arc<str> = Arc::from(listener.config.name.as_str());
+    let open = metrics::gauge!("rampart_open_connections", "listener" => name.to_string());
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -185,7 +186,9 @@ async fn accept_loop(
             watcher: graceful.watcher(),
             deadline: deadline.clone(),
         };
+        let held = crate::telemetry::Held::enter(open.clone());
         tokio::spawn(async move {
+            let _held = held;
             serve_connection(gateway, conn, stream, tls, redirect, graceful).await;
         });
     }
