@@ -5,16 +5,8 @@ use serde_json::{Value, json};
 
 #[derive(Args)]
 pub(crate) struct KeysArgs {
-    /// The admin listener.
-    #[arg(
-        long,
-        env = "RAMPART_ADMIN_URL",
-        default_value = "http://127.0.0.1:9901"
-    )]
-    admin_url: String,
-    /// The admin API token (prefer the environment variable: command lines are visible to others).
-    #[arg(long, env = "RAMPART_ADMIN_TOKEN", hide_env_values = true)]
-    token: String,
+    #[command(flatten)]
+    admin: AdminArgs,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -51,6 +43,21 @@ enum KeysCommand {
     Revoke { id: String },
 }
 
+/// The admin API's address and token, as every admin command takes them.
+#[derive(Args)]
+pub(crate) struct AdminArgs {
+    /// The admin listener.
+    #[arg(
+        long,
+        env = "RAMPART_ADMIN_URL",
+        default_value = "http://127.0.0.1:9901"
+    )]
+    pub(crate) admin_url: String,
+    /// The admin API token (prefer the environment variable: command lines are visible to others).
+    #[arg(long, env = "RAMPART_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) token: String,
+}
+
 /// Runs the command; prints the JSON answer, or the problem document on stderr.
 pub(crate) async fn run(args: KeysArgs) -> Result<(), String> {
     let (method, path, body) = match &args.command {
@@ -78,13 +85,28 @@ pub(crate) async fn run(args: KeysArgs) -> Result<(), String> {
             (reqwest::Method::POST, format!("/v1/keys/{id}/revoke"), None)
         }
     };
+    call(
+        &args.admin.admin_url,
+        &args.admin.token,
+        method,
+        &path,
+        body,
+    )
+    .await
+}
+
+/// One admin API call; prints the JSON answer, or returns the status and problem document.
+pub(crate) async fn call(
+    admin_url: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(), String> {
     let client = reqwest::Client::new();
     let mut request = client
-        .request(
-            method,
-            format!("{}{path}", args.admin_url.trim_end_matches('/')),
-        )
-        .bearer_auth(&args.token);
+        .request(method, format!("{}{path}", admin_url.trim_end_matches('/')))
+        .bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }

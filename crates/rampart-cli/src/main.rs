@@ -76,6 +76,9 @@ enum Command {
     },
     /// Manage API keys through the admin API.
     Keys(keys::KeysArgs),
+    /// Reload the running gateway's config through the admin API (as SIGHUP does); prints
+    /// every error, and the running config stays, when the new one is refused.
+    Reload(keys::AdminArgs),
     /// Make an admin API token; prints the token (keep it secret) and the hash for the config.
     AdminToken,
     /// Hash a password read from standard input (argon2id) for `[[auth.basic.users]]`.
@@ -164,6 +167,19 @@ fn main() -> ExitCode {
         }
         Command::DemoApi { bind } => runtime.block_on(demo_api(bind)),
         Command::Cert(args) => match cert::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Reload(admin) => match runtime.block_on(keys::call(
+            &admin.admin_url,
+            &admin.token,
+            reqwest::Method::POST,
+            "/v1/reload",
+            None,
+        )) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -98,12 +98,22 @@ async fn runtime_threads_make_no_blocking_call_while_proxying() {
         .arg(BIN)
         .args(["run", "--config"])
         .arg(&config_path)
+        .env_remove("RAMPART_LOG")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("strace must be installed (Debian package strace; scripts/test installs it)");
     let mut logs = BufReader::new(strace.stderr.take().unwrap());
     let addr = listening_address(&mut logs).await;
+    // Killed however the test ends: a killed strace would leave its tracee running.
+    let gateway = Killed(child_of(strace.id().unwrap()));
+    // Logs keep flowing to a reader, so that a full pipe never blocks the gateway.
+    tokio::spawn(async move {
+        let mut line = String::new();
+        while logs.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+            line.clear();
+        }
+    });
     let client = Client::new(&format!("http://{addr}"), None, false);
 
     // Warm-up: first connections, lazy initialisation, the first audit lines.
@@ -126,14 +136,10 @@ async fn runtime_threads_make_no_blocking_call_while_proxying() {
     }
     // The audit writer catches up (its file writes must be there, on its own thread).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let gateway_pid = child_of(strace.id().unwrap());
-    let names = thread_names(gateway_pid);
-    // The gateway first: a killed strace would leave its tracee running.
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &gateway_pid.to_string()])
-        .status();
-    strace.kill().await.unwrap();
-    let _ = strace.wait().await;
+    let names = thread_names(gateway.0);
+    drop(gateway);
+    // strace ends with its tracee, after writing out the trace.
+    let _ = tokio::time::timeout(Duration::from_secs(10), strace.wait()).await;
 
     let text = std::fs::read_to_string(&trace).unwrap();
     let mut findings = Vec::new();
@@ -216,6 +222,17 @@ async fn listening_address(logs: &mut (impl AsyncBufReadExt + Unpin)) -> String 
     })
     .await;
     found.expect("the gateway did not listen within 30 s")
+}
+
+/// A process SIGKILLed when this is dropped.
+struct Killed(u32);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
 }
 
 /// The traced process: strace's only child.

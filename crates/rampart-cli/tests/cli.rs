@@ -966,3 +966,44 @@ fn check_takes_its_config_from_rampart_config_or_the_default_path() {
         assert!(all.contains("/etc/rampart/rampart.toml"), "{all}");
     }
 }
+
+#[tokio::test]
+async fn reload_applies_a_good_config_and_reports_a_bad_one_through_the_admin_api() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = rampart_testkit::TestGateway::builder()
+        .admin_token()
+        .config(&format!(
+            "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/one\"\nupstream = \"api\"\npublic = true\n",
+            upstream.url()
+        ))
+        .start()
+        .await;
+    // Async: the gateway answers on this test's runtime, which a blocking wait would stall.
+    let reload = || {
+        Command::new(BIN)
+            .args(["reload", "--admin-url", &format!("http://{}", gw.admin)])
+            .env("RAMPART_ADMIN_TOKEN", gw.admin_token.as_deref().unwrap())
+            .output()
+    };
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(&gw.config_path, text.replace("\"/one\"", "\"/two\"")).unwrap();
+    let out = reload().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"reloaded\": true"));
+    assert_eq!(gw.get("/two").await.status, StatusCode::OK);
+
+    std::fs::write(&gw.config_path, "[[routes]]\nname = 1\n").unwrap();
+    let out = reload().await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("422"), "{stderr}");
+    assert_eq!(
+        gw.get("/two").await.status,
+        StatusCode::OK,
+        "the running config stays"
+    );
+}

@@ -18,18 +18,29 @@ fn route(upstream: &RecordingUpstream, path: &str) -> String {
     )
 }
 
-/// The trail's files, current one last.
-fn trail(dir: &Path) -> Vec<PathBuf> {
+/// What the shell glob `audit.log*` gives: the trail, its key files, a log moved aside.
+fn glob(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("audit.log") && !name.contains(".key")
+            name.starts_with("audit.log")
         })
         .collect();
     files.sort();
     files
+}
+
+/// The trail's own files.
+fn trail(dir: &Path) -> Vec<PathBuf> {
+    glob(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            !name.contains(".key") && !name.contains(".unchained-")
+        })
+        .collect()
 }
 
 /// Copies the trail into a scratch directory, where `tamper` may change it.
@@ -104,6 +115,7 @@ async fn a_trail_across_rotations_a_reload_and_a_restart_verifies_and_every_tamp
 
     // Whole, with the key pinned: every record in order, the events in the chain.
     let whole = verify(&files, Some(public_key), false).unwrap_or_else(|f| panic!("{f}"));
+    verify(&glob(dir.path()), Some(public_key), false).unwrap_or_else(|f| panic!("the glob: {f}"));
     assert_eq!(whole.first_seq, 1);
     assert_eq!(whole.records, whole.last_seq);
     assert!(whole.checkpoints >= 50 / 7, "{whole:?}");
@@ -334,4 +346,37 @@ async fn a_trail_whose_signing_key_went_missing_is_not_continued_under_a_new_key
 fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
+}
+
+#[tokio::test]
+async fn a_log_from_before_the_chain_is_moved_aside_and_a_new_trail_begins() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .plaintext()
+        .config(&route(&upstream, "/a"))
+        .start()
+        .await;
+    let gw = gw
+        .restart_after(|dir| {
+            // What an older version wrote: records without seq or prev, and no key.
+            std::fs::write(
+                dir.join("audit.log"),
+                "{\"path\":\"/old\",\"status\":200}\n",
+            )
+            .unwrap();
+            for key in ["audit.log.key", "audit.log.key.pub"] {
+                std::fs::remove_file(dir.join(key)).unwrap();
+            }
+        })
+        .await;
+    assert_eq!(gw.get("/a").await.status, StatusCode::OK);
+    let dir = gw.stop_keeping_files().await;
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("audit.log.unchained-"))
+        .expect("the old log moved aside");
+    assert!(std::fs::read_to_string(aside).unwrap().contains("/old"));
+    // The glob `audit.log*` (keys and the old log included) verifies the new trail.
+    verify(&glob(dir.path()), None, false).unwrap_or_else(|f| panic!("{f}"));
 }

@@ -151,7 +151,9 @@ pub fn verify(
     allow_missing_head: bool,
 ) -> Result<Verified, Finding> {
     let mut ordered = Vec::new();
-    for file in files {
+    // `audit.log*` also matches the signing key and its public half, and a log from before the
+    // chain moved aside: never read them as records (and never open the private key).
+    for file in files.iter().filter(|f| !is_key_file(f)) {
         let lines = read_lines(file)?;
         let first = lines.iter().find_map(|l| l.link.as_ref().map(|k| k.seq));
         if first.is_none()
@@ -176,6 +178,12 @@ pub fn verify(
     // Oldest first, by their first record; empty files (a fresh file after rotation) last.
     ordered.sort_by_key(|(first, _, _)| first.unwrap_or(u64::MAX));
     let file_count = ordered.len();
+    if file_count == 0 {
+        return Err(Finding::Unreadable {
+            file: PathBuf::new(),
+            error: "no audit file given (only key files)".to_owned(),
+        });
+    }
     let mut seen: HashMap<u64, u32> = HashMap::new();
     for (_, _, lines) in &ordered {
         for link in lines.iter().filter_map(|l| l.link.as_ref()) {
@@ -196,6 +204,13 @@ pub fn verify(
         }
     }
     walk.finish(file_count)
+}
+
+fn is_key_file(file: &Path) -> bool {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    name.is_some_and(|n| {
+        n.ends_with(".key") || n.ends_with(".key.pub") || n.contains(".unchained-")
+    })
 }
 
 fn read_lines(file: &Path) -> Result<Vec<Line>, Finding> {

@@ -178,7 +178,20 @@ impl Output {
             Some(file) => chain::discard_partial_line(file)?,
             None => 0,
         };
-        let last = config.file.as_deref().and_then(chain::last_line);
+        let mut last = config.file.as_deref().and_then(chain::last_line);
+        if let (Some(file), Some(line)) = (&config.file, &last)
+            && chain::line_seq(line).is_none()
+        {
+            // A log from before the chain (an upgrade): kept aside whole, and a chain begins.
+            let aside = unchained_path(file);
+            match std::fs::rename(file, &aside) {
+                // The last line was a rotated file's: the current one is not there to move.
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            tracing::warn!(file = %file.display(), moved_to = %aside.display(), "the audit log had no hash chain (written before this version): moved aside, a new chained trail begins");
+            last = None;
+        }
         let trail_exists = last.is_some();
         let key = match (&config.signing_key_file, &config.file) {
             (Some(key), _) => chain::load_or_create_key(key, trail_exists)?,
@@ -228,8 +241,11 @@ impl Output {
         self.chain.seal(&mut self.line);
         self.emit();
         if self.closed {
+            // No rotation after the shutdown checkpoint: the trail must end with it.
             self.checkpoint(Reason::Shutdown);
-        } else if self.chain.checkpoint_due() {
+            return;
+        }
+        if self.chain.checkpoint_due() {
             self.checkpoint(Reason::Periodic);
         }
         self.rotate_if_needed();
@@ -316,6 +332,16 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         std::fs::create_dir_all(dir)?;
     }
     OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// `FILE.unchained-SECONDS`: where a log written before the chain goes.
+fn unchained_path(file: &Path) -> PathBuf {
+    let seconds = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = file.as_os_str().to_owned();
+    name.push(format!(".unchained-{seconds}"));
+    PathBuf::from(name)
 }
 
 /// `FILE.key`: the default signing key of the audit file `FILE`.
