@@ -353,3 +353,48 @@ async fn metrics_carry_build_info_process_figures_open_connections_and_counters_
         "and counted out when they close"
     );
 }
+
+#[tokio::test]
+async fn records_name_the_protocols_the_client_and_the_upstreams_own_status() {
+    let upstream = RecordingUpstream::with_reply(std::sync::Arc::new(|_| {
+        rampart_testkit::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"down":true}"#)
+    }))
+    .await;
+    let gw = TestGateway::builder()
+        .config(&config(&upstream, ""))
+        .start()
+        .await;
+    let client = gw.client();
+    let long_agent = format!("probe/1.0 {}", "x".repeat(1000));
+    let request = client
+        .request(Method::GET, "/orders/1")
+        .header("user-agent", long_agent.as_str())
+        .body(Full::default())
+        .unwrap();
+    let answer = client.send(request).await;
+    assert!(
+        !answer.text().contains("down"),
+        "the upstream's error body is masked"
+    );
+    let h2 = gw.client_h2().get("/orders/2").await;
+    assert!(h2.status.is_server_error());
+    let audit = gw.audit().await;
+    let first = audit.iter().find(|r| r["path"] == "/orders/1").unwrap();
+    assert_eq!(first["status"], answer.status.as_u16());
+    assert_eq!(first["upstream_status"], 503, "{first}");
+    assert_eq!(first["http_version"], "HTTP/1.1");
+    assert_eq!(first["tls_version"], "TLSv1.3");
+    assert_eq!(
+        first["host"],
+        format!("localhost:{}", gw.addr.port()).as_str()
+    );
+    let agent = first["user_agent"].as_str().unwrap();
+    assert!(agent.starts_with("probe/1.0 x"), "{agent}");
+    assert_eq!(agent.len(), rampart::audit::CLIENT_TEXT_MAX, "bounded");
+    let second = audit.iter().find(|r| r["path"] == "/orders/2").unwrap();
+    assert_eq!(second["http_version"], "HTTP/2", "{second}");
+    assert!(
+        second["host"].as_str().unwrap().starts_with("localhost:"),
+        "{second}"
+    );
+}

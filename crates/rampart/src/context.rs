@@ -82,6 +82,8 @@ pub struct ConnInfo {
     /// The peer's address as a header value (`X-Forwarded-For`), formatted once per connection.
     pub peer_ip_header: HeaderValue,
     pub tls: bool,
+    /// The negotiated TLS version (`TLSv1.3`), for the audit log.
+    pub tls_version: Option<&'static str>,
     /// The verified client certificate (mTLS listeners).
     pub client_cert: Option<Arc<crate::tls::ClientCert>>,
 }
@@ -97,6 +99,7 @@ impl ConnInfo {
             peer_ip_header: HeaderValue::from_str(&ip)
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             tls,
+            tls_version: None,
             client_cert: None,
         }
     }
@@ -138,6 +141,8 @@ pub struct RequestCtx {
     pub path: String,
     /// The upstream target that served the request and how long it took to answer.
     pub upstream: Option<(Arc<str>, Duration)>,
+    /// The upstream's own status, before any masking.
+    pub upstream_status: Option<u16>,
     /// The internal reason for a denial or failure, for the audit log only.
     pub reason: Option<String>,
     pub decision: Decision,
@@ -265,6 +270,7 @@ impl RequestCtx {
             route: None,
             path: String::new(),
             upstream: None,
+            upstream_status: None,
             reason: None,
             decision: Decision::Allow,
             origin: None,

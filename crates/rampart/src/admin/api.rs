@@ -98,6 +98,11 @@ async fn require_admin(
         duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         upstream: None,
         upstream_us: None,
+        upstream_status: None,
+        http_version: "HTTP/1.1",
+        tls_version: None,
+        host: None,
+        user_agent: None,
         validation: None,
     });
     response

@@ -25,7 +25,50 @@ pub use writer::AuditSink;
 
 use crate::context::Decision;
 
-/// One audit record. Only gateway-derived values: no header, query or body content.
+/// Text a client sent (Host, User-Agent), as it goes into the audit record: at most
+/// `CLIENT_TEXT_MAX` bytes, invalid UTF-8 replaced, escaped by JSON. Copied inline (the record is
+/// boxed once anyway): holding the request's own `HeaderValue` instead would pin hyper's read
+/// buffer until the record is written, and cost an 8 KiB buffer and an allocation per request.
+#[derive(Clone)]
+pub struct ClientText {
+    len: u16,
+    bytes: [u8; CLIENT_TEXT_MAX],
+}
+
+/// The most of a client-sent header kept in a record.
+pub const CLIENT_TEXT_MAX: usize = 256;
+
+impl ClientText {
+    pub fn new(value: &[u8]) -> Self {
+        let len = value.len().min(CLIENT_TEXT_MAX);
+        let mut bytes = [0; CLIENT_TEXT_MAX];
+        bytes[..len].copy_from_slice(&value[..len]);
+        Self {
+            len: u16::try_from(len).unwrap_or(0),
+            bytes,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for ClientText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl serde::Serialize for ClientText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+/// One audit record. Gateway-derived values, and two client-sent headers that identify the
+/// client and are no credentials (Host, User-Agent, bounded); no other header, no query string,
+/// no body.
 #[derive(Debug, serde::Serialize)]
 pub struct AuditRecord {
     #[serde(serialize_with = "writer::rfc3339")]
@@ -52,6 +95,20 @@ pub struct AuditRecord {
     pub duration_us: u64,
     pub upstream: Option<Arc<str>>,
     pub upstream_us: Option<u64>,
+    /// The upstream's own status, before any masking (the client may have seen a 502).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub http_version: &'static str,
+    /// `TLSv1.3` or `TLSv1.2` on a TLS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<&'static str>,
+    /// The Host (or `:authority`) the client sent, bounded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<ClientText>,
+    /// The User-Agent the client sent, bounded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<ClientText>,
     /// The contract's operation and what validation refused, reported, sanitized or stripped
     /// (pointers and counts, never values); absent when nothing was validated.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
 use super::{BodyView, Flow};
+use crate::audit::ClientText;
 use crate::audit::{AuditBody, AuditRecord};
 use crate::body::Body;
 use crate::context::{ConnInfo, Decision, RequestCtx, RequestId};
@@ -45,6 +46,7 @@ pub async fn handle(
     let mut cx = RequestCtx::new(ConnInfo::clone(&conn), request_id, client_ip);
     cx.from_trusted_proxy = client_ip::is_trusted(conn.peer.ip(), trusted);
     let method = parts.method.clone();
+    let client = ClientSent::from(&parts);
     let mut route = None;
     let result = {
         // Pinned in place: the pipeline's future is kilobytes, and each wrapper it were moved
@@ -73,7 +75,7 @@ pub async fn handle(
         &runtime,
         route.as_deref(),
         cx,
-        &method,
+        (&method, client),
         response,
     ))
 }
@@ -92,12 +94,44 @@ async fn until_deadline<T>(
 }
 
 /// The response path, outer stages: security headers, CORS headers, request id, audit.
+/// What the client sent that the audit record keeps, taken before the request is forwarded.
+struct ClientSent {
+    http_version: &'static str,
+    host: Option<ClientText>,
+    user_agent: Option<ClientText>,
+}
+
+impl ClientSent {
+    fn from(parts: &http::request::Parts) -> Self {
+        let host = match parts.headers.get(header::HOST) {
+            Some(host) => Some(ClientText::new(host.as_bytes())),
+            // HTTP/2 carries it as `:authority`.
+            None => parts
+                .uri
+                .authority()
+                .map(|a| ClientText::new(a.as_str().as_bytes())),
+        };
+        Self {
+            http_version: match parts.version {
+                http::Version::HTTP_2 => "HTTP/2",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            host,
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .map(|agent| ClientText::new(agent.as_bytes())),
+        }
+    }
+}
+
 fn finish(
     gateway: &Gateway,
     runtime: &Runtime,
     route: Option<&Route>,
     mut cx: RequestCtx,
-    method: &Method,
+    (method, client): (&Method, ClientSent),
     response: Response<Body>,
 ) -> Response<AuditBody> {
     let (mut head, body) = response.into_parts();
@@ -132,6 +166,11 @@ fn finish(
         upstream_us: cx.upstream.as_ref().map(|(_, d)| micros(*d)),
 
         upstream: cx.upstream.map(|(target, _)| target),
+        upstream_status: cx.upstream_status,
+        http_version: client.http_version,
+        tls_version: cx.conn.tls_version,
+        host: client.host,
+        user_agent: client.user_agent,
         validation: (!validation.is_empty()).then_some(validation),
     };
     let metrics = route.map_or_else(RouteMetrics::unrouted, |route| route.metrics.clone());
@@ -192,6 +231,7 @@ async fn process(
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();
+    cx.upstream_status = Some(head.status.as_u16());
     strip_hop_by_hop(&mut head.headers);
     mask::scrub_upstream_headers(&mut head.headers);
     if mask::must_mask(route.mask_upstream_errors, head.status) {

@@ -232,14 +232,17 @@ async fn serve_connection(
         .and_then(|chain| chain.first())
         .and_then(|leaf| ClientCert::from_der(leaf))
         .map(Arc::new);
-    let conn = if client_cert.is_some() {
-        Arc::new(ConnInfo {
-            client_cert,
-            ..(*conn).clone()
-        })
-    } else {
-        conn
+    let tls_version = match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+        Some(rustls::ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+        _ => None,
     };
+    // Once per connection: the audit record names the version and the client certificate.
+    let conn = Arc::new(ConnInfo {
+        client_cert,
+        tls_version,
+        ..(*conn).clone()
+    });
     serve_http(gateway, conn, stream, h2, graceful).await;
 }
 
@@ -408,6 +411,11 @@ fn reject_hook(gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> OnReject {
             duration_us: 0,
             upstream: None,
             upstream_us: None,
+            upstream_status: None,
+            http_version: "HTTP/1.1",
+            tls_version: conn.tls_version,
+            host: None,
+            user_agent: None,
             validation: None,
         };
         crate::telemetry::RouteMetrics::unrouted().record(&record, Duration::ZERO);
