@@ -3,8 +3,9 @@
 //!
 //! Threat: an incident nobody can reconstruct, or an audit log that leaks the credentials it should
 //! help protect. Invariants: every request the gateway answers produces one record when its
-//! response ends (status, decision, reason, bytes, latencies); a record never holds header values,
-//! query strings or bodies, so no `Authorization`, `Cookie` or API key can reach it; records are
+//! response ends (status, decision, reason, bytes, latencies); a record holds no header value but
+//! Host and User-Agent (bounded), and no query string or body, so no `Authorization`, `Cookie` or
+//! API key can reach it; records are
 //! written off the request path (bounded queue, writer thread) and flushed on shutdown. When the
 //! queue is full a record is dropped and counted (`rampart_audit_dropped_total`) rather than
 //! stalling requests.
