@@ -18,9 +18,9 @@ use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
-/// Syscalls that block the calling thread (file access, sleeping, waiting), or that are only
-/// allowed on sockets, pipes and event fds (reads and writes: on a regular file they block).
-const TRACED: &str = "openat,open,creat,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat,fsync,fdatasync,sync_file_range,flock,pread64,pwrite64,nanosleep,clock_nanosleep,poll,ppoll,select,pselect6,read,write,readv,writev,recvfrom,sendto";
+/// Reads and writes: allowed on sockets, pipes and event fds, a finding on a regular file (where
+/// they block).
+const IO_CALLS: &[&str] = &["read", "write", "readv", "writev", "recvfrom", "sendto"];
 
 /// Syscalls that are a finding on a runtime thread whatever their arguments.
 const ALWAYS_BLOCKING: &[&str] = &[
@@ -92,7 +92,11 @@ async fn runtime_threads_make_no_blocking_call_while_proxying() {
     let trace = dir.path().join("strace.out");
     let mut strace = Command::new("strace")
         .args(["-f", "-qq", "-y", "-ttt", "-e"])
-        .arg(format!("trace={TRACED}"))
+        .arg(format!(
+            "trace={},{}",
+            ALWAYS_BLOCKING.join(","),
+            IO_CALLS.join(",")
+        ))
         .arg("-o")
         .arg(&trace)
         .arg(BIN)
@@ -200,7 +204,7 @@ fn is_blocking(call: &str) -> bool {
         return true;
     }
     // A read or write on a path (`3</tmp/x>`), not on a socket, pipe or event fd.
-    matches!(name, "read" | "write" | "readv" | "writev")
+    IO_CALLS.contains(&name)
         && call
             .split_once('<')
             .is_some_and(|(_, target)| target.starts_with('/'))

@@ -192,20 +192,22 @@ const HISTOGRAMS: [(&str, &str); 2] = [
     ),
 ];
 
-/// One unit counted in a gauge for as long as this lives (an open connection): decremented on
-/// drop, however the owner ends.
-pub struct Held(metrics::Gauge);
+/// One unit counted in a gauge for as long as this lives (an open connection, a request in
+/// flight to an upstream): decremented on drop, however its owner ends, also when a future is
+/// dropped mid-flight, which a decrement after an `await` would miss. Owned (`Gauge`) or
+/// borrowed (`&Gauge`), so the request path needs no clone.
+pub struct Held<G: std::borrow::Borrow<metrics::Gauge>>(G);
 
-impl Held {
-    pub fn enter(gauge: metrics::Gauge) -> Self {
-        gauge.increment(1.0);
+impl<G: std::borrow::Borrow<metrics::Gauge>> Held<G> {
+    pub fn enter(gauge: G) -> Self {
+        gauge.borrow().increment(1.0);
         Self(gauge)
     }
 }
 
-impl Drop for Held {
+impl<G: std::borrow::Borrow<metrics::Gauge>> Drop for Held<G> {
     fn drop(&mut self) {
-        self.0.decrement(1.0);
+        self.0.borrow().decrement(1.0);
     }
 }
 

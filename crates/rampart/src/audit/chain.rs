@@ -291,9 +291,7 @@ pub fn load_or_create_key(path: &Path, trail_exists: bool) -> std::io::Result<Ed
 
 /// `PATH.pub`.
 pub fn public_key_path(key: &Path) -> PathBuf {
-    let mut name = key.as_os_str().to_owned();
-    name.push(".pub");
-    PathBuf::from(name)
+    super::writer::with_suffix(key, ".pub")
 }
 
 fn warn_if_readable_by_others(path: &Path) {

@@ -339,21 +339,22 @@ fn unchained_path(file: &Path) -> PathBuf {
     let seconds = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut name = file.as_os_str().to_owned();
-    name.push(format!(".unchained-{seconds}"));
-    PathBuf::from(name)
+    with_suffix(file, &format!(".unchained-{seconds}"))
 }
 
 /// `FILE.key`: the default signing key of the audit file `FILE`.
 fn default_key_path(file: &Path) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(".key");
-    PathBuf::from(name)
+    with_suffix(file, ".key")
 }
 
 pub(super) fn numbered(path: &Path, n: u32) -> PathBuf {
+    with_suffix(path, &format!(".{n}"))
+}
+
+/// `path` with `suffix` appended to its file name (`audit.log` -> `audit.log.1`).
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{n}"));
+    name.push(suffix);
     PathBuf::from(name)
 }
 

@@ -27,7 +27,7 @@ pub async fn forward(
     }
     .map_err(|e| GatewayError::Internal(format!("upstream URI: {e}")))?;
     let started = Instant::now();
-    let in_flight = InFlight::enter(&upstream.in_flight);
+    let in_flight = crate::telemetry::Held::enter(&upstream.in_flight);
     let sent = tokio::time::timeout(
         upstream.request_timeout,
         upstream.send(target, http::Request::from_parts(parts, body.body)),
@@ -71,24 +71,6 @@ pub async fn forward(
             );
             Ok(response)
         }
-    }
-}
-
-/// One request counted in `rampart_upstream_in_flight` until dropped: also when the request's
-/// future is dropped mid-flight (drain deadline, client gone), which a decrement after the
-/// `await` would miss, leaving the gauge to drift upwards.
-struct InFlight<'a>(&'a metrics::Gauge);
-
-impl<'a> InFlight<'a> {
-    fn enter(gauge: &'a metrics::Gauge) -> Self {
-        gauge.increment(1.0);
-        Self(gauge)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
     }
 }
 
