@@ -380,3 +380,50 @@ async fn a_log_from_before_the_chain_is_moved_aside_and_a_new_trail_begins() {
     // The glob `audit.log*` (keys and the old log included) verifies the new trail.
     verify(&glob(dir.path()), None, false).unwrap_or_else(|f| panic!("{f}"));
 }
+
+#[tokio::test]
+async fn a_reload_that_changes_the_audit_settings_is_refused_recorded_and_the_chain_goes_on() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .plaintext()
+        .audit("checkpoint_every = 5")
+        .config(&route(&upstream, "/a"))
+        .start()
+        .await;
+    assert_eq!(gw.get("/a").await.status, StatusCode::OK);
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(
+        &gw.config_path,
+        text.replace(
+            "checkpoint_every = 5",
+            "checkpoint_every = 2\nsigning_key_file = \"other.key\"",
+        ),
+    )
+    .unwrap();
+    let error = rampart::run::reload(&gw.gateway, &gw.config_path)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("audit: cannot change on reload"), "{error}");
+    // The running config stays, with its route and its chain.
+    assert_eq!(gw.get("/a").await.status, StatusCode::OK);
+    let dir = gw.stop_keeping_files().await;
+    assert!(
+        !dir.path().join("other.key").exists(),
+        "no second key was made"
+    );
+    let log = dir.path().join("audit.log");
+    let all = read_audit_lines(&log);
+    let refused = all
+        .iter()
+        .find(|l| l["event"] == "config_reload")
+        .expect("the refused reload is in the trail");
+    assert_eq!(refused["outcome"], "refused");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("audit: cannot change on reload")
+    );
+    assert_eq!(all.iter().filter(|l| l["path"] == "/a").count(), 2);
+    verify(&[log], None, false).unwrap_or_else(|f| panic!("{f}"));
+}
