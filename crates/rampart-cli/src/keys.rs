@@ -1,7 +1,21 @@
 //! `rampart keys ...`: API key operations through the admin API.
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use crate::admin::{self, AdminArgs};
+
+/// The columns of `-o table`.
+const COLUMNS: [&str; 8] = [
+    "id",
+    "prefix",
+    "name",
+    "owner",
+    "status",
+    "scopes",
+    "expires_at",
+    "last_used_at",
+];
 
 #[derive(Args)]
 pub(crate) struct KeysArgs {
@@ -43,22 +57,7 @@ enum KeysCommand {
     Revoke { id: String },
 }
 
-/// The admin API's address and token, as every admin command takes them.
-#[derive(Args)]
-pub(crate) struct AdminArgs {
-    /// The admin listener.
-    #[arg(
-        long,
-        env = "RAMPART_ADMIN_URL",
-        default_value = "http://127.0.0.1:9901"
-    )]
-    pub(crate) admin_url: String,
-    /// The admin API token (prefer the environment variable: command lines are visible to others).
-    #[arg(long, env = "RAMPART_ADMIN_TOKEN", hide_env_values = true)]
-    pub(crate) token: String,
-}
-
-/// Runs the command; prints the JSON answer, or the problem document on stderr.
+/// Runs the command; prints the answer, or returns the problem document.
 pub(crate) async fn run(args: KeysArgs) -> Result<(), String> {
     let (method, path, body) = match &args.command {
         KeysCommand::Create {
@@ -85,45 +84,14 @@ pub(crate) async fn run(args: KeysArgs) -> Result<(), String> {
             (reqwest::Method::POST, format!("/v1/keys/{id}/revoke"), None)
         }
     };
-    call(
-        &args.admin.admin_url,
-        &args.admin.token,
-        method,
-        &path,
-        body,
-    )
-    .await
-}
-
-/// One admin API call; prints the JSON answer, or returns the status and problem document.
-pub(crate) async fn call(
-    admin_url: &str,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(), String> {
-    let client = reqwest::Client::new();
-    let mut request = client
-        .request(method, format!("{}{path}", admin_url.trim_end_matches('/')))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
+    let answer = admin::call(&args.admin, method, &path, body).await?;
+    match answer.get("key") {
+        // A new key's value is shown once, whatever the format: it is the point of the answer.
+        Some(key) if args.admin.output == admin::Output::Table => {
+            println!("key: {}", key.as_str().unwrap_or_default());
+            admin::print(&answer["record"], args.admin.output, "keys", &COLUMNS);
+        }
+        _ => admin::print(&answer, args.admin.output, "keys", &COLUMNS),
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("admin API unreachable: {e}"))?;
-    let status = response.status();
-    let value: Value = response
-        .json()
-        .await
-        .map_err(|e| format!("unexpected answer: {e}"))?;
-    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
-    if status.is_success() {
-        println!("{text}");
-        Ok(())
-    } else {
-        Err(format!("{status}\n{text}"))
-    }
+    Ok(())
 }

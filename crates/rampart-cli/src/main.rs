@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod admin;
 mod audit;
+mod blocks;
 mod cert;
 mod demo;
 mod keys;
@@ -76,9 +78,11 @@ enum Command {
     },
     /// Manage API keys through the admin API.
     Keys(keys::KeysArgs),
+    /// List, add and lift blocks of addresses, networks and callers through the admin API.
+    Blocks(blocks::BlocksArgs),
     /// Reload the running gateway's config through the admin API (as SIGHUP does); prints
     /// every error, and the running config stays, when the new one is refused.
-    Reload(keys::AdminArgs),
+    Reload(admin::AdminArgs),
     /// Make an admin API token; prints the token (keep it secret) and the hash for the config.
     AdminToken,
     /// Hash a password read from standard input (argon2id) for `[[auth.basic.users]]`.
@@ -106,6 +110,17 @@ fn log_filter(text: &str) -> Result<String, String> {
 enum ConfigCommand {
     /// Print the JSON Schema of the config file.
     Schema,
+}
+
+/// The exit of an admin command: its error on stderr.
+fn exit(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Reads one line (the password) from stdin and prints its argon2id PHC string.
@@ -173,26 +188,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Reload(admin) => match runtime.block_on(keys::call(
-            &admin.admin_url,
-            &admin.token,
-            reqwest::Method::POST,
-            "/v1/reload",
-            None,
-        )) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Keys(args) => match runtime.block_on(keys::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Reload(args) => exit(runtime.block_on(async {
+            let answer = admin::call(&args, reqwest::Method::POST, "/v1/reload", None).await?;
+            admin::print(&answer, args.output, "", &["reloaded"]);
+            Ok(())
+        })),
+        Command::Keys(args) => exit(runtime.block_on(keys::run(args))),
+        Command::Blocks(args) => exit(runtime.block_on(blocks::run(args))),
         Command::HashPassword => hash_password(),
         Command::Audit(args) => audit::run(args),
         Command::AdminToken => {

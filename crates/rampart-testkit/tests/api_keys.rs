@@ -248,7 +248,7 @@ async fn every_admin_route_is_in_the_openapi_document() {
         "/v1/keys/{id}/revoke",
         "/v1/revocations",
         "/v1/blocks",
-        "/v1/blocks/{ip}",
+        "/v1/blocks/{subject}",
         "/v1/reload",
         "/v1/status",
         "/v1/openapi.json",
@@ -420,7 +420,8 @@ async fn brute_force_block_is_listed_and_cleared_through_the_admin_api() {
     assert_eq!(listed.status, StatusCode::OK);
     let listed = listed.json();
     assert_eq!(listed["total"], 1);
-    assert_eq!(listed["blocks"][0]["ip"], "127.0.0.1");
+    assert_eq!(listed["blocks"][0]["subject"], "127.0.0.1");
+    assert_eq!(listed["blocks"][0]["by"], "brute_force");
     assert!(listed["blocks"][0]["retry_after_s"].as_u64().unwrap() > 0);
 
     let bad = gw
@@ -463,7 +464,7 @@ async fn brute_force_block_is_listed_and_cleared_through_the_admin_api() {
     assert!(
         audit.iter().any(|r| r["listener"] == "admin"
             && r["method"] == "DELETE"
-            && r["reason"] == "lifted the brute-force block on 127.0.0.1"),
+            && r["reason"] == "lifted the block on 127.0.0.1"),
         "the unblock is audited"
     );
 }

@@ -145,6 +145,10 @@ pub struct RequestCtx {
     pub upstream_status: Option<u16>,
     /// The internal reason for a denial or failure, for the audit log only.
     pub reason: Option<String>,
+    /// The public code of a denial or failure (what the detectors read).
+    pub code: Option<&'static str>,
+    /// The user name of failed Basic credentials, for the detectors (never verified).
+    pub claimed_user: Option<Arc<String>>,
     pub decision: Decision,
     /// The request's `Origin`, kept for the CORS response stage.
     pub origin: Option<HeaderValue>,
@@ -244,6 +248,14 @@ impl AuthMethod {
             Self::Basic => "basic",
         }
     }
+
+    /// The API key's id, for an API key.
+    pub fn key_id(&self) -> Option<Arc<str>> {
+        match self {
+            Self::ApiKey(id) => Some(id.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// An authenticated caller.
@@ -272,6 +284,8 @@ impl RequestCtx {
             upstream: None,
             upstream_status: None,
             reason: None,
+            code: None,
+            claimed_user: None,
             decision: Decision::Allow,
             origin: None,
             bytes_in: 0,

@@ -145,7 +145,13 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
     services.config_path = Some(config_path.to_path_buf());
     let runtime = Runtime::build(config, &services)
         .map_err(|issues| StartError::Config(source.locate(issues)))?;
-    let audit = AuditSink::start(&runtime.config.audit).map_err(StartError::Audit)?;
+    let (detectors, detections) = services.watch.detectors();
+    let audit = AuditSink::start(&runtime.config.audit, Some(Box::new(detectors)))
+        .map_err(StartError::Audit)?;
+    services.watch.start(detections, audit.clone());
+    if runtime.config.detect.enabled && !runtime.config.audit.enabled {
+        tracing::warn!("[detect] reads the audit records, and [audit] is off: no detector runs");
+    }
     audit.event(crate::audit::AuditEvent::start(&source.text));
     let listeners = server::bind(&runtime.config)
         .await

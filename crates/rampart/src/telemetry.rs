@@ -66,7 +66,27 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration, process_metrics: b
 }
 
 /// Counters: name and help text (`# HELP` in `/metrics`).
-const COUNTERS: [(&str, &str); 16] = [
+const COUNTERS: [(&str, &str); 21] = [
+    (
+        "rampart_detections_total",
+        "Detections of suspicious activity, by detector (present at zero for each).",
+    ),
+    (
+        "rampart_detections_dropped_total",
+        "Detections dropped because the responder's queue was full.",
+    ),
+    (
+        "rampart_blocks_total",
+        "Blocks raised, by who raised them (a detector, or operator).",
+    ),
+    (
+        "rampart_blocks_refused_total",
+        "Blocks not raised because the block list was full (detect.max_blocks).",
+    ),
+    (
+        "rampart_alerts_total",
+        "Alerts, by result: delivered (to one webhook), failed (after every attempt), dropped (queue full), deduplicated (within alerts.dedup_s).",
+    ),
     (
         "rampart_validation_total",
         "Contract checks by route, operation and outcome (passed, refused, reported)",
@@ -134,7 +154,12 @@ const COUNTERS: [(&str, &str); 16] = [
 ];
 
 /// Gauges and histograms: name, unit and help text.
-const GAUGES: [(&str, metrics::Unit, &str); 9] = [
+const GAUGES: [(&str, metrics::Unit, &str); 10] = [
+    (
+        "rampart_blocks_active",
+        metrics::Unit::Count,
+        "Blocks in force on this instance (detectors', operators' and shared ones).",
+    ),
     (
         "rampart_build_info",
         metrics::Unit::Count,
@@ -219,6 +244,8 @@ fn present_at_zero() {
         "rampart_clients_blocked_total",
         "rampart_dpop_replay_cache_full_total",
         "rampart_tls_handshake_failures_total",
+        "rampart_detections_dropped_total",
+        "rampart_blocks_refused_total",
     ] {
         metrics::counter!(name).increment(0);
     }

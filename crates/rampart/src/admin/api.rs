@@ -1,4 +1,4 @@
-//! The `/v1` admin API: API keys, token revocations, brute-force blocks, reload, status, and its
+//! The `/v1` admin API: API keys, token revocations, blocks, reload, status, and its
 //! own OpenAPI document.
 
 use std::sync::Arc;
@@ -37,8 +37,11 @@ pub(super) fn routes(gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
             "/v1/revocations",
             get(super::revocations::list).post(super::revocations::revoke),
         )
-        .route("/v1/blocks", get(super::blocks::list))
-        .route("/v1/blocks/{ip}", delete(super::blocks::clear))
+        .route(
+            "/v1/blocks",
+            get(super::blocks::list).post(super::blocks::add),
+        )
+        .route("/v1/blocks/{subject}", delete(super::blocks::lift))
         .route("/v1/reload", post(reload))
         .route("/v1/status", get(status))
         .route_layer(middleware::from_fn_with_state(gateway, require_admin));
@@ -93,6 +96,9 @@ async fn require_admin(
             .map(|n| n.0.clone()),
         principal: authorized.then(|| "admin".to_owned()),
         auth_method: Some("admin_token"),
+        key_id: None,
+        code: None,
+        claimed_user: None,
         bytes_in: 0,
         bytes_out: 0,
         duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),

@@ -22,7 +22,24 @@ use std::time::SystemTime;
 
 pub use body::AuditBody;
 pub use config::AuditConfig;
-pub use writer::AuditSink;
+pub use writer::{AuditSink, rfc3339, rfc3339_text};
+
+/// Reads each request record on the writer's thread, after its line is written: the detectors'
+/// input, which so costs the request path nothing.
+pub trait RecordObserver: Send + 'static {
+    fn observe(&mut self, record: &AuditRecord);
+}
+
+/// `rfc3339` for an optional time.
+pub fn rfc3339_opt<S: serde::Serializer>(
+    time: &Option<SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => rfc3339(time, s),
+        None => s.serialize_none(),
+    }
+}
 
 use crate::context::Decision;
 
@@ -90,6 +107,15 @@ pub struct AuditRecord {
     pub principal: Option<String>,
     /// How the principal was authenticated (`jwt`).
     pub auth_method: Option<&'static str>,
+    /// The id of the API key used, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Arc<str>>,
+    /// The public code of a refusal or failure (`docs/errors.md`), what the client was told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    /// The user name of failed credentials (HTTP Basic), bounded; never verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_user: Option<Arc<String>>,
 
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -122,7 +148,7 @@ pub struct AuditRecord {
 pub struct AuditEvent {
     #[serde(serialize_with = "writer::rfc3339")]
     pub time: SystemTime,
-    /// `start` or `config_reload`.
+    /// `start`, `config_reload` or `detection`.
     pub event: &'static str,
     /// `applied` or `refused`, for a reload.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +166,23 @@ pub struct AuditEvent {
     /// For a start: bytes of an incomplete last line (a crash) cut from the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discarded_bytes: Option<u64>,
+    /// For a detection: what was detected and what was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionNote>,
+}
+
+/// A detection as the audit trail records it.
+#[derive(Debug, serde::Serialize)]
+pub struct DetectionNote {
+    pub detector: &'static str,
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    pub observed: u32,
+    pub window_s: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub blocked_until: Option<SystemTime>,
 }
 
 impl AuditEvent {
@@ -153,6 +196,7 @@ impl AuditEvent {
             detail: None,
             after: None,
             discarded_bytes: None,
+            detection: None,
         }
     }
 
@@ -170,6 +214,27 @@ impl AuditEvent {
             detail: refused,
             after: None,
             discarded_bytes: None,
+            detection: None,
+        }
+    }
+}
+
+impl AuditEvent {
+    /// A detector's threshold was reached.
+    pub fn detection(note: DetectionNote) -> Self {
+        Self {
+            time: SystemTime::now(),
+            event: "detection",
+            outcome: Some(if note.blocked_until.is_some() {
+                "blocked"
+            } else {
+                "alert"
+            }),
+            config_sha256: None,
+            detail: None,
+            after: None,
+            discarded_bytes: None,
+            detection: Some(note),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, Chain, Reason};
-use super::{AuditConfig, AuditEvent, AuditRecord};
+use super::{AuditConfig, AuditEvent, AuditRecord, RecordObserver};
 
 enum Message {
     Record(Box<AuditRecord>),
@@ -29,8 +29,12 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    /// Starts the writer thread. With `enabled = false` records are discarded.
-    pub fn start(config: &AuditConfig) -> std::io::Result<Self> {
+    /// Starts the writer thread, which hands each request record to `observer` (the detectors)
+    /// after writing it. With `enabled = false` records are discarded.
+    pub fn start(
+        config: &AuditConfig,
+        observer: Option<Box<dyn RecordObserver>>,
+    ) -> std::io::Result<Self> {
         if !config.enabled {
             return Ok(Self::disabled());
         }
@@ -39,7 +43,7 @@ impl AuditSink {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         std::thread::Builder::new()
             .name("rampart-audit".into())
-            .spawn(move || write_loop(rx, output))?;
+            .spawn(move || write_loop(rx, output, observer))?;
         Ok(Self {
             tx: Some(tx),
             dropped,
@@ -107,13 +111,17 @@ const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 /// Capacity the reused line buffer keeps between records.
 const LINE_BUFFER_KEEP: usize = 64 * 1024;
 
-fn write_loop(mut rx: mpsc::Receiver<Message>, mut output: Output) {
+fn write_loop(
+    mut rx: mpsc::Receiver<Message>,
+    mut output: Output,
+    mut observer: Option<Box<dyn RecordObserver>>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(message) = next.take() {
-            handle(message, &mut output);
+            handle(message, &mut output, &mut observer);
             while let Ok(message) = rx.try_recv() {
-                handle(message, &mut output);
+                handle(message, &mut output, &mut observer);
             }
             output.flush();
             std::thread::sleep(BATCH_PAUSE);
@@ -123,9 +131,14 @@ fn write_loop(mut rx: mpsc::Receiver<Message>, mut output: Output) {
     output.flush();
 }
 
-fn handle(message: Message, output: &mut Output) {
+fn handle(message: Message, output: &mut Output, observer: &mut Option<Box<dyn RecordObserver>>) {
     match message {
-        Message::Record(record) => output.write(&*record),
+        Message::Record(record) => {
+            output.write(&*record);
+            if let Some(observer) = observer {
+                observer.observe(&record);
+            }
+        }
         Message::Event(mut event) => {
             if event.event == "start" {
                 event.after = Some(output.resumed_after);
@@ -359,11 +372,11 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Serializes a time as RFC 3339 UTC with microseconds.
-pub(super) fn rfc3339<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub fn rfc3339<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339_text(*time))
 }
 
-pub(super) fn rfc3339_text(time: SystemTime) -> String {
+pub fn rfc3339_text(time: SystemTime) -> String {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);

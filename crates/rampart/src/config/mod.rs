@@ -86,6 +86,12 @@ pub struct Config {
     /// Threat limits on every request body (JSON depth, sizes, duplicate names...).
     #[serde(default)]
     pub validation: crate::policy::validate::config::ValidationSettings,
+    /// Detectors of suspicious activity over the audit stream, and their blocks.
+    #[serde(default)]
+    pub detect: crate::policy::detect::DetectConfig,
+    /// Where detections are sent (they are always logged and counted).
+    #[serde(default)]
+    pub alerts: crate::policy::detect::AlertsConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
@@ -281,6 +287,11 @@ impl Config {
         }
         if let Some(file) = &mut self.audit.file {
             resolve(file);
+        }
+        for hook in &mut self.alerts.webhooks {
+            if let Some(file) = &mut hook.secret.file {
+                resolve(file);
+            }
         }
         if let Some(file) = &mut self.audit.signing_key_file {
             resolve(file);

@@ -32,6 +32,9 @@ pub struct AuthFailure {
     pub dpop_nonce: Option<http::HeaderValue>,
     /// The `WWW-Authenticate` values for the route (see `challenge`); empty: the default `Bearer`.
     pub challenges: Vec<http::HeaderValue>,
+    /// The user name the failed credentials claimed (HTTP Basic), bounded, for the detectors.
+    /// (`Arc<String>`, a thin pointer: this struct is inside every `GatewayError`.)
+    pub claimed_user: Option<std::sync::Arc<String>>,
 }
 
 impl AuthFailure {
@@ -41,6 +44,7 @@ impl AuthFailure {
             reason: reason.into(),
             dpop_nonce: None,
             challenges: Vec::new(),
+            claimed_user: None,
         }
     }
     pub fn invalid_dpop_proof(reason: impl Into<Cow<'static, str>>) -> Self {

@@ -55,6 +55,13 @@ pub enum GatewayError {
     /// Too many failed authentications from this client address.
     #[error("client blocked after repeated authentication failures")]
     ClientBlocked { retry_after_s: u64 },
+    /// The client address, its network or the authenticated caller is blocked by a detector or
+    /// an operator (`policy::detect`); the detector's name is for the audit log.
+    #[error("blocked by `{by}`")]
+    Blocked {
+        by: std::sync::Arc<str>,
+        retry_after_s: u64,
+    },
     /// Over a rate limit (the limit's name is for the audit log).
     #[error("rate limit `{limit}` exceeded")]
     RateLimited {
@@ -153,7 +160,9 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } | Self::MethodRefused { .. } => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
-            Self::CorsRejected(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::CorsRejected(_) | Self::Forbidden(_) | Self::Blocked { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::ClientBlocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded { .. } | Self::RateLimitUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -195,6 +204,7 @@ impl GatewayError {
             Self::Forbidden(Shortfall::Scope(_)) => "insufficient_scope",
             Self::Forbidden(Shortfall::Other(_)) => "forbidden",
             Self::ClientBlocked { .. } => "too_many_failures",
+            Self::Blocked { .. } => "blocked",
             Self::RateLimited { .. } => "rate_limited",
             Self::RateLimitUnavailable { .. } => "rate_limit_unavailable",
             Self::Overloaded { .. } => "overloaded",
@@ -240,6 +250,9 @@ impl GatewayError {
             Self::Forbidden(Shortfall::Scope(_)) => "The credentials lack a required scope",
             Self::Forbidden(Shortfall::Other(_)) => "The caller may not do this",
             Self::ClientBlocked { .. } => "Too many failed authentications; try again later",
+            Self::Blocked { .. } => {
+                "Requests from this client are blocked for a while: retry after the number of seconds in Retry-After"
+            }
             Self::RateLimited { .. } => {
                 "Too many requests: slow down and retry after the number of seconds in Retry-After"
             }
@@ -319,7 +332,7 @@ impl GatewayError {
                     headers.insert(WWW_AUTHENTICATE, value);
                 }
             }
-            Self::ClientBlocked { retry_after_s } => {
+            Self::ClientBlocked { retry_after_s } | Self::Blocked { retry_after_s, .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
             Self::RateLimited {
@@ -421,6 +434,10 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::Forbidden(Shortfall::Scope(String::new())),
         GatewayError::Forbidden(Shortfall::Other(String::new())),
         GatewayError::ClientBlocked { retry_after_s: 1 },
+        GatewayError::Blocked {
+            by: std::sync::Arc::from("scanning"),
+            retry_after_s: 1,
+        },
         GatewayError::RateLimited {
             limit: "l".into(),
             retry_after_s: 1,
@@ -468,6 +485,7 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::Unauthenticated(_)
             | GatewayError::Forbidden(_)
             | GatewayError::ClientBlocked { .. }
+            | GatewayError::Blocked { .. }
             | GatewayError::RateLimited { .. }
             | GatewayError::RateLimitUnavailable { .. }
             | GatewayError::Overloaded { .. }

@@ -232,7 +232,8 @@ fn authenticate(
         .then(|| env.services.brute_force.clone());
     let mut authenticate = Authenticate::new(accepted, key_auth, guard)
         .with_introspection(introspectors)
-        .with_mtls(auth.mtls);
+        .with_mtls(auth.mtls)
+        .with_blocks(env.services.watch.blocks.clone());
     if let Some(dpop) = &verifiers.dpop {
         authenticate = authenticate.with_dpop(dpop.clone(), auth.require_dpop);
     }

@@ -32,6 +32,9 @@ pub enum Stage {
     Audit,
     /// `error::into_response` is the one place an error becomes a response; panics become 500s.
     ErrorMapping,
+    /// A client address or network blocked by a detector or an operator (`policy::detect`) is
+    /// refused (403 `blocked`, `Retry-After`) before anything else runs.
+    Blocklist,
     /// Refused methods, URI length, header count, path normalization (after the HTTP/1 framing
     /// guard, which runs before hyper).
     Hygiene,
@@ -44,7 +47,8 @@ pub enum Stage {
     Validate,
     /// Rate limits keyed by address, route or header: before any cryptography.
     RateLimitByAddress,
-    /// Sets the principal (JWT, introspection, API key, mTLS, Basic; DPoP, binding, revocation).
+    /// Sets the principal (JWT, introspection, API key, mTLS, Basic; DPoP, binding, revocation);
+    /// a blocked caller is refused here.
     Authenticate,
     /// Rate limits keyed by principal, key, client or claim; quotas.
     RateLimitByPrincipal,

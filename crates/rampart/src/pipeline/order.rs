@@ -5,10 +5,11 @@
 use super::Stage;
 
 /// The request path, outer to inner.
-pub const REQUEST_ORDER: [Stage; 15] = [
+pub const REQUEST_ORDER: [Stage; 16] = [
     Stage::RequestId,
     Stage::Audit,
     Stage::ErrorMapping,
+    Stage::Blocklist,
     Stage::Hygiene,
     Stage::Routing,
     Stage::Cors,

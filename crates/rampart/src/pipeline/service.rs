@@ -51,7 +51,11 @@ pub async fn handle(
     let result = {
         // Pinned in place: the pipeline's future is kilobytes, and each wrapper it were moved
         // into (deadline, unwind guard) would copy it again.
-        let work = std::pin::pin!(process(&runtime, &mut parts, body, &mut cx, &mut route));
+        let blocks = &gateway.services.watch.blocks;
+        let work = std::pin::pin!(async {
+            source_not_blocked(blocks, cx.client_ip)?;
+            process(&runtime, &mut parts, body, &mut cx, &mut route).await
+        });
         AssertUnwindSafe(until_deadline(work, &drain_deadline))
             .catch_unwind()
             .await
@@ -68,6 +72,10 @@ pub async fn handle(
             Decision::Deny
         };
         cx.reason = Some(err.detail());
+        cx.code = Some(err.public_code());
+        if let GatewayError::Unauthenticated(failure) = &err {
+            cx.claimed_user = failure.claimed_user.clone();
+        }
         error::into_response(&err, cx.request_id.as_str())
     });
     Ok(finish(
@@ -163,6 +171,9 @@ fn finish(
         duration_us: 0,
         principal: cx.principal.as_ref().map(|p| p.subject.clone()),
         auth_method: cx.principal.as_ref().map(|p| p.method.as_str()),
+        key_id: cx.principal.as_ref().and_then(|p| p.method.key_id()),
+        code: cx.code,
+        claimed_user: cx.claimed_user,
         upstream_us: cx.upstream.as_ref().map(|(_, d)| micros(*d)),
 
         upstream: cx.upstream.map(|(target, _)| target),
@@ -177,6 +188,21 @@ fn finish(
     let body = AuditBody::new(body, record, cx.started, gateway.audit().clone(), metrics)
         .holding(cx.in_flight);
     Response::from_parts(head, body)
+}
+
+/// `Stage::Blocklist`: an address or network blocked by a detector or an operator is refused
+/// before anything else runs.
+fn source_not_blocked(
+    blocks: &crate::policy::detect::blocks::BlockList,
+    ip: std::net::IpAddr,
+) -> Result<(), GatewayError> {
+    match blocks.source_blocked(ip) {
+        Some(blocked) => Err(GatewayError::Blocked {
+            by: blocked.by,
+            retry_after_s: blocked.retry_after_s,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn micros(d: Duration) -> u64 {

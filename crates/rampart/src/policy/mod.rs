@@ -4,6 +4,7 @@
 pub mod authn;
 pub mod authz;
 pub mod cors;
+pub mod detect;
 
 pub mod headers;
 pub mod hygiene;

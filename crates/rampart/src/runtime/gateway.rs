@@ -30,6 +30,9 @@ pub struct Runtime {
     pub refused_methods: Vec<Method>,
     /// Security headers for responses that have no route (404, framing errors).
     pub default_headers: SecurityHeaders,
+    /// The detectors' thresholds and the alert webhooks (secrets read), applied by `Gateway`.
+    pub detect: crate::policy::detect::DetectSettings,
+    pub alerts: Arc<crate::policy::detect::alert::AlertSettings>,
 }
 
 impl Runtime {
@@ -60,6 +63,8 @@ impl Runtime {
             Vec::new()
         });
         let router = build_router(&config, routes, &mut issues);
+        let alerts =
+            crate::policy::detect::alert::AlertSettings::build(&config.alerts, &mut issues);
         if !issues.is_empty() {
             return Err(issues);
         }
@@ -71,6 +76,8 @@ impl Runtime {
                 .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                 .collect(),
             default_headers: SecurityHeaders::new(&config.security_headers, None),
+            detect: crate::policy::detect::DetectSettings::new(&config.detect),
+            alerts: Arc::new(alerts),
             config: Arc::new(config),
             router,
             upstreams,
@@ -108,6 +115,15 @@ fn build_router(
         issues.append(&mut more);
         Router::default()
     })
+}
+
+/// The process-wide settings that live in the services (brute-force thresholds, detectors,
+/// alert webhooks) follow the runtime's config.
+fn configure_services(services: &Services, runtime: &Runtime) {
+    services.brute_force.configure(&runtime.config.brute_force);
+    services
+        .watch
+        .configure(&runtime.config, &runtime.detect, &runtime.alerts);
 }
 
 /// Parses, validates and builds a config, with every error located in the source.
@@ -173,6 +189,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(runtime: Runtime, audit: AuditSink, services: Services) -> Arc<Self> {
+        configure_services(&services, &runtime);
         Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             audit,
@@ -191,9 +208,7 @@ impl Gateway {
     /// Publishes a new runtime; requests already running keep the old one. Process-wide
     /// settings that live in the services (brute-force thresholds) follow the new config.
     pub fn swap(&self, runtime: Runtime) {
-        self.services
-            .brute_force
-            .configure(&runtime.config.brute_force);
+        configure_services(&self.services, &runtime);
         self.runtime.store(Arc::new(runtime));
         self.reloads.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("rampart_config_reloads_total", "result" => "ok").increment(1);

@@ -44,6 +44,8 @@ pub struct Services {
     /// Failed-authentication counters and blocks per client address (kept across reloads; the
     /// settings follow the running config).
     pub brute_force: Arc<BruteForceGuard>,
+    /// Detectors' settings, blocks and alert settings (kept across reloads).
+    pub watch: Arc<crate::policy::detect::Watch>,
     /// The config file, for reloads requested through the admin API.
     pub config_path: Option<std::path::PathBuf>,
     /// The shared Redis connection (reconnects by itself), when `[redis]` is configured.
@@ -100,6 +102,11 @@ impl Services {
             provided: Provided::by(config),
             api_keys,
             brute_force: Arc::new(BruteForceGuard::new(&config.brute_force)),
+            watch: Arc::new(crate::policy::detect::Watch::new(
+                &config.detect,
+                &config.alerts,
+                redis.clone(),
+            )),
             config_path: None,
             dpop_replay: Some(Arc::new(dpop_replay(config, redis.as_ref()))),
             rate_limits: Arc::new(RateLimitState::new(redis.clone(), store, max_keys)),

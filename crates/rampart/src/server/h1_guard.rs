@@ -334,7 +334,8 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(text, 16).ok()
 }
 
-type HeadError = (GatewayError, Option<String>);
+/// The refusal and the request's method, if it had one (`Box<str>`: this is returned by value).
+type HeadError = (GatewayError, Option<Box<str>>);
 
 /// Parses one complete head and returns the state for its body.
 fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
@@ -355,7 +356,7 @@ fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
             ));
         }
     }
-    let method = req.method.map(str::to_owned);
+    let method: Option<Box<str>> = req.method.map(Box::from);
     let fail = |e: GatewayError| (e, method.clone());
     if req.headers.len() > limits.max_headers {
         return Err(fail(GatewayError::HeadersTooLarge("too many headers")));

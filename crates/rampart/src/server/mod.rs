@@ -405,7 +405,9 @@ fn reject_hook(gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> OnReject {
             reason: Some(err.detail()),
             principal: None,
             auth_method: None,
-
+            key_id: None,
+            code: Some(err.public_code()),
+            claimed_user: None,
             bytes_in: 0,
             bytes_out: 0,
             duration_us: 0,

@@ -9,7 +9,7 @@ use crate::config::listener::MAX_HEADERS_CEILING;
 use crate::policy::{authn, headers};
 
 /// Every section check, in file order; each adds the problems it finds.
-const CHECKS: [fn(&Config, &mut Vec<Issue>); 13] = [
+const CHECKS: [fn(&Config, &mut Vec<Issue>); 14] = [
     names,
     listeners,
     limits_issues,
@@ -23,6 +23,7 @@ const CHECKS: [fn(&Config, &mut Vec<Issue>); 13] = [
     upstreams,
     routes,
     validation,
+    detect,
 ];
 
 pub fn validate(config: &Config) -> Vec<Issue> {
@@ -35,6 +36,10 @@ pub fn validate(config: &Config) -> Vec<Issue> {
 
 fn validation(config: &Config, issues: &mut Vec<Issue>) {
     crate::policy::sanitize::config::validate(&config.validation.html, "/validation/html", issues);
+}
+
+fn detect(config: &Config, issues: &mut Vec<Issue>) {
+    config.detect.validate(issues);
 }
 
 fn names(config: &Config, issues: &mut Vec<Issue>) {

@@ -165,10 +165,16 @@ impl BasicAuth {
         let user = self.users.get(&username);
         let hash = user.map_or(self.decoy_hash.clone(), |u| u.hash.clone());
         let matches = self.check(hash, password).await?;
+        let failed = |reason: &'static str| {
+            let mut failure = AuthFailure::invalid_token(reason);
+            // Counted by the detectors (many users from one address, one user from many).
+            failure.claimed_user = Some(claimed(&username));
+            Err(failure)
+        };
         let user = match (user, matches) {
             (Some(user), true) => user,
-            (None, _) => return Err(AuthFailure::invalid_token("unknown Basic user")),
-            (Some(_), false) => return Err(AuthFailure::invalid_token("wrong Basic password")),
+            (None, _) => return failed("unknown Basic user"),
+            (Some(_), false) => return failed("wrong Basic password"),
         };
         let principal = Arc::new(Principal {
             subject: username,
@@ -238,6 +244,17 @@ fn decode(encoded: &str) -> Result<(String, String), AuthFailure> {
         ));
     }
     Ok((user.to_owned(), password.to_owned()))
+}
+
+/// A claimed user name as the detectors and the audit record keep it: at most `CLAIMED_MAX`
+/// bytes, cut on a character boundary (the client chose it).
+fn claimed(username: &str) -> Arc<String> {
+    const CLAIMED_MAX: usize = 128;
+    let mut end = username.len().min(CLAIMED_MAX);
+    while !username.is_char_boundary(end) {
+        end -= 1;
+    }
+    Arc::new(username[..end].to_owned())
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ pub struct Authenticate {
     basic: Option<Arc<basic::BasicAuth>>,
     revocations: Option<Arc<revocation::Revocations>>,
     guard: Option<Arc<brute_force::BruteForceGuard>>,
+    blocks: Option<Arc<crate::policy::detect::blocks::BlockList>>,
 }
 
 impl Authenticate {
@@ -78,7 +79,14 @@ impl Authenticate {
             basic: None,
             revocations: None,
             guard,
+            blocks: None,
         }
+    }
+
+    /// Refuse callers on this block list (raised by a detector or an operator).
+    pub fn with_blocks(mut self, blocks: Arc<crate::policy::detect::blocks::BlockList>) -> Self {
+        self.blocks = Some(blocks);
+        self
     }
 
     /// Also accept opaque tokens checked by these introspection servers.
@@ -125,7 +133,7 @@ impl Authenticate {
             return Err(GatewayError::ClientBlocked { retry_after_s });
         }
         let Err(mut failure) = self.authenticate(req, cx).await else {
-            return Ok(());
+            return self.caller_not_blocked(cx);
         };
         if let Some(guard) = &self.guard
             && matches!(
@@ -139,6 +147,21 @@ impl Authenticate {
         self.count_failure(&req.headers, failure.kind);
         failure.challenges = self.challenges(&req.headers, failure.kind);
         Err(GatewayError::Unauthenticated(failure))
+    }
+
+    /// An authenticated caller blocked by a detector (a shared key) or an operator is refused.
+    fn caller_not_blocked(&self, cx: &RequestCtx) -> Result<(), GatewayError> {
+        let (Some(blocks), Some(principal)) = (&self.blocks, &cx.principal) else {
+            return Ok(());
+        };
+        let key_id = principal.method.key_id();
+        match blocks.caller_blocked(key_id.as_deref(), &principal.subject) {
+            Some(blocked) => Err(GatewayError::Blocked {
+                by: blocked.by,
+                retry_after_s: blocked.retry_after_s,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Finds the caller, then holds a certificate-bound token to its certificate.
