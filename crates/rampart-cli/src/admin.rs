@@ -79,7 +79,7 @@ pub(crate) fn print(answer: &Value, output: Output, items: &str, columns: &[&str
 }
 
 /// Columns padded to their widest cell; arrays joined by commas, absent values as `-`.
-fn table(rows: &[&Value], columns: &[&str]) -> String {
+pub(crate) fn table(rows: &[&Value], columns: &[&str]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| columns.iter().map(|c| cell(&row[*c])).collect())

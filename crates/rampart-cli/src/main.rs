@@ -69,7 +69,7 @@ enum Command {
     },
     /// Certificate helpers.
     Cert(cert::CertArgs),
-    /// Audit trail helpers (`verify`).
+    /// Audit trail helpers (`verify`, `report`).
     Audit(audit::AuditArgs),
     /// Configuration helpers.
     Config {

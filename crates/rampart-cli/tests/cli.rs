@@ -1007,3 +1007,125 @@ async fn reload_applies_a_good_config_and_reports_a_bad_one_through_the_admin_ap
         "the running config stays"
     );
 }
+
+#[tokio::test]
+async fn audit_report_summarizes_a_real_trail_as_text_and_json() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = rampart_testkit::TestGateway::builder()
+        .plaintext()
+        .config(&format!(
+            "[detect.scanning]\nthreshold = 4\nblock_s = 60\n\n[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath = \"/ok\"\nupstream = \"api\"\npublic = true\n",
+            upstream.url()
+        ))
+        .start()
+        .await;
+    assert_eq!(gw.get("/ok").await.status, StatusCode::OK);
+    for path in ["/.env", "/admin", "/.git/HEAD", "/wp-login.php"] {
+        assert_eq!(gw.get(path).await.status, StatusCode::NOT_FOUND);
+    }
+    // The detection blocks the scanner; wait until it holds, so the trail has it. Requests
+    // served before it holds count as allowed.
+    let mut allowed = 1;
+    for _ in 0..100 {
+        match gw.get("/ok").await.status {
+            StatusCode::FORBIDDEN => break,
+            _ => allowed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = gw.stop_keeping_files().await;
+    let log = dir.path().join("audit.log");
+    let report = |format: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["audit", "report", "-o", format])
+            .arg(&log)
+            .arg(dir.path().join("audit.log.key"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let json: serde_json::Value = serde_json::from_str(&report("json")).unwrap();
+    assert_eq!(json["starts"], 1);
+    assert_eq!(json["allowed"], allowed);
+    assert_eq!(json["refusals_by_code"][0]["name"], "route_not_found");
+    assert_eq!(json["refusals_by_code"][0]["count"], 4);
+    assert_eq!(json["top_refused_sources"][0]["name"], "127.0.0.1");
+    assert_eq!(json["detections"][0]["detector"], "scanning");
+    assert_eq!(json["detections"][0]["blocks"], 1);
+    assert!(
+        json["refusals_by_code"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "blocked")
+    );
+    let text = report("text");
+    assert!(text.contains("refusals by code:"), "{text}");
+    assert!(text.contains("route_not_found  4"), "{text}");
+    assert!(text.contains("scanning"), "{text}");
+}
+
+#[tokio::test]
+async fn blocks_are_added_listed_as_a_table_and_lifted_from_the_cli() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = rampart_testkit::TestGateway::builder()
+        .plaintext()
+        .admin_token()
+        .config(&format!(
+            "[proxy]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
+            upstream.url()
+        ))
+        .start()
+        .await;
+    // Async: the gateway answers on this test's runtime, which a blocking wait would stall.
+    let blocks = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["blocks", "--admin-url", &format!("http://{}", gw.admin)])
+            .args(args)
+            .env("RAMPART_ADMIN_TOKEN", gw.admin_token.as_deref().unwrap())
+            .output()
+    };
+    let from = async |ip: &str| gw.get_with("/x", &[("x-forwarded-for", ip)]).await;
+    let added = blocks(&["add", "203.0.113.0/24", "--duration-s", "600"])
+        .await
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert_eq!(from("203.0.113.9").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(from("198.51.100.9").await.status, StatusCode::OK);
+
+    let listed = blocks(&["list", "-o", "table"]).await.unwrap();
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let mut lines = table.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("SUBJECT         KIND     BY"),
+        "{table}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("203.0.113.0/24  network  operator"),
+        "{table}"
+    );
+
+    let lifted = blocks(&["lift", "203.0.113.0/24"]).await.unwrap();
+    assert!(
+        lifted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
+    assert_eq!(from("203.0.113.9").await.status, StatusCode::OK);
+    let again = blocks(&["lift", "203.0.113.0/24"]).await.unwrap();
+    assert!(!again.status.success(), "nothing left to lift");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not_found"));
+}

@@ -13,6 +13,7 @@
 mod body;
 pub mod chain;
 pub mod config;
+pub mod report;
 pub mod verify;
 mod writer;
 

@@ -206,7 +206,7 @@ pub fn verify(
     walk.finish(file_count)
 }
 
-fn is_key_file(file: &Path) -> bool {
+pub(super) fn is_key_file(file: &Path) -> bool {
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
     name.is_some_and(|n| {
         n.ends_with(".key") || n.ends_with(".key.pub") || n.contains(".unchained-")
