@@ -34,13 +34,13 @@ fn upstream_section(upstream: &RecordingUpstream) -> String {
 }
 
 async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if let Some(found) = probe().await {
             return found;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("not within 5 s");
+    panic!("not within 10 s");
 }
 
 /// The alerts the receiver got, each checked as a receiver must: the signature recomputed over
@@ -162,11 +162,47 @@ async fn a_credential_stuffing_run_raises_one_signed_alert_and_a_block_that_hold
         login(&gw, "ops", "s3cret-pass").await.status,
         StatusCode::OK
     );
-    assert_eq!(
-        signed_alerts(&receiver).len(),
-        1,
-        "one alert per detector and subject within the dedup window"
+}
+
+#[tokio::test]
+async fn repeated_detections_of_one_subject_alert_once_within_the_dedup_window() {
+    let upstream = RecordingUpstream::start().await;
+    let receiver = RecordingUpstream::start().await;
+    let config = format!(
+        "{alerts}\n[detect.scanning]\nthreshold = 3\nblock_s = 0\n\n{up}",
+        alerts = alerts(&receiver),
+        up = upstream_section(&upstream),
     );
+    let gw = TestGateway::builder()
+        .file("hook.secret", SECRET)
+        .config(&config)
+        .start()
+        .await;
+    // Three detections in a row (each needs three new paths).
+    for i in 0..9 {
+        assert_eq!(
+            gw.get(&format!("/probe/{i}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let metric = async |name: &str| {
+        gw.metrics()
+            .await
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    eventually(async || {
+        (metric("rampart_detections_total{detector=\"scanning\"}").await == 3).then_some(())
+    })
+    .await;
+    eventually(async || (receiver.count() >= 1).then_some(())).await;
+    assert_eq!(
+        metric("rampart_alerts_total{result=\"deduplicated\"}").await,
+        2
+    );
+    assert_eq!(signed_alerts(&receiver).len(), 1, "one alert, not three");
 }
 
 fn orders_config(
@@ -403,7 +439,7 @@ async fn a_block_raised_on_one_instance_is_enforced_by_all_three_and_lifted_on_a
 }
 
 #[tokio::test]
-async fn a_failing_webhook_gets_the_same_alert_again_with_a_fresh_signature() {
+async fn a_failing_webhook_gets_the_same_alert_again_until_it_accepts() {
     // The receiver fails its first delivery, then accepts.
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = calls.clone();
@@ -480,7 +516,7 @@ async fn a_reload_changing_thresholds_keeps_the_blocks_in_force() {
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
     std::fs::write(
         &gw.config_path,
-        text.replace("threshold = 3", "threshold = 50"),
+        text.replace("threshold = 3", "threshold = 5"),
     )
     .unwrap();
     let reloaded = gw.admin(Method::POST, "/v1/reload", json!(null)).await;
@@ -495,4 +531,49 @@ async fn a_reload_changing_thresholds_keeps_the_blocks_in_force() {
         .await
         .json();
     assert_eq!(after["blocks"][0]["until"], before["blocks"][0]["until"]);
+
+    // The new threshold is the one in force: the next detection counts five paths.
+    let lifted = gw
+        .admin(Method::DELETE, "/v1/blocks/127.0.0.1", json!(null))
+        .await;
+    assert_eq!(lifted.status, StatusCode::OK);
+    for path in ["/d", "/e", "/f", "/g", "/h"] {
+        gw.get(path).await;
+    }
+    eventually(async || (gw.get("/y").await.status == StatusCode::FORBIDDEN).then_some(())).await;
+    let trail = rampart_testkit::read_audit_lines(&gw.dir.path().join("audit.log"));
+    let observed: Vec<u64> = trail
+        .iter()
+        .filter(|e| e["event"] == "detection")
+        .map(|e| e["detection"]["observed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(observed, vec![3, 5]);
+}
+
+#[tokio::test]
+async fn a_block_raised_while_redis_is_down_holds_locally_and_is_shared_once_redis_is_back() {
+    let mut redis = RedisServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let a = instance(&redis, &upstream).await;
+    let b = instance(&redis, &upstream).await;
+    redis.stop();
+    let added = a
+        .admin(
+            Method::POST,
+            "/v1/blocks",
+            json!({"subject": "198.51.100.0/24", "duration_s": 600}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text());
+    assert_eq!(status_from(&a, "198.51.100.5").await, StatusCode::FORBIDDEN);
+    // Redis comes back empty (it keeps nothing on disk): A's syncs must not drop its own
+    // unshared block, and must write it again so that B enforces it too.
+    redis.restart();
+    // A holds it at every moment (a sync that read the empty set must not have dropped it),
+    // until B holds it too.
+    eventually(async || {
+        assert_eq!(status_from(&a, "198.51.100.5").await, StatusCode::FORBIDDEN);
+        (status_from(&b, "198.51.100.5").await == StatusCode::FORBIDDEN).then_some(())
+    })
+    .await;
 }

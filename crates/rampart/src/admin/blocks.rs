@@ -20,14 +20,13 @@ use super::problem;
 use crate::audit::rfc3339;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::policy::detect::blocks::OPERATOR;
 use crate::policy::detect::subject::Subject;
 
 /// The most blocks listed in one answer (`total` says how many there are).
 const MAX_LISTED: usize = 1000;
 /// The longest block an operator can set through the API: 30 days.
 const MAX_BLOCK_S: u64 = 30 * 24 * 3600;
-/// Who raised a block made through this API.
-const OPERATOR: &str = "operator";
 
 /// One block as listed.
 #[derive(serde::Serialize)]
@@ -113,17 +112,23 @@ pub(super) async fn lift(
 ) -> Response {
     let result = async {
         let subject = parse(&subject)?;
+        // The brute-force guard's block first: it needs no Redis.
+        let guarded = match subject {
+            Subject::Address(ip) => gateway.services.brute_force.unblock(ip).await,
+            _ => false,
+        };
         let lifted = gateway
             .services
             .watch
             .blocks
             .lift(&subject)
             .await
-            .map_err(|_| GatewayError::ServiceUnavailable("Redis cannot be reached".into()))?;
-        let guarded = match subject {
-            Subject::Address(ip) => gateway.services.brute_force.unblock(ip).await,
-            _ => false,
-        };
+            .map_err(|_| {
+                GatewayError::ServiceUnavailable(
+                    "lifted here, but Redis cannot be reached: other instances keep the block"
+                        .into(),
+                )
+            })?;
         if !lifted && !guarded {
             return Err(GatewayError::ResourceNotFound(subject.to_string()));
         }

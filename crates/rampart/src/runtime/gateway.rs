@@ -76,7 +76,10 @@ impl Runtime {
                 .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                 .collect(),
             default_headers: SecurityHeaders::new(&config.security_headers, None),
-            detect: crate::policy::detect::DetectSettings::new(&config.detect),
+            detect: crate::policy::detect::DetectSettings::new(
+                &config.detect,
+                &config.proxy.trusted_proxies,
+            ),
             alerts: Arc::new(alerts),
             config: Arc::new(config),
             router,

@@ -54,11 +54,14 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The message; client-influenced text (the subject, a claimed user name) is escaped as
+    /// Slack asks (`&`, `<`, `>`), and backticks removed, so it cannot ping a channel, render a
+    /// link or leave its code span.
     fn slack_text(&self) -> String {
         let route = self
             .route
             .as_deref()
-            .map(|r| format!(" on route {r}"))
+            .map(|r| format!(" on route {}", slack_escape(r)))
             .unwrap_or_default();
         let action = match self.action {
             "blocked" => "blocked",
@@ -67,13 +70,20 @@ impl Alert {
         format!(
             ":rotating_light: Rampart detected *{}* from `{}`{route}: {} in {} s (threshold {}); {action}. Instance {}.",
             self.detector,
-            self.subject,
+            slack_escape(&self.subject),
             self.observed,
             self.window_s,
             self.threshold,
-            self.instance
+            slack_escape(&self.instance)
         )
     }
+}
+
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "'")
 }
 
 /// A webhook ready to deliver to.
@@ -266,6 +276,33 @@ async fn deliver_all(mut rx: mpsc::Receiver<Arc<Alert>>, settings: Arc<ArcSwap<A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_name_cannot_ping_a_slack_channel_or_leave_its_code_span() {
+        let alert = Alert {
+            id: "1".into(),
+            time: SystemTime::UNIX_EPOCH,
+            detector: "addresses_by_user",
+            subject: "user:x` <!channel> <https://evil.example|login>".into(),
+            subject_kind: "user",
+            route: None,
+            observed: 10,
+            threshold: 10,
+            window_s: 300,
+            action: "alert",
+            blocked_until: None,
+            instance: Arc::from("gw/1"),
+        };
+        let text = alert.slack_text();
+        assert!(!text.contains("<!channel>"), "{text}");
+        assert!(!text.contains("<https"), "{text}");
+        assert_eq!(
+            text.matches('`').count(),
+            2,
+            "only the gateway's own code span: {text}"
+        );
+        assert!(text.contains("&lt;!channel&gt;"), "{text}");
+    }
 
     /// The construction a receiver checks (Stripe's scheme), against a vector computed
     /// independently with Python's `hmac.new(b"k"*32, b'1700000000.{"a":1}', "sha256")`.

@@ -16,12 +16,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
-use redis::AsyncCommands;
 
 use super::subject::Subject;
 use crate::store::redis::SharedRedis;
 
 const REDIS_KEY: &str = "rampart:blocks";
+/// Who raised a block an operator made (admin API, CLI).
+pub const OPERATOR: &str = "operator";
 
 /// Removes every member of a subject (one per detector that blocked it): members are
 /// `SUBJECT\nBY`.
@@ -42,8 +43,6 @@ pub struct Block {
     pub until: SystemTime,
     /// The detector that raised it, or `operator`.
     pub by: Arc<str>,
-    /// When this instance raised it (blocks read from Redis: the epoch).
-    raised_at: SystemTime,
 }
 
 impl Block {
@@ -61,25 +60,64 @@ pub struct Blocked {
     pub retry_after_s: u64,
 }
 
+/// The map the request path reads, with what makes its lookups cheap.
 #[derive(Default)]
 struct State {
     blocks: HashMap<Subject, Block>,
     /// The prefix lengths of the network blocks, per family (IPv6: true): a lookup truncates
     /// the address to each and probes the map, instead of scanning every network.
     prefixes: BTreeSet<(bool, u8)>,
+    /// Caller blocks: while there are none, an authenticated request does no lookup.
+    callers: usize,
 }
 
 impl State {
-    fn rebuild_prefixes(&mut self) {
-        self.prefixes = self
+    fn new(blocks: HashMap<Subject, Block>) -> Self {
+        let mut state = Self {
+            blocks,
+            ..Self::default()
+        };
+        state.recount();
+        state
+    }
+
+    fn recount(&mut self) {
+        self.prefixes = self.blocks.keys().filter_map(prefix_of).collect();
+        self.callers = self
             .blocks
             .keys()
-            .filter_map(|s| match s {
-                Subject::Network(net) => Some((net.addr().is_ipv6(), net.prefix_len())),
-                _ => None,
-            })
-            .collect();
+            .filter(|s| matches!(s, Subject::Caller(_)))
+            .count();
     }
+
+    /// Adds or extends a block; returns the expiry in force.
+    fn insert(&mut self, subject: Subject, block: Block) -> SystemTime {
+        if let Some(held) = self.blocks.get_mut(&subject) {
+            if block.until > held.until {
+                *held = block;
+            }
+            return held.until;
+        }
+        self.prefixes.extend(prefix_of(&subject));
+        self.callers += usize::from(matches!(subject, Subject::Caller(_)));
+        let until = block.until;
+        self.blocks.insert(subject, block);
+        until
+    }
+}
+
+fn prefix_of(subject: &Subject) -> Option<(bool, u8)> {
+    match subject {
+        Subject::Network(net) => Some((net.addr().is_ipv6(), net.prefix_len())),
+        _ => None,
+    }
+}
+
+/// A block raised here and not yet seen back in Redis.
+struct Pending {
+    block: Block,
+    /// When the Redis write completed: a read that began after it shows the block.
+    written_at: Option<SystemTime>,
 }
 
 /// The refusal to add a block past `max_blocks`.
@@ -95,8 +133,12 @@ pub struct BlockList {
     /// `block_sync_ms` of the running config.
     sync_every_ms: AtomicU64,
     redis: Option<SharedRedis>,
-    /// Blocks raised here whose Redis write failed, written again at the next sync.
-    unsent: Mutex<Vec<(Subject, Block)>>,
+    /// Blocks raised here until a Redis read shows them (or, unwritten, until written): a sync
+    /// keeps them, so that a failed write or a read that began before the write loses nothing.
+    pending: Mutex<HashMap<Subject, Pending>>,
+    /// Subjects lifted here, and when: a sync whose read began before the lift must not bring
+    /// them back.
+    lifted: Mutex<HashMap<Subject, SystemTime>>,
     lift: redis::Script,
 }
 
@@ -108,7 +150,8 @@ impl BlockList {
             max: AtomicUsize::new(max.max(1)),
             sync_every_ms: AtomicU64::new(1000),
             redis,
-            unsent: Mutex::default(),
+            pending: Mutex::default(),
+            lifted: Mutex::default(),
             lift: redis::Script::new(LIFT_SCRIPT),
         }
     }
@@ -121,13 +164,21 @@ impl BlockList {
             .store(config.block_sync_ms.max(1), Ordering::Relaxed);
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The block on this client address or a network around it.
     pub fn source_blocked(&self, ip: IpAddr) -> Option<Blocked> {
         if self.entries.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let ip = ip.to_canonical();
-        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = self.read();
         let now = SystemTime::now();
         let mut probes = std::iter::once(Subject::Address(ip)).chain(
             state
@@ -142,16 +193,16 @@ impl BlockList {
 
     /// The block on an authenticated caller (`key:ID` or `sub:SUBJECT`).
     pub fn caller_blocked(&self, key_id: Option<&str>, subject: &str) -> Option<Blocked> {
-        if self.entries.load(Ordering::Relaxed) == 0 {
+        if self.entries.load(Ordering::Relaxed) == 0 || self.read().callers == 0 {
             return None;
         }
         let caller = Subject::caller(key_id, Some(subject))?;
-        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        blocked(state.blocks.get(&caller)?, SystemTime::now())
+        blocked(self.read().blocks.get(&caller)?, SystemTime::now())
     }
 
     /// Blocks a subject for `duration` (a longer block already in force stays); shared through
-    /// Redis when configured.
+    /// Redis when configured. Past `max_blocks` a detector's block is refused; an operator's is
+    /// always taken (the list must never keep an operator from acting).
     pub async fn raise(
         &self,
         subject: Subject,
@@ -162,34 +213,53 @@ impl BlockList {
         let block = Block {
             until: now.checked_add(duration).unwrap_or(now),
             by: Arc::from(by),
-            raised_at: now,
         };
-        let until = self.insert_local(subject.clone(), block.clone())?;
-        if let Err(e) = self.publish(&subject, &block).await {
-            tracing::warn!(error = %e, "cannot share a block through Redis; retrying at the next sync");
-            self.unsent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((subject, block));
+        // Locks in the order `sync` takes them: the pending list, then the map.
+        let until = {
+            let mut pending = self.pending_lock();
+            let mut state = self.write();
+            let max = self.max.load(Ordering::Relaxed);
+            let full = state.blocks.len() >= max && !state.blocks.contains_key(&subject);
+            if full && by != OPERATOR {
+                metrics::counter!("rampart_blocks_refused_total").increment(1);
+                return Err(BlockListFull(max));
+            }
+            let until = state.insert(subject.clone(), block.clone());
+            self.entries.store(state.blocks.len(), Ordering::Relaxed);
+            // What is shared is the block in force, which may be longer than this one.
+            let block = Block { until, ..block };
+            let entry = Pending {
+                block,
+                written_at: None,
+            };
+            pending.insert(subject.clone(), entry);
+            until
+        };
+        let kept = Block {
+            until,
+            by: Arc::from(by),
+        };
+        match self.publish(&subject, &kept).await {
+            Ok(()) => self.mark_written(&subject),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot share a block through Redis; retrying at the next sync")
+            }
         }
         Ok(until)
     }
 
-    fn insert_local(&self, subject: Subject, block: Block) -> Result<SystemTime, BlockListFull> {
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let max = self.max.load(Ordering::Relaxed);
-        if !state.blocks.contains_key(&subject) && state.blocks.len() >= max {
-            metrics::counter!("rampart_blocks_refused_total").increment(1);
-            return Err(BlockListFull(max));
+    fn mark_written(&self, subject: &Subject) {
+        if let Some(p) = self.pending_lock().get_mut(subject) {
+            p.written_at = Some(SystemTime::now());
         }
-        let entry = state.blocks.entry(subject).or_insert_with(|| block.clone());
-        if block.until > entry.until {
-            *entry = block;
-        }
-        let until = entry.until;
-        state.rebuild_prefixes();
-        self.entries.store(state.blocks.len(), Ordering::Relaxed);
-        Ok(until)
+    }
+
+    fn pending_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Subject, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lifted_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Subject, SystemTime>> {
+        self.lifted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn publish(&self, subject: &Subject, block: &Block) -> redis::RedisResult<()> {
@@ -198,55 +268,62 @@ impl BlockList {
         };
         let member = format!("{subject}\n{}", block.by);
         let score = unix_ms(block.until);
-        redis
-            .clone()
-            .zadd::<_, _, _, ()>(REDIS_KEY, member, score)
+        // GT: a shorter block raised elsewhere never cuts a longer one short.
+        redis::cmd("ZADD")
+            .arg(REDIS_KEY)
+            .arg("GT")
+            .arg(score)
+            .arg(member)
+            .query_async::<()>(&mut redis.clone())
             .await
     }
 
-    /// Lifts every block on a subject, here and in Redis; false when none was in force.
+    /// Lifts every block on a subject, here and in Redis; false when none was in force. The
+    /// local block is gone even when Redis fails (the error says the others may keep it).
     pub async fn lift(&self, subject: &Subject) -> Result<bool, redis::RedisError> {
         let was_here = {
-            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut state = self.write();
             let was = state.blocks.remove(subject);
-            state.rebuild_prefixes();
+            state.recount();
             self.entries.store(state.blocks.len(), Ordering::Relaxed);
             was.is_some_and(|b| b.seconds_left(SystemTime::now()).is_some())
         };
-        self.unsent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(s, _)| s != subject);
-        let Some(redis) = &self.redis else {
-            return Ok(was_here);
+        self.pending_lock().remove(subject);
+        let removed: u64 = match &self.redis {
+            None => 0,
+            Some(redis) => {
+                self.lift
+                    .key(REDIS_KEY)
+                    .arg(subject.to_string())
+                    .invoke_async(&mut redis.clone())
+                    .await?
+            }
         };
-        let removed: u64 = self
-            .lift
-            .key(REDIS_KEY)
-            .arg(subject.to_string())
-            .invoke_async(&mut redis.clone())
-            .await?;
+        self.lifted_lock()
+            .insert(subject.clone(), SystemTime::now());
         Ok(was_here || removed > 0)
     }
 
     /// The blocks in force, sorted by subject, at most `limit`; and how many there are.
     pub fn list(&self, limit: usize) -> (Vec<(Subject, Block)>, usize) {
         let now = SystemTime::now();
-        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = self.read();
         let mut live: Vec<(Subject, Block)> = state
             .blocks
             .iter()
             .filter(|(_, b)| b.until > now)
             .map(|(s, b)| (s.clone(), b.clone()))
             .collect();
+        drop(state);
         let total = live.len();
         live.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         live.truncate(limit);
         (live, total)
     }
 
-    /// Drops expired blocks; with Redis, replaces the local map by the shared set (keeping
-    /// blocks raised here since the read began) and writes again the blocks it missed.
+    /// Drops expired blocks; with Redis, replaces the local map by the shared set, keeping
+    /// what was raised here and not yet seen there, and leaving out what was lifted here since
+    /// the read began. The new map is built outside the lock the request path reads.
     pub async fn sync(&self) {
         let started = SystemTime::now();
         let shared = match &self.redis {
@@ -259,25 +336,56 @@ impl BlockList {
             },
             None => None,
         };
-        {
-            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-            if let Some(shared) = shared {
-                let fresh = state
-                    .blocks
-                    .drain()
-                    .filter(|(_, b)| b.raised_at >= started)
-                    .collect::<Vec<_>>();
-                state.blocks = shared;
-                for (subject, block) in fresh {
-                    state.blocks.insert(subject, block);
-                }
+        let mut next = match shared {
+            Some(mut shared) => {
+                self.lifted_lock().retain(|subject, at| {
+                    if *at >= started {
+                        shared.remove(subject);
+                    }
+                    *at >= started
+                });
+                shared
             }
-            state.blocks.retain(|_, b| b.until > started);
-            state.rebuild_prefixes();
+            None => self.read().blocks.clone(),
+        };
+        next.retain(|_, b| b.until > started);
+        let mut state = State::new(next);
+        let old = {
+            let mut pending = self.pending_lock();
+            pending.retain(|_, p| p.block.until > started);
+            let mut current = self.write();
+            for (subject, p) in pending.iter() {
+                state.insert(subject.clone(), p.block.clone());
+            }
             self.entries.store(state.blocks.len(), Ordering::Relaxed);
             metrics::gauge!("rampart_blocks_active").set(state.blocks.len() as f64);
+            std::mem::replace(&mut *current, state)
+        };
+        // The old map is freed here, outside the lock.
+        drop(old);
+        self.settle(started).await;
+    }
+
+    /// Forgets pending blocks a read after their write has seen, and writes again the others.
+    async fn settle(&self, read_started: SystemTime) {
+        if self.redis.is_none() {
+            self.pending_lock().clear();
+            return;
         }
-        self.resend().await;
+        let unwritten: Vec<(Subject, Block)> = {
+            let mut pending = self.pending_lock();
+            pending.retain(|_, p| p.written_at.is_none_or(|at| at >= read_started));
+            pending
+                .iter()
+                .filter(|(_, p)| p.written_at.is_none())
+                .map(|(s, p)| (s.clone(), p.block.clone()))
+                .collect()
+        };
+        for (subject, block) in unwritten {
+            if self.publish(&subject, &block).await.is_ok() {
+                self.mark_written(&subject);
+            }
+        }
     }
 
     async fn read_shared(
@@ -288,10 +396,11 @@ impl BlockList {
         let mut redis = redis.clone();
         let now_ms = unix_ms(now);
         let max = isize::try_from(self.max.load(Ordering::Relaxed)).unwrap_or(isize::MAX);
+        // The longest-lived first: past `max_blocks`, the blocks about to end are left out.
         let (members,): (Vec<(String, f64)>,) = redis::pipe()
             .zrembyscore(REDIS_KEY, "-inf", now_ms)
             .ignore()
-            .zrange_withscores(REDIS_KEY, 0, max.saturating_sub(1))
+            .zrevrange_withscores(REDIS_KEY, 0, max.saturating_sub(1))
             .query_async(&mut redis)
             .await?;
         let mut blocks = HashMap::with_capacity(members.len());
@@ -305,7 +414,6 @@ impl BlockList {
             let block = Block {
                 until: UNIX_EPOCH + Duration::from_millis(until_ms.max(0.0) as u64),
                 by: Arc::from(by),
-                raised_at: UNIX_EPOCH,
             };
             let entry = blocks.entry(subject).or_insert_with(|| block.clone());
             if block.until > entry.until {
@@ -313,21 +421,6 @@ impl BlockList {
             }
         }
         Ok(blocks)
-    }
-
-    async fn resend(&self) {
-        let unsent = std::mem::take(&mut *self.unsent.lock().unwrap_or_else(|p| p.into_inner()));
-        for (subject, block) in unsent {
-            if block.until <= SystemTime::now() {
-                continue;
-            }
-            if self.publish(&subject, &block).await.is_err() {
-                self.unsent
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((subject, block));
-            }
-        }
     }
 
     /// Syncs every `block_sync_ms` until the list is dropped.

@@ -27,6 +27,11 @@ pub struct DetectConfig {
     #[serde(default = "default_max_blocks")]
     #[schemars(range(min = 1, max = MAX_ENTRIES))]
     pub max_blocks: u64,
+    /// Networks never counted, so never blocked by a detector (an office NAT, monitoring, a
+    /// partner's gateway). The trusted proxies are always exempt.
+    #[serde(default)]
+    #[schemars(with = "Vec<crate::config::formats::IpNetwork>")]
+    pub exempt: Vec<ipnet::IpNet>,
     /// How often each instance reads the blocks shared through Redis (with `[redis]`).
     #[serde(default = "default_block_sync_ms")]
     #[schemars(range(min = 50, max = MAX_MILLIS))]
@@ -54,7 +59,8 @@ pub struct DetectConfig {
     /// Distinct networks one API key or token subject is used from (a shared or leaked key).
     #[serde(default)]
     pub key_sharing: RuleConfig,
-    /// Unknown routes and methods (404, 405) asked by one address.
+    /// Distinct unknown paths (no route, no such method, an operation the contract does not
+    /// declare) asked by one address.
     #[serde(default)]
     pub scanning: RuleConfig,
     /// Requests refused by validation (contract, threat limits) from one address.

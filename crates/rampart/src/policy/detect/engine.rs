@@ -21,14 +21,32 @@ use crate::audit::{AuditRecord, RecordObserver};
 pub struct DetectSettings {
     pub rules: [Thresholds; RULES.len()],
     pub max_tracked: usize,
+    /// Addresses never counted (so never blocked by a detector): `[detect] exempt` and the
+    /// trusted proxies, whose own address stands in for every client they could not name.
+    pub exempt: Vec<ipnet::IpNet>,
 }
 
 impl DetectSettings {
-    pub fn new(config: &super::DetectConfig) -> Self {
+    pub fn new(config: &super::DetectConfig, trusted_proxies: &[ipnet::IpNet]) -> Self {
         Self {
             rules: RULES.map(|rule| rule.thresholds(config)),
             max_tracked: usize::try_from(config.max_tracked).unwrap_or(usize::MAX),
+            exempt: config
+                .exempt
+                .iter()
+                .chain(trusted_proxies)
+                .copied()
+                .collect(),
         }
+    }
+
+    /// Records no detector reads: the admin API's own, refusals of requests already blocked
+    /// (or a block would renew itself), and exempt addresses.
+    fn ignores(&self, record: &AuditRecord) -> bool {
+        let ip = record.client_ip.to_canonical();
+        &*record.listener == "admin"
+            || matches!(record.code, Some("blocked" | "too_many_failures"))
+            || self.exempt.iter().any(|net| net.contains(&ip))
     }
 
     pub fn any_enabled(&self) -> bool {
@@ -90,6 +108,9 @@ impl Detectors {
     pub fn observe_at(&mut self, record: &AuditRecord, now: Instant) -> Vec<Detection> {
         let settings = self.settings.load();
         let mut found = Vec::new();
+        if settings.ignores(record) {
+            return found;
+        }
         for (i, rule) in RULES.iter().enumerate() {
             let thresholds = settings.rules[i];
             if !thresholds.enabled {
@@ -122,49 +143,46 @@ impl Detectors {
         let code = r.code.unwrap_or("");
         let auth_failed = AUTH_FAILURE_CODES.contains(&code);
         let caller = Subject::caller(r.key_id.as_deref(), r.principal.as_deref());
-        let address = || Subject::address(r.client_ip);
+        let source = || Subject::source(r.client_ip);
         let distinct =
             |value: &dyn Fingerprinted| Measure::Distinct(value.fingerprint(&self.fingerprint));
         let on_route = |subject: Subject| Key(subject, r.route.clone());
         let alone = |subject: Subject| Key(subject, None);
         match rule {
-            Rule::AuthFailuresByAddress if auth_failed => Some((alone(address()), Measure::Events)),
+            Rule::AuthFailuresByAddress if auth_failed => Some((alone(source()), Measure::Events)),
             Rule::AuthFailuresByNetwork if auth_failed => {
                 Some((alone(Subject::network_of(r.client_ip)), Measure::Events))
             }
             Rule::UsersByAddress if auth_failed => {
                 let user = r.claimed_user.as_deref()?.as_str();
-                Some((alone(address()), distinct(&user)))
+                Some((alone(source()), distinct(&user)))
             }
             Rule::AddressesByUser if auth_failed => {
                 let user = r.claimed_user.as_deref()?.as_str();
-                let ip = r.client_ip.to_canonical();
-                Some((alone(Subject::user(user)), distinct(&ip)))
+                Some((alone(Subject::user(user)), distinct(&source())))
             }
             Rule::ObjectEnumeration => {
                 r.route.as_ref()?;
                 let status = r.upstream_status.unwrap_or(r.status);
                 let refused = matches!(status, 403 | 404) && !SCANNING_CODES.contains(&code);
-                refused.then(|| (on_route(caller.unwrap_or_else(address)), Measure::Events))
+                refused.then(|| (on_route(caller.unwrap_or_else(source)), Measure::Events))
             }
             Rule::IdWalk => {
                 r.route.as_ref()?;
-                let subject = caller.unwrap_or_else(address);
+                let subject = caller.unwrap_or_else(source);
                 Some((on_route(subject), distinct(&r.path.as_str())))
             }
             Rule::KeySharing => {
                 let network = Subject::network_of(r.client_ip);
                 Some((alone(caller?), distinct(&network)))
             }
-            Rule::LimitEvasion => {
-                let ip = r.client_ip.to_canonical();
-                Some((alone(caller?), distinct(&ip)))
-            }
+            Rule::LimitEvasion => Some((alone(caller?), distinct(&source()))),
+            // Distinct paths: a scanner probes many, a broken client polls one.
             Rule::Scanning if SCANNING_CODES.contains(&code) => {
-                Some((alone(address()), Measure::Events))
+                Some((alone(source()), distinct(&r.path.as_str())))
             }
             Rule::ValidationFailures if VALIDATION_CODES.contains(&code) => {
-                Some((alone(address()), Measure::Events))
+                Some((alone(source()), Measure::Events))
             }
             _ => None,
         }

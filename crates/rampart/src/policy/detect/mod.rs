@@ -67,7 +67,7 @@ impl Watch {
         blocks.configure(detect);
         Self {
             blocks: Arc::new(blocks),
-            settings: Arc::new(ArcSwap::from_pointee(DetectSettings::new(detect))),
+            settings: Arc::new(ArcSwap::from_pointee(DetectSettings::new(detect, &[]))),
             alert_settings: Arc::new(ArcSwap::from_pointee(AlertSettings {
                 dedup: std::time::Duration::from_secs(alerts.dedup_s),
                 webhooks: Vec::new(),

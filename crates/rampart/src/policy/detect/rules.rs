@@ -68,6 +68,7 @@ impl Rule {
                 | Self::AddressesByUser
                 | Self::IdWalk
                 | Self::KeySharing
+                | Self::Scanning
                 | Self::LimitEvasion
         )
     }

@@ -27,6 +27,15 @@ impl Subject {
         Self::Address(ip.to_canonical())
     }
 
+    /// A client as the detectors count it: an IPv4 address, or the /64 of an IPv6 one (a single
+    /// IPv6 host usually holds a whole /64 and could rotate through it).
+    pub fn source(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self::Address(IpAddr::V4(v4)),
+            v6 => Self::network_of(v6),
+        }
+    }
+
     /// The network an address is counted in: its /24 (IPv4) or /64 (IPv6), where one customer,
     /// one NAT or one hosting tenant usually sits.
     pub fn network_of(ip: IpAddr) -> Self {
@@ -40,9 +49,9 @@ impl Subject {
     /// The caller of an API key by its id, or of any other credential by its subject.
     pub fn caller(key_id: Option<&str>, subject: Option<&str>) -> Option<Self> {
         match (key_id, subject) {
-            (Some(id), _) => Some(Self::Caller(bounded("key:", id))),
-            (None, Some(sub)) => Some(Self::Caller(bounded("sub:", sub))),
-            (None, None) => None,
+            (Some(id), _) if !id.is_empty() => Some(Self::Caller(bounded("key:", id))),
+            (None, Some(sub)) if !sub.is_empty() => Some(Self::Caller(bounded("sub:", sub))),
+            _ => None,
         }
     }
 

@@ -67,7 +67,7 @@ fn by_caller(ip: &str, sub: &str, path: &str, status: u16) -> AuditRecord {
 
 fn detectors(toml: &str) -> Detectors {
     let config: DetectConfig = toml::from_str(toml).unwrap();
-    let settings = Arc::new(ArcSwap::from_pointee(DetectSettings::new(&config)));
+    let settings = Arc::new(ArcSwap::from_pointee(DetectSettings::new(&config, &[])));
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
     Detectors::new(settings, tx)
 }
@@ -233,25 +233,102 @@ fn one_user_spreading_over_many_addresses_is_limit_evasion() {
     assert_eq!(hit.subject.to_string(), "sub:bot");
 }
 
+fn probe(ip: &str, path: String) -> AuditRecord {
+    AuditRecord {
+        route: None,
+        path,
+        ..record(ip, 404, Some("route_not_found"))
+    }
+}
+
 #[test]
-fn many_unknown_routes_from_one_address_is_scanning_and_blocks_it() {
+fn many_unknown_paths_from_one_address_is_scanning_and_blocks_it() {
     let mut d = detectors("");
     let found = feed(
         &mut d,
-        (0..50).map(|_| AuditRecord {
-            route: None,
-            ..record("192.0.2.9", 404, Some("route_not_found"))
-        }),
+        (0..50).map(|i| probe("192.0.2.9", format!("/probe/{i}"))),
     );
     let hit = found
         .iter()
         .find(|d| d.rule == Rule::Scanning)
         .expect("detected");
     assert_eq!(hit.block_for, Some(Duration::from_secs(300)));
-    assert!(
-        !rules(&found).contains(&Rule::ObjectEnumeration),
-        "a missing route is scanning, not enumeration"
+}
+
+#[test]
+fn a_client_polling_one_missing_path_is_not_a_scanner() {
+    let mut d = detectors("");
+    let found = feed(
+        &mut d,
+        (0..500).map(|_| probe("192.0.2.9", "/v1/old".into())),
     );
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn an_undeclared_operation_on_a_known_route_is_scanning_not_enumeration() {
+    let mut d = detectors("[scanning]\nthreshold = 30\n");
+    let found = feed(
+        &mut d,
+        (0..30).map(|i| AuditRecord {
+            path: format!("/orders/x/{i}"),
+            ..record("192.0.2.9", 404, Some("operation_not_declared"))
+        }),
+    );
+    assert_eq!(rules(&found), vec![Rule::Scanning]);
+}
+
+#[test]
+fn an_ipv6_client_rotating_through_its_64_is_counted_as_one() {
+    let mut d = detectors("");
+    let found = feed(
+        &mut d,
+        (0..50).map(|i| probe(&format!("2001:db8:1:2::{i:x}"), format!("/probe/{i}"))),
+    );
+    let hit = found
+        .iter()
+        .find(|d| d.rule == Rule::Scanning)
+        .expect("detected");
+    assert_eq!(hit.subject.to_string(), "2001:db8:1:2::/64");
+}
+
+#[test]
+fn trusted_proxies_exempt_networks_and_the_admin_api_are_never_counted() {
+    let config: DetectConfig = toml::from_str("exempt = [\"198.51.100.0/24\"]").unwrap();
+    let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.1/32".parse().unwrap()];
+    let settings = Arc::new(ArcSwap::from_pointee(DetectSettings::new(
+        &config, &trusted,
+    )));
+    let (tx, _rx) = tokio::sync::mpsc::channel(16);
+    let mut d = Detectors::new(settings, tx);
+    // A client behind the proxy whose address the proxy could not name is the proxy itself:
+    // counting it would let anyone block everyone behind it.
+    for ip in ["10.0.0.1", "198.51.100.20"] {
+        let found = feed(&mut d, (0..100).map(|i| probe(ip, format!("/p/{i}"))));
+        assert!(found.is_empty(), "{ip}: {found:?}");
+    }
+    let admin = (0..100).map(|i| AuditRecord {
+        listener: Arc::from("admin"),
+        ..probe("192.0.2.1", format!("/v1/p/{i}"))
+    });
+    assert!(feed(&mut d, admin).is_empty());
+}
+
+#[test]
+fn refusals_of_a_blocked_client_never_renew_its_block() {
+    let mut d = detectors("[object_enumeration]\nthreshold = 5\nblock_s = 60\n");
+    let blocked = (0..50).map(|i| AuditRecord {
+        code: Some("blocked"),
+        status: 403,
+        ..by_caller("192.0.2.1", "mallory", &format!("/orders/{i}"), 403)
+    });
+    assert!(feed(&mut d, blocked).is_empty());
+}
+
+#[test]
+fn a_caller_without_a_subject_is_never_a_caller_subject() {
+    assert_eq!(Subject::caller(None, Some("")), None);
+    assert_eq!(Subject::caller(Some(""), None), None);
 }
 
 #[test]
@@ -268,7 +345,7 @@ fn a_burst_of_validation_failures_is_detected() {
 #[test]
 fn a_disabled_detector_or_detection_off_finds_nothing() {
     let mut d = detectors("[scanning]\nenabled = false\n");
-    let scans = (0..60).map(|_| record("192.0.2.9", 404, Some("route_not_found")));
+    let scans = (0..60).map(|i| probe("192.0.2.9", format!("/p/{i}")));
     assert!(feed(&mut d, scans.clone()).is_empty());
     let mut d = detectors("enabled = false\n");
     assert!(feed(&mut d, scans).is_empty());
@@ -277,18 +354,21 @@ fn a_disabled_detector_or_detection_off_finds_nothing() {
 #[test]
 fn new_thresholds_apply_to_the_counts_already_made() {
     let config: DetectConfig = toml::from_str("").unwrap();
-    let settings = Arc::new(ArcSwap::from_pointee(DetectSettings::new(&config)));
+    let settings = Arc::new(ArcSwap::from_pointee(DetectSettings::new(&config, &[])));
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
     let mut d = Detectors::new(settings.clone(), tx);
-    let scan = || record("192.0.2.9", 404, Some("route_not_found"));
     let now = Instant::now();
-    for _ in 0..20 {
-        assert!(d.observe_at(&scan(), now).is_empty());
+    for i in 0..20 {
+        assert!(
+            d.observe_at(&probe("192.0.2.9", format!("/p/{i}")), now)
+                .is_empty()
+        );
     }
     // A reload lowers the threshold: the 20 already counted stay.
     let lowered: DetectConfig = toml::from_str("[scanning]\nthreshold = 21\n").unwrap();
-    settings.store(Arc::new(DetectSettings::new(&lowered)));
-    assert_eq!(rules(&d.observe_at(&scan(), now)), vec![Rule::Scanning]);
+    settings.store(Arc::new(DetectSettings::new(&lowered, &[])));
+    let found = d.observe_at(&probe("192.0.2.9", "/p/20".into()), now);
+    assert_eq!(rules(&found), vec![Rule::Scanning]);
 }
 
 #[test]
