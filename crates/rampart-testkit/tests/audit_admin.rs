@@ -328,9 +328,22 @@ async fn metrics_carry_build_info_process_figures_open_connections_and_counters_
         "rampart_audit_dropped_total",
         "rampart_clients_blocked_total",
         "rampart_tls_handshake_failures_total",
+        "rampart_blocks_refused_total",
+        "rampart_detections_dropped_total",
     ] {
         assert_eq!(metric_value(&metrics, counter), 0.0, "{counter}");
         assert!(metrics.contains(&format!("# HELP {counter} ")), "{counter}");
+    }
+    // Labelled counters whose labels are a small fixed set: every series at zero.
+    for series in [
+        r#"rampart_detections_total{detector="users_by_address"}"#,
+        r#"rampart_detections_total{detector="scanning"}"#,
+        r#"rampart_alerts_total{result="delivered"}"#,
+        r#"rampart_alerts_total{result="dropped"}"#,
+        r#"rampart_config_reloads_total{result="error"}"#,
+        r#"rampart_certificate_reloads_total{result="ok"}"#,
+    ] {
+        assert_eq!(metric_value(&metrics, series), 0.0, "{series}");
     }
 
     let open = |m: &str| metric_value(m, r#"rampart_open_connections{listener="public"}"#);

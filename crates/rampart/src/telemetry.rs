@@ -249,6 +249,20 @@ fn present_at_zero() {
     ] {
         metrics::counter!(name).increment(0);
     }
+    // Counters whose labels are a small fixed set: each series at zero too.
+    let results: [(&'static str, &[&'static str]); 3] = [
+        ("rampart_config_reloads_total", &["ok", "error"]),
+        ("rampart_certificate_reloads_total", &["ok", "error"]),
+        (
+            "rampart_alerts_total",
+            &["delivered", "failed", "dropped", "deduplicated"],
+        ),
+    ];
+    for (name, values) in results {
+        for value in values {
+            metrics::counter!(name, "result" => *value).increment(0);
+        }
+    }
     metrics::gauge!("rampart_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
