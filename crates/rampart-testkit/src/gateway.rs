@@ -267,6 +267,15 @@ impl TestGateway {
         read_audit(&self.dir.path().join("audit.log"))
     }
 
+    /// GET `path` with HTTP Basic credentials.
+    pub async fn get_basic(&self, path: &str, user: &str, password: &str) -> TestResponse {
+        use base64::Engine;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.get_with(path, &[("authorization", &format!("Basic {credentials}"))])
+            .await
+    }
+
     /// A client for the admin listener (add the token yourself to test refusals).
     pub fn admin_client(&self) -> Client {
         Client::new(&format!("http://{}", self.admin), None, false)

@@ -3,10 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use http::{Method, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use rampart_testkit::{RecordingUpstream, TestGateway, TestResponse};
 
 fn config(upstream: &RecordingUpstream) -> String {
@@ -38,14 +35,7 @@ auth = {{ basic = true }}
 }
 
 async fn call(gw: &TestGateway, user: &str, password: &str) -> TestResponse {
-    let client = gw.client();
-    let credentials = STANDARD.encode(format!("{user}:{password}"));
-    let request = client
-        .request(Method::GET, "/ops/status")
-        .header("authorization", format!("Basic {credentials}"))
-        .body(Full::default())
-        .unwrap();
-    client.send(request).await
+    gw.get_basic("/ops/status", user, password).await
 }
 
 #[tokio::test]

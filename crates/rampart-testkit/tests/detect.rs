@@ -7,11 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use http::{Method, StatusCode};
-use http_body_util::Full;
 use rampart_testkit::{RecordingUpstream, RedisServer, TestGateway, TestIssuer, TestResponse};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -68,6 +65,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A gateway whose scanning detector fires on three unknown paths, alerts `receiver`, and
+/// does not block.
+async fn alerting_on_scans(
+    receiver: &RecordingUpstream,
+    upstream: &RecordingUpstream,
+) -> TestGateway {
+    let config = format!(
+        "{alerts}\n[detect.scanning]\nthreshold = 3\nblock_s = 0\n\n{up}",
+        alerts = alerts(receiver),
+        up = upstream_section(upstream),
+    );
+    TestGateway::builder()
+        .file("hook.secret", SECRET)
+        .config(&config)
+        .start()
+        .await
+}
+
 fn basic_config(upstream: &RecordingUpstream, receiver: &RecordingUpstream) -> String {
     let hash = rampart::policy::authn::basic::hash_password("s3cret-pass").unwrap();
     format!(
@@ -89,14 +104,7 @@ auth = {{ basic = true }}
 }
 
 async fn login(gw: &TestGateway, user: &str, password: &str) -> TestResponse {
-    let client = gw.client();
-    let credentials = STANDARD.encode(format!("{user}:{password}"));
-    let request = client
-        .request(Method::GET, "/ops/status")
-        .header("authorization", format!("Basic {credentials}"))
-        .body(Full::default())
-        .unwrap();
-    client.send(request).await
+    gw.get_basic("/ops/status", user, password).await
 }
 
 #[tokio::test]
@@ -168,16 +176,7 @@ async fn a_credential_stuffing_run_raises_one_signed_alert_and_a_block_that_hold
 async fn repeated_detections_of_one_subject_alert_once_within_the_dedup_window() {
     let upstream = RecordingUpstream::start().await;
     let receiver = RecordingUpstream::start().await;
-    let config = format!(
-        "{alerts}\n[detect.scanning]\nthreshold = 3\nblock_s = 0\n\n{up}",
-        alerts = alerts(&receiver),
-        up = upstream_section(&upstream),
-    );
-    let gw = TestGateway::builder()
-        .file("hook.secret", SECRET)
-        .config(&config)
-        .start()
-        .await;
+    let gw = alerting_on_scans(&receiver, &upstream).await;
     // Three detections in a row (each needs three new paths).
     for i in 0..9 {
         assert_eq!(
@@ -454,16 +453,7 @@ async fn a_failing_webhook_gets_the_same_alert_again_until_it_accepts() {
     }))
     .await;
     let upstream = RecordingUpstream::start().await;
-    let config = format!(
-        "{alerts}\n[detect.scanning]\nthreshold = 3\nblock_s = 0\n\n{up}",
-        alerts = alerts(&receiver),
-        up = upstream_section(&upstream),
-    );
-    let gw = TestGateway::builder()
-        .file("hook.secret", SECRET)
-        .config(&config)
-        .start()
-        .await;
+    let gw = alerting_on_scans(&receiver, &upstream).await;
     for path in ["/a", "/b", "/c"] {
         assert_eq!(gw.get(path).await.status, StatusCode::NOT_FOUND);
     }
