@@ -122,6 +122,7 @@ admin calls: {}; starts: {}; config reloads: {} applied, {} refused
     );
     let sections = [
         ("refusals by code", &report.refusals_by_code),
+        ("refusals by stage", &report.refusals_by_stage),
         ("top refused sources", &report.top_refused_sources),
         ("top refused principals", &report.top_refused_principals),
         ("top refused routes", &report.top_refused_routes),

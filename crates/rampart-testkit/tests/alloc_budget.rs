@@ -269,7 +269,8 @@ fn idle_bytes_per_connection(gw: &TestGateway, n: i64) -> i64 {
 // made once per route, header rewrites without removals of absent names, the audit record's id
 // and method without copies), 18 and 42 with HTTP/1.1 upstream connections driven by the
 // request's own task (proxy/pool.rs) instead of hyper-util's pooled client; 19 and 43 with the
-// service future boxed per request (server/mod.rs).
+// service future boxed per request (server/mod.rs); 20 and 44 with the W3C `traceparent` sent
+// upstream (one header value per request, trace/mod.rs).
 const PLAIN_BUDGET: u64 = 20;
 // Heap held per idle connection (not kernel buffers or allocator overhead; bench/run's idle
 // group measures RSS). Unlike the counts above, this depends on the build: futures are larger

@@ -145,6 +145,14 @@ pub struct RequestCtx {
     pub upstream_status: Option<u16>,
     /// The internal reason for a denial or failure, for the audit log only.
     pub reason: Option<String>,
+    /// The request's place in a W3C trace.
+    pub trace: crate::trace::TraceContext,
+    /// The stage running (`refused_by` when it fails).
+    pub stage: crate::stage::Stage,
+    /// When each stage began, for a sampled request's spans.
+    pub clock: Option<Box<crate::trace::StageClock>>,
+    /// The stage that refused the request or failed (`Stage::name`).
+    pub refused_by: Option<&'static str>,
     /// The public code of a denial or failure (what the detectors read).
     pub code: Option<&'static str>,
     /// The user name of failed Basic credentials, for the detectors (never verified).
@@ -273,6 +281,16 @@ pub struct Principal {
 }
 
 impl RequestCtx {
+    /// Notes that `stage` is running (and when, for a sampled request's spans).
+    pub fn enter(&mut self, stage: crate::stage::Stage) {
+        if self.stage != stage {
+            self.stage = stage;
+            if let Some(clock) = &mut self.clock {
+                clock.mark(stage);
+            }
+        }
+    }
+
     pub fn new(conn: ConnInfo, request_id: RequestId, client_ip: IpAddr) -> Self {
         Self {
             request_id,
@@ -284,6 +302,10 @@ impl RequestCtx {
             upstream: None,
             upstream_status: None,
             reason: None,
+            trace: crate::trace::TraceContext::unset(),
+            stage: crate::stage::Stage::RequestId,
+            clock: None,
+            refused_by: None,
             code: None,
             claimed_user: None,
             decision: Decision::Allow,

@@ -146,8 +146,13 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
     let runtime = Runtime::build(config, &services)
         .map_err(|issues| StartError::Config(source.locate(issues)))?;
     let (detectors, detections) = services.watch.detectors();
-    let audit = AuditSink::start(&runtime.config.audit, Some(Box::new(detectors)))
-        .map_err(StartError::Audit)?;
+    let spans = crate::trace::export::SpanExporter::start(
+        services.trace_export.clone(),
+        runtime.config.tracing.queue_capacity,
+    );
+    let observers: Vec<Box<dyn crate::audit::RecordObserver>> =
+        vec![Box::new(detectors), Box::new(spans)];
+    let audit = AuditSink::start(&runtime.config.audit, observers).map_err(StartError::Audit)?;
     services.watch.start(detections, audit.clone());
     if runtime.config.detect.enabled && !runtime.config.audit.enabled {
         tracing::warn!("[detect] reads the audit records, and [audit] is off: no detector runs");

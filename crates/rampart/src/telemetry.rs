@@ -66,7 +66,11 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration, process_metrics: b
 }
 
 /// Counters: name and help text (`# HELP` in `/metrics`).
-const COUNTERS: [(&str, &str); 21] = [
+const COUNTERS: [(&str, &str); 22] = [
+    (
+        "rampart_spans_total",
+        "Spans of sampled requests, by result: exported, failed (the OTLP receiver refused or was unreachable), dropped (queue full).",
+    ),
     (
         "rampart_detections_total",
         "Detections of suspicious activity, by detector (present at zero for each).",
@@ -250,7 +254,8 @@ fn present_at_zero() {
         metrics::counter!(name).increment(0);
     }
     // Counters whose labels are a small fixed set: each series at zero too.
-    let results: [(&'static str, &[&'static str]); 3] = [
+    let results: [(&'static str, &[&'static str]); 4] = [
+        ("rampart_spans_total", &["exported", "failed", "dropped"]),
         ("rampart_config_reloads_total", &["ok", "error"]),
         ("rampart_certificate_reloads_total", &["ok", "error"]),
         (

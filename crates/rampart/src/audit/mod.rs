@@ -111,6 +111,15 @@ pub struct AuditRecord {
     /// The id of the API key used, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<Arc<str>>,
+    /// The W3C trace the request belongs to (`trace::TraceContext`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<crate::trace::TraceId>,
+    /// The pipeline stage that refused the request or failed (`Stage::name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_by: Option<&'static str>,
+    /// For a sampled request: what its spans are made of (exported, never written).
+    #[serde(skip)]
+    pub sampled: Option<Box<crate::trace::SampledRequest>>,
     /// The public code of a refusal or failure (`docs/errors.md`), what the client was told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,

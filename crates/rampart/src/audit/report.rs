@@ -49,6 +49,8 @@ pub struct Report {
     pub denied: u64,
     pub errors: u64,
     pub refusals_by_code: Vec<Ranked>,
+    /// The pipeline stage that refused (`refused_by`).
+    pub refusals_by_stage: Vec<Ranked>,
     pub top_refused_sources: Vec<Ranked>,
     pub top_refused_principals: Vec<Ranked>,
     pub top_refused_routes: Vec<Ranked>,
@@ -66,6 +68,7 @@ pub struct Report {
 struct Tally {
     report: Report,
     codes: HashMap<String, u64>,
+    stages: HashMap<String, u64>,
     sources: HashMap<String, u64>,
     principals: HashMap<String, u64>,
     routes: HashMap<String, u64>,
@@ -133,6 +136,9 @@ impl Tally {
                     &mut self.codes,
                     name(&r["code"]).unwrap_or_else(|| r["status"].to_string()),
                 );
+                if let Some(stage) = name(&r["refused_by"]) {
+                    bump(&mut self.stages, stage);
+                }
                 if let Some(ip) = name(&r["client_ip"]) {
                     bump(&mut self.sources, ip);
                 }
@@ -173,6 +179,7 @@ impl Tally {
         report.first = self.first.and_then(|t| t.format(&Rfc3339).ok());
         report.last = self.last.and_then(|t| t.format(&Rfc3339).ok());
         report.refusals_by_code = ranked(self.codes, top);
+        report.refusals_by_stage = ranked(self.stages, top);
         report.top_refused_sources = ranked(self.sources, top);
         report.top_refused_principals = ranked(self.principals, top);
         report.top_refused_routes = ranked(self.routes, top);
@@ -226,7 +233,8 @@ mod tests {
 
     fn request(time: &str, ip: &str, decision: &str, code: Option<&str>) -> Value {
         serde_json::json!({"time": time, "client_ip": ip, "listener": "public", "route": "orders",
-            "decision": decision, "status": 401, "code": code, "principal": null})
+            "decision": decision, "status": 401, "code": code, "principal": null,
+            "refused_by": "authenticate"})
     }
 
     #[test]
@@ -300,6 +308,13 @@ mod tests {
             Ranked {
                 name: "invalid_token".into(),
                 count: 2
+            }
+        );
+        assert_eq!(
+            report.refusals_by_stage[0],
+            Ranked {
+                name: "authenticate".into(),
+                count: 3
             }
         );
         assert_eq!(report.detections.len(), 1);

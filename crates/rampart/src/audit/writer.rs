@@ -29,11 +29,11 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    /// Starts the writer thread, which hands each request record to `observer` (the detectors)
-    /// after writing it. With `enabled = false` records are discarded.
+    /// Starts the writer thread, which hands each request record to the `observers` (the
+    /// detectors, the span exporter) after writing it. With `enabled = false` records are discarded.
     pub fn start(
         config: &AuditConfig,
-        observer: Option<Box<dyn RecordObserver>>,
+        observers: Vec<Box<dyn RecordObserver>>,
     ) -> std::io::Result<Self> {
         if !config.enabled {
             return Ok(Self::disabled());
@@ -43,7 +43,7 @@ impl AuditSink {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         std::thread::Builder::new()
             .name("rampart-audit".into())
-            .spawn(move || write_loop(rx, output, observer))?;
+            .spawn(move || write_loop(rx, output, observers))?;
         Ok(Self {
             tx: Some(tx),
             dropped,
@@ -114,14 +114,14 @@ const LINE_BUFFER_KEEP: usize = 64 * 1024;
 fn write_loop(
     mut rx: mpsc::Receiver<Message>,
     mut output: Output,
-    mut observer: Option<Box<dyn RecordObserver>>,
+    mut observers: Vec<Box<dyn RecordObserver>>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(message) = next.take() {
-            handle(message, &mut output, &mut observer);
+            handle(message, &mut output, &mut observers);
             while let Ok(message) = rx.try_recv() {
-                handle(message, &mut output, &mut observer);
+                handle(message, &mut output, &mut observers);
             }
             output.flush();
             std::thread::sleep(BATCH_PAUSE);
@@ -131,11 +131,11 @@ fn write_loop(
     output.flush();
 }
 
-fn handle(message: Message, output: &mut Output, observer: &mut Option<Box<dyn RecordObserver>>) {
+fn handle(message: Message, output: &mut Output, observers: &mut [Box<dyn RecordObserver>]) {
     match message {
         Message::Record(record) => {
             output.write(&*record);
-            if let Some(observer) = observer {
+            for observer in observers.iter_mut() {
                 observer.observe(&record);
             }
         }

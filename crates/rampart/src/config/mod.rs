@@ -92,6 +92,9 @@ pub struct Config {
     /// Where detections are sent (they are always logged and counted).
     #[serde(default)]
     pub alerts: crate::policy::detect::AlertsConfig,
+    /// W3C trace context and OTLP spans.
+    #[serde(default)]
+    pub tracing: crate::trace::TracingConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
-use super::{BodyView, Flow};
+use super::{BodyView, Flow, Stage};
 use crate::audit::ClientText;
 use crate::audit::{AuditBody, AuditRecord};
 use crate::body::Body;
@@ -45,6 +45,7 @@ pub async fn handle(
     let client_ip = client_ip::client_ip(conn.peer.ip(), &parts.headers, trusted, which);
     let mut cx = RequestCtx::new(ConnInfo::clone(&conn), request_id, client_ip);
     cx.from_trusted_proxy = client_ip::is_trusted(conn.peer.ip(), trusted);
+    start_trace(&runtime.config.tracing, &parts.headers, &mut cx);
     let method = parts.method.clone();
     let client = ClientSent::from(&parts);
     let mut route = None;
@@ -53,6 +54,7 @@ pub async fn handle(
         // into (deadline, unwind guard) would copy it again.
         let blocks = &gateway.services.watch.blocks;
         let work = std::pin::pin!(async {
+            cx.enter(Stage::Blocklist);
             source_not_blocked(blocks, cx.client_ip)?;
             process(&runtime, &mut parts, body, &mut cx, &mut route).await
         });
@@ -73,6 +75,7 @@ pub async fn handle(
         };
         cx.reason = Some(err.detail());
         cx.code = Some(err.public_code());
+        cx.refused_by = Some(cx.stage.name());
         if let GatewayError::Unauthenticated(failure) = &err {
             cx.claimed_user = failure.claimed_user.clone();
         }
@@ -172,6 +175,15 @@ fn finish(
         principal: cx.principal.as_ref().map(|p| p.subject.clone()),
         auth_method: cx.principal.as_ref().map(|p| p.method.as_str()),
         key_id: cx.principal.as_ref().and_then(|p| p.method.key_id()),
+        trace_id: Some(cx.trace.trace_id),
+        refused_by: cx.refused_by,
+        sampled: cx.clock.take().map(|clock| {
+            Box::new(crate::trace::SampledRequest {
+                span_id: cx.trace.span_id,
+                parent: cx.trace.parent,
+                clock: *clock,
+            })
+        }),
         code: cx.code,
         claimed_user: cx.claimed_user,
         upstream_us: cx.upstream.as_ref().map(|(_, d)| micros(*d)),
@@ -188,6 +200,24 @@ fn finish(
     let body = AuditBody::new(body, record, cx.started, gateway.audit().clone(), metrics)
         .holding(cx.in_flight);
     Response::from_parts(head, body)
+}
+
+/// The request's trace context (`crate::trace`), and its stage clock when sampled.
+fn start_trace(
+    config: &crate::trace::TracingConfig,
+    headers: &http::HeaderMap,
+    cx: &mut RequestCtx,
+) {
+    use crate::trace::{StageClock, TraceAccept, TraceContext};
+    let believed = match config.accept_from {
+        TraceAccept::TrustedProxies => cx.from_trusted_proxy,
+        TraceAccept::Any => true,
+        TraceAccept::None => false,
+    };
+    cx.trace = TraceContext::from_request(headers, believed, config.effective_ratio());
+    if cx.trace.sampled {
+        cx.clock = Some(Box::new(StageClock::start(cx.started)));
+    }
 }
 
 /// `Stage::Blocklist`: an address or network blocked by a detector or an operator is refused
@@ -218,11 +248,13 @@ async fn process(
     matched: &mut Option<Arc<Route>>,
 ) -> Result<Response<Body>, GatewayError> {
     let limits = &runtime.config.limits;
+    cx.enter(Stage::Hygiene);
     hygiene::check_request(parts, limits, &runtime.refused_methods)
         .map_err(|e| refused_with_allow(runtime, parts, e))?;
     cx.path = path::normalize(parts.uri.path())
         .map_err(|e| GatewayError::InvalidPath(e.as_str()))?
         .into_owned();
+    cx.enter(Stage::Routing);
     let route = find_route(runtime, parts, &cx.path)?;
     *matched = Some(route.clone());
     cx.route = Some(route.name.clone());
@@ -235,9 +267,11 @@ async fn process(
     if let Flow::Respond(response) = route.pipeline.before_body(parts, cx).await? {
         return Ok(response);
     }
+    cx.enter(Stage::Body);
     let body = if route.pipeline.reads_body(parts, cx) {
         let bytes =
             hygiene::body::read_whole(body, route.max_body_bytes, limits, &mut cx.bytes_in).await?;
+        cx.enter(Stage::ValidateBody);
         let mut view = BodyView::new(bytes);
         route.pipeline.on_body(parts, &mut view, cx).await?;
         whole_body(parts, view)
@@ -255,11 +289,13 @@ async fn process(
     }
     let request_method = parts.method.clone();
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
+    cx.enter(Stage::Proxy);
     let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
     let (mut head, upstream_body) = response.into_parts();
     cx.upstream_status = Some(head.status.as_u16());
     strip_hop_by_hop(&mut head.headers);
     mask::scrub_upstream_headers(&mut head.headers);
+    cx.enter(Stage::MaskUpstream);
     if mask::must_mask(route.mask_upstream_errors, head.status) {
         mask::log_masked_body(
             upstream_body,

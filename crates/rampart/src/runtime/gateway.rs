@@ -127,6 +127,11 @@ fn configure_services(services: &Services, runtime: &Runtime) {
     services
         .watch
         .configure(&runtime.config, &runtime.detect, &runtime.alerts);
+    services
+        .trace_export
+        .store(Arc::new(crate::trace::export::ExportSettings::new(
+            &runtime.config.tracing,
+        )));
 }
 
 /// Parses, validates and builds a config, with every error located in the source.

@@ -46,6 +46,8 @@ pub struct Services {
     pub brute_force: Arc<BruteForceGuard>,
     /// Detectors' settings, blocks and alert settings (kept across reloads).
     pub watch: Arc<crate::policy::detect::Watch>,
+    /// Where sampled requests' spans go (the running config's `[tracing]`).
+    pub trace_export: Arc<arc_swap::ArcSwap<crate::trace::export::ExportSettings>>,
     /// The config file, for reloads requested through the admin API.
     pub config_path: Option<std::path::PathBuf>,
     /// The shared Redis connection (reconnects by itself), when `[redis]` is configured.
@@ -106,6 +108,9 @@ impl Services {
                 &config.detect,
                 &config.alerts,
                 redis.clone(),
+            )),
+            trace_export: Arc::new(arc_swap::ArcSwap::from_pointee(
+                crate::trace::export::ExportSettings::new(&config.tracing),
             )),
             config_path: None,
             dpop_replay: Some(Arc::new(dpop_replay(config, redis.as_ref()))),

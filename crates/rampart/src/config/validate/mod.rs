@@ -9,7 +9,7 @@ use crate::config::listener::MAX_HEADERS_CEILING;
 use crate::policy::{authn, headers};
 
 /// Every section check, in file order; each adds the problems it finds.
-const CHECKS: [fn(&Config, &mut Vec<Issue>); 14] = [
+const CHECKS: [fn(&Config, &mut Vec<Issue>); 15] = [
     names,
     listeners,
     limits_issues,
@@ -24,6 +24,7 @@ const CHECKS: [fn(&Config, &mut Vec<Issue>); 14] = [
     routes,
     validation,
     detect,
+    tracing,
 ];
 
 pub fn validate(config: &Config) -> Vec<Issue> {
@@ -36,6 +37,10 @@ pub fn validate(config: &Config) -> Vec<Issue> {
 
 fn validation(config: &Config, issues: &mut Vec<Issue>) {
     crate::policy::sanitize::config::validate(&config.validation.html, "/validation/html", issues);
+}
+
+fn tracing(config: &Config, issues: &mut Vec<Issue>) {
+    config.tracing.validate(issues);
 }
 
 fn detect(config: &Config, issues: &mut Vec<Issue>) {

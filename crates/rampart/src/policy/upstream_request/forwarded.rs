@@ -118,6 +118,7 @@ pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], pres
         headers.insert(X_FORWARDED_HOST, host.clone());
     }
     headers.insert(X_REQUEST_ID, cx.request_id.header_value().clone());
+    cx.trace.apply(headers);
     if !preserve_host {
         // The client sets it from the target's authority.
         headers.remove(header::HOST);
