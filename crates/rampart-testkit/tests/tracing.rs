@@ -102,6 +102,38 @@ async fn a_clients_own_trace_context_is_replaced_and_never_forwarded() {
     );
 }
 
+#[tokio::test]
+async fn a_refusal_on_the_response_path_names_its_own_stage() {
+    // The upstream leaks a private key: the leak scan answers a masked 502.
+    let upstream = RecordingUpstream::with_reply(std::sync::Arc::new(|_| {
+        rampart_testkit::json(
+            StatusCode::OK,
+            "{\"key\":\"-----BEGIN RSA PRIVATE KEY-----\\nMIIEowIBAAKCAQEA\"}",
+        )
+    }))
+    .await;
+    let issuer = TestIssuer::start().await;
+    let gw = TestGateway::builder()
+        .config(&config(&upstream, &issuer, ""))
+        .start()
+        .await;
+    let bearer = format!("Bearer {}", issuer.token("ec-1", "api"));
+    let masked = gw.get_with("/orders", &[("authorization", &bearer)]).await;
+    assert_eq!(masked.status, StatusCode::BAD_GATEWAY);
+    let audit = gw.audit().await;
+    assert_eq!(
+        audit.last().unwrap()["refused_by"],
+        "mask_upstream",
+        "not authenticate, the route's first policy: {:?}",
+        audit.last()
+    );
+    assert_eq!(gw.get("/orders").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        gw.audit().await.last().unwrap()["refused_by"],
+        "authenticate"
+    );
+}
+
 /// The spans the receiver got, from every OTLP JSON post.
 fn received_spans(receiver: &RecordingUpstream) -> Vec<Value> {
     receiver

@@ -157,6 +157,11 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
     if runtime.config.detect.enabled && !runtime.config.audit.enabled {
         tracing::warn!("[detect] reads the audit records, and [audit] is off: no detector runs");
     }
+    if runtime.config.tracing.otlp_endpoint.is_some() && !runtime.config.audit.enabled {
+        tracing::warn!(
+            "spans are made from the audit records, and [audit] is off: none is exported"
+        );
+    }
     audit.event(crate::audit::AuditEvent::start(&source.text));
     let listeners = server::bind(&runtime.config)
         .await

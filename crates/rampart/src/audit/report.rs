@@ -7,7 +7,7 @@
 //! distinct values in them (addresses, principals), which `top` only trims in the output.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -80,8 +80,12 @@ struct Tally {
 /// Reads every file and summarizes the records within the period.
 pub fn report(files: &[PathBuf], options: &ReportOptions) -> Result<Report, String> {
     let mut tally = Tally::default();
+    // A file named twice (a glob and its own name) is read once.
+    let mut seen = std::collections::HashSet::new();
     for file in files.iter().filter(|f| !super::verify::is_key_file(f)) {
-        read(file, options, &mut tally)?;
+        if seen.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone())) {
+            read(file, options, &mut tally)?;
+        }
     }
     Ok(tally.finish(options.top))
 }
@@ -89,12 +93,21 @@ pub fn report(files: &[PathBuf], options: &ReportOptions) -> Result<Report, Stri
 fn read(file: &Path, options: &ReportOptions, tally: &mut Tally) -> Result<(), String> {
     let opened =
         std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    for line in std::io::BufReader::new(opened).lines() {
-        let line = line.map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        if line.trim().is_empty() {
+    let mut reader = std::io::BufReader::new(opened);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        if read == 0 {
+            break;
+        }
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(&line) {
+        // A damaged line (not JSON, not UTF-8) is counted, never the end of the report.
+        match serde_json::from_slice::<Value>(&line) {
             Ok(Value::Object(record)) => tally.add(&Value::Object(record), options),
             _ => tally.report.unreadable_lines += 1,
         }
@@ -108,6 +121,7 @@ impl Tally {
             .as_str()
             .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         else {
+            self.report.unreadable_lines += 1;
             return;
         };
         if options.since.is_some_and(|s| time < s) || options.until.is_some_and(|u| time >= u) {
@@ -116,7 +130,10 @@ impl Tally {
         match r["event"].as_str() {
             Some("checkpoint") => return,
             Some(event) => self.event(event, r),
-            None if r["listener"] == "admin" => self.report.admin_calls += 1,
+            // The admin API's own records (`admin/api.rs`): its listener and route together.
+            None if r["listener"] == "admin" && r["route"] == "admin-api" => {
+                self.report.admin_calls += 1
+            }
             None => self.request(r),
         }
         self.first = Some(self.first.map_or(time, |f| f.min(time)));
@@ -266,7 +283,7 @@ mod tests {
                 serde_json::json!({"time": t(6), "event": "detection", "outcome": "blocked",
                     "detection": {"detector": "users_by_address", "subject": "198.51.100.7"}}),
                 serde_json::json!({"time": t(7), "event": "config_reload", "outcome": "refused"}),
-                serde_json::json!({"time": t(8), "listener": "admin", "decision": "allow"}),
+                serde_json::json!({"time": t(8), "listener": "admin", "route": "admin-api", "decision": "allow"}),
                 serde_json::json!({"time": t(59), "client_ip": "192.0.2.9", "decision": "deny"}),
             ],
         );

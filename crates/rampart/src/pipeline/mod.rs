@@ -151,8 +151,8 @@ impl Pipeline {
         request_method: &http::Method,
         cx: &mut RequestCtx,
     ) -> Result<(), GatewayError> {
+        cx.enter(Stage::ValidateResponse);
         for policy in self.policies.iter().rev() {
-            cx.enter(policy.stage());
             policy.on_response_head(rsp, request_method, cx)?;
         }
         Ok(())
@@ -195,7 +195,10 @@ impl Pipeline {
         at: impl Fn(Stage) -> bool,
     ) -> Result<Flow, GatewayError> {
         for policy in self.policies.iter().filter(|p| at(p.stage())) {
-            cx.enter(policy.stage());
+            // Response-side policies sit in this list too; their request hook does nothing.
+            if policy.stage() < Stage::Proxy {
+                cx.enter(policy.stage());
+            }
             if let Flow::Respond(rsp) = policy.on_request(req, cx).await? {
                 return Ok(Flow::Respond(rsp));
             }

@@ -215,7 +215,8 @@ fn start_trace(
         TraceAccept::None => false,
     };
     cx.trace = TraceContext::from_request(headers, believed, config.effective_ratio());
-    if cx.trace.sampled {
+    // Stage times only where spans are exported: a believed parent's flag alone costs nothing.
+    if cx.trace.sampled && config.otlp_endpoint.is_some() {
         cx.clock = Some(Box::new(StageClock::start(cx.started)));
     }
 }
@@ -290,7 +291,21 @@ async fn process(
     let request_method = parts.method.clone();
     let upstream_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
     cx.enter(Stage::Proxy);
-    let response = forward::forward(&route.upstream, upstream_parts, body, cx).await?;
+    let response = match forward::forward(&route.upstream, upstream_parts, body, cx).await {
+        Ok(response) => response,
+        Err(e) => {
+            // A streamed body fails while the upstream reads it: still the body's stage.
+            if matches!(
+                e,
+                GatewayError::ClientBody(_)
+                    | GatewayError::ClientBodyTimeout(_)
+                    | GatewayError::BodyTooLarge { .. }
+            ) {
+                cx.enter(Stage::Body);
+            }
+            return Err(e);
+        }
+    };
     let (mut head, upstream_body) = response.into_parts();
     cx.upstream_status = Some(head.status.as_u16());
     strip_hop_by_hop(&mut head.headers);
@@ -316,7 +331,9 @@ async fn process(
     let mut body: Body = upstream_body.map_err(Into::into).boxed();
     let scanner = mask::guard::scanner().filter(|_| route.leak_scan);
     if route.pipeline.reads_response_body(&head, cx) {
+        cx.enter(Stage::ValidateResponse);
         let bytes = checked_response(route, &mut head, body, cx).await?;
+        cx.enter(Stage::MaskUpstream);
         // Already whole: scanned as it is, whatever its size, so a leak is a masked 502.
         if let Some(scanner) = scanner {
             mask::guard::check_whole(scanner, &head, &bytes, &mut cx.validation.leak)?;
@@ -324,6 +341,7 @@ async fn process(
         return Ok(Response::from_parts(head, crate::body::full(bytes)));
     }
     if let Some(scanner) = scanner {
+        cx.enter(Stage::MaskUpstream);
         body = mask::guard::guard(scanner, &head, body, &mut cx.validation.leak).await?;
     }
     Ok(Response::from_parts(head, body))

@@ -38,15 +38,26 @@ impl Default for ExportSettings {
 impl ExportSettings {
     pub fn new(config: &TracingConfig) -> Self {
         Self {
-            endpoint: config
-                .otlp_endpoint
-                .as_deref()
-                .and_then(|e| reqwest::Url::parse(e).ok())
-                .and_then(|base| base.join("v1/traces").ok()),
+            endpoint: config.otlp_endpoint.as_deref().and_then(traces_url),
             service_name: config.service_name.clone(),
             timeout: Duration::from_millis(config.export_timeout_ms),
         }
     }
+}
+
+/// `ENDPOINT/v1/traces`, appended to the endpoint's own path (`https://host/otlp` gives
+/// `https://host/otlp/v1/traces`), as OTLP exporters do; an endpoint already naming it is kept.
+fn traces_url(endpoint: &str) -> Option<reqwest::Url> {
+    let mut url = reqwest::Url::parse(endpoint).ok()?;
+    if url.path().trim_end_matches('/').ends_with("/v1/traces") {
+        return Some(url);
+    }
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .push("v1")
+        .push("traces");
+    Some(url)
 }
 
 /// The audit writer's side: turns a sampled record into spans and queues them.
@@ -70,6 +81,11 @@ impl RecordObserver for SpanExporter {
             return;
         };
         if self.settings.load().endpoint.is_none() {
+            return;
+        }
+        // A full queue (a receiver down, or forced sampling) costs the writer nothing more.
+        if self.tx.capacity() == 0 {
+            metrics::counter!("rampart_spans_total", "result" => "dropped").increment(1);
             return;
         }
         for span in spans(record, sampled) {
@@ -232,5 +248,32 @@ async fn post_batches(mut rx: mpsc::Receiver<Value>, settings: Arc<ArcSwap<Expor
             }
         };
         metrics::counter!("rampart_spans_total", "result" => result).increment(count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::traces_url;
+
+    #[test]
+    fn the_traces_path_is_appended_to_the_endpoints_own_path() {
+        for (endpoint, expected) in [
+            ("http://collector:4318", "http://collector:4318/v1/traces"),
+            ("http://collector:4318/", "http://collector:4318/v1/traces"),
+            (
+                "https://otlp.example/otlp",
+                "https://otlp.example/otlp/v1/traces",
+            ),
+            (
+                "https://otlp.example/otlp/v1/traces",
+                "https://otlp.example/otlp/v1/traces",
+            ),
+        ] {
+            assert_eq!(
+                traces_url(endpoint).unwrap().as_str(),
+                expected,
+                "{endpoint}"
+            );
+        }
     }
 }

@@ -70,7 +70,10 @@ pub struct StageClock {
 impl StageClock {
     pub fn start(began_at: Instant) -> Self {
         Self {
-            began: SystemTime::now(),
+            // The wall-clock time of `began_at` itself, which the marks are measured from.
+            began: SystemTime::now()
+                .checked_sub(began_at.elapsed())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
             began_at,
             marks: Vec::with_capacity(12),
         }
@@ -99,7 +102,7 @@ impl TraceContext {
     pub fn from_request(headers: &HeaderMap, believed: bool, sample_ratio: f64) -> Self {
         let span_id = SpanId(nonzero_random());
         let parent = believed
-            .then(|| headers.get(&TRACEPARENT))
+            .then(|| only_one(headers, &TRACEPARENT))
             .flatten()
             .and_then(|v| parse_traceparent(v.as_bytes()));
         match parent {
@@ -108,8 +111,7 @@ impl TraceContext {
                 span_id,
                 parent: Some(parent),
                 sampled,
-                tracestate: headers
-                    .get(&TRACESTATE)
+                tracestate: only_one(headers, &TRACESTATE)
                     .filter(|v| v.len() <= MAX_TRACESTATE)
                     .cloned(),
             },
@@ -150,10 +152,21 @@ impl TraceContext {
     }
 }
 
+/// The header's value when it appears once: two `traceparent`s are no context (W3C Trace
+/// Context section 3.2), and two `tracestate`s are dropped rather than merged.
+fn only_one<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}
+
 /// Version 00's layout (`00-TRACE-PARENT-FLAGS`); a later version is read by the same layout
 /// and may carry more after a dash (W3C Trace Context, section 3.2.4).
 fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, bool)> {
     if value.len() < 55 || (value.len() > 55 && (value[..2] == *b"00" || value[55] != b'-')) {
+        return None;
+    }
+    if value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
         return None;
     }
     let text = std::str::from_utf8(&value[..55]).ok()?;
@@ -286,6 +299,7 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", // 00 with more
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  // short
             "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01", // separator
+            "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", // one-digit version
         ] {
             assert_eq!(
                 parse_traceparent(bad.as_bytes()).map(|p| p.0),
@@ -296,6 +310,14 @@ mod tests {
         // A later version, longer, is read by version 00's layout.
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-extra";
         assert!(parse_traceparent(later.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn two_traceparent_headers_are_no_context() {
+        let mut h = headers(VALID);
+        h.append(TRACEPARENT, HeaderValue::from_static(VALID));
+        let cx = TraceContext::from_request(&h, true, 0.0);
+        assert_eq!(cx.parent.map(|p| p.to_string()), None);
     }
 
     #[test]
