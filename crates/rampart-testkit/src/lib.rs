@@ -14,6 +14,7 @@ mod issuer;
 mod pg;
 mod raw;
 mod redis;
+mod rsyslog;
 mod upstream;
 
 pub use ca::{ClientIdentity, TestCa};
@@ -23,6 +24,7 @@ pub use gateway::{read_audit, read_audit_lines};
 pub use issuer::{TestIssuer, TestKey, alg_name, now};
 pub use pg::PgServer;
 pub use redis::{RedisCluster, RedisServer};
+pub use rsyslog::RsyslogServer;
 
 pub use gateway::{TestGateway, TestGatewayBuilder};
 pub use raw::{RawExchange, WAIT, raw_exchange, raw_tls_exchange};

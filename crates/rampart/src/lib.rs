@@ -18,6 +18,7 @@ pub mod run;
 pub mod runtime;
 pub mod server;
 pub mod stage;
+pub mod syslog;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;

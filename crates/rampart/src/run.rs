@@ -154,6 +154,11 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
         vec![Box::new(detectors), Box::new(spans)];
     let audit = AuditSink::start(&runtime.config.audit, observers).map_err(StartError::Audit)?;
     services.watch.start(detections, audit.clone());
+    if let (Some(syslog), Some(file)) = (&runtime.config.syslog, &runtime.config.audit.file) {
+        let shipper = crate::syslog::Shipper::start(syslog, file, runtime.config.audit.max_files)
+            .map_err(StartError::Services)?;
+        services.syslog = Some(Arc::new(shipper));
+    }
     if runtime.config.detect.enabled && !runtime.config.audit.enabled {
         tracing::warn!("[detect] reads the audit records, and [audit] is off: no detector runs");
     }

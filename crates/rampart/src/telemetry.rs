@@ -66,7 +66,11 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration, process_metrics: b
 }
 
 /// Counters: name and help text (`# HELP` in `/metrics`).
-const COUNTERS: [(&str, &str); 22] = [
+const COUNTERS: [(&str, &str); 23] = [
+    (
+        "rampart_syslog_lost_total",
+        "Audit lines rotated away before they were shipped to syslog (the receiver was down longer than the files kept).",
+    ),
     (
         "rampart_spans_total",
         "Spans of sampled requests, by result: exported, failed (the OTLP receiver refused or was unreachable), dropped (queue full).",
@@ -250,6 +254,7 @@ fn present_at_zero() {
         "rampart_tls_handshake_failures_total",
         "rampart_detections_dropped_total",
         "rampart_blocks_refused_total",
+        "rampart_syslog_lost_total",
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -92,6 +92,9 @@ pub struct Config {
     /// Where detections are sent (they are always logged and counted).
     #[serde(default)]
     pub alerts: crate::policy::detect::AlertsConfig,
+    /// Shipping the audit trail to a syslog receiver over TLS.
+    #[serde(default)]
+    pub syslog: Option<crate::syslog::SyslogConfig>,
     /// W3C trace context and OTLP spans.
     #[serde(default)]
     pub tracing: crate::trace::TracingConfig,
@@ -289,6 +292,9 @@ impl Config {
             }
         }
         if let Some(file) = &mut self.audit.file {
+            resolve(file);
+        }
+        if let Some(file) = self.syslog.as_mut().and_then(|s| s.ca_file.as_mut()) {
             resolve(file);
         }
         for hook in &mut self.alerts.webhooks {

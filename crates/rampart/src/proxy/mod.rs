@@ -6,5 +6,5 @@ mod health;
 pub mod path;
 pub mod pool;
 pub mod router;
-mod tls_client;
+pub(crate) mod tls_client;
 pub mod upstream;

@@ -10,7 +10,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use crate::config::upstream::UpstreamTlsConfig;
 
 /// The client configuration for one upstream.
-pub(super) fn client_config(config: &UpstreamTlsConfig) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn client_config(config: &UpstreamTlsConfig) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

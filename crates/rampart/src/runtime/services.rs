@@ -48,6 +48,8 @@ pub struct Services {
     pub watch: Arc<crate::policy::detect::Watch>,
     /// Where sampled requests' spans go (the running config's `[tracing]`).
     pub trace_export: Arc<arc_swap::ArcSwap<crate::trace::export::ExportSettings>>,
+    /// The thread shipping the trail to syslog (`[syslog]`), stopped when the last copy goes.
+    pub syslog: Option<Arc<crate::syslog::Shipper>>,
     /// The config file, for reloads requested through the admin API.
     pub config_path: Option<std::path::PathBuf>,
     /// The shared Redis connection (reconnects by itself), when `[redis]` is configured.
@@ -112,6 +114,7 @@ impl Services {
             trace_export: Arc::new(arc_swap::ArcSwap::from_pointee(
                 crate::trace::export::ExportSettings::new(&config.tracing),
             )),
+            syslog: None,
             config_path: None,
             dpop_replay: Some(Arc::new(dpop_replay(config, redis.as_ref()))),
             rate_limits: Arc::new(RateLimitState::new(redis.clone(), store, max_keys)),

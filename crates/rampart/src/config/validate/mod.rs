@@ -41,6 +41,9 @@ fn validation(config: &Config, issues: &mut Vec<Issue>) {
 
 fn tracing(config: &Config, issues: &mut Vec<Issue>) {
     config.tracing.validate(issues);
+    if let Some(syslog) = &config.syslog {
+        syslog.validate(&config.audit, issues);
+    }
 }
 
 fn detect(config: &Config, issues: &mut Vec<Issue>) {
