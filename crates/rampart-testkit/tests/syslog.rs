@@ -96,5 +96,16 @@ async fn every_record_reaches_rsyslog_over_tls_across_an_outage_and_a_gateway_re
     ids.extend(requests(&gw, 3).await);
     receiver.restart();
     all_arrive(&receiver, &ids).await;
+    // The restarted gateway resumed after what the receiver had confirmed: no resend of it.
+    let times = |id: &String| {
+        receiver
+            .received()
+            .iter()
+            .filter(|(msgid, text)| msgid == "request" && text.contains(id.as_str()))
+            .count()
+    };
+    for id in &ids[..5] {
+        assert_eq!(times(id), 1, "{id} was shipped again after the restart");
+    }
     drop(gw);
 }

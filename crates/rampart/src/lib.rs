@@ -11,6 +11,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod keep;
+pub mod otlp_logs;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;

@@ -157,7 +157,12 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
     if let (Some(syslog), Some(file)) = (&runtime.config.syslog, &runtime.config.audit.file) {
         let shipper = crate::syslog::Shipper::start(syslog, file, runtime.config.audit.max_files)
             .map_err(StartError::Services)?;
-        services.syslog = Some(Arc::new(shipper));
+        services.shippers.push(Arc::new(shipper));
+    }
+    if let (Some(logs), Some(file)) = (&runtime.config.otlp_logs, &runtime.config.audit.file) {
+        let shipper = crate::otlp_logs::start(logs, file, runtime.config.audit.max_files)
+            .map_err(StartError::Services)?;
+        services.shippers.push(Arc::new(shipper));
     }
     if runtime.config.detect.enabled && !runtime.config.audit.enabled {
         tracing::warn!("[detect] reads the audit records, and [audit] is off: no detector runs");

@@ -5,19 +5,19 @@
 //! - every line of the trail (requests, events, detections, checkpoints) is sent in order, as
 //!   written, from the audit files themselves: while the receiver is down nothing is lost as long
 //!   as the files are kept (`[audit] max_files` x `max_file_bytes` bounds that spool); what
-//!   rotation removed before it was sent is counted (`rampart_syslog_lost_total`);
+//!   rotation removed before it was sent is counted (`rampart_shipping_lost_total`);
 //! - the last line known received is kept in `FILE.shipped` and survives restarts. A line counts
 //!   as received once the connection it went out on was seen open `CONFIRM_AFTER` later; after a
 //!   connection fails, every line not yet confirmed is sent again (so a receiver may see a line
-//!   twice, never miss one, unless it loses what it had acknowledged by keeping it open);
+//!   twice, never miss one, unless it loses what it had kept the connection open over: a
+//!   receiver that drops its in-memory queue, or a host that vanished without closing, whose
+//!   kernel buffers held the lines; RFC 5425 has no acknowledgements, `otlp_logs.rs` has them);
 //! - a dedicated thread does the file reads and the blocking socket writes: the request path and
 //!   the audit writer never wait for the receiver.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +27,7 @@ use rustls::pki_types::ServerName;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::audit::{line_seq, numbered, with_suffix};
+use crate::audit::tail::{ShipperHandle, Tail, cursor_path, read_cursor, write_cursor};
 use crate::config::Issue;
 
 /// How long a connection must stay open after a line went out on it for the line to count as
@@ -68,8 +68,15 @@ impl SyslogConfig {
                 "the trail is shipped from its files: set [audit] file",
             ));
         }
-        if self.address.rsplit_once(':').is_none() {
-            issues.push(Issue::new("/syslog/address", "host:port"));
+        let port = self
+            .address
+            .rsplit_once(':')
+            .map(|(_, port)| port.parse::<u16>());
+        if !matches!(port, Some(Ok(port)) if port > 0) {
+            issues.push(Issue::new(
+                "/syslog/address",
+                "host:port ([v6]:port for IPv6)",
+            ));
         }
         let printable =
             |s: &str| !s.is_empty() && s.len() <= 48 && s.bytes().all(|b| b.is_ascii_graphic());
@@ -82,20 +89,16 @@ impl SyslogConfig {
     }
 }
 
-/// The shipper thread's handle: dropped, it stops after its current step.
-pub struct Shipper {
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Shipper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
+/// The syslog shipper.
+pub struct Shipper;
 
 impl Shipper {
     /// Starts shipping `trail` (the audit file) as `config` says.
-    pub fn start(config: &SyslogConfig, trail: &Path, max_files: u32) -> Result<Self, String> {
+    pub fn start(
+        config: &SyslogConfig,
+        trail: &Path,
+        max_files: u32,
+    ) -> Result<ShipperHandle, String> {
         let tls = tls_config(config)?;
         let host = config
             .address
@@ -105,22 +108,22 @@ impl Shipper {
         let name = config.server_name.as_deref().unwrap_or(host).to_owned();
         let server_name =
             ServerName::try_from(name).map_err(|e| format!("syslog.server_name: {e}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let (handle, stop) = ShipperHandle::new();
         let mut ship = Ship {
             address: config.address.clone(),
             server_name,
             tls,
             header: Header::new(&config.app_name),
             trail: trail.to_path_buf(),
-            cursor_file: with_suffix(trail, ".shipped"),
+            cursor_file: cursor_path(trail, ".shipped"),
             max_files,
-            stop: stop.clone(),
+            stop,
         };
         std::thread::Builder::new()
             .name("rampart-syslog".into())
             .spawn(move || ship.run())
             .map_err(|e| format!("cannot start the syslog shipper: {e}"))?;
-        Ok(Self { stop })
+        Ok(handle)
     }
 }
 
@@ -178,7 +181,7 @@ impl Header {
         let time = fields
             .time
             .filter(|t| t.len() <= 40 && t.bytes().all(|b| b.is_ascii_graphic()))
-            .unwrap_or("-");
+            .map_or_else(|| "-".to_owned(), rfc5424_time);
         let message = format!(
             "<{}>1 {time} {} {} {} {msgid} - ",
             16 * 8 + severity,
@@ -193,6 +196,16 @@ impl Header {
     }
 }
 
+/// RFC 5424 allows at most six digits of a second's fraction; the trail writes up to nine.
+fn rfc5424_time(time: &str) -> String {
+    let Some((whole, rest)) = time.split_once('.') else {
+        return time.to_owned();
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (fraction, zone) = rest.split_at(digits);
+    format!("{whole}.{}{zone}", &fraction[..digits.min(6)])
+}
+
 type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 struct Ship {
@@ -204,12 +217,6 @@ struct Ship {
     cursor_file: PathBuf,
     max_files: u32,
     stop: Arc<AtomicBool>,
-}
-
-/// Where the next line is read from: a file of the trail, by its inode, and an offset.
-struct Reader {
-    file: BufReader<File>,
-    inode: u64,
 }
 
 impl Ship {
@@ -235,6 +242,8 @@ impl Ship {
             .map_err(|e| tracing::warn!(error = %e, "cannot reach the syslog receiver"))
             .ok()?;
         tcp.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
+        // A peer that accepts and never answers must not hold the handshake (and the stop).
+        tcp.set_read_timeout(Some(CONNECT_TIMEOUT)).ok()?;
         tcp.set_nodelay(true).ok()?;
         let conn =
             rustls::ClientConnection::new(self.tls.clone(), self.server_name.clone()).ok()?;
@@ -245,43 +254,26 @@ impl Ship {
                 return None;
             }
         }
+        stream.sock.set_read_timeout(None).ok()?;
         Some(stream)
     }
 
     /// Sends the lines after `confirmed` until the connection fails or the shipper stops;
     /// returns the last line confirmed.
     fn ship(&self, stream: &mut TlsStream, mut confirmed: u64) -> u64 {
+        let mut tail = Tail::new(&self.trail, self.max_files);
         let mut sent = confirmed;
         let mut unconfirmed: VecDeque<(Instant, u64)> = VecDeque::new();
-        let mut reader = None;
-        let mut pending = Vec::new();
         let mut framed = Vec::with_capacity(64 * 1024);
         while !self.stop.load(Ordering::Relaxed) {
-            if reader.is_none() {
-                reader = self.open_after(sent);
-            }
             framed.clear();
             let mut last = sent;
-            if let Some(r) = reader.as_mut() {
-                while let Some(line) = next_line(r, &mut pending) {
-                    let Some(seq) = line_seq(&line) else {
-                        continue;
-                    };
-                    if seq <= sent {
-                        continue;
-                    }
-                    self.header.frame(&line, &mut framed);
-                    last = seq;
-                    if framed.len() >= 60 * 1024 {
-                        break;
-                    }
-                }
-                if framed.is_empty() && self.rotated(r) {
-                    // The file was rotated after it was read to its end: the rest is in the
-                    // new one (the writer seals a file before it renames it).
-                    reader = None;
-                    continue;
-                }
+            while framed.len() < 60 * 1024 {
+                let Some((seq, line)) = tail.next_after(last) else {
+                    break;
+                };
+                self.header.frame(&line, &mut framed);
+                last = seq;
             }
             if !framed.is_empty() {
                 if stream
@@ -310,69 +302,6 @@ impl Ship {
         }
         confirmed
     }
-
-    /// The file holding the first line after `seq`, positioned at its start: the current file,
-    /// or a rotated one when the current one begins later.
-    fn open_after(&self, seq: u64) -> Option<Reader> {
-        let mut candidates = vec![self.trail.clone()];
-        candidates.extend((1..=self.max_files).map(|n| numbered(&self.trail, n)));
-        let mut chosen = None;
-        for path in candidates {
-            let Ok(file) = File::open(&path) else { break };
-            let first = first_seq(&path);
-            chosen = Some(file);
-            if first.is_none_or(|first| first <= seq + 1) {
-                break;
-            }
-        }
-        let file = chosen?;
-        let first = {
-            let mut probe = BufReader::new(file.try_clone().ok()?);
-            let mut line = Vec::new();
-            probe.read_until(b'\n', &mut line).ok()?;
-            line_seq(&line)
-        };
-        if let Some(first) = first
-            && first > seq + 1
-        {
-            let lost = first - seq - 1;
-            tracing::error!(
-                lost,
-                "audit lines were rotated away before they were shipped"
-            );
-            metrics::counter!("rampart_syslog_lost_total").increment(lost);
-        }
-        let inode = file.metadata().ok()?.ino();
-        let mut file = BufReader::new(file);
-        file.seek(SeekFrom::Start(0)).ok()?;
-        Some(Reader { file, inode })
-    }
-
-    /// Whether the file being read is no longer the trail's current file.
-    fn rotated(&self, reader: &Reader) -> bool {
-        std::fs::metadata(&self.trail).is_ok_and(|m| m.ino() != reader.inode)
-    }
-}
-
-/// The next complete line, or `None` at the end of what is written (a partial last line waits
-/// in `pending` for its newline).
-fn next_line(reader: &mut Reader, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
-    match reader.file.read_until(b'\n', pending) {
-        Ok(_) if pending.ends_with(b"\n") => {
-            let mut line = std::mem::take(pending);
-            line.pop();
-            Some(line)
-        }
-        _ => None,
-    }
-}
-
-fn first_seq(path: &Path) -> Option<u64> {
-    let mut line = Vec::new();
-    BufReader::new(File::open(path).ok()?)
-        .read_until(b'\n', &mut line)
-        .ok()?;
-    line_seq(&line)
 }
 
 /// Whether the receiver still holds the connection open: nothing to read (it never writes) and
@@ -388,23 +317,6 @@ fn alive(stream: &mut TlsStream) -> bool {
         Ok(_) => false,
     };
     stream.sock.set_nonblocking(false).is_ok() && open
-}
-
-fn read_cursor(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Written aside and renamed, so that a crash leaves the old cursor or the new one.
-fn write_cursor(path: &Path, seq: u64) {
-    let aside = with_suffix(path, ".tmp");
-    let written =
-        std::fs::write(&aside, format!("{seq}\n")).and_then(|()| std::fs::rename(&aside, path));
-    if let Err(e) = written {
-        tracing::warn!(error = %e, "cannot record how far the trail was shipped");
-    }
 }
 
 #[cfg(test)]
@@ -427,6 +339,16 @@ mod tests {
         assert_eq!(
             message,
             r#"<134>1 2026-12-03T18:00:00.5Z gw-1 rampart 42 request - {"time":"2026-12-03T18:00:00.5Z","status":200,"seq":7}"#
+        );
+        let mut out = Vec::new();
+        header.frame(
+            br#"{"time":"2026-12-03T18:00:00.123456789Z","seq":8}"#,
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(" 2026-12-03T18:00:00.123456Z "),
+            "six digits at most: {text}"
         );
         let mut out = Vec::new();
         header.frame(br#"{"time":"t","event":"detection","seq":8}"#, &mut out);

@@ -68,8 +68,8 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration, process_metrics: b
 /// Counters: name and help text (`# HELP` in `/metrics`).
 const COUNTERS: [(&str, &str); 23] = [
     (
-        "rampart_syslog_lost_total",
-        "Audit lines rotated away before they were shipped to syslog (the receiver was down longer than the files kept).",
+        "rampart_shipping_lost_total",
+        "Audit lines rotated away before a shipper (syslog, OTLP logs) sent them: the receiver was down longer than the files were kept.",
     ),
     (
         "rampart_spans_total",
@@ -254,7 +254,7 @@ fn present_at_zero() {
         "rampart_tls_handshake_failures_total",
         "rampart_detections_dropped_total",
         "rampart_blocks_refused_total",
-        "rampart_syslog_lost_total",
+        "rampart_shipping_lost_total",
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -14,6 +14,7 @@ mod body;
 pub mod chain;
 pub mod config;
 pub mod report;
+pub mod tail;
 pub mod verify;
 mod writer;
 
@@ -22,10 +23,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use body::AuditBody;
-pub use chain::line_seq;
 pub use config::AuditConfig;
 pub use writer::{AuditSink, rfc3339, rfc3339_text};
-pub(crate) use writer::{numbered, with_suffix};
 
 /// Reads each request record on the writer's thread, after its line is written: the detectors'
 /// input, which so costs the request path nothing.

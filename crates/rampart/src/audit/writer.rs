@@ -360,12 +360,12 @@ fn default_key_path(file: &Path) -> PathBuf {
     with_suffix(file, ".key")
 }
 
-pub(crate) fn numbered(path: &Path, n: u32) -> PathBuf {
+pub(super) fn numbered(path: &Path, n: u32) -> PathBuf {
     with_suffix(path, &format!(".{n}"))
 }
 
 /// `path` with `suffix` appended to its file name (`audit.log` -> `audit.log.1`).
-pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)

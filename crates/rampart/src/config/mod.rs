@@ -92,6 +92,9 @@ pub struct Config {
     /// Where detections are sent (they are always logged and counted).
     #[serde(default)]
     pub alerts: crate::policy::detect::AlertsConfig,
+    /// Shipping the audit trail to an OpenTelemetry collector as OTLP logs.
+    #[serde(default)]
+    pub otlp_logs: Option<crate::otlp_logs::OtlpLogsConfig>,
     /// Shipping the audit trail to a syslog receiver over TLS.
     #[serde(default)]
     pub syslog: Option<crate::syslog::SyslogConfig>,

@@ -48,8 +48,9 @@ pub struct Services {
     pub watch: Arc<crate::policy::detect::Watch>,
     /// Where sampled requests' spans go (the running config's `[tracing]`).
     pub trace_export: Arc<arc_swap::ArcSwap<crate::trace::export::ExportSettings>>,
-    /// The thread shipping the trail to syslog (`[syslog]`), stopped when the last copy goes.
-    pub syslog: Option<Arc<crate::syslog::Shipper>>,
+    /// The threads shipping the trail (`[syslog]`, `[otlp_logs]`), stopped when the last copy
+    /// of the services goes.
+    pub shippers: Vec<Arc<crate::audit::tail::ShipperHandle>>,
     /// The config file, for reloads requested through the admin API.
     pub config_path: Option<std::path::PathBuf>,
     /// The shared Redis connection (reconnects by itself), when `[redis]` is configured.
@@ -114,7 +115,7 @@ impl Services {
             trace_export: Arc::new(arc_swap::ArcSwap::from_pointee(
                 crate::trace::export::ExportSettings::new(&config.tracing),
             )),
-            syslog: None,
+            shippers: Vec::new(),
             config_path: None,
             dpop_replay: Some(Arc::new(dpop_replay(config, redis.as_ref()))),
             rate_limits: Arc::new(RateLimitState::new(redis.clone(), store, max_keys)),

@@ -38,25 +38,33 @@ impl Default for ExportSettings {
 impl ExportSettings {
     pub fn new(config: &TracingConfig) -> Self {
         Self {
-            endpoint: config.otlp_endpoint.as_deref().and_then(traces_url),
+            endpoint: config
+                .otlp_endpoint
+                .as_deref()
+                .and_then(|e| signal_url(e, "traces")),
             service_name: config.service_name.clone(),
             timeout: Duration::from_millis(config.export_timeout_ms),
         }
     }
 }
 
-/// `ENDPOINT/v1/traces`, appended to the endpoint's own path (`https://host/otlp` gives
-/// `https://host/otlp/v1/traces`), as OTLP exporters do; an endpoint already naming it is kept.
-fn traces_url(endpoint: &str) -> Option<reqwest::Url> {
+/// `ENDPOINT/v1/SIGNAL` (`traces`, `logs`), appended to the endpoint's own path
+/// (`https://host/otlp` gives `https://host/otlp/v1/traces`), as OTLP exporters do; an endpoint
+/// already naming it is kept.
+pub(crate) fn signal_url(endpoint: &str, signal: &str) -> Option<reqwest::Url> {
     let mut url = reqwest::Url::parse(endpoint).ok()?;
-    if url.path().trim_end_matches('/').ends_with("/v1/traces") {
+    if url
+        .path()
+        .trim_end_matches('/')
+        .ends_with(&format!("/v1/{signal}"))
+    {
         return Some(url);
     }
     url.path_segments_mut()
         .ok()?
         .pop_if_empty()
         .push("v1")
-        .push("traces");
+        .push(signal);
     Some(url)
 }
 
@@ -253,7 +261,7 @@ async fn post_batches(mut rx: mpsc::Receiver<Value>, settings: Arc<ArcSwap<Expor
 
 #[cfg(test)]
 mod tests {
-    use super::traces_url;
+    use super::signal_url;
 
     #[test]
     fn the_traces_path_is_appended_to_the_endpoints_own_path() {
@@ -270,7 +278,7 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                traces_url(endpoint).unwrap().as_str(),
+                signal_url(endpoint, "traces").unwrap().as_str(),
                 expected,
                 "{endpoint}"
             );

@@ -44,6 +44,9 @@ fn tracing(config: &Config, issues: &mut Vec<Issue>) {
     if let Some(syslog) = &config.syslog {
         syslog.validate(&config.audit, issues);
     }
+    if let Some(logs) = &config.otlp_logs {
+        logs.validate(&config.audit, issues);
+    }
 }
 
 fn detect(config: &Config, issues: &mut Vec<Issue>) {
