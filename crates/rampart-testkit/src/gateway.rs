@@ -267,6 +267,22 @@ impl TestGateway {
         read_audit(&self.dir.path().join("audit.log"))
     }
 
+    /// GETs `path` `n` times, each answered 200; returns the request ids.
+    pub async fn request_ids(&self, path: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let answered = self.get(path).await;
+            assert_eq!(answered.status, http::StatusCode::OK, "{path}");
+            ids.push(
+                answered
+                    .header("x-request-id")
+                    .expect("x-request-id")
+                    .to_owned(),
+            );
+        }
+        ids
+    }
+
     /// GET `path` with HTTP Basic credentials.
     pub async fn get_basic(&self, path: &str, user: &str, password: &str) -> TestResponse {
         use base64::Engine;

@@ -44,3 +44,14 @@ pub fn config_errors(text: &str) -> Vec<rampart::config::Located> {
         Err(e) => e.errors,
     }
 }
+
+/// Polls `probe` every 50 ms until it yields a value; panics after 10 s.
+pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("not within 10 s");
+}

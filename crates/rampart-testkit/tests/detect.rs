@@ -5,11 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use http::{Method, StatusCode};
-use rampart_testkit::{RecordingUpstream, RedisServer, TestGateway, TestIssuer, TestResponse};
+use rampart_testkit::{
+    RecordingUpstream, RedisServer, TestGateway, TestIssuer, TestResponse, eventually,
+};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -28,16 +29,6 @@ fn upstream_section(upstream: &RecordingUpstream) -> String {
         "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n",
         upstream.url()
     )
-}
-
-async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..200 {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not within 10 s");
 }
 
 /// The alerts the receiver got, each checked as a receiver must: the signature recomputed over

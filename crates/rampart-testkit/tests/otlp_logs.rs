@@ -41,16 +41,6 @@ fn taken(posts: &[Recorded], refused: usize) -> HashMap<String, usize> {
     ids
 }
 
-async fn requests(gw: &TestGateway, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let answered = gw.get("/x").await;
-        assert_eq!(answered.status, StatusCode::OK);
-        ids.push(answered.header("x-request-id").unwrap().to_owned());
-    }
-    ids
-}
-
 async fn eventually(mut done: impl FnMut() -> bool) {
     for _ in 0..300 {
         if done() {
@@ -80,7 +70,7 @@ async fn every_record_arrives_once_taken_across_a_refusal_an_outage_and_a_restar
         .config(&config(port, &upstream))
         .start()
         .await;
-    let mut ids = requests(&gw, 5).await;
+    let mut ids = gw.request_ids("/x", 5).await;
     eventually(|| {
         let got = taken(&first.requests(), 1);
         ids.iter().all(|id| got.contains_key(id))
@@ -90,9 +80,9 @@ async fn every_record_arrives_once_taken_across_a_refusal_an_outage_and_a_restar
     drop(first);
 
     // The receiver is down; records keep coming, and the gateway restarts meanwhile.
-    ids.extend(requests(&gw, 5).await);
+    ids.extend(gw.request_ids("/x", 5).await);
     let gw = gw.restart().await;
-    ids.extend(requests(&gw, 3).await);
+    ids.extend(gw.request_ids("/x", 3).await);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use http::StatusCode;
 use rampart_testkit::{RecordingUpstream, RsyslogServer, TestGateway};
 
 fn config(receiver: &RsyslogServer, upstream: &RecordingUpstream) -> String {
@@ -33,16 +32,6 @@ fn received_ids(receiver: &RsyslogServer) -> HashSet<String> {
         .collect()
 }
 
-async fn requests(gw: &TestGateway, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let answered = gw.get("/x").await;
-        assert_eq!(answered.status, StatusCode::OK);
-        ids.push(answered.header("x-request-id").unwrap().to_owned());
-    }
-    ids
-}
-
 async fn all_arrive(receiver: &RsyslogServer, ids: &[String]) {
     for _ in 0..300 {
         let got = received_ids(receiver);
@@ -64,7 +53,7 @@ async fn every_record_reaches_rsyslog_over_tls_across_an_outage_and_a_gateway_re
         .config(&config(&receiver, &upstream))
         .start()
         .await;
-    let mut ids = requests(&gw, 5).await;
+    let mut ids = gw.request_ids("/x", 5).await;
     all_arrive(&receiver, &ids).await;
     let events: Vec<String> = receiver.received().into_iter().map(|(id, _)| id).collect();
     assert!(
@@ -91,9 +80,9 @@ async fn every_record_reaches_rsyslog_over_tls_across_an_outage_and_a_gateway_re
 
     // The receiver goes down; records keep coming, and the gateway restarts meanwhile.
     receiver.stop();
-    ids.extend(requests(&gw, 5).await);
+    ids.extend(gw.request_ids("/x", 5).await);
     let gw = gw.restart().await;
-    ids.extend(requests(&gw, 3).await);
+    ids.extend(gw.request_ids("/x", 3).await);
     receiver.restart();
     all_arrive(&receiver, &ids).await;
     // The restarted gateway resumed after what the receiver had confirmed: no resend of it.

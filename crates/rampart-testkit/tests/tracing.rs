@@ -4,10 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-use std::time::Duration;
 
 use http::StatusCode;
-use rampart_testkit::{RecordingUpstream, TestGateway, TestIssuer};
+use rampart_testkit::{RecordingUpstream, TestGateway, TestIssuer, eventually};
 use serde_json::Value;
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -31,16 +30,6 @@ auth = {{ jwt = [\"corp\"] }}
         jwt = issuer.jwt_config("corp", "api"),
         up = upstream.url(),
     )
-}
-
-async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..200 {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not within 10 s");
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::tail::{ShipperHandle, Tail, cursor_path, read_cursor, write_cursor};
+use crate::audit::tail::{LineFields, ShipperHandle, Tail, cursor_path, read_cursor, write_cursor};
 use crate::config::Issue;
 use crate::config::bounds::MAX_MILLIS;
 
@@ -181,17 +181,7 @@ impl Ship {
 /// One line as an OTLP log record: its time, a severity by kind (request INFO, event INFO2,
 /// detection WARN), the line as the body, and its `seq` and event as attributes.
 fn log_record(seq: u64, line: &[u8]) -> Value {
-    #[derive(Deserialize)]
-    struct Fields<'a> {
-        #[serde(borrow, default)]
-        time: Option<&'a str>,
-        #[serde(borrow, default)]
-        event: Option<&'a str>,
-    }
-    let fields: Fields<'_> = serde_json::from_slice(line).unwrap_or(Fields {
-        time: None,
-        event: None,
-    });
+    let fields = LineFields::of(line);
     let observed = nanos(SystemTime::now());
     let time = fields
         .time

@@ -27,7 +27,7 @@ use rustls::pki_types::ServerName;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::audit::tail::{ShipperHandle, Tail, cursor_path, read_cursor, write_cursor};
+use crate::audit::tail::{LineFields, ShipperHandle, Tail, cursor_path, read_cursor, write_cursor};
 use crate::config::Issue;
 
 /// How long a connection must stay open after a line went out on it for the line to count as
@@ -159,17 +159,7 @@ impl Header {
     /// `LEN <PRI>1 TIMESTAMP HOST APP PID MSGID - LINE`: facility local0; a detection is a
     /// warning, another event a notice, a request informational.
     fn frame(&self, line: &[u8], out: &mut Vec<u8>) {
-        #[derive(Deserialize)]
-        struct Fields<'a> {
-            #[serde(borrow, default)]
-            time: Option<&'a str>,
-            #[serde(borrow, default)]
-            event: Option<&'a str>,
-        }
-        let fields: Fields<'_> = serde_json::from_slice(line).unwrap_or(Fields {
-            time: None,
-            event: None,
-        });
+        let fields = LineFields::of(line);
         let (severity, msgid) = match fields.event {
             Some("detection") => (4, "detection"),
             Some(event) if event.len() <= 32 && event.bytes().all(|b| b.is_ascii_graphic()) => {

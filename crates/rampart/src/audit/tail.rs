@@ -145,6 +145,22 @@ fn first_seq(file: &File) -> Option<u64> {
     line_seq(&line)
 }
 
+/// What a shipper reads of a line besides the line itself: its time and, for an event, its
+/// name (a line that does not parse has neither).
+#[derive(Default, serde::Deserialize)]
+pub struct LineFields<'a> {
+    #[serde(borrow, default)]
+    pub time: Option<&'a str>,
+    #[serde(borrow, default)]
+    pub event: Option<&'a str>,
+}
+
+impl<'a> LineFields<'a> {
+    pub fn of(line: &'a [u8]) -> Self {
+        serde_json::from_slice(line).unwrap_or_default()
+    }
+}
+
 /// A shipper thread's handle: dropped (with the last copy of the services), the thread stops
 /// after its current step.
 pub struct ShipperHandle {
