@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-
 use http::StatusCode;
 use rampart_testkit::{RecordingUpstream, TestGateway, TestIssuer, eventually};
 use serde_json::Value;
