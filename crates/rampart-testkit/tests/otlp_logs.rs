@@ -104,3 +104,40 @@ async fn every_record_arrives_once_taken_across_a_refusal_an_outage_and_a_restar
     }
     drop(gw);
 }
+
+#[tokio::test]
+async fn a_record_the_receiver_refuses_is_skipped_and_the_rest_arrive() {
+    // The receiver refuses (400) any post carrying the poisoned record, as a collector refuses
+    // a record it cannot take.
+    let receiver = RecordingUpstream::with_reply(Arc::new(|r| {
+        if String::from_utf8_lossy(&r.body).contains("/poison") {
+            json(StatusCode::BAD_REQUEST, "{}")
+        } else {
+            json(StatusCode::OK, "{}")
+        }
+    }))
+    .await;
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .config(&config(receiver.addr.port(), &upstream))
+        .start()
+        .await;
+    let mut ids = gw.request_ids("/a", 3).await;
+    gw.request_ids("/poison", 1).await;
+    ids.extend(gw.request_ids("/b", 3).await);
+    eventually(|| {
+        let accepted: Vec<Recorded> = receiver
+            .requests()
+            .into_iter()
+            .filter(|r| !String::from_utf8_lossy(&r.body).contains("/poison"))
+            .collect();
+        let got = taken(&accepted, 0);
+        ids.iter().all(|id| got.contains_key(id))
+    })
+    .await;
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("rampart_shipping_refused_total 1"),
+        "the one refused line is counted:\n{metrics}"
+    );
+}

@@ -27,8 +27,10 @@ use crate::audit::tail::{LineFields, ShipperHandle, Tail, cursor_path, read_curs
 use crate::config::Issue;
 use crate::config::bounds::MAX_MILLIS;
 
-/// Lines per post at most.
+/// Lines per post at most, and bytes of lines (a collector refuses large requests: 4 MiB is
+/// the gRPC default, and a conservative HTTP one).
 const BATCH: usize = 512;
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 const POLL: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -120,15 +122,18 @@ impl Ship {
             tracing::error!("cannot start the OTLP logs shipper's runtime");
             return;
         };
-        let mut confirmed = read_cursor(&self.cursor_file);
+        let mut confirmed = self.tail.start_from(read_cursor(&self.cursor_file));
         let mut backoff = Duration::from_secs(1);
+        // Halved while the receiver refuses a batch as such (too large, or one bad record).
+        let mut limit = BATCH;
         while !self.stop.load(Ordering::Relaxed) {
             let mut records = Vec::new();
-            let mut last = confirmed;
-            while records.len() < BATCH {
+            let (mut last, mut bytes) = (confirmed, 0);
+            while records.len() < limit && bytes < BATCH_BYTES {
                 let Some((seq, line)) = self.tail.next_after(last) else {
                     break;
                 };
+                bytes += line.len();
                 records.push(log_record(seq, &line));
                 last = seq;
             }
@@ -136,13 +141,33 @@ impl Ship {
                 std::thread::sleep(POLL);
                 continue;
             }
+            let count = records.len();
             match runtime.block_on(self.post(records)) {
                 Ok(()) => {
                     confirmed = last;
                     write_cursor(&self.cursor_file, confirmed);
                     backoff = Duration::from_secs(1);
+                    limit = BATCH;
                 }
-                Err(why) => {
+                // Refused as such (not a passing outage): a smaller batch, down to the one
+                // record the receiver will never take, which is counted and passed over rather
+                // than holding up every line after it.
+                Err(Post::Refused(status)) if count == 1 => {
+                    tracing::error!(
+                        seq = last,
+                        status,
+                        "the OTLP logs receiver refuses this audit line; it is skipped"
+                    );
+                    metrics::counter!("rampart_shipping_refused_total").increment(1);
+                    confirmed = last;
+                    write_cursor(&self.cursor_file, confirmed);
+                    self.tail.rewind();
+                }
+                Err(Post::Refused(_)) => {
+                    limit = (count / 2).max(1);
+                    self.tail.rewind();
+                }
+                Err(Post::Failed(why)) => {
                     tracing::warn!(error = %why, "the OTLP logs receiver did not take a batch; it is sent again");
                     // Read again from the last line received.
                     self.tail.rewind();
@@ -153,7 +178,7 @@ impl Ship {
         }
     }
 
-    async fn post(&self, records: Vec<Value>) -> Result<(), String> {
+    async fn post(&self, records: Vec<Value>) -> Result<(), Post> {
         let body = json!({"resourceLogs": [{
             "resource": {"attributes": [
                 {"key": "service.name", "value": {"stringValue": self.service}},
@@ -169,13 +194,24 @@ impl Ship {
             .json(&body)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
-        if answer.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("answered {}", answer.status()))
+            .map_err(|e| Post::Failed(e.to_string()))?;
+        let status = answer.status();
+        match status.as_u16() {
+            200..=299 => Ok(()),
+            // What OTLP says to retry as it is: throttling and a receiver not ready.
+            429 | 502 | 503 | 504 => Err(Post::Failed(format!("answered {status}"))),
+            400..=499 => Err(Post::Refused(status.as_u16())),
+            _ => Err(Post::Failed(format!("answered {status}"))),
         }
     }
+}
+
+/// Why a post was not taken.
+enum Post {
+    /// Worth the same batch again later (the receiver unreachable, busy or failing).
+    Failed(String),
+    /// Refused as sent (OTLP's non-retryable 4xx): the batch itself must change.
+    Refused(u16),
 }
 
 /// One line as an OTLP log record: its time, a severity by kind (request INFO, event INFO2,

@@ -211,18 +211,25 @@ struct Ship {
 
 impl Ship {
     fn run(&mut self) {
-        let mut confirmed = read_cursor(&self.cursor_file);
+        let mut confirmed =
+            Tail::new(&self.trail, self.max_files).start_from(read_cursor(&self.cursor_file));
         let mut backoff = Duration::from_secs(1);
         while !self.stop.load(Ordering::Relaxed) {
-            let Some(mut stream) = self.connect() else {
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            };
-            backoff = Duration::from_secs(1);
-            // A new connection resends everything not confirmed on the last one.
-            confirmed = self.ship(&mut stream, confirmed);
-            tracing::warn!("the syslog connection ended; lines not confirmed will be sent again");
+            if let Some(mut stream) = self.connect() {
+                // A new connection resends everything not confirmed on the last one.
+                let before = confirmed;
+                confirmed = self.ship(&mut stream, confirmed);
+                tracing::warn!(
+                    "the syslog connection ended; lines not confirmed will be sent again"
+                );
+                if confirmed > before {
+                    backoff = Duration::from_secs(1);
+                }
+            }
+            // Also after a connection that took nothing: a receiver that accepts and closes
+            // at once is not retried in a tight loop.
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -256,6 +263,19 @@ impl Ship {
         let mut unconfirmed: VecDeque<(Instant, u64)> = VecDeque::new();
         let mut framed = Vec::with_capacity(64 * 1024);
         while !self.stop.load(Ordering::Relaxed) {
+            // Confirmed: sent long enough ago on a connection still open (checked before each
+            // batch, so that the cursor moves under sustained load too).
+            if !alive(stream) {
+                return confirmed;
+            }
+            while let Some((at, seq)) = unconfirmed.front().copied() {
+                if at.elapsed() < CONFIRM_AFTER {
+                    break;
+                }
+                unconfirmed.pop_front();
+                confirmed = seq;
+                write_cursor(&self.cursor_file, confirmed);
+            }
             framed.clear();
             let mut last = sent;
             while framed.len() < 60 * 1024 {
@@ -276,17 +296,6 @@ impl Ship {
                 sent = last;
                 unconfirmed.push_back((Instant::now(), sent));
                 continue;
-            }
-            if !alive(stream) {
-                return confirmed;
-            }
-            while let Some((at, seq)) = unconfirmed.front().copied() {
-                if at.elapsed() < CONFIRM_AFTER {
-                    break;
-                }
-                unconfirmed.pop_front();
-                confirmed = seq;
-                write_cursor(&self.cursor_file, confirmed);
             }
             std::thread::sleep(POLL);
         }

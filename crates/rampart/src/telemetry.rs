@@ -66,7 +66,11 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration, process_metrics: b
 }
 
 /// Counters: name and help text (`# HELP` in `/metrics`).
-const COUNTERS: [(&str, &str); 23] = [
+const COUNTERS: [(&str, &str); 24] = [
+    (
+        "rampart_shipping_refused_total",
+        "Audit lines an OTLP logs receiver refused one by one (a non-retryable 4xx), skipped so that the lines after them are shipped.",
+    ),
     (
         "rampart_shipping_lost_total",
         "Audit lines rotated away before a shipper (syslog, OTLP logs) sent them: the receiver was down longer than the files were kept.",
@@ -255,6 +259,7 @@ fn present_at_zero() {
         "rampart_detections_dropped_total",
         "rampart_blocks_refused_total",
         "rampart_shipping_lost_total",
+        "rampart_shipping_refused_total",
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -17,6 +17,8 @@ pub struct Tail {
     reader: Option<Reader>,
     /// A line read in part (its writer had not finished it).
     pending: Vec<u8>,
+    /// The highest `seq` already counted as lost (a gap is counted once, not at every retry).
+    lost_to: u64,
 }
 
 /// A file of the trail, known by its inode (the path moves at rotation).
@@ -32,7 +34,26 @@ impl Tail {
             max_files,
             reader: None,
             pending: Vec::new(),
+            lost_to: 0,
         }
+    }
+
+    /// Where a shipper starts: its cursor, unless the trail is behind it (a new trail beside an
+    /// old cursor file), when it starts from the beginning rather than skip the new lines.
+    pub fn start_from(&self, cursor: u64) -> u64 {
+        let last = super::chain::last_line(&self.trail)
+            .as_deref()
+            .and_then(line_seq)
+            .unwrap_or(0);
+        if cursor > last {
+            tracing::warn!(
+                cursor,
+                last,
+                "the audit trail is behind the shipped cursor (a new trail?): shipping it from its start"
+            );
+            return 0;
+        }
+        cursor
     }
 
     /// Starts reading again from the files (after a failed send, to resend from the cursor).
@@ -55,9 +76,17 @@ impl Tail {
                     Some(seq) if seq > after => return Some((seq, line)),
                     _ => continue,
                 },
-                // Read to its end after it was renamed (the writer seals and flushes a file
-                // before it renames it): the rest is in the file that follows it.
+                // Renamed since: the writer flushed it before the rename, so one more read
+                // finds whatever it added after the end seen; only then is the rest in the file
+                // that follows it.
                 None if self.rotated() => {
+                    let reader = self.reader.as_mut()?;
+                    if let Some(line) = next_line(reader, &mut self.pending) {
+                        match line_seq(&line) {
+                            Some(seq) if seq > after => return Some((seq, line)),
+                            _ => continue,
+                        }
+                    }
                     let next = self.open(after, Pick::After)?;
                     self.reader = Some(next);
                     self.pending.clear();
@@ -90,7 +119,7 @@ impl Tail {
     /// A file to read from, at its start: the one holding the line after `seq` (`Holding`),
     /// or the one beginning after `seq` (`After`, once a file is read out). When the line after
     /// `seq` is in no file any more, the first file after the gap, and the gap is counted.
-    fn open(&self, seq: u64, pick: Pick) -> Option<Reader> {
+    fn open(&mut self, seq: u64, pick: Pick) -> Option<Reader> {
         let next = seq.saturating_add(1);
         let files = self.files();
         let holding = match pick {
@@ -106,8 +135,9 @@ impl Tail {
                 .map(|(i, _)| i)
         })?;
         let (first, file) = files.into_iter().nth(index)?;
-        if first > next && seq > 0 {
-            let lost = first - next;
+        if first > next && seq > 0 && first - 1 > self.lost_to {
+            let lost = first - next.max(self.lost_to.saturating_add(1));
+            self.lost_to = first - 1;
             tracing::error!(lost, "audit lines were gone before they were shipped");
             metrics::counter!("rampart_shipping_lost_total").increment(lost);
         }
@@ -254,6 +284,36 @@ mod tests {
             after = seq;
         }
         assert_eq!(seen, vec![2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn lines_added_just_before_a_rotation_are_read_before_the_next_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let trail = dir.path().join("audit.log");
+        std::fs::write(&trail, line(1)).unwrap();
+        let mut tail = Tail::new(&trail, 5);
+        assert_eq!(tail.next_after(0).map(|l| l.0), Some(1));
+        assert_eq!(tail.next_after(1), None, "at the end");
+        // Between that read and the next, the writer adds a line, then rotates.
+        let mut current = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&trail)
+            .unwrap();
+        std::io::Write::write_all(&mut current, line(2).as_bytes()).unwrap();
+        std::fs::rename(&trail, numbered(&trail, 1)).unwrap();
+        std::fs::write(&trail, line(3)).unwrap();
+        assert_eq!(tail.next_after(1).map(|l| l.0), Some(2), "not skipped");
+        assert_eq!(tail.next_after(2).map(|l| l.0), Some(3));
+    }
+
+    #[test]
+    fn a_cursor_ahead_of_a_new_trail_starts_it_from_the_beginning() {
+        let dir = tempfile::tempdir().unwrap();
+        let trail = dir.path().join("audit.log");
+        std::fs::write(&trail, format!("{}{}", line(1), line(2))).unwrap();
+        let tail = Tail::new(&trail, 5);
+        assert_eq!(tail.start_from(5000), 0);
+        assert_eq!(tail.start_from(1), 1);
     }
 
     #[test]
