@@ -13,8 +13,6 @@
 //! JSON mapping of a log record is a few fields, and the records already exist as lines.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use schemars::JsonSchema;
@@ -23,7 +21,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::tail::{LineFields, ShipperHandle, Tail, cursor_path, read_cursor, write_cursor};
+use crate::audit::tail::{
+    LineFields, ShipperHandle, Stop, Tail, cursor_path, read_cursor, write_cursor,
+};
 use crate::config::Issue;
 use crate::config::bounds::MAX_MILLIS;
 
@@ -109,7 +109,7 @@ struct Ship {
     service: String,
     tail: Tail,
     cursor_file: std::path::PathBuf,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
 }
 
 impl Ship {
@@ -126,7 +126,7 @@ impl Ship {
         let mut backoff = Duration::from_secs(1);
         // Halved while the receiver refuses a batch as such (too large, or one bad record).
         let mut limit = BATCH;
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.is_set() {
             let mut records = Vec::new();
             let (mut last, mut bytes) = (confirmed, 0);
             while records.len() < limit && bytes < BATCH_BYTES {
@@ -138,7 +138,7 @@ impl Ship {
                 last = seq;
             }
             if records.is_empty() {
-                std::thread::sleep(POLL);
+                self.stop.pause(POLL);
                 continue;
             }
             let count = records.len();
@@ -171,7 +171,7 @@ impl Ship {
                     tracing::warn!(error = %why, "the OTLP logs receiver did not take a batch; it is sent again");
                     // Read again from the last line received.
                     self.tail.rewind();
-                    std::thread::sleep(backoff);
+                    self.stop.pause(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }

@@ -20,14 +20,15 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::audit::tail::{LineFields, ShipperHandle, Tail, cursor_path, read_cursor, write_cursor};
+use crate::audit::tail::{
+    LineFields, ShipperHandle, Stop, Tail, cursor_path, read_cursor, write_cursor,
+};
 use crate::config::Issue;
 
 /// How long a connection must stay open after a line went out on it for the line to count as
@@ -206,7 +207,7 @@ struct Ship {
     trail: PathBuf,
     cursor_file: PathBuf,
     max_files: u32,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
 }
 
 impl Ship {
@@ -214,7 +215,7 @@ impl Ship {
         let mut confirmed =
             Tail::new(&self.trail, self.max_files).start_from(read_cursor(&self.cursor_file));
         let mut backoff = Duration::from_secs(1);
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.is_set() {
             if let Some(mut stream) = self.connect() {
                 // A new connection resends everything not confirmed on the last one.
                 let before = confirmed;
@@ -228,7 +229,7 @@ impl Ship {
             }
             // Also after a connection that took nothing: a receiver that accepts and closes
             // at once is not retried in a tight loop.
-            std::thread::sleep(backoff);
+            self.stop.pause(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
@@ -262,7 +263,7 @@ impl Ship {
         let mut sent = confirmed;
         let mut unconfirmed: VecDeque<(Instant, u64)> = VecDeque::new();
         let mut framed = Vec::with_capacity(64 * 1024);
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.is_set() {
             // Confirmed: sent long enough ago on a connection still open (checked before each
             // batch, so that the cursor moves under sustained load too).
             if !alive(stream) {
@@ -297,7 +298,7 @@ impl Ship {
                 unconfirmed.push_back((Instant::now(), sent));
                 continue;
             }
-            std::thread::sleep(POLL);
+            self.stop.pause(POLL);
         }
         confirmed
     }

@@ -192,22 +192,44 @@ impl<'a> LineFields<'a> {
 }
 
 /// A shipper thread's handle: dropped (with the last copy of the services), the thread stops
-/// after its current step.
+/// at once, even from a pause.
 pub struct ShipperHandle {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: Stop,
 }
 
 impl ShipperHandle {
-    /// A handle, and the flag its thread watches.
-    pub fn new() -> (Self, std::sync::Arc<std::sync::atomic::AtomicBool>) {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    /// A handle, and the signal its thread watches.
+    pub fn new() -> (Self, Stop) {
+        let stop = Stop(std::sync::Arc::new((
+            std::sync::Mutex::new(false),
+            std::sync::Condvar::new(),
+        )));
         (Self { stop: stop.clone() }, stop)
     }
 }
 
 impl Drop for ShipperHandle {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (stopped, wake) = &*self.stop.0;
+        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+    }
+}
+
+/// What a shipper thread watches: whether to stop, and pauses a stop ends early.
+#[derive(Clone)]
+pub struct Stop(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Stop {
+    pub fn is_set(&self) -> bool {
+        *self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits `pause`, or less if the handle is dropped meanwhile.
+    pub fn pause(&self, pause: std::time::Duration) {
+        let (stopped, wake) = &*self.0;
+        let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = wake.wait_timeout_while(guard, pause, |stopped| !*stopped);
     }
 }
 
@@ -314,6 +336,19 @@ mod tests {
         let tail = Tail::new(&trail, 5);
         assert_eq!(tail.start_from(5000), 0);
         assert_eq!(tail.start_from(1), 1);
+    }
+
+    #[test]
+    fn dropping_the_handle_ends_a_shippers_pause_at_once() {
+        let (handle, stop) = ShipperHandle::new();
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            stop.pause(std::time::Duration::from_secs(600));
+            let _ = done.send(stop.is_set());
+        });
+        drop(handle);
+        let stopped = ended.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(stopped, Ok(true), "the pause ended with the stop");
     }
 
     #[test]
