@@ -211,3 +211,47 @@ async fn a_sampled_request_is_exported_as_spans_naming_the_stage_that_refused_it
     let end: u128 = root["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
     assert!(end >= start);
 }
+
+#[tokio::test]
+async fn a_reload_changes_whose_trace_is_believed_and_every_route_keeps_its_policies() {
+    let upstream = RecordingUpstream::start().await;
+    let issuer = TestIssuer::start().await;
+    let head =
+        "[proxy]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n[tracing]\naccept_from = \"none\"\n";
+    let gw = TestGateway::builder()
+        .admin_token()
+        .config(&config(&upstream, &issuer, head))
+        .start()
+        .await;
+    let trace_seen = async || {
+        gw.get_with("/open", &[("traceparent", PARENT)]).await;
+        let seen = upstream.last();
+        seen.headers["traceparent"]
+            .to_str()
+            .unwrap()
+            .contains(TRACE)
+    };
+    assert!(!trace_seen().await, "accept_from = none");
+
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(
+        &gw.config_path,
+        text.replace(
+            "accept_from = \"none\"",
+            "accept_from = \"trusted_proxies\"",
+        ),
+    )
+    .unwrap();
+    let reloaded = gw
+        .admin(http::Method::POST, "/v1/reload", serde_json::json!(null))
+        .await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    assert!(trace_seen().await, "the reloaded setting applies");
+    let before = upstream.count();
+    assert_eq!(gw.get("/orders").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        upstream.count(),
+        before,
+        "the protected route kept its authentication"
+    );
+}

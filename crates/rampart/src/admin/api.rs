@@ -2,7 +2,7 @@
 //! own OpenAPI document.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -81,38 +81,23 @@ async fn require_admin(
         _ => Decision::Error,
     };
     gateway.audit().record(AuditRecord {
-        time: SystemTime::now(),
-        request_id: RequestId::generate(),
-        client_ip,
-        listener: Arc::from("admin"),
-        method,
         route: Some(Arc::from("admin-api")),
         path,
-        status: status.as_u16(),
-        decision,
         reason: response
             .extensions()
             .get::<AdminNote>()
             .map(|n| n.0.clone()),
         principal: authorized.then(|| "admin".to_owned()),
         auth_method: Some("admin_token"),
-        key_id: None,
-        trace_id: None,
-        refused_by: None,
-        sampled: None,
-        code: None,
-        claimed_user: None,
-        bytes_in: 0,
-        bytes_out: 0,
         duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        upstream: None,
-        upstream_us: None,
-        upstream_status: None,
-        http_version: "HTTP/1.1",
-        tls_version: None,
-        host: None,
-        user_agent: None,
-        validation: None,
+        ..AuditRecord::answered(
+            RequestId::generate(),
+            client_ip,
+            Arc::from("admin"),
+            method,
+            status.as_u16(),
+            decision,
+        )
     });
     response
 }

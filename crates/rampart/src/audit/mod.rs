@@ -153,6 +153,51 @@ pub struct AuditRecord {
     pub validation: Option<crate::context::Validation>,
 }
 
+impl AuditRecord {
+    /// A record of an answer made without an upstream, a principal or a body (a framing
+    /// refusal, an admin call, a test): callers set what they know beyond it.
+    pub fn answered(
+        request_id: crate::context::RequestId,
+        client_ip: IpAddr,
+        listener: Arc<str>,
+        method: std::borrow::Cow<'static, str>,
+        status: u16,
+        decision: Decision,
+    ) -> Self {
+        Self {
+            time: SystemTime::now(),
+            request_id,
+            client_ip,
+            listener,
+            method,
+            route: None,
+            path: String::new(),
+            status,
+            decision,
+            reason: None,
+            principal: None,
+            auth_method: None,
+            key_id: None,
+            trace_id: None,
+            refused_by: None,
+            sampled: None,
+            code: None,
+            claimed_user: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_us: 0,
+            upstream: None,
+            upstream_us: None,
+            upstream_status: None,
+            http_version: "HTTP/1.1",
+            tls_version: None,
+            host: None,
+            user_agent: None,
+            validation: None,
+        }
+    }
+}
+
 /// A gateway event in the audit trail: not a request, but part of what an auditor needs (which
 /// config was running when).
 #[derive(Debug, serde::Serialize)]

@@ -387,41 +387,19 @@ fn reject_hook(gateway: &Arc<Gateway>, conn: &Arc<ConnInfo>) -> OnReject {
         let request_id = RequestId::generate();
         let runtime = gateway.runtime();
         let headers = runtime.default_headers.to_map(conn.tls);
+        let method: String = method.unwrap_or("-").chars().take(16).collect();
         let record = AuditRecord {
-            time: std::time::SystemTime::now(),
-            request_id: request_id.clone(),
-            client_ip: conn.peer.ip(),
-            listener: conn.listener.clone(),
-            method: method
-                .unwrap_or("-")
-                .chars()
-                .take(16)
-                .collect::<String>()
-                .into(),
-            route: None,
-            path: String::new(),
-            status: err.status().as_u16(),
-            decision: Decision::Deny,
             reason: Some(err.detail()),
-            principal: None,
-            auth_method: None,
-            key_id: None,
-            trace_id: None,
-            refused_by: None,
-            sampled: None,
             code: Some(err.public_code()),
-            claimed_user: None,
-            bytes_in: 0,
-            bytes_out: 0,
-            duration_us: 0,
-            upstream: None,
-            upstream_us: None,
-            upstream_status: None,
-            http_version: "HTTP/1.1",
             tls_version: conn.tls_version,
-            host: None,
-            user_agent: None,
-            validation: None,
+            ..AuditRecord::answered(
+                request_id.clone(),
+                conn.peer.ip(),
+                conn.listener.clone(),
+                method.into(),
+                err.status().as_u16(),
+                Decision::Deny,
+            )
         };
         crate::telemetry::RouteMetrics::unrouted().record(&record, Duration::ZERO);
         gateway.audit().record(record);

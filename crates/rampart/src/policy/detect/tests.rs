@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
@@ -14,40 +14,23 @@ use crate::audit::AuditRecord;
 use crate::context::{Decision, RequestId};
 
 fn record(ip: &str, status: u16, code: Option<&'static str>) -> AuditRecord {
+    let decision = if status < 400 {
+        Decision::Allow
+    } else {
+        Decision::Deny
+    };
     AuditRecord {
-        time: SystemTime::now(),
-        request_id: RequestId::generate(),
-        client_ip: ip.parse().unwrap(),
-        listener: Arc::from("public"),
-        method: "GET".into(),
         route: Some(Arc::from("orders")),
         path: "/orders/1".into(),
-        status,
-        decision: if status < 400 {
-            Decision::Allow
-        } else {
-            Decision::Deny
-        },
-        reason: None,
-        principal: None,
-        auth_method: None,
-        key_id: None,
-        trace_id: None,
-        refused_by: None,
-        sampled: None,
         code,
-        claimed_user: None,
-        bytes_in: 0,
-        bytes_out: 0,
-        duration_us: 0,
-        upstream: None,
-        upstream_us: None,
-        upstream_status: None,
-        http_version: "HTTP/1.1",
-        tls_version: None,
-        host: None,
-        user_agent: None,
-        validation: None,
+        ..AuditRecord::answered(
+            RequestId::generate(),
+            ip.parse().unwrap(),
+            Arc::from("public"),
+            "GET".into(),
+            status,
+            decision,
+        )
     }
 }
 
