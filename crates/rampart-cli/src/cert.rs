@@ -1,4 +1,5 @@
-//! `rampart cert self-signed`: a certificate and key for a first run or a test set-up.
+//! `rampart cert self-signed`: a certificate and key for a first run or a test set-up;
+//! `rampart cert list` and `rampart cert revoke`: the ACME certificates, through the admin API.
 //!
 //! The private key is written with mode 0600 from the moment it exists (never readable by others,
 //! not even briefly), and neither file is overwritten unless `--force` says so: replacing a
@@ -10,6 +11,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::admin::{self, AdminArgs};
 
 #[derive(Args)]
 pub(crate) struct CertArgs {
@@ -32,15 +36,65 @@ enum CertCommand {
         #[arg(long)]
         force: bool,
     },
+    /// List the ACME certificates served (names, serial, expiry, revocation).
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Revoke the ACME certificate a listener serves, at the CA, and have it replaced at once.
+    Revoke {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The listener's name.
+        #[arg(long)]
+        listener: String,
+        /// RFC 5280 reason code: 1 keyCompromise, 4 superseded, 5 cessationOfOperation.
+        #[arg(long)]
+        reason: Option<u8>,
+    },
 }
+
+/// The columns of `cert list -o table`.
+const COLUMNS: [&str; 5] = ["listeners", "domains", "serial", "not_after", "revoked_at"];
 
 /// The file names the first config (`examples/first.toml`) expects.
 const CERT_FILE: &str = "server.pem";
 const KEY_FILE: &str = "server.key";
 
-/// Runs the command; prints the paths written.
-pub(crate) fn run(args: CertArgs) -> Result<(), String> {
-    let CertCommand::SelfSigned { out, hosts, force } = args.command;
+/// Runs the command.
+pub(crate) async fn run(args: CertArgs) -> Result<(), String> {
+    match args.command {
+        CertCommand::SelfSigned { out, hosts, force } => self_signed(out, hosts, force),
+        CertCommand::List { admin } => {
+            let answer =
+                admin::call(&admin, reqwest::Method::GET, "/v1/certificates", None).await?;
+            admin::print(&answer, admin.output, "certificates", &COLUMNS);
+            Ok(())
+        }
+        CertCommand::Revoke {
+            admin,
+            listener,
+            reason,
+        } => {
+            let segment: String =
+                percent_encoding::utf8_percent_encode(&listener, percent_encoding::NON_ALPHANUMERIC)
+                    .collect();
+            let body = reason.map(|code| json!({ "reason": code }));
+            let path = format!("/v1/certificates/{segment}/revoke");
+            let answer = admin::call(&admin, reqwest::Method::POST, &path, body).await?;
+            admin::print(
+                &answer,
+                admin.output,
+                "",
+                &["listener", "revoked_serial", "replacement"],
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Writes a self-signed pair; prints the paths written.
+fn self_signed(out: PathBuf, hosts: Vec<String>, force: bool) -> Result<(), String> {
     let hosts = if hosts.is_empty() {
         vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
     } else {

@@ -67,7 +67,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9000")]
         bind: std::net::SocketAddr,
     },
-    /// Certificate helpers.
+    /// Certificates: a self-signed pair, and the ACME certificates (list, revoke).
     Cert(cert::CertArgs),
     /// Audit trail helpers (`verify`, `report`).
     Audit(audit::AuditArgs),
@@ -181,13 +181,7 @@ fn main() -> ExitCode {
             }
         }
         Command::DemoApi { bind } => runtime.block_on(demo_api(bind)),
-        Command::Cert(args) => match cert::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Cert(args) => exit(runtime.block_on(cert::run(args))),
         Command::Reload(args) => exit(runtime.block_on(async {
             let answer = admin::call(&args, reqwest::Method::POST, "/v1/reload", None).await?;
             admin::print(&answer, args.output, "", &["reloaded"]);

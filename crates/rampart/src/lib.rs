@@ -4,6 +4,7 @@
 //! TOML file (see `config`). `run::prepare` + `Prepared::serve` is what the `rampart` binary runs;
 //! `gateway::load` + `server::serve` let tests and embedders run the real server in-process.
 
+pub mod acme;
 pub mod admin;
 pub mod audit;
 pub mod body;

@@ -87,6 +87,9 @@ impl Prepared {
         )
         .await;
         hangups.abort();
+        if let Some(acme) = &self.gateway.services.acme {
+            acme.stop();
+        }
         drop(self.watches);
     }
 }
@@ -173,9 +176,10 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
         );
     }
     audit.event(crate::audit::AuditEvent::start(&source.text));
-    let listeners = server::bind(&runtime.config)
+    let listeners = server::bind(&runtime.config, &services.acme_challenges)
         .await
         .map_err(StartError::Bind)?;
+    services.acme = start_acme(&runtime.config, &services, &listeners, &audit).await?;
     let admin = match runtime.config.admin.enabled {
         true => Some(
             TcpListener::bind(runtime.config.admin.bind)
@@ -194,7 +198,9 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
         let Some((_, resolver)) = &listener.tls else {
             continue;
         };
-        let files = resolver.files();
+        let Some(files) = resolver.files() else {
+            continue;
+        };
         let resolver = resolver.clone();
         let name = listener.config.name.clone();
         let on_change = move || match resolver.reload() {
@@ -214,14 +220,50 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
             Err(e) => tracing::warn!(error = %e, "cannot watch certificate files"),
         }
     }
+    let resolvers = listeners
+        .iter()
+        .filter_map(|l| l.tls.as_ref().map(|(_, resolver)| resolver.clone()))
+        .collect();
+    let gateway = Gateway::new(runtime, audit, services);
+    crate::acme::ExpiryWatch::spawn(Arc::downgrade(&gateway), resolvers);
     Ok(Prepared {
-        gateway: Gateway::new(runtime, audit, services),
+        gateway,
         listeners,
         admin,
         config_path: config_path.to_path_buf(),
         loaded_digest: watch::content_digest([Some(source.text.as_bytes())]),
         watches,
     })
+}
+
+/// Starts obtaining and renewing the ACME listeners' certificates (installing stored ones first).
+async fn start_acme(
+    config: &crate::config::Config,
+    services: &Services,
+    listeners: &[BoundListener],
+    audit: &AuditSink,
+) -> Result<Option<Arc<crate::acme::Acme>>, StartError> {
+    let Some(acme) = &config.acme else {
+        return Ok(None);
+    };
+    let managed: Vec<_> = listeners
+        .iter()
+        .filter_map(|l| {
+            let domains = &l.config.tls.as_ref()?.acme_domains;
+            let (_, resolver) = l.tls.as_ref()?;
+            (!domains.is_empty()).then(|| (domains.clone(), resolver.clone()))
+        })
+        .collect();
+    if managed.is_empty() {
+        return Ok(None);
+    }
+    let store = services.store.clone().ok_or_else(|| {
+        StartError::Services("ACME keeps its certificates in the store, which is not open".into())
+    })?;
+    let challenges = services.acme_challenges.clone();
+    Ok(Some(
+        crate::acme::Acme::start(acme.clone(), store, challenges, audit.clone(), managed).await,
+    ))
 }
 
 /// SIGHUP reloads (even an unchanged file: the operator asked, and every piece of state survives

@@ -66,7 +66,7 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration, process_metrics: b
 }
 
 /// Counters: name and help text (`# HELP` in `/metrics`).
-const COUNTERS: [(&str, &str); 24] = [
+const COUNTERS: [(&str, &str); 26] = [
     (
         "rampart_shipping_refused_total",
         "Audit lines an OTLP logs receiver refused one by one (a non-retryable 4xx), skipped so that the lines after them are shipped.",
@@ -126,6 +126,14 @@ const COUNTERS: [(&str, &str); 24] = [
     (
         "rampart_certificate_reloads_total",
         "Certificate reloads after their files' content changed, by result (ok, error).",
+    ),
+    (
+        "rampart_acme_orders_total",
+        "ACME orders this instance made, by result (issued, failed).",
+    ),
+    (
+        "rampart_acme_revocations_total",
+        "ACME certificates revoked through the admin API.",
     ),
     (
         "rampart_store_errors_total",
@@ -260,12 +268,14 @@ fn present_at_zero() {
         "rampart_blocks_refused_total",
         "rampart_shipping_lost_total",
         "rampart_shipping_refused_total",
+        "rampart_acme_revocations_total",
     ] {
         metrics::counter!(name).increment(0);
     }
     // Counters whose labels are a small fixed set: each series at zero too.
-    let results: [(&'static str, &[&'static str]); 4] = [
+    let results: [(&'static str, &[&'static str]); 5] = [
         ("rampart_spans_total", &["exported", "failed", "dropped"]),
+        ("rampart_acme_orders_total", &["issued", "failed"]),
         ("rampart_config_reloads_total", &["ok", "error"]),
         ("rampart_certificate_reloads_total", &["ok", "error"]),
         (

@@ -1,11 +1,11 @@
 //! Server TLS: rustls with the aws-lc-rs provider, TLS 1.2 and 1.3 only, certificates reloaded
-//! from disk without dropping connections (new handshakes get the new certificate, established
-//! connections keep theirs).
+//! from disk or replaced by ACME without dropping connections (new handshakes get the new
+//! certificate, established connections keep theirs).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -17,6 +17,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use sha2::{Digest, Sha256};
 
+use crate::acme::challenge::{ACME_TLS_ALPN, Challenges};
 use crate::config::{ClientAuthConfig, TlsConfig, TlsVersion};
 
 /// Installs aws-lc-rs as the process's rustls provider (the redis and reqwest crates use the
@@ -33,37 +34,71 @@ pub fn install_crypto_provider() {
 /// The current certificate of a listener, swappable at run time.
 #[derive(Debug)]
 pub struct CertResolver {
-    current: ArcSwap<CertifiedKey>,
-    cert_file: PathBuf,
-    key_file: PathBuf,
+    /// `None` only for an ACME listener before its first certificate: handshakes then fail.
+    current: ArcSwapOption<CertifiedKey>,
+    /// The PEM files it is read from (`None` for ACME).
+    files: Option<(PathBuf, PathBuf)>,
+    /// TLS-ALPN-01 answers, for an ACME listener.
+    challenges: Option<Arc<Challenges>>,
     /// The listener's name, the label of its certificate-expiry gauge.
     listener: Arc<str>,
 }
 
 impl ResolvesServerCert for CertResolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(challenges) = &self.challenges
+            && let Some(mut protocols) = hello.alpn()
+            && protocols.next() == Some(ACME_TLS_ALPN)
+            && protocols.next().is_none()
+        {
+            // RFC 8737 section 3: a validation handshake offers `acme-tls/1` alone, and gets the
+            // challenge certificate of the name it asks for (or no handshake).
+            return challenges.tls_alpn_certificate(hello.server_name()?);
+        }
+        self.current.load_full()
     }
 }
 
 impl CertResolver {
     pub fn load(listener: &str, cert_file: &Path, key_file: &Path) -> Result<Self, String> {
         let resolver = Self {
-            current: ArcSwap::from_pointee(load_certified_key(cert_file, key_file)?),
-            cert_file: cert_file.to_path_buf(),
-            key_file: key_file.to_path_buf(),
+            current: ArcSwapOption::from_pointee(load_certified_key(cert_file, key_file)?),
+            files: Some((cert_file.to_path_buf(), key_file.to_path_buf())),
+            challenges: None,
             listener: Arc::from(listener),
         };
         resolver.record_expiry();
         Ok(resolver)
     }
 
+    /// A listener whose certificate comes by ACME: none until the first is installed.
+    pub fn for_acme(listener: &str, challenges: Arc<Challenges>) -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            files: None,
+            challenges: Some(challenges),
+            listener: Arc::from(listener),
+        }
+    }
+
     /// Reads the files again; on any error the old certificate stays in use.
     pub fn reload(&self) -> Result<(), String> {
-        let key = load_certified_key(&self.cert_file, &self.key_file)?;
-        self.current.store(Arc::new(key));
-        self.record_expiry();
+        let Some((cert_file, key_file)) = &self.files else {
+            return Err("this listener's certificate comes by ACME, not from files".into());
+        };
+        self.install(load_certified_key(cert_file, key_file)?);
         Ok(())
+    }
+
+    /// Serves this certificate to new handshakes from now on.
+    pub fn install(&self, key: CertifiedKey) {
+        self.current.store(Some(Arc::new(key)));
+        self.record_expiry();
+    }
+
+    /// The listener's name.
+    pub fn listener(&self) -> &str {
+        &self.listener
     }
 
     /// Sets `rampart_tls_certificate_expiry_seconds{listener}` to the served leaf's `notAfter`
@@ -79,48 +114,73 @@ impl CertResolver {
         .set(not_after as f64);
     }
 
-    pub fn files(&self) -> [&Path; 2] {
-        [&self.cert_file, &self.key_file]
+    /// The PEM files, for a file-based listener.
+    pub fn files(&self) -> Option<[&Path; 2]> {
+        self.files.as_ref().map(|(cert, key)| [cert.as_path(), key.as_path()])
     }
 
     /// The leaf certificate now served (DER), for tests and status.
     pub fn current_leaf(&self) -> Option<CertificateDer<'static>> {
-        self.current.load().cert.first().cloned()
+        self.current.load().as_ref()?.cert.first().cloned()
     }
+
+    /// The certificate now served, with its chain and key.
+    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
+        self.current.load_full()
+    }
+}
+
+/// A certificate chain and key from PEM text (as ACME delivers and the store keeps them).
+pub fn certified_key_from_pem(cert_pem: &str, key_pem: &str) -> Result<CertifiedKey, String> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad certificate PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in the PEM".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| format!("bad private key PEM: {e}"))?;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    CertifiedKey::from_der(certs, key, &provider)
+        .map_err(|e| format!("certificate and key do not match or are unsupported: {e}"))
 }
 
 fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
-    let certs = CertificateDer::pem_file_iter(cert_file)
-        .map_err(|e| format!("cannot read {}: {e}", cert_file.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("bad PEM in {}: {e}", cert_file.display()))?;
-    if certs.is_empty() {
-        return Err(format!("no certificate in {}", cert_file.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| format!("cannot read a private key from {}: {e}", key_file.display()))?;
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let certified = CertifiedKey::from_der(certs, key, &provider)
-        .map_err(|e| format!("certificate and key do not match or are unsupported: {e}"))?;
-    Ok(certified)
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    certified_key_from_pem(&read(cert_file)?, &read(key_file)?)
+        .map_err(|e| format!("{} and {}: {e}", cert_file.display(), key_file.display()))
 }
 
 /// `notAfter` of a DER certificate, in Unix seconds.
-fn not_after_unix(der: &[u8]) -> Option<i64> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(cert.validity().not_after.timestamp())
+pub fn not_after_unix(der: &[u8]) -> Option<i64> {
+    Some(validity_unix(der)?.1)
 }
 
-/// A listener's rustls configuration: HTTP/2 and HTTP/1.1 by ALPN.
+/// `notBefore` and `notAfter` of a DER certificate, in Unix seconds.
+pub fn validity_unix(der: &[u8]) -> Option<(i64, i64)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let validity = cert.validity();
+    Some((validity.not_before.timestamp(), validity.not_after.timestamp()))
+}
+
+/// A listener's rustls configuration: HTTP/2 and HTTP/1.1 by ALPN (and `acme-tls/1` for
+/// TLS-ALPN-01 on an ACME listener). `challenges` answers those; it is the process's one set.
 pub fn server_config(
     listener: &str,
     config: &TlsConfig,
+    challenges: &Arc<Challenges>,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<CertResolver>), String> {
-    let resolver = Arc::new(CertResolver::load(
-        listener,
-        &config.cert_file,
-        &config.key_file,
-    )?);
+    let acme = !config.acme_domains.is_empty();
+    let resolver = match (&config.cert_file, &config.key_file) {
+        (Some(cert_file), Some(key_file)) if !acme => {
+            CertResolver::load(listener, cert_file, key_file)?
+        }
+        _ if acme => CertResolver::for_acme(listener, challenges.clone()),
+        _ => return Err("no certificate: give `cert_file` and `key_file`, or `acme_domains`".into()),
+    };
+    let resolver = Arc::new(resolver);
     let versions: &[&'static rustls::SupportedProtocolVersion] = match config.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
@@ -136,6 +196,9 @@ pub fn server_config(
     };
     let mut server = server.with_cert_resolver(resolver.clone());
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if acme {
+        server.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     Ok((Arc::new(server), resolver))
 }
 

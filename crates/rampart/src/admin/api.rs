@@ -1,4 +1,4 @@
-//! The `/v1` admin API: API keys, token revocations, blocks, reload, status, and its
+//! The `/v1` admin API: API keys, token revocations, blocks, ACME certificates, reload, status, and its
 //! own OpenAPI document.
 
 use std::sync::Arc;
@@ -42,6 +42,11 @@ pub(super) fn routes(gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
             get(super::blocks::list).post(super::blocks::add),
         )
         .route("/v1/blocks/{subject}", delete(super::blocks::lift))
+        .route("/v1/certificates", get(super::certificates::list))
+        .route(
+            "/v1/certificates/{listener}/revoke",
+            post(super::certificates::revoke),
+        )
         .route("/v1/reload", post(reload))
         .route("/v1/status", get(status))
         .route_layer(middleware::from_fn_with_state(gateway, require_admin));

@@ -10,6 +10,7 @@
 
 pub mod api;
 mod blocks;
+mod certificates;
 mod revocations;
 
 use std::convert::Infallible;

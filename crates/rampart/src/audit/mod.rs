@@ -204,7 +204,7 @@ impl AuditRecord {
 pub struct AuditEvent {
     #[serde(serialize_with = "writer::rfc3339")]
     pub time: SystemTime,
-    /// `start`, `config_reload` or `detection`.
+    /// `start`, `config_reload`, `detection` or `certificate`.
     pub event: &'static str,
     /// `applied` or `refused`, for a reload.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -276,6 +276,21 @@ impl AuditEvent {
 }
 
 impl AuditEvent {
+    /// An ACME certificate was `issued` or `revoked`, or its order `failed` (the detail says
+    /// which names, which serial, and which instance).
+    pub fn certificate(outcome: &'static str, detail: String) -> Self {
+        Self {
+            time: SystemTime::now(),
+            event: "certificate",
+            outcome: Some(outcome),
+            config_sha256: None,
+            detail: Some(detail),
+            after: None,
+            discarded_bytes: None,
+            detection: None,
+        }
+    }
+
     /// A detector's threshold was reached.
     pub fn detection(note: DetectionNote) -> Self {
         Self {

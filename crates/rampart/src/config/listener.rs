@@ -54,12 +54,18 @@ pub struct ListenerConfig {
     pub redirect_https_port: Option<u16>,
 }
 
-/// Server certificate and key, PEM files reloaded when they change.
+/// Server certificate and key: PEM files reloaded when they change, or certificates obtained and
+/// renewed by ACME (`acme_domains`, with `[acme]`).
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The names of a certificate obtained by ACME (instead of `cert_file` and `key_file`).
+    #[serde(default)]
+    pub acme_domains: Vec<String>,
     /// Lowest TLS version accepted: "1.2" (default) or "1.3".
     #[serde(default)]
     pub min_version: TlsVersion,

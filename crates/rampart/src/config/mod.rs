@@ -98,6 +98,9 @@ pub struct Config {
     /// Shipping the audit trail to a syslog receiver over TLS.
     #[serde(default)]
     pub syslog: Option<crate::syslog::SyslogConfig>,
+    /// Certificates obtained and renewed by ACME (RFC 8555).
+    #[serde(default)]
+    pub acme: Option<crate::acme::config::AcmeConfig>,
     /// W3C trace context and OTLP spans.
     #[serde(default)]
     pub tracing: crate::trace::TracingConfig,
@@ -250,7 +253,17 @@ impl Config {
     pub fn needs_store(&self) -> bool {
         let quotas_in_store =
             self.redis.is_none() && self.routes.iter().any(|r| !r.quotas.is_empty());
-        self.api_keys.is_some() || self.admin.token_sha256.is_some() || quotas_in_store
+        self.api_keys.is_some()
+            || self.admin.token_sha256.is_some()
+            || quotas_in_store
+            || self.uses_acme()
+    }
+
+    /// Whether a listener's certificate comes by ACME (kept in the store).
+    pub fn uses_acme(&self) -> bool {
+        self.listeners
+            .iter()
+            .any(|l| l.tls.as_ref().is_some_and(|t| !t.acme_domains.is_empty()))
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -261,8 +274,9 @@ impl Config {
         };
         for listener in &mut self.listeners {
             if let Some(tls) = &mut listener.tls {
-                resolve(&mut tls.cert_file);
-                resolve(&mut tls.key_file);
+                for file in [&mut tls.cert_file, &mut tls.key_file].into_iter().flatten() {
+                    resolve(file);
+                }
                 if let Some(client_auth) = &mut tls.client_auth {
                     resolve(&mut client_auth.ca_file);
                 }
@@ -298,6 +312,9 @@ impl Config {
             resolve(file);
         }
         if let Some(file) = self.syslog.as_mut().and_then(|s| s.ca_file.as_mut()) {
+            resolve(file);
+        }
+        if let Some(file) = self.acme.as_mut().and_then(|a| a.ca_file.as_mut()) {
             resolve(file);
         }
         for hook in &mut self.alerts.webhooks {

@@ -109,6 +109,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Issue> {
     refuse(old.audit != new.audit, "/audit");
     refuse(old.syslog != new.syslog, "/syslog");
     refuse(old.otlp_logs != new.otlp_logs, "/otlp_logs");
+    refuse(old.acme != new.acme, "/acme");
     refuse(old.server != new.server, "/server");
     refuse(old.store != new.store, "/store");
     refuse(old.redis != new.redis, "/redis");

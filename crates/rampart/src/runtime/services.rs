@@ -63,6 +63,13 @@ pub struct Services {
     pub rate_limits: Arc<RateLimitState>,
     /// SHA-256 of the API-key secret read at start (a reload may not change it).
     pub api_key_secret_digest: Option<[u8; 32]>,
+    /// The store, when the config needs it (ACME keeps its account and certificates there).
+    pub store: Option<Store>,
+    /// ACME challenges this instance answers (TLS-ALPN-01 handshakes, HTTP-01 requests on the
+    /// redirect listener).
+    pub acme_challenges: Arc<crate::acme::challenge::Challenges>,
+    /// The ACME certificates' renewal, when a listener uses ACME (set once listeners are bound).
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 impl Services {
@@ -118,9 +125,12 @@ impl Services {
             shippers: Vec::new(),
             config_path: None,
             dpop_replay: Some(Arc::new(dpop_replay(config, redis.as_ref()))),
-            rate_limits: Arc::new(RateLimitState::new(redis.clone(), store, max_keys)),
+            rate_limits: Arc::new(RateLimitState::new(redis.clone(), store.clone(), max_keys)),
             redis,
             revocations,
+            store,
+            acme_challenges: Arc::default(),
+            acme: None,
         })
     }
 

@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use self::h1_guard::{H1Guard, HeadLimits, OnReject};
+use crate::acme::challenge::{ACME_TLS_ALPN, Challenges, HTTP01_PATH};
 use crate::audit::AuditRecord;
 use crate::config::{Config, ListenerConfig};
 use crate::context::{ConnInfo, Decision, RequestId};
@@ -44,8 +45,12 @@ impl BoundListener {
     }
 }
 
-/// Binds every listener of the config (TLS material is loaded here).
-pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, String> {
+/// Binds every listener of the config (TLS material is loaded here; ACME listeners answer
+/// TLS-ALPN-01 from `challenges`).
+pub async fn bind(
+    config: &Config,
+    challenges: &Arc<Challenges>,
+) -> Result<Vec<BoundListener>, String> {
     let mut bound = Vec::new();
     for listener in &config.listeners {
         let tcp = TcpListener::bind(listener.bind).await.map_err(|e| {
@@ -56,7 +61,7 @@ pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, String> {
         })?;
         let tls = match &listener.tls {
             Some(settings) => {
-                let (server, resolver) = tls::server_config(&listener.name, settings)
+                let (server, resolver) = tls::server_config(&listener.name, settings, challenges)
                     .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
                 Some((TlsAcceptor::from(server), resolver))
             }
@@ -224,6 +229,10 @@ async fn serve_connection(
         Err(_) => return,
     };
     let session = stream.get_ref().1;
+    if session.alpn_protocol() == Some(ACME_TLS_ALPN) {
+        // A CA's TLS-ALPN-01 validation: the handshake was the answer; no HTTP follows.
+        return;
+    }
     let h2 = session.alpn_protocol() == Some(b"h2");
     // rustls has verified the chain against the listener's client CA; only the leaf names the
     // caller.
@@ -296,8 +305,12 @@ async fn serve_redirect(
 ) {
     let runtime = gateway.runtime();
     let headers = runtime.default_headers.clone();
+    let challenges = gateway.services.acme_challenges.clone();
     let service = service_fn(move |req| {
-        let mut response = redirect_to_https(&req, port);
+        let mut response = match http01_answer(&req, &challenges) {
+            Some(answer) => answer,
+            None => redirect_to_https(&req, port),
+        };
         headers.apply(response.headers_mut(), false);
         std::future::ready(Ok::<_, std::convert::Infallible>(response))
     });
@@ -306,6 +319,26 @@ async fn serve_redirect(
     let _ = graceful
         .watch(builder.serve_connection(io, service).into_owned())
         .await;
+}
+
+/// A CA's HTTP-01 validation request (RFC 8555 section 8.3): the key authorization of a token
+/// this instance knows, as `application/octet-stream`. Unknown tokens are redirected like any
+/// other path.
+fn http01_answer(
+    req: &http::Request<hyper::body::Incoming>,
+    challenges: &Challenges,
+) -> Option<http::Response<crate::body::Body>> {
+    let token = req.uri().path().strip_prefix(HTTP01_PATH)?;
+    if req.method() != http::Method::GET {
+        return None;
+    }
+    let answer = challenges.http_answer(token)?;
+    let mut response = http::Response::new(crate::body::full(answer));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(response)
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

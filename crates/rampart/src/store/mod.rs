@@ -1,11 +1,12 @@
-//! The store: API keys (hashes only) and, later, OAuth clients, refresh-token families and
-//! revocations. SQLite is the embedded default; PostgreSQL (by URL) lets several gateways share
+//! The store: API keys (hashes only), token revocations, quota usage and ACME accounts and
+//! certificates. SQLite is the embedded default; PostgreSQL (by URL) lets several gateways share
 //! state. Both go through sqlx's `Any` driver, so one SQL text with `$N` placeholders serves both,
 //! and the same tests run on both; no trait is needed for a single implementation.
 //!
 //! Migrations are embedded SQL files applied in order, each once, recorded in
 //! `rampart_migrations`; on PostgreSQL an advisory lock serializes instances migrating at once.
 
+mod acme;
 mod keys;
 mod quotas;
 pub mod redis;
@@ -16,14 +17,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
+pub use acme::{AcmeChallenge, StoredCertificate};
 pub use keys::{ApiKeyRecord, KeyStatus};
 pub use revocations::Revocation;
 
 /// Embedded migrations, in order.
-const MIGRATIONS: [(i64, &str); 3] = [
+const MIGRATIONS: [(i64, &str); 4] = [
     (1, include_str!("migrations/0001_api_keys.sql")),
     (2, include_str!("migrations/0002_token_revocations.sql")),
     (3, include_str!("migrations/0003_quota_usage.sql")),
+    (4, include_str!("migrations/0004_acme.sql")),
 ];
 
 /// Default of `store.timeout_ms`: how long to wait for a connection before the store counts as

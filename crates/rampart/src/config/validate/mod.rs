@@ -70,7 +70,57 @@ fn listeners(config: &Config, issues: &mut Vec<Issue>) {
         ));
     }
     for (i, listener) in config.listeners.iter().enumerate() {
-        listener_issues(listener, &format!("/listeners/{i}"), issues);
+        let ptr = format!("/listeners/{i}");
+        listener_issues(listener, &ptr, issues);
+        if let Some(tls) = &listener.tls {
+            certificate_source_issues(config, tls, &format!("{ptr}/tls"), issues);
+        }
+    }
+    if let Some(acme) = &config.acme {
+        acme.issues(issues);
+    }
+}
+
+/// A TLS listener's certificate comes from files or from ACME, never both or neither.
+fn certificate_source_issues(
+    config: &Config,
+    tls: &crate::config::TlsConfig,
+    ptr: &str,
+    issues: &mut Vec<Issue>,
+) {
+    let files = (tls.cert_file.is_some(), tls.key_file.is_some());
+    let acme = !tls.acme_domains.is_empty();
+    match (files, acme) {
+        ((true, true), false) => {}
+        ((false, false), true) => {
+            if config.acme.is_none() {
+                issues.push(Issue::new(
+                    format!("{ptr}/acme_domains"),
+                    "certificates by ACME need an [acme] section (the CA and the account)",
+                ));
+            }
+            for (i, domain) in tls.acme_domains.iter().enumerate() {
+                if let Some(why) = crate::acme::config::domain_issue(domain) {
+                    issues.push(Issue::new(format!("{ptr}/acme_domains/{i}"), why));
+                }
+            }
+        }
+        (_, true) => issues.push(Issue::new(
+            format!("{ptr}/acme_domains"),
+            "give either `acme_domains` or `cert_file` and `key_file`, not both",
+        )),
+        ((true, false), false) => issues.push(Issue::new(
+            format!("{ptr}/key_file"),
+            "`cert_file` needs its `key_file`",
+        )),
+        ((false, true), false) => issues.push(Issue::new(
+            format!("{ptr}/cert_file"),
+            "`key_file` needs its `cert_file`",
+        )),
+        ((false, false), false) => issues.push(Issue::new(
+            ptr,
+            "give `cert_file` and `key_file`, or `acme_domains` (with an [acme] section)",
+        )),
     }
 }
 

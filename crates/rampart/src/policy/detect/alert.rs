@@ -28,6 +28,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 pub const SIGNATURE_HEADER: &str = "rampart-signature";
 
+/// The `detector` of an alert that a served certificate is about to lapse.
+pub const CERTIFICATE_EXPIRY: &str = "certificate_expiry";
+
 /// One alert, as a webhook receives it (format `json`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Alert {
@@ -49,6 +52,11 @@ pub struct Alert {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(serialize_with = "crate::audit::rfc3339_opt")]
     pub blocked_until: Option<SystemTime>,
+    /// `certificate_expiry` only: when the served certificate lapses (then `observed` is the
+    /// seconds left and `threshold` the warning's seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::audit::rfc3339_opt")]
+    pub expires_at: Option<SystemTime>,
     /// The gateway instance that saw it.
     pub instance: Arc<str>,
 }
@@ -58,6 +66,14 @@ impl Alert {
     /// Slack asks (`&`, `<`, `>`), and backticks removed, so it cannot ping a channel, render a
     /// link or leave its code span.
     fn slack_text(&self) -> String {
+        if self.detector == CERTIFICATE_EXPIRY {
+            return format!(
+                ":warning: Rampart: the certificate of listener `{}` expires in {} h. Instance {}.",
+                slack_escape(&self.subject),
+                self.observed / 3600,
+                slack_escape(&self.instance)
+            );
+        }
         let route = self
             .route
             .as_deref()
@@ -291,6 +307,7 @@ mod tests {
             window_s: 300,
             action: "alert",
             blocked_until: None,
+            expires_at: None,
             instance: Arc::from("gw/1"),
         };
         let text = alert.slack_text();

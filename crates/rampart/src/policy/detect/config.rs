@@ -143,6 +143,11 @@ pub struct AlertsConfig {
     pub queue_capacity: usize,
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// Alert (`certificate_expiry`) when a listener's certificate has less than this many
+    /// seconds left: a renewal that keeps failing, or a file nobody replaced. Default 14 days.
+    #[serde(default = "default_certificate_expiry_s")]
+    #[schemars(range(min = 1, max = MAX_SECONDS))]
+    pub certificate_expiry_s: u64,
 }
 
 impl Default for AlertsConfig {
@@ -193,6 +198,9 @@ fn default_max_blocks() -> u64 {
 }
 fn default_block_sync_ms() -> u64 {
     1000
+}
+fn default_certificate_expiry_s() -> u64 {
+    14 * 24 * 3600
 }
 fn default_dedup_s() -> u64 {
     600

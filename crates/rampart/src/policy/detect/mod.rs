@@ -54,6 +54,8 @@ pub struct Watch {
     pub settings: Arc<ArcSwap<DetectSettings>>,
     pub alert_settings: Arc<ArcSwap<AlertSettings>>,
     alert_queue_capacity: usize,
+    /// The alert queue, once `start` has run.
+    alerts: std::sync::OnceLock<AlertQueue>,
 }
 
 impl Watch {
@@ -62,6 +64,8 @@ impl Watch {
         for rule in rules::RULES {
             metrics::counter!("rampart_detections_total", "detector" => rule.name()).increment(0);
         }
+        metrics::counter!("rampart_detections_total", "detector" => alert::CERTIFICATE_EXPIRY)
+            .increment(0);
         let max_blocks = usize::try_from(detect.max_blocks).unwrap_or(usize::MAX);
         let blocks = BlockList::new(max_blocks, redis);
         blocks.configure(detect);
@@ -73,6 +77,7 @@ impl Watch {
                 webhooks: Vec::new(),
             })),
             alert_queue_capacity: alerts.queue_capacity,
+            alerts: std::sync::OnceLock::new(),
         }
     }
 
@@ -90,6 +95,14 @@ impl Watch {
         self.alert_settings.store(alerts.clone());
     }
 
+    /// Queues an alert that is not a detection (a certificate about to lapse); before `start`
+    /// it is only logged by its sender.
+    pub fn send_alert(&self, alert: alert::Alert) {
+        if let Some(queue) = self.alerts.get() {
+            queue.send(alert);
+        }
+    }
+
     /// The detectors, to be handed to the audit writer, and the responder's end of their queue.
     pub fn detectors(&self) -> (Detectors, mpsc::Receiver<Detection>) {
         let (tx, rx) = mpsc::channel(DETECTION_QUEUE);
@@ -99,6 +112,7 @@ impl Watch {
     /// Starts the responder, the alert delivery and the block sync (inside a tokio runtime).
     pub fn start(&self, detections: mpsc::Receiver<Detection>, audit: AuditSink) {
         let alerts = AlertQueue::start(self.alert_queue_capacity, self.alert_settings.clone());
+        let _ = self.alerts.set(alerts.clone());
         let responder = Responder::new(
             self.blocks.clone(),
             alerts,
@@ -119,7 +133,7 @@ impl Default for Watch {
 }
 
 /// This instance in alerts: the host name and the process id.
-fn instance_name() -> Arc<str> {
+pub(crate) fn instance_name() -> Arc<str> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "rampart".to_owned());

@@ -109,6 +109,7 @@ impl Responder {
                 "alert"
             },
             blocked_until,
+            expires_at: None,
             instance: self.instance.clone(),
         });
     }
