@@ -76,9 +76,11 @@ pub(crate) async fn run(args: CertArgs) -> Result<(), String> {
             listener,
             reason,
         } => {
-            let segment: String =
-                percent_encoding::utf8_percent_encode(&listener, percent_encoding::NON_ALPHANUMERIC)
-                    .collect();
+            let segment: String = percent_encoding::utf8_percent_encode(
+                &listener,
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .collect();
             let body = reason.map(|code| json!({ "reason": code }));
             let path = format!("/v1/certificates/{segment}/revoke");
             let answer = admin::call(&admin, reqwest::Method::POST, &path, body).await?;

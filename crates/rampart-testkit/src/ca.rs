@@ -1,4 +1,5 @@
-//! A test certificate authority issuing client certificates (mTLS tests).
+//! A test certificate authority issuing client certificates (mTLS tests) and server
+//! certificates (a Pebble ACME server's own listener).
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -48,6 +49,26 @@ impl TestCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().expect("client key");
         let cert = params.signed_by(&key, &self.issuer).expect("client cert");
+        ClientIdentity {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+}
+
+impl TestCa {
+    /// A server certificate (EKU serverAuth) for DNS names and IP addresses.
+    pub fn server(&self, names: &[&str]) -> ClientIdentity {
+        let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+        let mut params = CertificateParams::new(names).expect("server params");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        let key = KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
         ClientIdentity {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),

@@ -116,7 +116,9 @@ impl CertResolver {
 
     /// The PEM files, for a file-based listener.
     pub fn files(&self) -> Option<[&Path; 2]> {
-        self.files.as_ref().map(|(cert, key)| [cert.as_path(), key.as_path()])
+        self.files
+            .as_ref()
+            .map(|(cert, key)| [cert.as_path(), key.as_path()])
     }
 
     /// The leaf certificate now served (DER), for tests and status.
@@ -162,7 +164,10 @@ pub fn not_after_unix(der: &[u8]) -> Option<i64> {
 pub fn validity_unix(der: &[u8]) -> Option<(i64, i64)> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let validity = cert.validity();
-    Some((validity.not_before.timestamp(), validity.not_after.timestamp()))
+    Some((
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    ))
 }
 
 /// A listener's rustls configuration: HTTP/2 and HTTP/1.1 by ALPN (and `acme-tls/1` for
@@ -178,7 +183,9 @@ pub fn server_config(
             CertResolver::load(listener, cert_file, key_file)?
         }
         _ if acme => CertResolver::for_acme(listener, challenges.clone()),
-        _ => return Err("no certificate: give `cert_file` and `key_file`, or `acme_domains`".into()),
+        _ => {
+            return Err("no certificate: give `cert_file` and `key_file`, or `acme_domains`".into());
+        }
     };
     let resolver = Arc::new(resolver);
     let versions: &[&'static rustls::SupportedProtocolVersion] = match config.min_version {

@@ -104,10 +104,7 @@ impl Challenges {
         for challenge in challenges {
             match challenge.kind.as_str() {
                 HTTP01 => {
-                    http.insert(
-                        challenge.token.clone(),
-                        challenge.key_authorization.clone(),
-                    );
+                    http.insert(challenge.token.clone(), challenge.key_authorization.clone());
                 }
                 TLS_ALPN01 => {
                     // Built once per challenge, not at every sync.

@@ -110,7 +110,11 @@ impl Acme {
             }
         }
         let inner = Arc::new(Inner {
-            holder: format!("{}/{:08x}", crate::policy::detect::instance_name(), rand::random::<u32>()),
+            holder: format!(
+                "{}/{:08x}",
+                crate::policy::detect::instance_name(),
+                rand::random::<u32>()
+            ),
             config,
             audit,
             store,
@@ -140,10 +144,20 @@ impl Acme {
     pub async fn status(&self) -> Vec<CertificateStatus> {
         let mut all = Vec::new();
         for managed in &self.inner.certificates {
-            let stored = self.inner.store.acme_certificate(&managed.name).await.ok().flatten();
+            let stored = self
+                .inner
+                .store
+                .acme_certificate(&managed.name)
+                .await
+                .ok()
+                .flatten();
             let leaf = managed.resolvers.first().and_then(|r| r.current_leaf());
             all.push(CertificateStatus {
-                listeners: managed.resolvers.iter().map(|r| r.listener().to_owned()).collect(),
+                listeners: managed
+                    .resolvers
+                    .iter()
+                    .map(|r| r.listener().to_owned())
+                    .collect(),
                 domains: managed.domains.clone(),
                 serial: leaf.as_deref().and_then(serial_hex),
                 not_after: leaf.as_deref().and_then(crate::tls::not_after_unix),
@@ -313,7 +327,9 @@ impl Inner {
                         continue;
                     }
                 }
-                Err(e) => tracing::warn!(domains = ?managed.domains, error = %e, "ACME: cannot read the store"),
+                Err(e) => {
+                    tracing::warn!(domains = ?managed.domains, error = %e, "ACME: cannot read the store")
+                }
             }
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -332,7 +348,11 @@ impl Inner {
     /// Takes the lease and orders; on failure the backoff grows. An instance that finds the
     /// lease taken looks again at the next sync (the holder's certificate appears in the store).
     async fn renew(&self, managed: &Managed, backoff: &mut Backoff) {
-        match self.store.take_acme_lease(&managed.name, &self.holder, LEASE_S).await {
+        match self
+            .store
+            .take_acme_lease(&managed.name, &self.holder, LEASE_S)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 // Another instance is renewing: its certificate will appear in the store.
@@ -345,7 +365,11 @@ impl Inner {
             }
         }
         let result = self.order(managed).await;
-        if let Err(e) = self.store.release_acme_lease(&managed.name, &self.holder).await {
+        if let Err(e) = self
+            .store
+            .release_acme_lease(&managed.name, &self.holder)
+            .await
+        {
             tracing::warn!(error = %e, "ACME: cannot release the renewal lease (it expires)");
         }
         let domains = managed.domains.join(",");

@@ -128,9 +128,12 @@ async fn order(
                 other => return Err(format!("authorization is {other:?}")),
             }
             let domain = authorization.identifier().to_string();
-            let challenge = authorization
-                .challenge(kind.clone())
-                .ok_or_else(|| format!("the CA offers no {} challenge for {domain}", ctx.kind.as_str()))?;
+            let challenge = authorization.challenge(kind.clone()).ok_or_else(|| {
+                format!(
+                    "the CA offers no {} challenge for {domain}",
+                    ctx.kind.as_str()
+                )
+            })?;
             let answer = AcmeChallenge {
                 token: challenge.token.clone(),
                 kind: ctx.kind.as_str().to_owned(),

@@ -22,7 +22,11 @@ pub(super) struct RenewalPlan {
 
 impl RenewalPlan {
     /// Whether the stored certificate should be replaced now (none, revoked, or its time came).
-    pub(super) async fn due(&mut self, stored: Option<&StoredCertificate>, account: Option<&Account>) -> bool {
+    pub(super) async fn due(
+        &mut self,
+        stored: Option<&StoredCertificate>,
+        account: Option<&Account>,
+    ) -> bool {
         let Some(stored) = stored else {
             return true;
         };
@@ -124,10 +128,19 @@ mod tests {
 
     #[test]
     fn renewal_comes_at_two_thirds_of_the_lifetime() {
-        let at = |from, to| two_thirds(from, to).duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let at = |from, to| {
+            two_thirds(from, to)
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+        };
         assert_eq!(at(0, 90), 60);
         assert_eq!(at(1_000, 1_030), 1_020);
-        assert_eq!(at(0, 7_776_000), 5_184_000, "a 90-day certificate: at day 60");
+        assert_eq!(
+            at(0, 7_776_000),
+            5_184_000,
+            "a 90-day certificate: at day 60"
+        );
         assert_eq!(at(100, 50), 100, "a certificate already past its end: now");
     }
 

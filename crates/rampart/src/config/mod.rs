@@ -274,7 +274,10 @@ impl Config {
         };
         for listener in &mut self.listeners {
             if let Some(tls) = &mut listener.tls {
-                for file in [&mut tls.cert_file, &mut tls.key_file].into_iter().flatten() {
+                for file in [&mut tls.cert_file, &mut tls.key_file]
+                    .into_iter()
+                    .flatten()
+                {
                     resolve(file);
                 }
                 if let Some(client_auth) = &mut tls.client_auth {

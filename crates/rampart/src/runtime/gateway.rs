@@ -168,7 +168,11 @@ fn tls_issues(config: &Config) -> Vec<Issue> {
             let settings = listener.tls.as_ref()?;
             // A listener without exactly one certificate source is reported by validation.
             let one_source = matches!(
-                (&settings.cert_file, &settings.key_file, settings.acme_domains.is_empty()),
+                (
+                    &settings.cert_file,
+                    &settings.key_file,
+                    settings.acme_domains.is_empty()
+                ),
                 (Some(_), Some(_), true) | (None, None, false)
             );
             if !one_source {

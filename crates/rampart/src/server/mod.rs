@@ -61,8 +61,9 @@ pub async fn bind(
         })?;
         let tls = match &listener.tls {
             Some(settings) => {
-                let (server, resolver) = tls::server_config(&listener.name, settings, challenges)
-                    .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+                let (server, resolver) =
+                    tls::server_config(&listener.name, settings, challenges)
+                        .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
                 Some((TlsAcceptor::from(server), resolver))
             }
             None => None,

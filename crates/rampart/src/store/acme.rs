@@ -233,9 +233,15 @@ mod tests {
         let (store, dir) = store().await;
         assert!(store.take_acme_lease("c", "a", 60).await.unwrap());
         assert!(!store.take_acme_lease("c", "b", 60).await.unwrap());
-        assert!(store.take_acme_lease("c", "a", 60).await.unwrap(), "renewed by its holder");
+        assert!(
+            store.take_acme_lease("c", "a", 60).await.unwrap(),
+            "renewed by its holder"
+        );
         store.release_acme_lease("c", "b").await.unwrap();
-        assert!(!store.take_acme_lease("c", "b", 60).await.unwrap(), "not released by another");
+        assert!(
+            !store.take_acme_lease("c", "b", 60).await.unwrap(),
+            "not released by another"
+        );
         store.release_acme_lease("c", "a").await.unwrap();
         assert!(store.take_acme_lease("c", "b", 60).await.unwrap());
         // An expired lease is taken over.
@@ -264,14 +270,25 @@ mod tests {
         };
         store.save_acme_certificate("n", &cert).await.unwrap();
         store.mark_acme_certificate_revoked("n").await.unwrap();
-        assert!(store.acme_certificate("n").await.unwrap().unwrap().revoked_at.is_some());
+        assert!(
+            store
+                .acme_certificate("n")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+        );
         let renewed = StoredCertificate {
             issued_at: 6,
             ..cert
         };
         store.save_acme_certificate("n", &renewed).await.unwrap();
         assert_eq!(store.acme_certificate("n").await.unwrap().unwrap(), renewed);
-        assert_eq!(store.acme_certificate_issued_at("n").await.unwrap(), Some(6));
+        assert_eq!(
+            store.acme_certificate_issued_at("n").await.unwrap(),
+            Some(6)
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

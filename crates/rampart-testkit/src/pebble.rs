@@ -1,0 +1,176 @@
+//! A real ACME CA for tests: Let's Encrypt's Pebble (Debian package `pebble`), with
+//! `pebble-challtestsrv` as its DNS server answering 127.0.0.1 for every name, so that the CA
+//! validates challenges against the gateway on loopback. Both run on free ports from the
+//! installed binaries and are stopped on drop; `scripts/test` installs the package.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ca::TestCa;
+use crate::client::Client;
+
+/// Where Pebble validates: the gateway's ports for each challenge.
+pub struct PebblePorts {
+    /// The port HTTP-01 validation connects to (a redirect listener).
+    pub http: u16,
+    /// The port TLS-ALPN-01 validation connects to (the TLS listener).
+    pub tls: u16,
+}
+
+/// A running Pebble.
+pub struct PebbleServer {
+    /// `https://127.0.0.1:PORT/dir`
+    pub directory: String,
+    /// The PEM file of the CA that signed Pebble's own HTTPS listener (`[acme] ca_file`).
+    pub ca_file: PathBuf,
+    ca_pem: String,
+    management_port: u16,
+    config: PathBuf,
+    dns_port: u16,
+    pebble: Option<Child>,
+    dns: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl PebbleServer {
+    /// Starts Pebble issuing certificates valid for `validity_s` seconds.
+    pub fn start(ports: PebblePorts, validity_s: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("pebble listener CA");
+        let listener = ca.server(&["127.0.0.1", "localhost"]);
+        let ca_file = dir.path().join("listener-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), &listener.cert_pem).unwrap();
+        std::fs::write(dir.path().join("key.pem"), &listener.key_pem).unwrap();
+        let (acme_port, management_port, dns_port) = (free_port(), free_port(), free_port());
+        let config = serde_json::json!({
+            "pebble": {
+                "listenAddress": format!("127.0.0.1:{acme_port}"),
+                "managementListenAddress": format!("127.0.0.1:{management_port}"),
+                "certificate": dir.path().join("cert.pem"),
+                "privateKey": dir.path().join("key.pem"),
+                "httpPort": ports.http,
+                "tlsPort": ports.tls,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": false,
+                "certificateValidityPeriod": validity_s,
+            }
+        });
+        let config_path = dir.path().join("pebble.json");
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let mut server = Self {
+            directory: format!("https://127.0.0.1:{acme_port}/dir"),
+            ca_file,
+            ca_pem: ca.pem(),
+            management_port,
+            config: config_path,
+            dns_port,
+            pebble: None,
+            dns: None,
+            _dir: dir,
+        };
+        server.start_dns();
+        server.restart();
+        server
+    }
+
+    fn start_dns(&mut self) {
+        let child = Command::new("pebble-challtestsrv")
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .args(["-dns01", &format!("127.0.0.1:{}", self.dns_port)])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &format!("127.0.0.1:{}", free_port())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble-challtestsrv is not installed (apt-get install pebble)");
+        self.dns = Some(child);
+        // It serves DNS over TCP too: once that port answers, so does UDP.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.dns_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "pebble-challtestsrv did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts Pebble (again: a new CA, as Pebble keeps nothing) after `stop`.
+    pub fn restart(&mut self) {
+        let child = Command::new("pebble")
+            .arg("-config")
+            .arg(&self.config)
+            .args(["-dnsserver", &format!("127.0.0.1:{}", self.dns_port)])
+            // Validate at once instead of after a random pause of up to 15 s.
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble is not installed (apt-get install pebble)");
+        self.pebble = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.management_port)).is_err() {
+            assert!(Instant::now() < deadline, "pebble did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills Pebble (the CA unreachable).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.pebble.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn management(&self) -> Client {
+        Client::new(
+            &format!("https://localhost:{}", self.management_port),
+            Some(&self.ca_pem),
+            false,
+        )
+    }
+
+    /// The root that issued certificates chain to (PEM), for clients of the gateway.
+    pub async fn root_pem(&self) -> String {
+        let response = self.management().get("/roots/0").await;
+        assert_eq!(response.status, 200, "pebble roots");
+        response.text()
+    }
+
+    /// `Valid` or `Revoked`, as Pebble records the certificate with this hex serial.
+    pub async fn certificate_status(&self, serial_hex: &str) -> String {
+        let response = self
+            .management()
+            .get(&format!("/cert-status-by-serial/{serial_hex}"))
+            .await;
+        assert_eq!(
+            response.status,
+            200,
+            "pebble cert status: {}",
+            response.text()
+        );
+        let status: serde_json::Value = serde_json::from_str(&response.text()).unwrap();
+        status["Status"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Drop for PebbleServer {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(mut child) = self.dns.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Certificates by ACME, end to end against a real CA (Pebble): issuance by TLS-ALPN-01 and by
+//! HTTP-01, renewal at two thirds of the lifetime swapped under a connection held open, a
+//! restart serving the stored certificate with the CA down, two instances sharing one
+//! certificate through PostgreSQL (one orders, the other answers the CA and serves), and the
+//! alert when renewal keeps failing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Request, StatusCode};
+use http_body_util::Empty;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rampart_testkit::{
+    PebblePorts, PebbleServer, PgServer, RecordingUpstream, TestGateway, free_port,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+const DOMAIN: &str = "api.rampart.test";
+const SECRET: &str = "webhook-secret-0123456789-0123456789";
+
+/// The `[acme]` section for `pebble`, syncing every `sync_ms`, retrying after a second.
+fn acme_section(pebble: &PebbleServer, challenge: &str, sync_ms: u64) -> String {
+    format!(
+        "[acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nagree_terms = true\ncontact = [\"mailto:ops@rampart.test\"]\nchallenge = \"{challenge}\"\nsync_ms = {sync_ms}\nretry_min_s = 1\nretry_max_s = 2\n",
+        pebble.directory,
+        pebble.ca_file.display()
+    )
+}
+
+fn tls_listener(port: u16) -> String {
+    format!(
+        "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:{port}\"\ntls = {{ acme_domains = [\"{DOMAIN}\"] }}\n"
+    )
+}
+
+fn routes(upstream: &RecordingUpstream) -> String {
+    format!(
+        "[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
+        upstream.url()
+    )
+}
+
+/// A client connection to the gateway as `DOMAIN`, trusting only Pebble's root; the serial of
+/// the certificate it was served.
+async fn connect(
+    addr: SocketAddr,
+    root_pem: &str,
+) -> Result<(SendRequest<Empty<bytes::Bytes>>, String), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let serial = rampart::acme::serial_hex(&leaf).unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok((sender, serial))
+}
+
+async fn get(sender: &mut SendRequest<Empty<bytes::Bytes>>) -> StatusCode {
+    let request = Request::get("/hello")
+        .header("host", DOMAIN)
+        .body(Empty::new())
+        .unwrap();
+    sender.send_request(request).await.unwrap().status()
+}
+
+/// Waits (up to `limit`) for a connection whose certificate satisfies `accept`.
+async fn served(
+    addr: SocketAddr,
+    root_pem: &str,
+    limit: Duration,
+    accept: impl Fn(&str) -> bool,
+) -> (SendRequest<Empty<bytes::Bytes>>, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = match connect(addr, root_pem).await {
+            Ok((sender, serial)) if accept(&serial) => return (sender, serial),
+            Ok((_, serial)) => format!("served {serial}"),
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "no such certificate within {limit:?} (last: {last})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The trail's gateway events (not requests), flushed first.
+async fn events(gw: &TestGateway) -> Vec<Value> {
+    gw.gateway.audit().flush().await;
+    rampart_testkit::read_audit_lines(&gw.dir.path().join("audit.log"))
+        .into_iter()
+        .filter(|r| r["event"].is_string())
+        .collect()
+}
+
+fn certificate_events(events: &[Value], outcome: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|r| r["event"] == "certificate" && r["outcome"] == outcome)
+        .map(|r| r["detail"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn tls_alpn_01_issues_and_renewal_swaps_the_certificate_under_an_open_connection() {
+    rampart_testkit::init();
+    let port = free_port();
+    // Renewal is due two thirds into the lifetime: after about 8 s.
+    let pebble = PebbleServer::start(
+        PebblePorts {
+            http: free_port(),
+            tls: port,
+        },
+        12,
+    );
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .listeners(&tls_listener(port))
+        .config(&acme_section(&pebble, "tls-alpn-01", 200))
+        .config(&routes(&upstream))
+        .start()
+        .await;
+    let root = pebble.root_pem().await;
+    let (mut held, first) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    assert_eq!(get(&mut held).await, StatusCode::OK);
+
+    let (mut fresh, second) = served(gw.addr, &root, Duration::from_secs(30), |s| s != first).await;
+    assert_eq!(get(&mut fresh).await, StatusCode::OK);
+    // The connection opened before the swap is still served, on its own certificate.
+    assert_eq!(get(&mut held).await, StatusCode::OK);
+    assert_eq!(pebble.certificate_status(&first).await, "Valid");
+    assert_eq!(pebble.certificate_status(&second).await, "Valid");
+
+    let issued = certificate_events(&events(&gw).await, "issued");
+    assert!(issued.len() >= 2, "{issued:?}");
+    assert!(issued[0].contains(&format!("serial {first}")), "{issued:?}");
+    assert!(
+        issued[1].contains(&format!("serial {second}")),
+        "{issued:?}"
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("rampart_tls_certificate_expiry_seconds{listener=\"public\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rampart_acme_orders_total{result=\"issued\"}"));
+}
+
+#[tokio::test]
+async fn http_01_is_answered_on_the_redirect_listener_and_unknown_tokens_are_redirected() {
+    rampart_testkit::init();
+    let (tls_port, http_port) = (free_port(), free_port());
+    let pebble = PebbleServer::start(
+        PebblePorts {
+            http: http_port,
+            tls: free_port(),
+        },
+        3600,
+    );
+    let upstream = RecordingUpstream::start().await;
+    let listeners = format!(
+        "{}\n[[listeners]]\nname = \"http\"\nbind = \"127.0.0.1:{http_port}\"\nredirect_https_port = {tls_port}\n",
+        tls_listener(tls_port)
+    );
+    let gw = TestGateway::builder()
+        .listeners(&listeners)
+        .config(&acme_section(&pebble, "http-01", 200))
+        .config(&routes(&upstream))
+        .start()
+        .await;
+    let root = pebble.root_pem().await;
+    let (mut sender, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    assert_eq!(get(&mut sender).await, StatusCode::OK);
+    assert_eq!(pebble.certificate_status(&serial).await, "Valid");
+
+    let plain = rampart_testkit::Client::new(&format!("http://localhost:{http_port}"), None, false);
+    let unknown = plain.get("/.well-known/acme-challenge/not-a-token").await;
+    assert_eq!(unknown.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(certificate_events(&events(&gw).await, "issued").len(), 1);
+}
+
+#[tokio::test]
+async fn a_restart_serves_the_stored_certificate_with_the_ca_down() {
+    rampart_testkit::init();
+    let port = free_port();
+    let mut pebble = PebbleServer::start(
+        PebblePorts {
+            http: free_port(),
+            tls: port,
+        },
+        3600,
+    );
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .listeners(&tls_listener(port))
+        .config(&acme_section(&pebble, "tls-alpn-01", 200))
+        .config(&routes(&upstream))
+        .start()
+        .await;
+    let root = pebble.root_pem().await;
+    let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    pebble.stop();
+    let gw = gw.restart().await;
+    // Served from the store at once: no order, no CA.
+    let (mut sender, again) = connect(gw.addr, &root).await.unwrap();
+    assert_eq!(again, serial);
+    assert_eq!(get(&mut sender).await, StatusCode::OK);
+    let audit = events(&gw).await;
+    assert_eq!(
+        certificate_events(&audit, "issued").len(),
+        1,
+        "one order in all"
+    );
+    assert!(certificate_events(&audit, "failed").is_empty());
+}
+
+#[tokio::test]
+async fn two_instances_share_one_certificate_the_one_ordering_and_the_other_answering_the_ca() {
+    rampart_testkit::init();
+    let pg = PgServer::start();
+    // The CA validates at A's port only; B orders (it starts first and takes the lease), so A
+    // must answer B's challenge from the store.
+    let (port_a, port_b) = (free_port(), free_port());
+    let pebble = PebbleServer::start(
+        PebblePorts {
+            http: free_port(),
+            tls: port_a,
+        },
+        3600,
+    );
+    let upstream = RecordingUpstream::start().await;
+    let instance = async |port| {
+        TestGateway::builder()
+            .listeners(&tls_listener(port))
+            .store_url(&pg.url)
+            .config(&acme_section(&pebble, "tls-alpn-01", 1000))
+            .config(&routes(&upstream))
+            .start()
+            .await
+    };
+    let b = instance(port_b).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = instance(port_a).await;
+    let root = pebble.root_pem().await;
+    let (mut on_b, serial) = served(b.addr, &root, Duration::from_secs(20), |_| true).await;
+    let (mut on_a, on_a_serial) =
+        served(a.addr, &root, Duration::from_secs(10), |s| s == serial).await;
+    assert_eq!(on_a_serial, serial, "both serve the one certificate");
+    assert_eq!(get(&mut on_a).await, StatusCode::OK);
+    assert_eq!(get(&mut on_b).await, StatusCode::OK);
+    assert_eq!(certificate_events(&events(&b).await, "issued").len(), 1);
+    assert!(
+        certificate_events(&events(&a).await, "issued").is_empty(),
+        "only the lease holder orders"
+    );
+}
+
+#[tokio::test]
+async fn renewal_failing_until_near_expiry_sends_a_signed_expiry_alert() {
+    rampart_testkit::init();
+    let port = free_port();
+    let mut pebble = PebbleServer::start(
+        PebblePorts {
+            http: free_port(),
+            tls: port,
+        },
+        18,
+    );
+    let upstream = RecordingUpstream::start().await;
+    let receiver = RecordingUpstream::start().await;
+    let alerts = format!(
+        "[alerts]\ncertificate_expiry_s = 4\nwebhooks = [{{ name = \"soc\", url = \"{}/hook\", secret = {{ file = \"hook.secret\" }} }}]\n",
+        receiver.url()
+    );
+    let gw = TestGateway::builder()
+        .listeners(&tls_listener(port))
+        .file("hook.secret", SECRET)
+        .config(&acme_section(&pebble, "tls-alpn-01", 200))
+        .config(&alerts)
+        .config(&routes(&upstream))
+        .start()
+        .await;
+    let root = pebble.root_pem().await;
+    let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    // The CA goes away: renewal (due at 12 s) fails and backs off, and 4 s before the end the
+    // alert goes out.
+    pebble.stop();
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while receiver.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no expiry alert");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let request = &receiver.requests()[0];
+    let header = request.headers["rampart-signature"].to_str().unwrap();
+    let (t, v1) = header.split_once(",v1=").unwrap();
+    let timestamp = t.strip_prefix("t=").unwrap();
+    let expected = rampart::policy::detect::alert::signature(
+        SECRET.as_bytes(),
+        timestamp.parse().unwrap(),
+        &request.body,
+    );
+    assert_eq!(expected, header, "signed as every alert");
+    assert!(!v1.is_empty());
+    let alert: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(alert["detector"], "certificate_expiry");
+    assert_eq!(alert["subject"], "public");
+    assert!(alert["observed"].as_u64().unwrap() <= 4, "{alert}");
+    assert!(alert["expires_at"].is_string(), "{alert}");
+    // Still serving the old certificate, and the failures are on the record.
+    let (_, still) = connect(gw.addr, &root).await.unwrap();
+    assert_eq!(still, serial);
+    assert!(!certificate_events(&events(&gw).await, "failed").is_empty());
+}
