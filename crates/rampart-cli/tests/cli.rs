@@ -1129,3 +1129,78 @@ async fn blocks_are_added_listed_as_a_table_and_lifted_from_the_cli() {
     assert!(!again.status.success(), "nothing left to lift");
     assert!(String::from_utf8_lossy(&again.stderr).contains("not_found"));
 }
+
+#[tokio::test]
+async fn cert_revoke_revokes_at_the_ca_and_the_gateway_serves_a_replacement() {
+    use rampart_testkit::{PebblePorts, PebbleServer, free_port};
+    let port = free_port();
+    let pebble = PebbleServer::start(
+        PebblePorts {
+            http: free_port(),
+            tls: port,
+        },
+        3600,
+    );
+    let upstream = RecordingUpstream::start().await;
+    let gw = rampart_testkit::TestGateway::builder()
+        .listeners(&format!(
+            "[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:{port}\"\ntls = {{ acme_domains = [\"api.rampart.test\"] }}\n"
+        ))
+        .admin_token()
+        .config(&format!(
+            "[acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nagree_terms = true\nsync_ms = 200\nretry_min_s = 1\n\n[[upstreams]]\nname = \"api\"\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
+            pebble.directory,
+            pebble.ca_file.display(),
+            upstream.url()
+        ))
+        .start()
+        .await;
+    // Async: the gateway answers on this test's runtime, which a blocking wait would stall.
+    let cert = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("cert")
+            .args(args)
+            .args(["--admin-url", &format!("http://{}", gw.admin)])
+            .env("RAMPART_ADMIN_TOKEN", gw.admin_token.as_deref().unwrap())
+            .output()
+    };
+    let served_serial = async || {
+        let listed = cert(&["list", "-o", "json"]).await.unwrap();
+        assert!(
+            listed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        json["certificates"][0]["serial"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let first = rampart_testkit::eventually(served_serial).await;
+
+    let revoked = cert(&["revoke", "--listener", "public", "--reason", "1"])
+        .await
+        .unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert!(String::from_utf8_lossy(&revoked.stdout).contains(&first));
+    assert_eq!(pebble.certificate_status(&first).await, "Revoked");
+    let second =
+        rampart_testkit::eventually(async || served_serial().await.filter(|s| *s != first)).await;
+    assert_eq!(pebble.certificate_status(&second).await, "Valid");
+
+    let unknown = cert(&["revoke", "--listener", "nope"]).await.unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not_found"));
+    gw.gateway.audit().flush().await;
+    let trail = rampart_testkit::read_audit_lines(&gw.dir.path().join("audit.log"));
+    assert!(
+        trail
+            .iter()
+            .any(|r| r["event"] == "certificate" && r["outcome"] == "revoked"),
+        "the revocation is on the trail"
+    );
+}

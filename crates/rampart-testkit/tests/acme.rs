@@ -188,6 +188,7 @@ async fn http_01_is_answered_on_the_redirect_listener_and_unknown_tokens_are_red
     );
     let gw = TestGateway::builder()
         .listeners(&listeners)
+        .admin_token()
         .config(&acme_section(&pebble, "http-01", 200))
         .config(&routes(&upstream))
         .start()
@@ -201,6 +202,30 @@ async fn http_01_is_answered_on_the_redirect_listener_and_unknown_tokens_are_red
     let unknown = plain.get("/.well-known/acme-challenge/not-a-token").await;
     assert_eq!(unknown.status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(certificate_events(&events(&gw).await, "issued").len(), 1);
+
+    // `[acme]` is opened at start: a reload changing it is refused whole, and the certificate
+    // and the route stay as they were.
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(
+        &gw.config_path,
+        text.replace("sync_ms = 200", "sync_ms = 300"),
+    )
+    .unwrap();
+    let refused = gw
+        .admin(http::Method::POST, "/v1/reload", Value::Null)
+        .await;
+    let answer: Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(answer["reloaded"], false, "{answer}");
+    assert!(
+        answer["errors"]
+            .as_str()
+            .unwrap()
+            .contains("acme: cannot change on reload"),
+        "{answer}"
+    );
+    let (mut sender, again) = connect(gw.addr, &root).await.unwrap();
+    assert_eq!(again, serial);
+    assert_eq!(get(&mut sender).await, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -334,3 +334,69 @@ openapi = {{ spec_file = \"shop.yaml\", refusal_status = {status} }}
         );
     }
 }
+
+#[test]
+fn every_acme_mistake_is_reported_at_its_path_and_line() {
+    let text = "[[listeners]]
+name = \"both\"
+bind = \"127.0.0.1:8443\"
+tls = { cert_file = \"c.pem\", key_file = \"k.pem\", acme_domains = [\"api.example.com\"] }
+
+[[listeners]]
+name = \"wild\"
+bind = \"127.0.0.1:8444\"
+tls = { acme_domains = [\"*.example.com\", \"192.0.2.1\"] }
+
+[[listeners]]
+name = \"half\"
+bind = \"127.0.0.1:8445\"
+tls = { cert_file = \"c.pem\" }
+
+[acme]
+directory = \"http://ca.example/dir\"
+agree_terms = false
+contact = [\"ops@example.com\"]
+";
+    let found = errors(text);
+    let got = summary(&found);
+    let expected = [
+        (
+            4,
+            "listeners[0].tls.acme_domains",
+            "give either `acme_domains` or `cert_file` and `key_file`",
+        ),
+        (
+            9,
+            "listeners[1].tls.acme_domains[0]",
+            "wildcard names need the DNS-01 challenge",
+        ),
+        (
+            9,
+            "listeners[1].tls.acme_domains[1]",
+            "an IP address, not a DNS name",
+        ),
+        (
+            14,
+            "listeners[2].tls.key_file",
+            "`cert_file` needs its `key_file`",
+        ),
+        (18, "acme.agree_terms", "ACME CAs require agreeing"),
+        (17, "acme.directory", "must be an https:// URL"),
+        (19, "acme.contact[0]", "must be a mailto: URL"),
+    ];
+    for (line, path, message) in expected {
+        assert!(
+            found
+                .iter()
+                .any(|e| e.line == line && e.path == path && e.message.starts_with(message)),
+            "{line} {path} {message}: {got:#?}"
+        );
+    }
+    assert_eq!(found.len(), expected.len(), "{got:#?}");
+
+    let without_acme = errors(
+        "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:8443\"\ntls = { acme_domains = [\"api.example.com\"] }\n",
+    );
+    assert_eq!(summary(&without_acme)[0].1, "listeners[0].tls.acme_domains");
+    assert!(without_acme[0].message.contains("[acme] section"));
+}

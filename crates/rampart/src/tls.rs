@@ -184,7 +184,9 @@ pub fn server_config(
         }
         _ if acme => CertResolver::for_acme(listener, challenges.clone()),
         _ => {
-            return Err("no certificate: give `cert_file` and `key_file`, or `acme_domains`".into());
+            return Err(
+                "no certificate: give `cert_file` and `key_file`, or `acme_domains`".into(),
+            );
         }
     };
     let resolver = Arc::new(resolver);
