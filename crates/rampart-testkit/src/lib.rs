@@ -23,7 +23,7 @@ pub use client::{Client, TestResponse, h2c_send_unsized};
 pub use dpop::{DpopKey, Proof};
 pub use gateway::{read_audit, read_audit_lines};
 pub use issuer::{TestIssuer, TestKey, alg_name, now};
-pub use pebble::{PebblePorts, PebbleServer, free_port};
+pub use pebble::{OcspResponder, PebblePorts, PebbleServer, free_port};
 pub use pg::PgServer;
 pub use redis::{RedisCluster, RedisServer};
 pub use rsyslog::RsyslogServer;
@@ -35,6 +35,13 @@ pub use upstream::{Recorded, RecordingUpstream, Reply, json};
 /// Installs the rustls provider; every test binary calls it through the helpers.
 pub fn init() {
     rampart::tls::install_crypto_provider();
+    // `RAMPART_TEST_LOG=rampart=debug` shows the gateway's logs while debugging a test.
+    if let Ok(filter) = std::env::var("RAMPART_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
 }
 
 /// Every error `rampart::config::parse` reports for `text`; panics if the config is accepted.

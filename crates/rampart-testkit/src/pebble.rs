@@ -3,8 +3,11 @@
 //! validates challenges against the gateway on loopback. Both run on free ports from the
 //! installed binaries and are stopped on drop; `scripts/test` installs the package.
 
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::ca::TestCa;
@@ -44,6 +47,12 @@ pub fn free_port() -> u16 {
 impl PebbleServer {
     /// Starts Pebble issuing certificates valid for `validity_s` seconds.
     pub fn start(ports: PebblePorts, validity_s: u64) -> Self {
+        Self::start_with_ocsp(ports, validity_s, "")
+    }
+
+    /// `start`, with certificates naming `ocsp_url` as their OCSP responder (Pebble has none of
+    /// its own: see `OcspResponder`).
+    pub fn start_with_ocsp(ports: PebblePorts, validity_s: u64, ocsp_url: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("pebble listener CA");
         let listener = ca.server(&["127.0.0.1", "localhost"]);
@@ -60,7 +69,7 @@ impl PebbleServer {
                 "privateKey": dir.path().join("key.pem"),
                 "httpPort": ports.http,
                 "tlsPort": ports.tls,
-                "ocspResponderURL": "",
+                "ocspResponderURL": ocsp_url,
                 "externalAccountBindingRequired": false,
                 "certificateValidityPeriod": validity_s,
             }
@@ -148,6 +157,13 @@ impl PebbleServer {
         response.text()
     }
 
+    /// A PEM document from the management interface (`/intermediates/0`, `/intermediate-keys/0`).
+    pub async fn management_pem(&self, path: &str) -> String {
+        let response = self.management().get(path).await;
+        assert_eq!(response.status, 200, "pebble {path}");
+        response.text()
+    }
+
     /// `Valid` or `Revoked`, as Pebble records the certificate with this hex serial.
     pub async fn certificate_status(&self, serial_hex: &str) -> String {
         let response = self
@@ -172,5 +188,109 @@ impl Drop for PebbleServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// An OCSP responder for Pebble's certificates: `openssl ocsp` signing with Pebble's
+/// intermediate (the certificates' issuer), answering from an index file the test fills.
+pub struct OcspResponder {
+    index: PathBuf,
+    child: Child,
+    requests: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl OcspResponder {
+    /// Answers on `port` (the URL given to `PebbleServer::start_with_ocsp`); every certificate
+    /// is `unknown` until marked; answers are valid for a minute.
+    pub async fn start(pebble: &PebbleServer, port: u16) -> Self {
+        Self::start_signing(pebble, port, false).await
+    }
+
+    /// A responder whose answers are signed by a key of its own, not by the certificates'
+    /// issuer: what a forged or misconfigured responder sends.
+    pub async fn start_forged(pebble: &PebbleServer, port: u16) -> Self {
+        Self::start_signing(pebble, port, true).await
+    }
+
+    async fn start_signing(pebble: &PebbleServer, port: u16, forged: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = dir.path().join("issuer.pem");
+        std::fs::write(&issuer, pebble.management_pem("/intermediates/0").await).unwrap();
+        let (signer, key) = (dir.path().join("signer.pem"), dir.path().join("signer.key"));
+        if forged {
+            let other = TestCa::new("not the issuer").server(&["ocsp.test"]);
+            std::fs::write(&signer, other.cert_pem).unwrap();
+            std::fs::write(&key, other.key_pem).unwrap();
+        } else {
+            std::fs::write(&signer, pebble.management_pem("/intermediates/0").await).unwrap();
+            std::fs::write(&key, pebble.management_pem("/intermediate-keys/0").await).unwrap();
+        }
+        let index = dir.path().join("index.txt");
+        std::fs::write(&index, "").unwrap();
+        let mut child = Command::new("openssl")
+            .arg("ocsp")
+            .arg("-index")
+            .arg(&index)
+            .args(["-port", &port.to_string()])
+            .arg("-rsigner")
+            .arg(&signer)
+            .arg("-rkey")
+            .arg(&key)
+            .arg("-CA")
+            .arg(&issuer)
+            .args(["-nmin", "1", "-ignore_err"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("openssl is not installed");
+        // Ready once it says so. Not by connecting: `openssl ocsp` serves one connection at a
+        // time and waits forever on one that closes without a request.
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("openssl ocsp exited").unwrap();
+            if line.contains("waiting for OCSP client connections") {
+                break;
+            }
+        }
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if line.contains("Received request") {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Self {
+            index,
+            child,
+            requests,
+            _dir: dir,
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// From now on the certificate with this hex serial is `good`.
+    pub fn mark_good(&self, serial_hex: &str) {
+        let mut serial = serial_hex.to_uppercase();
+        if serial.len() % 2 == 1 {
+            serial.insert(0, '0');
+        }
+        let line = format!("V\t991231235959Z\t\t{serial}\tunknown\t/CN=test\n");
+        let mut text = std::fs::read_to_string(&self.index).unwrap();
+        text.push_str(&line);
+        std::fs::write(&self.index, text).unwrap();
+    }
+}
+
+impl Drop for OcspResponder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

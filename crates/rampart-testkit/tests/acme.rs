@@ -15,7 +15,7 @@ use http_body_util::Empty;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rampart_testkit::{
-    PebblePorts, PebbleServer, PgServer, RecordingUpstream, TestGateway, free_port,
+    OcspResponder, PebblePorts, PebbleServer, PgServer, RecordingUpstream, TestGateway, free_port,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -359,4 +359,119 @@ async fn renewal_failing_until_near_expiry_sends_a_signed_expiry_alert() {
     let (_, still) = connect(gw.addr, &root).await.unwrap();
     assert_eq!(still, serial);
     assert!(!certificate_events(&events(&gw).await, "failed").is_empty());
+}
+
+/// What `openssl s_client -status` reports of the handshake's OCSP staple.
+async fn stapled_status(addr: SocketAddr, root_file: &std::path::Path) -> String {
+    let output = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            DOMAIN,
+        ])
+        .arg("-status")
+        .arg("-CAfile")
+        .arg(root_file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_cas_ocsp_answer_is_stapled_to_the_handshake_once_it_says_good() {
+    rampart_testkit::init();
+    let (port, ocsp_port) = (free_port(), free_port());
+    let pebble = PebbleServer::start_with_ocsp(
+        PebblePorts {
+            http: free_port(),
+            tls: port,
+        },
+        3600,
+        &format!("http://127.0.0.1:{ocsp_port}"),
+    );
+    let responder = OcspResponder::start(&pebble, ocsp_port).await;
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .listeners(&tls_listener(port))
+        .config(&acme_section(&pebble, "tls-alpn-01", 200))
+        .config(&routes(&upstream))
+        .start()
+        .await;
+    let root = pebble.root_pem().await;
+    let root_file = gw.dir.path().join("pebble-root.pem");
+    std::fs::write(&root_file, &root).unwrap();
+    let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    // The responder does not know the certificate yet: nothing is stapled.
+    let before = stapled_status(gw.addr, &root_file).await;
+    assert!(
+        before.contains("OCSP response: no response sent"),
+        "{before}"
+    );
+
+    responder.mark_good(&serial);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = stapled_status(gw.addr, &root_file).await;
+        if status.contains("Cert Status: good") {
+            assert!(
+                status.contains("OCSP Response Status: successful"),
+                "{status}"
+            );
+            break;
+        }
+        if Instant::now() >= deadline {
+            let metrics = gw.metrics().await;
+            let ocsp: Vec<&str> = metrics.lines().filter(|l| l.contains("ocsp")).collect();
+            panic!("no staple: {status}\n{ocsp:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("rampart_ocsp_fetches_total{result=\"stapled\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_ocsp_answer_not_signed_by_the_issuer_is_never_stapled() {
+    rampart_testkit::init();
+    let (port, ocsp_port) = (free_port(), free_port());
+    let pebble = PebbleServer::start_with_ocsp(
+        PebblePorts {
+            http: free_port(),
+            tls: port,
+        },
+        3600,
+        &format!("http://127.0.0.1:{ocsp_port}"),
+    );
+    let responder = OcspResponder::start_forged(&pebble, ocsp_port).await;
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .listeners(&tls_listener(port))
+        .config(&acme_section(&pebble, "tls-alpn-01", 200))
+        .config(&routes(&upstream))
+        .start()
+        .await;
+    let root = pebble.root_pem().await;
+    let root_file = gw.dir.path().join("pebble-root.pem");
+    std::fs::write(&root_file, &root).unwrap();
+    let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    responder.mark_good(&serial);
+    // Asked again after 2 s and 4 s more: each answer says good, none is signed by the CA.
+    let asked = responder.requests();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while responder.requests() < asked + 2 {
+        assert!(Instant::now() < deadline, "not asked again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = stapled_status(gw.addr, &root_file).await;
+    assert!(
+        status.contains("OCSP response: no response sent"),
+        "{status}"
+    );
 }

@@ -220,10 +220,17 @@ pub async fn prepare(config_path: &Path) -> Result<Prepared, StartError> {
             Err(e) => tracing::warn!(error = %e, "cannot watch certificate files"),
         }
     }
-    let resolvers = listeners
+    let resolvers: Vec<_> = listeners
         .iter()
         .filter_map(|l| l.tls.as_ref().map(|(_, resolver)| resolver.clone()))
         .collect();
+    for listener in &listeners {
+        if let (Some(settings), Some((_, resolver))) = (&listener.config.tls, &listener.tls)
+            && settings.ocsp_stapling
+        {
+            crate::tls::ocsp::spawn_stapler(resolver);
+        }
+    }
     let gateway = Gateway::new(runtime, audit, services);
     crate::acme::ExpiryWatch::spawn(Arc::downgrade(&gateway), resolvers);
     Ok(Prepared {

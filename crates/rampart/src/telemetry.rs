@@ -66,7 +66,7 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration, process_metrics: b
 }
 
 /// Counters: name and help text (`# HELP` in `/metrics`).
-const COUNTERS: [(&str, &str); 26] = [
+const COUNTERS: [(&str, &str); 27] = [
     (
         "rampart_shipping_refused_total",
         "Audit lines an OTLP logs receiver refused one by one (a non-retryable 4xx), skipped so that the lines after them are shipped.",
@@ -130,6 +130,10 @@ const COUNTERS: [(&str, &str); 26] = [
     (
         "rampart_acme_orders_total",
         "ACME orders this instance made, by result (issued, failed).",
+    ),
+    (
+        "rampart_ocsp_fetches_total",
+        "OCSP responses fetched for stapling, by result (stapled, failed).",
     ),
     (
         "rampart_acme_revocations_total",
@@ -273,9 +277,10 @@ fn present_at_zero() {
         metrics::counter!(name).increment(0);
     }
     // Counters whose labels are a small fixed set: each series at zero too.
-    let results: [(&'static str, &[&'static str]); 5] = [
+    let results: [(&'static str, &[&'static str]); 6] = [
         ("rampart_spans_total", &["exported", "failed", "dropped"]),
         ("rampart_acme_orders_total", &["issued", "failed"]),
+        ("rampart_ocsp_fetches_total", &["stapled", "failed"]),
         ("rampart_config_reloads_total", &["ok", "error"]),
         ("rampart_certificate_reloads_total", &["ok", "error"]),
         (

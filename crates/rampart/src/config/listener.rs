@@ -66,6 +66,9 @@ pub struct TlsConfig {
     /// The names of a certificate obtained by ACME (instead of `cert_file` and `key_file`).
     #[serde(default)]
     pub acme_domains: Vec<String>,
+    /// Staple the CA's OCSP answer to the handshake when the certificate names a responder.
+    #[serde(default = "default_true")]
+    pub ocsp_stapling: bool,
     /// Lowest TLS version accepted: "1.2" (default) or "1.3".
     #[serde(default)]
     pub min_version: TlsVersion,

@@ -17,6 +17,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use sha2::{Digest, Sha256};
 
+pub mod ocsp;
+
 use crate::acme::challenge::{ACME_TLS_ALPN, Challenges};
 use crate::config::{ClientAuthConfig, TlsConfig, TlsVersion};
 
@@ -94,6 +96,19 @@ impl CertResolver {
     pub fn install(&self, key: CertifiedKey) {
         self.current.store(Some(Arc::new(key)));
         self.record_expiry();
+    }
+
+    /// Staples an OCSP response (or none) to the served certificate, if it is still `leaf`
+    /// (a certificate swapped meanwhile keeps its own).
+    pub fn staple(&self, leaf: &CertificateDer<'_>, ocsp: Option<Vec<u8>>) {
+        self.current.rcu(|current| match current {
+            Some(key) if key.cert.first() == Some(leaf) => {
+                let mut stapled = CertifiedKey::clone(key);
+                stapled.ocsp = ocsp.clone();
+                Some(Arc::new(stapled))
+            }
+            other => other.clone(),
+        });
     }
 
     /// The listener's name.
