@@ -1,8 +1,9 @@
 //! Certificates by ACME, end to end against a real CA (Pebble): issuance by TLS-ALPN-01 and by
 //! HTTP-01, renewal at two thirds of the lifetime swapped under a connection held open, a
 //! restart serving the stored certificate with the CA down, two instances sharing one
-//! certificate through PostgreSQL (one orders, the other answers the CA and serves), and the
-//! alert when renewal keeps failing.
+//! certificate through PostgreSQL (one orders, the other answers the CA and serves), the alert
+//! when renewal keeps failing (and for a certificate file nobody replaced, its threshold changed
+//! by reload), and OCSP stapling.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -474,4 +475,67 @@ async fn an_ocsp_answer_not_signed_by_the_issuer_is_never_stapled() {
         status.contains("OCSP response: no response sent"),
         "{status}"
     );
+}
+
+#[tokio::test]
+async fn a_reload_lowering_the_warning_time_alerts_on_a_certificate_file_about_to_lapse() {
+    rampart_testkit::init();
+    // A certificate file with two days left.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let cert = params.self_signed(&key).unwrap();
+    let receiver = RecordingUpstream::start().await;
+    let upstream = RecordingUpstream::start().await;
+    let alerts = |warn_s: u64| {
+        format!(
+            "[alerts]\ncertificate_expiry_s = {warn_s}\nwebhooks = [{{ name = \"soc\", url = \"{}/hook\", secret = {{ file = \"hook.secret\" }} }}]\n",
+            receiver.url()
+        )
+    };
+    let gw = TestGateway::builder()
+        .listeners("[[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\ntls = { cert_file = \"short.pem\", key_file = \"short.key\" }\n")
+        .file("short.pem", &cert.pem())
+        .file("short.key", &key.serialize_pem())
+        .file("hook.secret", SECRET)
+        .admin_token()
+        .config(&alerts(3600))
+        .config(&routes(&upstream))
+        .start()
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        receiver.requests().is_empty(),
+        "two days left, warning at one hour"
+    );
+
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    let three_days = text.replace(
+        "certificate_expiry_s = 3600",
+        "certificate_expiry_s = 259200",
+    );
+    std::fs::write(&gw.config_path, three_days).unwrap();
+    let reloaded = gw
+        .admin(http::Method::POST, "/v1/reload", Value::Null)
+        .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&reloaded.body).unwrap()["reloaded"],
+        true
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no alert after the reload");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alert: Value = serde_json::from_slice(&receiver.requests()[0].body).unwrap();
+    assert_eq!(alert["detector"], "certificate_expiry");
+    assert_eq!(alert["subject"], "public");
+    assert_eq!(alert["threshold"], 259_200);
+    let left = alert["observed"].as_u64().unwrap();
+    assert!((2 * 86_400 - 120..=2 * 86_400).contains(&left), "{alert}");
+    // One alert per certificate, not one per look.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.requests().len(), 1);
+    let client = rampart_testkit::Client::new(&gw.base_url(), Some(&cert.pem()), false);
+    assert_eq!(client.get("/x").await.status, StatusCode::OK);
 }

@@ -11,9 +11,8 @@ use crate::policy::detect::alert::{Alert, CERTIFICATE_EXPIRY};
 use crate::runtime::gateway::Gateway;
 use crate::tls::CertResolver;
 
-/// Looks at most this often (less often for long warnings: a tenth of the warning time).
-const LONGEST_PAUSE: Duration = Duration::from_secs(60);
-const SHORTEST_PAUSE: Duration = Duration::from_secs(1);
+/// How often the served certificates are looked at (a read of a number each: no parsing).
+const PAUSE: Duration = Duration::from_secs(1);
 
 pub struct ExpiryWatch;
 
@@ -35,8 +34,7 @@ impl ExpiryWatch {
                     check(&gateway, resolver, warn_s, &mut alerted);
                 }
                 drop(gateway);
-                let pause = Duration::from_secs(warn_s / 10).clamp(SHORTEST_PAUSE, LONGEST_PAUSE);
-                tokio::time::sleep(pause).await;
+                tokio::time::sleep(PAUSE).await;
             }
         });
     }
@@ -48,10 +46,7 @@ fn check(
     warn_s: u64,
     alerted: &mut HashMap<String, i64>,
 ) {
-    let Some(not_after) = resolver
-        .current_leaf()
-        .and_then(|leaf| crate::tls::not_after_unix(&leaf))
-    else {
+    let Some(not_after) = resolver.not_after() else {
         return;
     };
     let now = crate::store::now();

@@ -3,6 +3,7 @@
 //! certificate, established connections keep theirs).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Once};
 
 use arc_swap::ArcSwapOption;
@@ -44,6 +45,8 @@ pub struct CertResolver {
     challenges: Option<Arc<Challenges>>,
     /// The listener's name, the label of its certificate-expiry gauge.
     listener: Arc<str>,
+    /// `notAfter` of the served certificate, Unix seconds (`i64::MIN`: none yet).
+    not_after: AtomicI64,
 }
 
 impl ResolvesServerCert for CertResolver {
@@ -68,6 +71,7 @@ impl CertResolver {
             files: Some((cert_file.to_path_buf(), key_file.to_path_buf())),
             challenges: None,
             listener: Arc::from(listener),
+            not_after: AtomicI64::new(i64::MIN),
         };
         resolver.record_expiry();
         Ok(resolver)
@@ -80,6 +84,7 @@ impl CertResolver {
             files: None,
             challenges: Some(challenges),
             listener: Arc::from(listener),
+            not_after: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -111,6 +116,12 @@ impl CertResolver {
         });
     }
 
+    /// `notAfter` of the served certificate (Unix seconds), read without parsing it.
+    pub fn not_after(&self) -> Option<i64> {
+        let not_after = self.not_after.load(Ordering::Relaxed);
+        (not_after != i64::MIN).then_some(not_after)
+    }
+
     /// The listener's name.
     pub fn listener(&self) -> &str {
         &self.listener
@@ -122,6 +133,7 @@ impl CertResolver {
         let Some(not_after) = self.current_leaf().as_deref().and_then(not_after_unix) else {
             return;
         };
+        self.not_after.store(not_after, Ordering::Relaxed);
         metrics::gauge!(
             "rampart_tls_certificate_expiry_seconds",
             "listener" => metrics::SharedString::from(Arc::clone(&self.listener)),
