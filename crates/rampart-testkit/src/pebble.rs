@@ -195,6 +195,8 @@ impl Drop for PebbleServer {
 /// intermediate (the certificates' issuer), answering from an index file the test fills.
 pub struct OcspResponder {
     index: PathBuf,
+    issuer: PathBuf,
+    port: u16,
     child: Child,
     requests: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
@@ -264,10 +266,33 @@ impl OcspResponder {
         });
         Self {
             index,
+            issuer,
+            port,
             child,
             requests,
             _dir: dir,
         }
+    }
+
+    /// What the responder answers for this serial (`good`, `unknown`...), asked as any OCSP
+    /// client would (its signature not checked: a forged responder is asked too).
+    pub async fn status_of(&self, serial_hex: &str) -> String {
+        let output = tokio::process::Command::new("openssl")
+            .arg("ocsp")
+            .arg("-issuer")
+            .arg(&self.issuer)
+            .args(["-serial", &format!("0x{serial_hex}")])
+            .args(["-url", &format!("http://127.0.0.1:{}", self.port)])
+            .args(["-noverify", "-no_nonce"])
+            .output()
+            .await
+            .expect("openssl");
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("0x{serial_hex}: ")))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
     }
 
     /// Requests answered so far.

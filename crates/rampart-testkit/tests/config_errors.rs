@@ -394,6 +394,31 @@ contact = [\"ops@example.com\"]
     }
     assert_eq!(found.len(), expected.len(), "{got:#?}");
 
+    let clashes = errors(
+        "[[listeners]]\nname = \"a\"\nbind = \"127.0.0.1:8443\"\ntls = { acme_domains = [\"api.example.com\", \"www.example.com\"], client_auth = { ca_file = \"ca.pem\" } }\n\n[[listeners]]\nname = \"b\"\nbind = \"127.0.0.1:8444\"\ntls = { acme_domains = [\"api.example.com\"] }\n\n[acme]\nagree_terms = true\n",
+    );
+    let got = summary(&clashes);
+    assert!(
+        got.iter().any(|(line, path, message)| *line == 9
+            && path == "listeners[1].tls.acme_domains"
+            && message.contains("`api.example.com` is in another listener")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|(line, path, _)| *line == 4 && path == "listeners[0].tls.client_auth.required"),
+        "{got:#?}"
+    );
+    let http01 = errors(
+        "[[listeners]]\nname = \"a\"\nbind = \"127.0.0.1:8443\"\ntls = { acme_domains = [\"api.example.com\"] }\n\n[acme]\nagree_terms = true\nchallenge = \"http-01\"\n",
+    );
+    assert_eq!(
+        summary(&http01)[0].1,
+        "acme.challenge",
+        "{:#?}",
+        summary(&http01)
+    );
+
     let without_acme = errors(
         "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:8443\"\ntls = { acme_domains = [\"api.example.com\"] }\n",
     );

@@ -7,7 +7,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::config::Issue;
-use crate::config::bounds::{MAX_MILLIS, MAX_SECONDS};
+use crate::config::bounds::MAX_SECONDS;
+
+/// The longest `sync_ms`: challenges must reach every instance well inside an order's time.
+pub const MAX_SYNC_MS: u64 = 60_000;
 
 /// Let's Encrypt's production directory.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -36,7 +39,7 @@ pub struct AcmeConfig {
     /// for challenges to answer; the renewing instance waits this long before asking the CA to
     /// check a TLS-ALPN-01 challenge, so that whichever instance the CA reaches can answer.
     #[serde(default = "default_sync_ms")]
-    #[schemars(range(min = 100, max = MAX_MILLIS))]
+    #[schemars(range(min = 100, max = MAX_SYNC_MS))]
     pub sync_ms: u64,
     /// The first pause after a failed order; it doubles up to `retry_max_s`.
     #[serde(default = "default_retry_min_s")]

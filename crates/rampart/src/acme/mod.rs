@@ -20,8 +20,8 @@ mod order;
 mod schedule;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use instant_acme::{Account, RevocationReason, RevocationRequest};
 use tokio::sync::{Notify, OnceCell};
@@ -39,6 +39,12 @@ use crate::tls::CertResolver;
 
 /// How long a renewing instance holds its lease (an order takes seconds to minutes).
 const LEASE_S: i64 = 600;
+/// An order is abandoned after this, well inside the lease (and the challenges' lifetime).
+const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Any other exchange with the CA (the account, renewal information).
+const CA_TIMEOUT: Duration = Duration::from_secs(60);
+/// An instance that could not open an account session tries again after this.
+const ACCOUNT_RETRY: Duration = Duration::from_secs(3600);
 
 /// The process's ACME certificates and the tasks that keep them.
 pub struct Acme {
@@ -65,6 +71,8 @@ struct Managed {
     resolvers: Vec<Arc<CertResolver>>,
     /// `issued_at` of the installed certificate (0: none).
     installed: AtomicI64,
+    /// Renew whatever the plan says (revoked at the CA, but the store could not record it).
+    renew_now: AtomicBool,
     /// Wakes the loop at once (after a revocation).
     wake: Notify,
 }
@@ -76,6 +84,7 @@ pub struct CertificateStatus {
     pub domains: Vec<String>,
     /// Hex serial of the served certificate.
     pub serial: Option<String>,
+    /// Unix seconds, as the other times.
     pub not_after: Option<i64>,
     pub issued_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -123,7 +132,7 @@ impl Acme {
             certificates,
         });
         for managed in &inner.certificates {
-            if let Err(e) = inner.install_stored(managed).await {
+            if let Err(e) = inner.refresh(managed, &mut None).await {
                 tracing::warn!(domains = ?managed.domains, error = %e, "cannot read the stored certificate");
             }
         }
@@ -161,7 +170,7 @@ impl Acme {
                 domains: managed.domains.clone(),
                 serial: leaf.as_deref().and_then(serial_hex),
                 not_after: leaf.as_deref().and_then(crate::tls::not_after_unix),
-                issued_at: stored.as_ref().map(|s| s.issued_at),
+                issued_at: stored.as_ref().map(|s| s.issued_at / 1000),
                 revoked_at: stored.and_then(|s| s.revoked_at),
             });
         }
@@ -188,20 +197,29 @@ impl Acme {
             .map_err(RevokeError::Failed)?;
         let leaf = key.cert.first().ok_or(RevokeError::NoCertificate)?;
         let serial = serial_hex(leaf).unwrap_or_default();
-        let account = self.inner.account().await.map_err(RevokeError::Failed)?;
+        let account = tokio::time::timeout(CA_TIMEOUT, self.inner.account())
+            .await
+            .map_err(|_| RevokeError::Failed("the CA did not answer".into()))?
+            .map_err(RevokeError::Failed)?;
         let request = RevocationRequest {
             certificate: leaf,
             reason: reason.map(revocation_reason).transpose()?,
         };
-        account
-            .revoke(&request)
+        tokio::time::timeout(CA_TIMEOUT, account.revoke(&request))
             .await
+            .map_err(|_| RevokeError::Failed("the CA did not answer".into()))?
             .map_err(|e| RevokeError::Failed(format!("the CA refused: {e}")))?;
-        self.inner
+        // Only the certificate revoked: a renewal stored meanwhile stays good. Should the store
+        // not answer, this instance replaces it anyway (the others keep serving it until then).
+        if let Err(e) = self
+            .inner
             .store
-            .mark_acme_certificate_revoked(&managed.name)
+            .mark_acme_certificate_revoked(&managed.name, stored.issued_at)
             .await
-            .map_err(|e| RevokeError::Failed(e.to_string()))?;
+        {
+            tracing::error!(error = %e, "revoked at the CA, but the store could not record it");
+            managed.renew_now.store(true, Ordering::Relaxed);
+        }
         metrics::counter!("rampart_acme_revocations_total").increment(1);
         self.inner.audit.event(AuditEvent::certificate(
             "revoked",
@@ -264,6 +282,7 @@ impl Managed {
             domains,
             resolvers,
             installed: AtomicI64::new(0),
+            renew_now: AtomicBool::new(false),
             wake: Notify::new(),
         }
     }
@@ -287,27 +306,39 @@ impl Inner {
             .cloned()
     }
 
-    /// Installs the stored certificate if it is not the one served; returns what is stored.
-    async fn install_stored(&self, managed: &Managed) -> Result<Option<StoredCertificate>, String> {
-        let issued_at = self
+    /// Brings `stored` up to date with the store (a cheap poll; the row is read only when it
+    /// changed) and installs a certificate this instance does not serve yet.
+    async fn refresh(
+        &self,
+        managed: &Managed,
+        stored: &mut Option<StoredCertificate>,
+    ) -> Result<(), String> {
+        let version = self
             .store
-            .acme_certificate_issued_at(&managed.name)
+            .acme_certificate_version(&managed.name)
             .await
             .map_err(|e| e.to_string())?;
-        let stored = match issued_at {
-            None => return Ok(None),
-            Some(_) => self
+        let Some((issued_at, revoked_at)) = version else {
+            *stored = None;
+            return Ok(());
+        };
+        if stored.as_ref().map(|s| s.issued_at) != Some(issued_at) {
+            *stored = self
                 .store
                 .acme_certificate(&managed.name)
                 .await
-                .map_err(|e| e.to_string())?,
-        };
-        if let Some(stored) = &stored
-            && stored.issued_at != managed.installed.load(Ordering::Relaxed)
-        {
-            managed.install(stored)?;
+                .map_err(|e| e.to_string())?;
         }
-        Ok(stored)
+        if let Some(current) = stored {
+            current.revoked_at = revoked_at;
+            if current.issued_at != managed.installed.load(Ordering::Relaxed)
+                && let Err(e) = managed.install(current)
+            {
+                // Not served, and due for renewal (the plan finds it unusable).
+                tracing::error!(domains = ?managed.domains, error = %e, "the stored ACME certificate is unusable");
+            }
+        }
+        Ok(())
     }
 
     /// The loop of one certificate (see the module's description).
@@ -318,13 +349,24 @@ impl Inner {
             Duration::from_secs(self.config.retry_max_s),
         );
         let mut plan = RenewalPlan::default();
+        let mut stored = None;
+        let mut account_tried: Option<Instant> = None;
         loop {
-            match self.install_stored(&managed).await {
-                Ok(stored) => {
-                    let due = plan.due(stored.as_ref(), self.account_if_ready()).await;
+            match self.refresh(&managed, &mut stored).await {
+                Ok(()) => {
+                    self.restore_account_for_renewal_info(&stored, &mut account_tried)
+                        .await;
+                    let due = plan.due(stored.as_ref(), self.account.get()).await
+                        || managed.renew_now.load(Ordering::Relaxed);
                     if due && backoff.ready() {
-                        self.renew(&managed, &mut backoff).await;
-                        continue;
+                        let seen = stored.as_ref().map(|s| s.issued_at);
+                        let renewed = tokio::select! {
+                            () = stop.cancelled() => return,
+                            renewed = self.renew(&managed, seen, &mut backoff) => renewed,
+                        };
+                        if renewed {
+                            continue;
+                        }
                     }
                 }
                 Err(e) => {
@@ -339,32 +381,51 @@ impl Inner {
         }
     }
 
-    /// The account, if this instance has already made or read it (renewal info needs one, but
-    /// an instance that never renews need not contact the CA to serve).
-    fn account_if_ready(&self) -> Option<&Account> {
-        self.account.get()
+    /// The CA's renewal information needs an account session: an instance serving a stored
+    /// certificate opens one (at most once an hour while the CA cannot be reached).
+    async fn restore_account_for_renewal_info(
+        &self,
+        stored: &Option<StoredCertificate>,
+        tried: &mut Option<Instant>,
+    ) {
+        if stored.is_none()
+            || self.account.get().is_some()
+            || tried.is_some_and(|at| at.elapsed() < ACCOUNT_RETRY)
+        {
+            return;
+        }
+        *tried = Some(Instant::now());
+        if let Err(e) = tokio::time::timeout(CA_TIMEOUT, self.account()).await {
+            tracing::debug!(error = %e, "ACME: no account session yet");
+        }
     }
 
-    /// Takes the lease and orders; on failure the backoff grows. An instance that finds the
-    /// lease taken looks again at the next sync (the holder's certificate appears in the store).
-    async fn renew(&self, managed: &Managed, backoff: &mut Backoff) {
+    /// Takes the lease and orders; returns whether a certificate was issued. On failure the
+    /// backoff grows; an instance that finds the lease taken, or finds that the certificate
+    /// changed since it decided (another instance renewed meanwhile), orders nothing and looks
+    /// again at the next sync.
+    async fn renew(&self, managed: &Managed, seen: Option<i64>, backoff: &mut Backoff) -> bool {
         match self
             .store
             .take_acme_lease(&managed.name, &self.holder, LEASE_S)
             .await
         {
             Ok(true) => {}
-            Ok(false) => {
-                // Another instance is renewing: its certificate will appear in the store.
-                return;
-            }
+            Ok(false) => return false,
             Err(e) => {
                 tracing::warn!(error = %e, "ACME: cannot take the renewal lease");
                 backoff.failed();
-                return;
+                return false;
             }
         }
-        let result = self.order(managed).await;
+        let unchanged = matches!(
+            self.store.acme_certificate_version(&managed.name).await,
+            Ok(version) if version.map(|(issued_at, _)| issued_at) == seen
+        );
+        let result = match unchanged {
+            true => Some(tokio::time::timeout(ORDER_TIMEOUT, self.order(managed)).await),
+            false => None,
+        };
         if let Err(e) = self
             .store
             .release_acme_lease(&managed.name, &self.holder)
@@ -374,9 +435,11 @@ impl Inner {
         }
         let domains = managed.domains.join(",");
         match result {
-            Ok(issued) => {
+            None => false,
+            Some(Ok(Ok(issued))) => {
                 metrics::counter!("rampart_acme_orders_total", "result" => "issued").increment(1);
                 backoff.succeeded();
+                managed.renew_now.store(false, Ordering::Relaxed);
                 let serial = crate::tls::certified_key_from_pem(&issued.cert_pem, &issued.key_pem)
                     .ok()
                     .and_then(|k| k.cert.first().and_then(|leaf| serial_hex(leaf)))
@@ -388,8 +451,13 @@ impl Inner {
                         issued.not_after, self.holder
                     ),
                 ));
+                true
             }
-            Err(e) => {
+            Some(failed) => {
+                let e = match failed {
+                    Ok(Err(e)) => e,
+                    _ => format!("no certificate within {} s", ORDER_TIMEOUT.as_secs()),
+                };
                 metrics::counter!("rampart_acme_orders_total", "result" => "failed").increment(1);
                 self.audit.event(AuditEvent::certificate(
                     "failed",
@@ -397,12 +465,15 @@ impl Inner {
                 ));
                 let pause = backoff.failed();
                 tracing::error!(domains = ?managed.domains, error = %e, retry_in_s = pause.as_secs(), "ACME order failed; the served certificate stays");
+                false
             }
         }
     }
 
     async fn order(&self, managed: &Managed) -> Result<StoredCertificate, String> {
-        let account = self.account().await?;
+        let account = tokio::time::timeout(CA_TIMEOUT, self.account())
+            .await
+            .map_err(|_| format!("the CA did not answer within {} s", CA_TIMEOUT.as_secs()))??;
         let ctx = OrderContext {
             store: &self.store,
             challenges: &self.challenges,

@@ -21,7 +21,8 @@ pub(super) struct RenewalPlan {
 }
 
 impl RenewalPlan {
-    /// Whether the stored certificate should be replaced now (none, revoked, or its time came).
+    /// Whether the stored certificate should be replaced now (none, revoked, unusable, or its
+    /// time came).
     pub(super) async fn due(
         &mut self,
         stored: Option<&StoredCertificate>,
@@ -41,8 +42,13 @@ impl RenewalPlan {
         };
         if self.planned_for != Some(stored.issued_at) {
             self.planned_for = Some(stored.issued_at);
-            self.at = crate::tls::validity_unix(&leaf).map(|(from, to)| two_thirds(from, to));
-            self.ask_ari_at = Some(SystemTime::now());
+            // A stored certificate that cannot be served (a key that does not match) is due now.
+            let usable =
+                crate::tls::certified_key_from_pem(&stored.cert_pem, &stored.key_pem).is_ok();
+            self.at = crate::tls::validity_unix(&leaf)
+                .filter(|_| usable)
+                .map(|(from, to)| two_thirds(from, to));
+            self.ask_ari_at = usable.then(SystemTime::now);
         }
         if let (Some(account), Some(ask)) = (account, self.ask_ari_at)
             && SystemTime::now() >= ask

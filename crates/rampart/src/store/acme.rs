@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::{Store, StoreError, now};
 
 /// A certificate chain and its key, as issued.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredCertificate {
     pub cert_pem: String,
     pub key_pem: String,
@@ -19,6 +19,17 @@ pub struct StoredCertificate {
     /// Unix milliseconds; instances compare it to learn that another one renewed.
     pub issued_at: i64,
     pub revoked_at: Option<i64>,
+}
+
+/// Never the private key.
+impl std::fmt::Debug for StoredCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCertificate")
+            .field("not_after", &self.not_after)
+            .field("issued_at", &self.issued_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A challenge being answered (HTTP-01 or TLS-ALPN-01), readable by every instance.
@@ -86,13 +97,21 @@ impl Store {
         }))
     }
 
-    /// When the stored certificate was issued (a cheap poll: no PEM is read).
-    pub async fn acme_certificate_issued_at(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT issued_at FROM acme_certificates WHERE name = $1")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    /// `issued_at` and `revoked_at` of the stored certificate: a cheap poll (no PEM is read)
+    /// that tells whether it changed.
+    pub async fn acme_certificate_version(
+        &self,
+        name: &str,
+    ) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        let row =
+            sqlx::query("SELECT issued_at, revoked_at FROM acme_certificates WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some((row.try_get(0)?, row.try_get(1)?)))
     }
 
     pub async fn save_acme_certificate(
@@ -116,13 +135,21 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the stored certificate revoked: the instance holding the lease replaces it at once.
-    pub async fn mark_acme_certificate_revoked(&self, name: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE acme_certificates SET revoked_at = $2 WHERE name = $1")
-            .bind(name)
-            .bind(now())
-            .execute(self.pool())
-            .await?;
+    /// Marks the certificate issued at `issued_at` revoked (not one stored since): an instance
+    /// that takes the lease replaces it at once.
+    pub async fn mark_acme_certificate_revoked(
+        &self,
+        name: &str,
+        issued_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE acme_certificates SET revoked_at = $2 WHERE name = $1 AND issued_at = $3",
+        )
+        .bind(name)
+        .bind(now())
+        .bind(issued_at)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -269,7 +296,13 @@ mod tests {
             revoked_at: None,
         };
         store.save_acme_certificate("n", &cert).await.unwrap();
-        store.mark_acme_certificate_revoked("n").await.unwrap();
+        store.mark_acme_certificate_revoked("n", 4).await.unwrap();
+        assert_eq!(
+            store.acme_certificate_version("n").await.unwrap(),
+            Some((5, None)),
+            "a revocation names the certificate it is for"
+        );
+        store.mark_acme_certificate_revoked("n", 5).await.unwrap();
         assert!(
             store
                 .acme_certificate("n")
@@ -286,8 +319,8 @@ mod tests {
         store.save_acme_certificate("n", &renewed).await.unwrap();
         assert_eq!(store.acme_certificate("n").await.unwrap().unwrap(), renewed);
         assert_eq!(
-            store.acme_certificate_issued_at("n").await.unwrap(),
-            Some(6)
+            store.acme_certificate_version("n").await.unwrap(),
+            Some((6, None))
         );
         std::fs::remove_dir_all(dir).ok();
     }

@@ -41,6 +41,26 @@ const CLOCK_SKEW: Duration = Duration::from_secs(300);
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
 
+/// Why no staple came of a fetch.
+#[derive(Debug)]
+enum Refusal {
+    /// The CA says the certificate is revoked.
+    Revoked,
+    Other(String),
+}
+
+impl From<String> for Refusal {
+    fn from(why: String) -> Self {
+        Self::Other(why)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(why: &str) -> Self {
+        Self::Other(why.to_owned())
+    }
+}
+
 /// A fetched staple that may be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staple {
@@ -55,7 +75,11 @@ pub struct Staple {
 pub fn spawn_stapler(resolver: &Arc<CertResolver>) {
     let resolver = Arc::downgrade(resolver);
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder().timeout(FETCH_TIMEOUT).build() {
+        let client = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build();
+        let client = match client {
             Ok(client) => client,
             Err(e) => {
                 tracing::warn!(error = %e, "OCSP stapling off: no HTTP client");
@@ -114,6 +138,12 @@ impl StaplerState {
             resolver.staple(leaf, None);
             self.staple = None;
         }
+        if key.ocsp.is_none()
+            && let Some(staple) = &self.staple
+        {
+            // The same certificate installed again (its files rewritten): staple it again.
+            resolver.staple(leaf, Some(staple.der.clone()));
+        }
         let due = self.staple.as_ref().is_none_or(|s| now >= s.refresh_at);
         if !due || self.retry_at.is_some_and(|at| now < at) {
             return;
@@ -126,7 +156,19 @@ impl StaplerState {
                 self.retry_at = None;
                 self.retry_pause = RETRY_MIN;
             }
-            Err(e) => {
+            Err(Refusal::Revoked) => {
+                // Serving a "good" answer the CA has since taken back would mislead clients.
+                metrics::counter!("rampart_ocsp_fetches_total", "result" => "failed").increment(1);
+                tracing::error!(
+                    listener = resolver.listener(),
+                    "the CA says the served certificate is REVOKED; replace it (rampart cert revoke renews an ACME one)"
+                );
+                resolver.staple(leaf, None);
+                self.staple = None;
+                self.retry_at = Some(now + self.retry_pause);
+                self.retry_pause = (self.retry_pause * 2).min(RETRY_MAX);
+            }
+            Err(Refusal::Other(e)) => {
                 metrics::counter!("rampart_ocsp_fetches_total", "result" => "failed").increment(1);
                 tracing::warn!(listener = resolver.listener(), error = %e, retry_in_s = self.retry_pause.as_secs(), "OCSP staple not refreshed");
                 self.retry_at = Some(now + self.retry_pause);
@@ -164,7 +206,7 @@ async fn fetch(
     url: &str,
     leaf: &CertificateDer<'_>,
     issuer: &CertificateDer<'_>,
-) -> Result<Staple, String> {
+) -> Result<Staple, Refusal> {
     let id = cert_id(leaf, issuer)?;
     let request = OcspRequest {
         tbs_request: TbsRequest {
@@ -188,12 +230,12 @@ async fn fetch(
         .await
         .map_err(|e| format!("{url}: {}", with_causes(&e)))?;
     if !response.status().is_success() {
-        return Err(format!("{url} answered {}", response.status()));
+        return Err(format!("{url} answered {}", response.status()).into());
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(format!("{url}: a response over {MAX_RESPONSE_BYTES} bytes"));
+            return Err(format!("{url}: a response over {MAX_RESPONSE_BYTES} bytes").into());
         }
         body.extend_from_slice(&chunk);
     }
@@ -244,10 +286,10 @@ fn check(
     id: &CertId,
     issuer: &CertificateDer<'_>,
     now: SystemTime,
-) -> Result<Staple, String> {
+) -> Result<Staple, Refusal> {
     let response = OcspResponse::from_der(der).map_err(|e| format!("not an OCSP response: {e}"))?;
     if response.response_status != OcspResponseStatus::Successful {
-        return Err(format!("the responder says {:?}", response.response_status));
+        return Err(format!("the responder says {:?}", response.response_status).into());
     }
     let bytes = response.response_bytes.ok_or("a response without a body")?;
     if bytes.response_type != OCSP_BASIC {
@@ -264,7 +306,7 @@ fn check(
         .ok_or("the response is about another certificate")?;
     match single.cert_status {
         CertStatus::Good(_) => {}
-        CertStatus::Revoked(_) => return Err("the CA says the certificate is REVOKED".into()),
+        CertStatus::Revoked(_) => return Err(Refusal::Revoked),
         CertStatus::Unknown(_) => return Err("the responder does not know the certificate".into()),
     }
     let this_update = UNIX_EPOCH + single.this_update.0.to_unix_duration();

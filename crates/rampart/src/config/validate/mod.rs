@@ -78,6 +78,57 @@ fn listeners(config: &Config, issues: &mut Vec<Issue>) {
     }
     if let Some(acme) = &config.acme {
         acme.issues(issues);
+        acme_listener_issues(config, acme, issues);
+    }
+}
+
+/// What makes an ACME challenge unanswerable: a name in two different certificates (their
+/// TLS-ALPN-01 answers would replace each other), a client certificate required from the CA, or
+/// HTTP-01 with no listener on which to answer it.
+fn acme_listener_issues(
+    config: &Config,
+    acme: &crate::acme::config::AcmeConfig,
+    issues: &mut Vec<Issue>,
+) {
+    use crate::acme::config::ChallengeKind;
+    let mut certificates: std::collections::HashMap<&str, Vec<&str>> =
+        std::collections::HashMap::new();
+    for (i, listener) in config.listeners.iter().enumerate() {
+        let Some(tls) = &listener.tls else { continue };
+        if tls.acme_domains.is_empty() {
+            continue;
+        }
+        let mut names: Vec<&str> = tls.acme_domains.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in &names {
+            match certificates.get(name) {
+                Some(other) if *other != names => issues.push(Issue::new(
+                    format!("/listeners/{i}/tls/acme_domains"),
+                    format!("`{name}` is in another listener's acme_domains too; give both listeners the same names (one certificate) or none in common"),
+                )),
+                _ => {
+                    certificates.insert(name, names.clone());
+                }
+            }
+        }
+        let client_cert_required = tls.client_auth.as_ref().is_some_and(|c| c.required);
+        if acme.challenge == ChallengeKind::TlsAlpn01 && client_cert_required {
+            issues.push(Issue::new(
+                format!("/listeners/{i}/tls/client_auth/required"),
+                "the CA's TLS-ALPN-01 check presents no client certificate: use `required = false` (routes decide) or `challenge = \"http-01\"`",
+            ));
+        }
+    }
+    let redirect = config
+        .listeners
+        .iter()
+        .any(|l| l.redirect_https_port.is_some());
+    if acme.challenge == ChallengeKind::Http01 && !redirect && config.uses_acme() {
+        issues.push(Issue::new(
+            "/acme/challenge",
+            "HTTP-01 is answered on a `redirect_https_port` listener (port 80), and there is none",
+        ));
     }
 }
 
