@@ -386,30 +386,65 @@ async fn stapled_status(addr: SocketAddr, root_file: &std::path::Path) -> String
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Pebble naming an `openssl ocsp` responder (signing as the issuer, or `forged` with a key of
+/// its own) in its certificates, and a gateway served one of them.
+struct OcspSetup {
+    _pebble: PebbleServer,
+    _upstream: RecordingUpstream,
+    responder: OcspResponder,
+    gw: TestGateway,
+    /// Pebble's root, for `openssl s_client`.
+    root_file: std::path::PathBuf,
+    serial: String,
+}
+
+impl OcspSetup {
+    async fn start(forged: bool) -> Self {
+        rampart_testkit::init();
+        let (port, ocsp_port) = (free_port(), free_port());
+        let pebble = PebbleServer::start_with_ocsp(
+            PebblePorts {
+                http: free_port(),
+                tls: port,
+            },
+            3600,
+            &format!("http://127.0.0.1:{ocsp_port}"),
+        );
+        let responder = match forged {
+            true => OcspResponder::start_forged(&pebble, ocsp_port).await,
+            false => OcspResponder::start(&pebble, ocsp_port).await,
+        };
+        let upstream = RecordingUpstream::start().await;
+        let gw = TestGateway::builder()
+            .listeners(&tls_listener(port))
+            .config(&acme_section(&pebble, "tls-alpn-01", 200))
+            .config(&routes(&upstream))
+            .start()
+            .await;
+        let root = pebble.root_pem().await;
+        let root_file = gw.dir.path().join("pebble-root.pem");
+        std::fs::write(&root_file, &root).unwrap();
+        let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+        Self {
+            _pebble: pebble,
+            _upstream: upstream,
+            responder,
+            gw,
+            root_file,
+            serial,
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_cas_ocsp_answer_is_stapled_to_the_handshake_once_it_says_good() {
-    rampart_testkit::init();
-    let (port, ocsp_port) = (free_port(), free_port());
-    let pebble = PebbleServer::start_with_ocsp(
-        PebblePorts {
-            http: free_port(),
-            tls: port,
-        },
-        3600,
-        &format!("http://127.0.0.1:{ocsp_port}"),
-    );
-    let responder = OcspResponder::start(&pebble, ocsp_port).await;
-    let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder()
-        .listeners(&tls_listener(port))
-        .config(&acme_section(&pebble, "tls-alpn-01", 200))
-        .config(&routes(&upstream))
-        .start()
-        .await;
-    let root = pebble.root_pem().await;
-    let root_file = gw.dir.path().join("pebble-root.pem");
-    std::fs::write(&root_file, &root).unwrap();
-    let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    let OcspSetup {
+        responder,
+        gw,
+        root_file,
+        serial,
+        ..
+    } = OcspSetup::start(false).await;
     // The responder does not know the certificate yet: once asked, nothing is stapled.
     let deadline = Instant::now() + Duration::from_secs(10);
     while responder.requests() == 0 {
@@ -449,28 +484,13 @@ async fn the_cas_ocsp_answer_is_stapled_to_the_handshake_once_it_says_good() {
 
 #[tokio::test]
 async fn an_ocsp_answer_not_signed_by_the_issuer_is_never_stapled() {
-    rampart_testkit::init();
-    let (port, ocsp_port) = (free_port(), free_port());
-    let pebble = PebbleServer::start_with_ocsp(
-        PebblePorts {
-            http: free_port(),
-            tls: port,
-        },
-        3600,
-        &format!("http://127.0.0.1:{ocsp_port}"),
-    );
-    let responder = OcspResponder::start_forged(&pebble, ocsp_port).await;
-    let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder()
-        .listeners(&tls_listener(port))
-        .config(&acme_section(&pebble, "tls-alpn-01", 200))
-        .config(&routes(&upstream))
-        .start()
-        .await;
-    let root = pebble.root_pem().await;
-    let root_file = gw.dir.path().join("pebble-root.pem");
-    std::fs::write(&root_file, &root).unwrap();
-    let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    let OcspSetup {
+        responder,
+        gw,
+        root_file,
+        serial,
+        ..
+    } = OcspSetup::start(true).await;
     responder.mark_good(&serial);
     // The responder reads its index again within a second or so.
     let deadline = Instant::now() + Duration::from_secs(10);
