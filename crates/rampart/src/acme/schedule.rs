@@ -10,6 +10,9 @@ use rustls::pki_types::pem::PemObject;
 
 use crate::store::StoredCertificate;
 
+/// How long the CA gets to give its renewal information.
+const ARI_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The renewal time of the stored certificate, recomputed when it changes.
 #[derive(Default)]
 pub(super) struct RenewalPlan {
@@ -64,7 +67,14 @@ impl RenewalPlan {
             self.ask_ari_at = None;
             return;
         };
-        match account.renewal_info(&id).await {
+        // The CA's HTTP client has no timeout of its own: a CA that stalls must not stall the
+        // loop that installs certificates other instances renewed.
+        let asked = tokio::time::timeout(ARI_TIMEOUT, account.renewal_info(&id)).await;
+        let Ok(answer) = asked else {
+            self.ask_ari_at = Some(SystemTime::now() + Duration::from_secs(3600));
+            return;
+        };
+        match answer {
             Ok((info, ask_again)) => {
                 let start = to_system_time(info.suggested_window.start.unix_timestamp());
                 let end = to_system_time(info.suggested_window.end.unix_timestamp());
