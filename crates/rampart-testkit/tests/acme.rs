@@ -48,12 +48,60 @@ fn routes(upstream: &RecordingUpstream) -> String {
     )
 }
 
-/// A client connection to the gateway as `DOMAIN`, trusting only Pebble's root; the serial of
-/// the certificate it was served.
-async fn connect(
+/// Pebble issuing certificates valid `validity_s` seconds (naming `ocsp_url` as their OCSP
+/// responder unless empty), validating TLS-ALPN-01 at the gateway's `port`.
+fn pebble_for(port: u16, validity_s: u64, ocsp_url: &str) -> PebbleServer {
+    let ports = PebblePorts {
+        http: free_port(),
+        tls: port,
+    };
+    PebbleServer::start_with_ocsp(ports, validity_s, ocsp_url)
+}
+
+/// A gateway on `port` with one ACME listener (TLS-ALPN-01, syncing every 200 ms) and a public
+/// route, `more` adding to its config, once it serves its first certificate.
+struct Issued {
+    gw: TestGateway,
+    /// Bind it (`_upstream`, not `..`) for as long as requests are proxied.
+    _upstream: RecordingUpstream,
+    /// Pebble's root.
+    root: String,
+    /// A connection opened on the first certificate.
+    held: SendRequest<Empty<bytes::Bytes>>,
+    serial: String,
+}
+
+impl Issued {
+    async fn start(
+        pebble: &PebbleServer,
+        port: u16,
+        more: impl FnOnce(rampart_testkit::TestGatewayBuilder) -> rampart_testkit::TestGatewayBuilder,
+    ) -> Self {
+        let upstream = RecordingUpstream::start().await;
+        let builder = TestGateway::builder()
+            .listeners(&tls_listener(port))
+            .config(&acme_section(pebble, "tls-alpn-01", 200))
+            .config(&routes(&upstream));
+        let gw = more(builder).start().await;
+        let root = pebble.root_pem().await;
+        let (held, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+        Self {
+            gw,
+            _upstream: upstream,
+            root,
+            held,
+            serial,
+        }
+    }
+}
+
+/// A TLS handshake with the gateway as `DOMAIN` offering these ALPN protocols, trusting only
+/// Pebble's root.
+async fn handshake(
     addr: SocketAddr,
     root_pem: &str,
-) -> Result<(SendRequest<Empty<bytes::Bytes>>, String), String> {
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -65,11 +113,22 @@ async fn connect(
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// A client connection to the gateway as `DOMAIN`, trusting only Pebble's root; the serial of
+/// the certificate it was served.
+async fn connect(
+    addr: SocketAddr,
+    root_pem: &str,
+) -> Result<(SendRequest<Empty<bytes::Bytes>>, String), String> {
+    let tls = handshake(addr, root_pem, &[]).await?;
     let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     let serial = rampart::acme::serial_hex(&leaf).unwrap();
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -131,23 +190,23 @@ async fn tls_alpn_01_issues_and_renewal_swaps_the_certificate_under_an_open_conn
     rampart_testkit::init();
     let port = free_port();
     // Renewal is due two thirds into the lifetime: after about 8 s.
-    let pebble = PebbleServer::start(
-        PebblePorts {
-            http: free_port(),
-            tls: port,
-        },
-        12,
-    );
-    let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder()
-        .listeners(&tls_listener(port))
-        .config(&acme_section(&pebble, "tls-alpn-01", 200))
-        .config(&routes(&upstream))
-        .start()
-        .await;
-    let root = pebble.root_pem().await;
-    let (mut held, first) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    let pebble = pebble_for(port, 12, "");
+    let Issued {
+        gw,
+        root,
+        mut held,
+        serial: first,
+        _upstream,
+        ..
+    } = Issued::start(&pebble, port, |b| b).await;
     assert_eq!(get(&mut held).await, StatusCode::OK);
+    // A client posing as the CA (ALPN `acme-tls/1` alone) while no challenge is pending gets no
+    // certificate at all, and nobody gets a challenge certificate by adding `acme-tls/1`.
+    let posing = handshake(gw.addr, &root, &[b"acme-tls/1"]).await;
+    assert!(posing.is_err(), "no challenge certificate outside an order");
+    let mixed = handshake(gw.addr, &root, &[b"acme-tls/1", b"http/1.1"]).await;
+    let mixed = mixed.expect("the served certificate, verified against Pebble's root");
+    assert_eq!(mixed.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
 
     let (mut fresh, second) = served(gw.addr, &root, Duration::from_secs(30), |s| s != first).await;
     assert_eq!(get(&mut fresh).await, StatusCode::OK);
@@ -233,22 +292,14 @@ async fn http_01_is_answered_on_the_redirect_listener_and_unknown_tokens_are_red
 async fn a_restart_serves_the_stored_certificate_with_the_ca_down() {
     rampart_testkit::init();
     let port = free_port();
-    let mut pebble = PebbleServer::start(
-        PebblePorts {
-            http: free_port(),
-            tls: port,
-        },
-        3600,
-    );
-    let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder()
-        .listeners(&tls_listener(port))
-        .config(&acme_section(&pebble, "tls-alpn-01", 200))
-        .config(&routes(&upstream))
-        .start()
-        .await;
-    let root = pebble.root_pem().await;
-    let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    let mut pebble = pebble_for(port, 3600, "");
+    let Issued {
+        gw,
+        root,
+        serial,
+        _upstream,
+        ..
+    } = Issued::start(&pebble, port, |b| b).await;
     pebble.stop();
     let gw = gw.restart().await;
     // Served from the store at once: no order, no CA.
@@ -309,29 +360,21 @@ async fn two_instances_share_one_certificate_the_one_ordering_and_the_other_answ
 async fn renewal_failing_until_near_expiry_sends_a_signed_expiry_alert() {
     rampart_testkit::init();
     let port = free_port();
-    let mut pebble = PebbleServer::start(
-        PebblePorts {
-            http: free_port(),
-            tls: port,
-        },
-        18,
-    );
-    let upstream = RecordingUpstream::start().await;
+    let mut pebble = pebble_for(port, 18, "");
     let receiver = RecordingUpstream::start().await;
     let alerts = format!(
         "[alerts]\ncertificate_expiry_s = 4\nwebhooks = [{{ name = \"soc\", url = \"{}/hook\", secret = {{ file = \"hook.secret\" }} }}]\n",
         receiver.url()
     );
-    let gw = TestGateway::builder()
-        .listeners(&tls_listener(port))
-        .file("hook.secret", SECRET)
-        .config(&acme_section(&pebble, "tls-alpn-01", 200))
-        .config(&alerts)
-        .config(&routes(&upstream))
-        .start()
-        .await;
-    let root = pebble.root_pem().await;
-    let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
+    let Issued {
+        gw,
+        serial,
+        _upstream,
+        ..
+    } = Issued::start(&pebble, port, |b| {
+        b.file("hook.secret", SECRET).config(&alerts)
+    })
+    .await;
     // The CA goes away: renewal (due at 12 s) fails and backs off, and 4 s before the end the
     // alert goes out.
     pebble.stop();
@@ -402,32 +445,23 @@ impl OcspSetup {
     async fn start(forged: bool) -> Self {
         rampart_testkit::init();
         let (port, ocsp_port) = (free_port(), free_port());
-        let pebble = PebbleServer::start_with_ocsp(
-            PebblePorts {
-                http: free_port(),
-                tls: port,
-            },
-            3600,
-            &format!("http://127.0.0.1:{ocsp_port}"),
-        );
+        let pebble = pebble_for(port, 3600, &format!("http://127.0.0.1:{ocsp_port}"));
         let responder = match forged {
             true => OcspResponder::start_forged(&pebble, ocsp_port).await,
             false => OcspResponder::start(&pebble, ocsp_port).await,
         };
-        let upstream = RecordingUpstream::start().await;
-        let gw = TestGateway::builder()
-            .listeners(&tls_listener(port))
-            .config(&acme_section(&pebble, "tls-alpn-01", 200))
-            .config(&routes(&upstream))
-            .start()
-            .await;
-        let root = pebble.root_pem().await;
+        let Issued {
+            gw,
+            root,
+            serial,
+            _upstream,
+            ..
+        } = Issued::start(&pebble, port, |b| b).await;
         let root_file = gw.dir.path().join("pebble-root.pem");
         std::fs::write(&root_file, &root).unwrap();
-        let (_, serial) = served(gw.addr, &root, Duration::from_secs(20), |_| true).await;
         Self {
             _pebble: pebble,
-            _upstream: upstream,
+            _upstream,
             responder,
             gw,
             root_file,
