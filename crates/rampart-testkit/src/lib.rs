@@ -54,6 +54,16 @@ pub fn config_errors(text: &str) -> Vec<rampart::config::Located> {
     }
 }
 
+/// Waits (10 s at most) until a server started by the harness accepts TCP on this loopback
+/// port; `what` names it in the panic.
+pub(crate) fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Polls `probe` every 50 ms until it yields a value; panics after 10 s.
 pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..200 {

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use crate::ca::TestCa;
 use crate::client::Client;
@@ -104,14 +103,7 @@ impl PebbleServer {
             .expect("pebble-challtestsrv is not installed (apt-get install pebble)");
         self.dns = Some(child);
         // It serves DNS over TCP too: once that port answers, so does UDP.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.dns_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "pebble-challtestsrv did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_port(self.dns_port, "pebble-challtestsrv");
     }
 
     /// Starts Pebble (again: a new CA, as Pebble keeps nothing) after `stop`.
@@ -127,11 +119,7 @@ impl PebbleServer {
             .spawn()
             .expect("pebble is not installed (apt-get install pebble)");
         self.pebble = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.management_port)).is_err() {
-            assert!(Instant::now() < deadline, "pebble did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_port(self.management_port, "pebble");
     }
 
     /// Kills Pebble (the CA unreachable).

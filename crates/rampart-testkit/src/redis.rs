@@ -39,11 +39,7 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is not installed (apt-get install redis-server)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_port(self.port, "redis-server");
     }
 
     /// Kills the server (an outage).
@@ -103,11 +99,7 @@ impl RedisCluster {
             ports.push(port);
         }
         for port in &ports {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                assert!(Instant::now() < deadline, "redis-server did not start");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            crate::wait_for_port(*port, "redis-server");
         }
         let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let created = Command::new("redis-cli")

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct RsyslogServer {
     pub port: u16,
@@ -62,11 +61,7 @@ template(name="msgonly" type="string" string="%msgid% %msg%\n")
             .spawn()
             .expect("rsyslogd (apt-get install rsyslog rsyslog-gnutls)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "rsyslogd did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::wait_for_port(self.port, "rsyslogd");
     }
 
     /// Stops it gracefully (it writes out what it received).
