@@ -128,9 +128,9 @@ fn check_token(headers: &http::HeaderMap, expected_hex: &str) -> Result<(), Gate
         })
         .ok_or_else(|| GatewayError::Unauthenticated(AuthFailure::missing("no admin token")))?;
     let digest = Sha256::digest(presented.trim().as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     if bool::from(
-        hex.as_bytes()
+        hex::encode(digest)
+            .as_bytes()
             .ct_eq(expected_hex.to_ascii_lowercase().as_bytes()),
     ) {
         Ok(())
@@ -346,9 +346,6 @@ pub fn new_admin_token() -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let hash = Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
     (token, hash)
 }

@@ -16,7 +16,7 @@ use crate::telemetry::RouteMetrics;
 /// bytes sent and the total latency, and emits it.
 pub struct AuditBody {
     inner: Body,
-    record: Option<AuditRecord>,
+    record: Option<Box<AuditRecord>>,
     started: Instant,
     sink: AuditSink,
     metrics: Arc<RouteMetrics>,
@@ -27,7 +27,7 @@ pub struct AuditBody {
 impl AuditBody {
     pub fn new(
         inner: Body,
-        record: AuditRecord,
+        record: Box<AuditRecord>,
         started: Instant,
         sink: AuditSink,
         metrics: Arc<RouteMetrics>,

@@ -52,18 +52,7 @@ impl Checkpoint<'_> {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    let mut text = Vec::with_capacity(bytes.len() * 2);
-    push_hex(&mut text, bytes);
-    String::from_utf8(text).unwrap_or_default()
-}
-
-/// Appends `bytes` in lowercase hex: once per audit line, so no formatter.
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
-    }
+    hex::encode(bytes)
 }
 
 /// SHA-256 by aws-lc (assembly, SHA extensions where the CPU has them): once per audit line.
@@ -140,7 +129,10 @@ impl Chain {
         line.extend_from_slice(b"\"seq\":");
         let _ = write!(line, "{}", self.seq);
         line.extend_from_slice(b",\"prev\":\"");
-        push_hex(line, &self.prev);
+        let mut prev = [0; 64];
+        // 32 bytes fill 64 digits exactly: the length check cannot fail.
+        let _ = hex::encode_to_slice(self.prev, &mut prev);
+        line.extend_from_slice(&prev);
         line.extend_from_slice(b"\"}");
         self.prev = sha256(line);
         self.since_checkpoint += 1;

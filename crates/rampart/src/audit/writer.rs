@@ -58,10 +58,11 @@ impl AuditSink {
         }
     }
 
-    /// Queues a record; a full queue drops it and counts the loss.
-    pub fn record(&self, record: AuditRecord) {
+    /// Queues a record; a full queue drops it and counts the loss. The request path boxes its
+    /// record when the response starts, so that the ~900-byte record moves as a pointer.
+    pub fn record(&self, record: impl Into<Box<AuditRecord>>) {
         let Some(tx) = &self.tx else { return };
-        if tx.try_send(Message::Record(Box::new(record))).is_err() {
+        if tx.try_send(Message::Record(record.into())).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("rampart_audit_dropped_total").increment(1);
         }
@@ -371,16 +372,59 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Serializes a time as RFC 3339 UTC with microseconds.
+/// Serializes a time as RFC 3339 UTC (`2026-12-04T14:25:04.123456789Z`, trailing zeros of
+/// the fraction dropped); formatted on the stack, as every audit line has one.
 pub fn rfc3339<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339_text(*time))
+    let mut text = [0; RFC3339_MAX];
+    s.serialize_str(rfc3339_into(*time, &mut text))
 }
 
 pub fn rfc3339_text(time: SystemTime) -> String {
+    rfc3339_into(time, &mut [0; RFC3339_MAX]).to_owned()
+}
+
+/// The longest RFC 3339 UTC time with nanoseconds, with room to spare.
+const RFC3339_MAX: usize = 40;
+
+fn rfc3339_into(time: SystemTime, text: &mut [u8; RFC3339_MAX]) -> &str {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
-    let at = time::OffsetDateTime::UNIX_EPOCH + since;
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    // Checked: a time past the year 9999 is written as "" rather than panicking the writer.
+    let Some(at) = time::Duration::try_from(since)
+        .ok()
+        .and_then(|since| time::OffsetDateTime::UNIX_EPOCH.checked_add(since))
+    else {
+        return "";
+    };
+    let mut out = &mut text[..];
+    if at
+        .format_into(&mut out, &time::format_description::well_known::Rfc3339)
+        .is_err()
+    {
+        return "";
+    }
+    // What is left of the slice tells how much was written: the count time 0.3's `format_into`
+    // returns for RFC 3339 falls short of it when there is a fraction (the test below).
+    let len = RFC3339_MAX - out.len();
+    std::str::from_utf8(&text[..len]).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_keeps_the_fraction_without_trailing_zeros() {
+        let at = SystemTime::UNIX_EPOCH + Duration::new(1_796_393_104, 123_456_000);
+        assert_eq!(rfc3339_text(at), "2026-12-04T14:05:04.123456Z");
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_393_104);
+        assert_eq!(rfc3339_text(whole), "2026-12-04T14:05:04Z");
+    }
+
+    #[test]
+    fn rfc3339_of_a_time_past_year_9999_is_empty_not_a_panic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(rfc3339_text(far), "");
+    }
 }

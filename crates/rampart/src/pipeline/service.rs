@@ -158,7 +158,7 @@ fn finish(
     head.headers
         .insert(X_REQUEST_ID, cx.request_id.header_value().clone());
     let validation = std::mem::take(&mut cx.validation);
-    let record = AuditRecord {
+    let record = Box::new(AuditRecord {
         time: SystemTime::now(),
         request_id: cx.request_id.clone(),
         client_ip: cx.client_ip,
@@ -195,7 +195,7 @@ fn finish(
         host: client.host,
         user_agent: client.user_agent,
         validation: (!validation.is_empty()).then_some(validation),
-    };
+    });
     let metrics = route.map_or_else(RouteMetrics::unrouted, |route| route.metrics.clone());
     let body = AuditBody::new(body, record, cx.started, gateway.audit().clone(), metrics)
         .holding(cx.in_flight);

@@ -147,7 +147,7 @@ impl ApiKeys {
             return String::new();
         };
         mac.update(key.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Verifies a presented key and returns its principal.
@@ -358,10 +358,6 @@ pub fn is_well_formed(key: &str) -> bool {
     }
     let (random, sum) = body.split_at(RANDOM_CHARS);
     bool::from(checksum(random).as_bytes().ct_eq(sum.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -121,8 +121,7 @@ pub fn token_hash_id(token: &str) -> String {
         _ => token,
     };
     let digest = Sha256::digest(signed.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", hex::encode(digest))
 }
 
 #[cfg(test)]

@@ -84,8 +84,7 @@ impl KeyValue {
     /// The Redis key: a digest, so that key values (API key ids, claims) are not stored.
     pub(super) fn redis(&self) -> String {
         let digest = Sha256::digest(&self.0);
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("rampart:rl:{hex}")
+        format!("rampart:rl:{}", hex::encode(&digest[..16]))
     }
 }
 
