@@ -147,12 +147,24 @@ fn hash_password() -> ExitCode {
     }
 }
 
+/// The async runtime, fitted to the cores this process may run on (its CPU affinity). On one
+/// core, tokio's current-thread scheduler: every task runs on the thread that drives the I/O
+/// driver, with none of the multi-thread scheduler's run queues, stealing and parking, which a
+/// single worker pays for without using (measured in `docs/benchmarks.md`). On more, one worker
+/// per core.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

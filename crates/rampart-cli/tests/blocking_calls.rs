@@ -85,12 +85,40 @@ rate_limits = [{{ name = "per-ip", key = "ip", rate = 100000, per = "second" }}]
 
 #[tokio::test]
 async fn runtime_threads_make_no_blocking_call_while_proxying() {
+    proxy_under_strace(false).await;
+}
+
+/// Pinned to one core, the gateway runs tokio's current-thread runtime: every request is served
+/// by its main thread, where a blocking call would stall every connection at once.
+#[tokio::test]
+async fn the_one_core_runtime_makes_no_blocking_call_while_proxying() {
+    let names = proxy_under_strace(true).await;
+    assert!(
+        !names
+            .values()
+            .any(|name| name.starts_with("tokio-rt-worker")),
+        "pinned to one core, the gateway still started runtime workers: {names:?}"
+    );
+}
+
+/// Runs the gateway under `strace` (on core 0 alone with `one_core`), proxies a few hundred
+/// requests and fails on any blocking call a runtime thread made meanwhile; returns the
+/// gateway's thread names.
+async fn proxy_under_strace(one_core: bool) -> HashMap<u32, String> {
     let upstream = RecordingUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("rampart.toml");
     std::fs::write(&config_path, config(dir.path(), &upstream)).unwrap();
     let trace = dir.path().join("strace.out");
-    let mut strace = Command::new("strace")
+    // taskset runs strace in its place (same process), with the gateway inheriting its CPUs.
+    let mut strace = if one_core {
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", "0", "strace"]);
+        taskset
+    } else {
+        Command::new("strace")
+    };
+    let mut strace = strace
         .args(["-f", "-qq", "-y", "-ttt", "-e"])
         .arg(format!(
             "trace={},{}",
@@ -183,6 +211,7 @@ async fn runtime_threads_make_no_blocking_call_while_proxying() {
         "blocking calls on runtime threads while proxying:\n{}",
         findings.join("\n")
     );
+    names
 }
 
 /// tokio's workers and blocking threads (`tokio-rt-worker`, `tokio-runtime-w...`), and the main
