@@ -522,12 +522,19 @@ async fn a_reload_changing_thresholds_keeps_the_blocks_in_force() {
         gw.get(path).await;
     }
     eventually(async || (gw.get("/y").await.status == StatusCode::FORBIDDEN).then_some(())).await;
-    let trail = rampart_testkit::read_audit_lines(&gw.dir.path().join("audit.log"));
-    let observed: Vec<u64> = trail
-        .iter()
-        .filter(|e| e["event"] == "detection")
-        .map(|e| e["detection"]["observed"].as_u64().unwrap())
-        .collect();
+    // The block is in force before its detection event reaches the audit file (the writer
+    // writes in batches): wait for the event, then compare.
+    let observed = eventually(async || {
+        gw.audit().await;
+        let trail = rampart_testkit::read_audit_lines(&gw.dir.path().join("audit.log"));
+        let observed: Vec<u64> = trail
+            .iter()
+            .filter(|e| e["event"] == "detection")
+            .map(|e| e["detection"]["observed"].as_u64().unwrap())
+            .collect();
+        (observed.len() >= 2).then_some(observed)
+    })
+    .await;
     assert_eq!(observed, vec![3, 5]);
 }
 

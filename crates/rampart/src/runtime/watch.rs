@@ -66,15 +66,30 @@ where
     for dir in &dirs {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
-    let mut seen = loaded.unwrap_or_else(|| digest(&ordered));
+    let seen = loaded.unwrap_or_else(|| digest(&ordered));
     let task = tokio::spawn(async move {
+        // Reading the files and reacting (a reload parses them) are file work: on a blocking
+        // thread, so that the runtime's threads (one, on one core) keep serving meanwhile.
+        let mut state = (ordered, seen, on_change);
         while rx.recv().await.is_some() {
             tokio::time::sleep(DEBOUNCE).await;
             while rx.try_recv().is_ok() {}
-            let now = digest(&ordered);
-            if now != seen {
-                seen = now;
-                on_change();
+            let checked = tokio::task::spawn_blocking(move || {
+                let (ordered, mut seen, on_change) = state;
+                let now = digest(&ordered);
+                if now != seen {
+                    seen = now;
+                    on_change();
+                }
+                (ordered, seen, on_change)
+            })
+            .await;
+            match checked {
+                Ok(next) => state = next,
+                Err(e) => {
+                    tracing::error!(error = %e, "the file watch stopped: its change handler failed");
+                    return;
+                }
             }
         }
     });
