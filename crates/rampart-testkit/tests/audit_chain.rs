@@ -299,7 +299,7 @@ async fn a_restart_over_a_cut_line_and_appended_lines_says_so_in_its_start_event
             let forged = format!(
                 r#"{{"path":"/forged","seq":{},"prev":"{}"}}"#,
                 seq_of(last) + 1,
-                rampart::audit::chain::hex(&sha2_digest(last.as_bytes()))
+                hex::encode(sha2_digest(last.as_bytes()))
             );
             let mut all = text.clone();
             all.push(forged);

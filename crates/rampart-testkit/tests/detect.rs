@@ -45,15 +45,11 @@ fn signed_alerts(receiver: &RecordingUpstream) -> Vec<Value> {
             mac.update(timestamp.as_bytes());
             mac.update(b".");
             mac.update(&r.body);
-            let expected = hex(&mac.finalize().into_bytes());
+            let expected = hex::encode(mac.finalize().into_bytes());
             assert_eq!(v1, expected, "the alert's signature verifies");
             serde_json::from_slice(&r.body).unwrap()
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A gateway whose scanning detector fires on three unknown paths, alerts `receiver`, and

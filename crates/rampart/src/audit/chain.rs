@@ -51,10 +51,6 @@ impl Checkpoint<'_> {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
-}
-
 /// SHA-256 by aws-lc (assembly, SHA extensions where the CPU has them): once per audit line.
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
@@ -151,7 +147,7 @@ impl Chain {
         dropped: u64,
     ) {
         let time = super::writer::rfc3339_text(time);
-        let prev = hex(&self.prev);
+        let prev = hex::encode(self.prev);
         let signed = Checkpoint {
             seq: self.seq.saturating_add(1),
             prev_hex: &prev,
@@ -331,10 +327,12 @@ mod tests {
         let mut chain = Chain::resume(key, 10, None);
         let mut first = br#"{"a":1}"#.to_vec();
         chain.seal(&mut first);
-        assert!(first.ends_with(format!(r#","seq":1,"prev":"{}"}}"#, hex(&GENESIS)).as_bytes()));
+        assert!(
+            first.ends_with(format!(r#","seq":1,"prev":"{}"}}"#, hex::encode(GENESIS)).as_bytes())
+        );
         let mut second = br#"{"b":2}"#.to_vec();
         chain.seal(&mut second);
-        let expected = hex(&Sha256::digest(&first));
+        let expected = hex::encode(Sha256::digest(&first));
         assert!(String::from_utf8(second).unwrap().contains(&expected));
     }
 
@@ -347,6 +345,6 @@ mod tests {
         chain.seal(&mut line);
         let text = String::from_utf8(line).unwrap();
         assert!(text.starts_with(r#"{"seq":42,"prev":""#), "{text}");
-        assert!(text.contains(&hex(&Sha256::digest(last))));
+        assert!(text.contains(&hex::encode(Sha256::digest(last))));
     }
 }

@@ -312,5 +312,5 @@ impl AuditEvent {
 
 pub fn config_sha256(text: &str) -> String {
     use sha2::Digest;
-    chain::hex(&sha2::Sha256::digest(text.as_bytes()))
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }

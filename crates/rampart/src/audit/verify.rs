@@ -289,7 +289,7 @@ impl Walk {
         };
         match &self.last {
             None => {
-                if link.seq == 1 && link.prev != chain::hex(&GENESIS) {
+                if link.seq == 1 && link.prev != hex::encode(GENESIS) {
                     return Err(Finding::Altered { at, seq: Some(1) });
                 }
                 // Records before the first are missing: removed, unless the caller says the
@@ -305,7 +305,7 @@ impl Walk {
             Some(last) => {
                 let last_seq = last.seq;
                 let expected = last_seq.saturating_add(1);
-                if link.seq == expected && link.prev != chain::hex(&last.hash) {
+                if link.seq == expected && link.prev != hex::encode(last.hash) {
                     return Err(Finding::Altered {
                         at: last.at.clone(),
                         seq: Some(last_seq),

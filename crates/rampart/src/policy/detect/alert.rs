@@ -211,7 +211,7 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    format!("t={timestamp},v1={}", crate::audit::chain::hex(&tag))
+    format!("t={timestamp},v1={}", hex::encode(tag))
 }
 
 /// The alert settings of the running config.
