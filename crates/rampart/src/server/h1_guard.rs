@@ -23,10 +23,13 @@ use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::keep_alive::{Activity, ReadReady};
 
 use crate::config::listener::MAX_HEADERS_CEILING;
 use crate::error::GatewayError;
@@ -78,6 +81,8 @@ pub struct H1Guard<IO> {
     /// Bounds the write phase of a staged close: a client that never reads cannot hold the
     /// connection open with a full send buffer.
     close_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Where reads and writes are reported for the keep-alive idle check (`keep_alive.rs`).
+    activity: Option<Arc<Activity>>,
 }
 
 impl<IO> H1Guard<IO> {
@@ -92,6 +97,41 @@ impl<IO> H1Guard<IO> {
             reply: None,
             linger: None,
             close_deadline: None,
+            activity: None,
+        }
+    }
+
+    /// Reports reads and writes to `activity`, which decides when the connection is idle.
+    pub fn report_to(mut self, activity: Arc<Activity>) -> Self {
+        self.activity = Some(activity);
+        self
+    }
+
+    /// Takes back bytes this guard had handed over and the reader did not consume (hyper's read
+    /// buffer when a connection is parked): they are read again first, as they were validated.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut buf = BytesMut::with_capacity(bytes.len() + self.buf.len());
+        buf.extend_from_slice(bytes);
+        buf.extend_from_slice(&self.buf);
+        self.buf = buf;
+        self.ready += bytes.len();
+    }
+
+    /// Between two requests, with nothing buffered and no refusal or close under way.
+    pub fn is_between_requests(&self) -> bool {
+        self.buf.is_empty()
+            && self.state == State::Head
+            && self.reply.is_none()
+            && self.linger.is_none()
+            && self.close_deadline.is_none()
+    }
+
+    fn report(&self, report: impl FnOnce(&Activity)) {
+        if let Some(activity) = &self.activity {
+            report(activity);
         }
     }
 
@@ -459,10 +499,17 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 // cost 160 MiB.
                 let mut scratch = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
                 let mut chunk = ReadBuf::uninit(&mut scratch);
-                ready!(Pin::new(&mut this.io).poll_read(cx, &mut chunk))?;
+                if Pin::new(&mut this.io)
+                    .poll_read(cx, &mut chunk)?
+                    .is_pending()
+                {
+                    this.report(Activity::guard_waiting);
+                    return Poll::Pending;
+                }
                 if chunk.filled().is_empty() {
                     return Poll::Ready(Ok(()));
                 }
+                this.report(Activity::bytes_read);
                 this.buf = BytesMut::from(chunk.filled());
                 continue;
             }
@@ -477,6 +524,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 this.buf.clear();
                 return Poll::Ready(Ok(()));
             }
+            this.report(Activity::bytes_read);
         }
     }
 }
@@ -487,7 +535,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, data)
+        let written = ready!(Pin::new(&mut self.io).poll_write(cx, data));
+        self.report(Activity::bytes_written);
+        Poll::Ready(written)
     }
 
     fn poll_write_vectored(
@@ -495,7 +545,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, bufs));
+        self.report(Activity::bytes_written);
+        Poll::Ready(written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -532,6 +584,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
             });
         }
         this.poll_linger(cx)
+    }
+}
+
+impl<IO: ReadReady> ReadReady for H1Guard<IO> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_read_ready(cx)
     }
 }
 

@@ -3,26 +3,31 @@
 //! 503 and audited; a response already streaming then is cut, and audited). `serve` takes already-bound listeners and a shutdown future, which is what
 //! lets tests run the real server in-process on port 0.
 
+mod drain;
 pub mod h1_guard;
+pub mod keep_alive;
 mod redirect;
 
 pub use redirect::redirect_to_https;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use self::drain::{Drain, DrainWatch};
 use self::h1_guard::{H1Guard, HeadLimits, OnReject};
+use self::keep_alive::{Activity, ParkedTimeouts, ReadReady};
 use crate::acme::challenge::{ACME_TLS_ALPN, Challenges, HTTP01_PATH};
 use crate::audit::AuditRecord;
 use crate::config::{Config, ListenerConfig};
@@ -86,8 +91,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
-    // Accept loops create a watcher per connection; the Arc is unwrapped once they have ended.
-    let graceful = Arc::new(GracefulShutdown::new());
+    // Accept loops give every connection a watch of the drain.
+    let drain_signal = Arc::new(Drain::new());
     let stop = CancellationToken::new();
     let deadline = CancellationToken::new();
     let mut loops = Vec::new();
@@ -95,7 +100,7 @@ pub async fn serve(
         loops.push(tokio::spawn(accept_loop(
             gateway.clone(),
             listener,
-            graceful.clone(),
+            drain_signal.clone(),
             stop.clone(),
             deadline.clone(),
         )));
@@ -114,7 +119,7 @@ pub async fn serve(
     for task in loops {
         let _ = task.await;
     }
-    drain_connections(graceful, drain, &deadline).await;
+    drain_connections(&drain_signal, drain, &deadline).await;
     gateway.audit().close().await;
 }
 
@@ -123,20 +128,8 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Waits for connections to finish for up to `drain`; then answers what is still in flight with
 /// a 503 problem (`deadline`) and gives those answers a short grace to be written and audited.
-async fn drain_connections(
-    graceful: Arc<GracefulShutdown>,
-    drain: Duration,
-    deadline: &CancellationToken,
-) {
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        // Only if an accept loop panicked and leaked its handle: wait out the deadline instead.
-        tracing::error!("cannot track connections for draining; waiting the full drain deadline");
-        tokio::time::sleep(drain).await;
-        deadline.cancel();
-        tokio::time::sleep(DEADLINE_GRACE).await;
-        return;
-    };
-    let finished = graceful.shutdown();
+async fn drain_connections(drain_signal: &Drain, drain: Duration, deadline: &CancellationToken) {
+    let finished = drain_signal.start();
     tokio::pin!(finished);
     if tokio::time::timeout(drain, &mut finished).await.is_ok() {
         return;
@@ -155,14 +148,14 @@ async fn drain_connections(
 /// it, and the drain deadline, at which requests still in flight are answered 503. The token is
 /// shared behind an `Arc` so that a request clones it without taking the token tree's lock.
 struct ConnShutdown {
-    watcher: Watcher,
+    drain: DrainWatch,
     deadline: Arc<CancellationToken>,
 }
 
 async fn accept_loop(
     gateway: Arc<Gateway>,
     listener: BoundListener,
-    graceful: Arc<GracefulShutdown>,
+    drain: Arc<Drain>,
     stop: CancellationToken,
     deadline: CancellationToken,
 ) {
@@ -189,7 +182,7 @@ async fn accept_loop(
         let redirect = listener.config.redirect_https_port;
         let gateway = gateway.clone();
         let graceful = ConnShutdown {
-            watcher: graceful.watcher(),
+            drain: drain.watch(),
             deadline: deadline.clone(),
         };
         let held = crate::telemetry::Held::enter(open.clone());
@@ -208,11 +201,21 @@ async fn serve_connection(
     redirect: Option<u16>,
     graceful: ConnShutdown,
 ) {
-    let timeout = Duration::from_millis(gateway.runtime().config.limits.header_read_timeout_ms);
+    // A task keeps room for the largest state its future can reach, for the connection's whole
+    // life: the redirect, TLS and HTTP/2 paths are boxed, so that an idle plain HTTP/1
+    // connection pays only for its own state.
     if let Some(port) = redirect {
-        serve_redirect(&gateway, &conn, stream, port, graceful.watcher).await;
+        Box::pin(serve_redirect(
+            &gateway,
+            &conn,
+            stream,
+            port,
+            graceful.drain,
+        ))
+        .await;
         return;
     }
+    let timeout = Duration::from_millis(gateway.runtime().config.limits.header_read_timeout_ms);
     let Some(acceptor) = tls else {
         // Plaintext: HTTP/2 only with the prior-knowledge preface, decided before any parser runs.
         if let Some(h2) = starts_with_h2_preface(&stream, timeout).await {
@@ -220,6 +223,20 @@ async fn serve_connection(
         }
         return;
     };
+    Box::pin(serve_tls(
+        gateway, conn, stream, acceptor, timeout, graceful,
+    ))
+    .await;
+}
+
+async fn serve_tls(
+    gateway: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    graceful: ConnShutdown,
+) {
     let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
@@ -264,35 +281,46 @@ async fn serve_http<IO>(
     h2: bool,
     graceful: ConnShutdown,
 ) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + ReadReady + Unpin + Send + 'static,
 {
-    let builder = connection_builder(&gateway.runtime().config, h2);
+    let activity = Arc::new(Activity::default());
     let service = {
         let gateway = gateway.clone();
         let conn = conn.clone();
+        let activity = activity.clone();
         let deadline = graceful.deadline;
         // Boxed per request: hyper keeps room for one service future in every connection for
         // the connection's whole life, and the pipeline's future is kilobytes (all stages'
         // state); a box costs one allocation per request and leaves 16 bytes on an idle
         // connection (`alloc_budget.rs` measures both).
         service_fn(move |req| {
-            Box::pin(service::handle(
-                gateway.clone(),
-                conn.clone(),
-                req,
-                deadline.clone(),
-            ))
+            let unanswered = activity.request_started();
+            let handled = service::handle(gateway.clone(), conn.clone(), req, deadline.clone());
+            Box::pin(async move {
+                let response = handled.await;
+                drop(unanswered);
+                response
+            })
         })
     };
-    let graceful = graceful.watcher;
+    let mut drain = graceful.drain;
+    let config = &gateway.runtime().config;
     if h2 {
-        let connection = builder.serve_connection(TokioIo::new(io), service);
-        let _ = graceful.watch(connection.into_owned()).await;
+        let builder = h2_builder(config);
+        let mut connection = Box::pin(builder.serve_connection(TokioIo::new(io), service));
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = drain.started() => connection.as_mut().graceful_shutdown(),
+        }
+        let _ = connection.await;
     } else {
-        let io = TokioIo::new(guard(io, &gateway, &conn));
-        let _ = graceful
-            .watch(builder.serve_connection(io, service).into_owned())
-            .await;
+        let timeouts = ParkedTimeouts {
+            idle: Duration::from_millis(config.limits.idle_timeout_ms),
+            first_request: Duration::from_millis(config.limits.header_read_timeout_ms),
+        };
+        let guard = guard(io, &gateway, &conn).report_to(activity.clone());
+        let builder = http1_builder(config);
+        keep_alive::serve(&builder, guard, service, &activity, &mut drain, timeouts).await;
     }
 }
 
@@ -302,7 +330,7 @@ async fn serve_redirect(
     conn: &Arc<ConnInfo>,
     stream: TcpStream,
     port: u16,
-    graceful: Watcher,
+    mut drain: DrainWatch,
 ) {
     let runtime = gateway.runtime();
     let headers = runtime.default_headers.clone();
@@ -315,11 +343,13 @@ async fn serve_redirect(
         headers.apply(response.headers_mut(), false);
         std::future::ready(Ok::<_, std::convert::Infallible>(response))
     });
-    let builder = connection_builder(&runtime.config, false);
     let io = TokioIo::new(guard(stream, gateway, conn));
-    let _ = graceful
-        .watch(builder.serve_connection(io, service).into_owned())
-        .await;
+    let mut connection = pin!(http1_builder(&runtime.config).serve_connection(io, service));
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        () = drain.started() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
 }
 
 /// A CA's HTTP-01 validation request (RFC 8555 section 8.3): the key authorization of a token
@@ -367,18 +397,11 @@ async fn starts_with_h2_preface(stream: &TcpStream, timeout: Duration) -> Option
     peeked.await.ok().flatten()
 }
 
-/// hyper settings from the limits; the protocol is always decided before (no sniffing with an
-/// unbounded wait inside hyper-util's `auto`).
-fn connection_builder(config: &Config, h2: bool) -> auto::Builder<TokioExecutor> {
+/// hyper's HTTP/1 settings from the limits.
+fn http1_builder(config: &Config) -> http1::Builder {
     let limits = &config.limits;
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let mut builder = if h2 {
-        builder.http2_only()
-    } else {
-        builder.http1_only()
-    };
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         // Above the largest head the guard lets through (target, request line and header
@@ -389,6 +412,14 @@ fn connection_builder(config: &Config, h2: bool) -> auto::Builder<TokioExecutor>
         // get their responses, so a read EOF is not a reason to drop them.
         .half_close(true)
         .keep_alive(true);
+    builder
+}
+
+/// hyper's HTTP/2 settings from the limits; the protocol is always decided before (no sniffing
+/// with an unbounded wait inside hyper-util's `auto`).
+fn h2_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let limits = &config.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -227,3 +227,20 @@ fn tokio_test_reader(input: &[u8]) -> impl tokio::io::AsyncRead + Unpin {
     }
     OneByte(input.iter().copied().collect())
 }
+
+#[tokio::test]
+async fn bytes_given_back_at_parking_are_read_again_first_and_not_validated_twice() {
+    let input: &[u8] =
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut guard = H1Guard::new(input, LIMITS, Box::new(|_, _| Vec::new()));
+    let mut first = [0u8; 40];
+    guard.read_exact(&mut first).await.unwrap_or_default();
+    // hyper parsed the first request and kept the start of the second in its read buffer.
+    let split = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n".len();
+    guard.unread(&first[split..]);
+    assert!(!guard.is_between_requests(), "given-back bytes are pending");
+    let mut rest = Vec::new();
+    guard.read_to_end(&mut rest).await.unwrap_or_default();
+    assert_eq!(rest, input[split..].to_vec());
+    assert!(guard.is_between_requests());
+}

@@ -1,0 +1,244 @@
+//! Idle HTTP/1 keep-alive connections give their hyper buffers back (server/keep_alive.rs): what
+//! a client sees must not change. A parked connection serves its next request, a slow answer or a
+//! paused stream is not cut or marked `Connection: close`, and the listener's idle timeout closes
+//! what stays silent. (`alloc_budget.rs` measures the heap a parked connection keeps.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rampart::server::keep_alive::PARK_AFTER;
+use rampart_testkit::{RecordingUpstream, TestGateway};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Long enough for any connection idle since its start to have been parked.
+const PARKED: Duration = Duration::from_millis(3 * PARK_AFTER.as_millis() as u64);
+
+async fn gateway(upstream: &str, limits: &str) -> TestGateway {
+    TestGateway::builder()
+        .plaintext()
+        .config(&config(upstream, limits))
+        .start()
+        .await
+}
+
+fn config(upstream: &str, limits: &str) -> String {
+    format!(
+        r#"{limits}
+[[upstreams]]
+name = "api"
+targets = ["{upstream}"]
+
+[[routes]]
+name = "public"
+path_prefix = "/"
+upstream = "api"
+public = true
+"#
+    )
+}
+
+/// One response: its head (lower-cased) and body; chunked bodies are decoded.
+async fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).await.expect("read head");
+        assert!(
+            n > 0,
+            "the connection closed before a response; got {head:?}"
+        );
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    let mut body = Vec::new();
+    if head.contains("transfer-encoding: chunked") {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).await.expect("chunk size");
+            let size = usize::from_str_radix(size.trim(), 16).expect("hex size");
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).await.expect("chunk");
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+    {
+        body.resize(length.trim().parse().expect("length"), 0);
+        reader.read_exact(&mut body).await.expect("body");
+    }
+    (head, body)
+}
+
+async fn get(reader: &mut BufReader<TcpStream>, path: &str) -> (String, Vec<u8>) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    reader
+        .get_mut()
+        .write_all(request.as_bytes())
+        .await
+        .expect("write");
+    read_response(reader).await
+}
+
+async fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    BufReader::new(TcpStream::connect(addr).await.expect("connect"))
+}
+
+fn assert_kept_alive(head: &str) {
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+}
+
+#[tokio::test]
+async fn a_parked_connection_serves_its_next_requests() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream.url(), "").await;
+    let mut conn = connect(gw.addr).await;
+    let (head, _) = get(&mut conn, "/first").await;
+    assert_kept_alive(&head);
+    for path in ["/after-parking", "/after-parking-again"] {
+        tokio::time::sleep(PARKED).await;
+        let (head, _) = get(&mut conn, path).await;
+        assert_kept_alive(&head);
+    }
+    let paths: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(paths, ["/first", "/after-parking", "/after-parking-again"]);
+}
+
+#[tokio::test]
+async fn pipelined_requests_sent_to_a_parked_connection_are_all_answered() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream.url(), "").await;
+    let mut conn = connect(gw.addr).await;
+    get(&mut conn, "/first").await;
+    tokio::time::sleep(PARKED).await;
+    let pipelined = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn.get_mut()
+        .write_all(pipelined.as_bytes())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let (head, _) = read_response(&mut conn).await;
+        assert_kept_alive(&head);
+    }
+    assert_eq!(upstream.count(), 3);
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_park_delay_keeps_the_connection_open() {
+    let upstream = RecordingUpstream::slow(PARKED).await;
+    let gw = gateway(&upstream.url(), "").await;
+    let mut conn = connect(gw.addr).await;
+    let (head, _) = get(&mut conn, "/slow").await;
+    assert_kept_alive(&head);
+    let (head, _) = get(&mut conn, "/slow-again").await;
+    assert_kept_alive(&head);
+}
+
+/// An upstream whose chunked answer pauses between chunks for longer than a parking takes.
+async fn pausing_stream_upstream(pause: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let out = stream.get_mut();
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\
+                                Transfer-Encoding: chunked\r\n\r\n";
+                    let _ = out.write_all(head.as_bytes()).await;
+                    for part in ["one,", "two,", "three"] {
+                        let chunk = format!("{:x}\r\n{part}\r\n", part.len());
+                        let _ = out.write_all(chunk.as_bytes()).await;
+                        tokio::time::sleep(pause).await;
+                    }
+                    let _ = out.write_all(b"0\r\n\r\n").await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_stream_that_pauses_longer_than_the_park_delay_arrives_whole() {
+    let upstream = pausing_stream_upstream(PARKED).await;
+    let gw = gateway(&format!("http://{upstream}"), "").await;
+    let mut conn = connect(gw.addr).await;
+    let (head, body) = get(&mut conn, "/stream").await;
+    assert_kept_alive(&head);
+    assert_eq!(body, b"one,two,three");
+    let (head, body) = get(&mut conn, "/stream").await;
+    assert_kept_alive(&head);
+    assert_eq!(body, b"one,two,three");
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream.url(), "[limits]\nidle_timeout_ms = 1000\n").await;
+    let mut conn = connect(gw.addr).await;
+    get(&mut conn, "/once").await;
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "expected a clean close: {read:?}"
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
+        "closed after {waited:?}; the idle timeout is 1 s after parking"
+    );
+}
+
+#[tokio::test]
+async fn draining_closes_parked_connections_without_waiting_for_the_drain_timeout() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::builder()
+        .plaintext()
+        .drain_timeout_ms(20_000)
+        .config(&config(&upstream.url(), ""))
+        .start()
+        .await;
+    let mut conn = connect(gw.addr).await;
+    get(&mut conn, "/once").await;
+    tokio::time::sleep(PARKED).await;
+    let stopping = Instant::now();
+    gw.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the drain waited {:?} for an idle connection",
+        stopping.elapsed()
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "expected a clean close: {read:?}"
+    );
+}

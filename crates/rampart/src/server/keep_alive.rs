@@ -1,0 +1,306 @@
+//! HTTP/1 keep-alive connections that cost almost nothing while idle.
+//!
+//! hyper 1.x gives every HTTP/1 connection an 8 KiB read buffer and an 8 KiB write buffer for the
+//! connection's whole life, with no setting to release them: 10,000 idle keep-alive clients held
+//! 260 MB. nginx frees a connection's buffers between keep-alive requests; this does the same
+//! around hyper. Once a connection has been idle for [`PARK_AFTER`] (no bytes either way, no
+//! request waiting for its response head, nothing buffered in the framing guard), hyper hands the
+//! socket back (`into_parts`) and the connection is *parked*: it holds only the socket and the
+//! guard and waits for the socket to become readable; the next request gets a fresh hyper
+//! connection. A parked connection is closed after the listener's `idle_timeout_ms` (or its
+//! `header_read_timeout_ms` if it never sent a request), and at once when the server drains.
+//!
+//! Parking never changes what a client sees: hyper is asked to finish (`graceful_shutdown`) only
+//! after every response head of the busy period has been written, so it never adds
+//! `Connection: close`; a response still streaming is completed first; and bytes hyper read but
+//! did not parse go back to the guard.
+
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::HttpService;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::drain::DrainWatch;
+use super::h1_guard::H1Guard;
+use crate::audit::AuditBody;
+
+/// How long a connection must be idle before its hyper buffers are released. Checked every
+/// `PARK_AFTER`, so a connection is parked between one and two of these after its last byte; a
+/// client that keeps sending never pays for a new hyper connection.
+pub const PARK_AFTER: Duration = Duration::from_millis(500);
+
+/// What the framing guard and the request service report to the idle check. Everything that
+/// touches it runs on the connection's own task, so relaxed atomics suffice.
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// Bytes moved, either way, since the last idle check.
+    touched: AtomicBool,
+    /// The guard is between requests, holds no bytes, and its last read found none.
+    guard_idle: AtomicBool,
+    /// Requests handed to the service, and those whose response head the service has returned.
+    started: AtomicU64,
+    answered: AtomicU64,
+}
+
+/// Held by a request's service future until it returns the response head.
+pub struct Unanswered(Arc<Activity>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        self.0.answered.fetch_add(1, Relaxed);
+    }
+}
+
+/// The idle check's verdict.
+#[derive(Debug, PartialEq, Eq)]
+enum Idle {
+    No,
+    /// Idle, and this hyper connection never received a request: it wrote nothing and holds
+    /// nothing, so it can be taken apart at once.
+    Untouched,
+    /// Idle after serving requests: hyper finishes writing, then hands the socket back.
+    AfterRequests,
+}
+
+impl Activity {
+    /// A request was handed to the service; the guard is dropped once its response head is ready.
+    pub fn request_started(self: &Arc<Self>) -> Unanswered {
+        self.started.fetch_add(1, Relaxed);
+        Unanswered(self.clone())
+    }
+
+    /// The guard read bytes.
+    pub fn bytes_read(&self) {
+        self.touched.store(true, Relaxed);
+        self.guard_idle.store(false, Relaxed);
+    }
+
+    /// The guard wrote bytes.
+    pub fn bytes_written(&self) {
+        self.touched.store(true, Relaxed);
+    }
+
+    /// The guard, between requests with nothing buffered, found nothing to read.
+    pub fn guard_waiting(&self) {
+        self.guard_idle.store(true, Relaxed);
+    }
+
+    fn requests(&self) -> u64 {
+        self.started.load(Relaxed)
+    }
+
+    /// Clears the touched mark; `requests_before` is the request count when the current hyper
+    /// connection started.
+    fn check(&self, requests_before: u64) -> Idle {
+        let touched = self.touched.swap(false, Relaxed);
+        let started = self.started.load(Relaxed);
+        if touched || !self.guard_idle.load(Relaxed) || self.answered.load(Relaxed) != started {
+            Idle::No
+        } else if started == requests_before {
+            Idle::Untouched
+        } else {
+            Idle::AfterRequests
+        }
+    }
+}
+
+/// A transport whose readability can be awaited without reading, so that a parked connection
+/// needs no buffer.
+pub trait ReadReady {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl ReadReady for TcpStream {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+}
+
+/// A TLS connection is parked only after its last read came back empty, so rustls holds no
+/// plaintext: the next record arrives on the socket.
+impl ReadReady for tokio_rustls::server::TlsStream<TcpStream> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_ref().0.poll_read_ready(cx)
+    }
+}
+
+/// How long a connection stays parked, counted from its parking.
+#[derive(Debug, Clone, Copy)]
+pub struct ParkedTimeouts {
+    /// After at least one request (the listener's `idle_timeout_ms`).
+    pub idle: Duration,
+    /// Before the first request (`header_read_timeout_ms`, as for a head that never completes).
+    pub first_request: Duration,
+}
+
+impl ParkedTimeouts {
+    fn after(&self, requests: u64) -> Duration {
+        if requests == 0 {
+            self.first_request
+        } else {
+            self.idle
+        }
+    }
+}
+
+/// Serves an HTTP/1 connection to its end, parking it whenever it is idle.
+pub(crate) async fn serve<IO, S>(
+    builder: &http1::Builder,
+    mut guard: H1Guard<IO>,
+    mut service: S,
+    activity: &Arc<Activity>,
+    drain: &mut DrainWatch,
+    timeouts: ParkedTimeouts,
+) where
+    IO: AsyncRead + AsyncWrite + ReadReady + Unpin + Send + 'static,
+    S: HttpService<Incoming, ResBody = AuditBody, Error = Infallible> + Unpin,
+    S::Future: Unpin,
+{
+    // When a parked connection is closed, and the request count it was set at: waking up without
+    // a request (a TLS record with no data, say) does not push it back.
+    let mut close_at: Option<(u64, Instant)> = None;
+    loop {
+        // Boxed so that a parked connection's task does not keep room for hyper's state.
+        let conn = Box::new(builder.serve_connection(TokioIo::new(guard), service));
+        let Some(parts) = serve_until_idle(conn, activity, drain).await else {
+            return;
+        };
+        guard = parts.io.into_inner();
+        guard.unread(&parts.read_buf);
+        service = parts.service;
+        // hyper's read buffer (8 KiB) would otherwise live on in `parts` while parked.
+        drop(parts.read_buf);
+        if guard.is_between_requests() {
+            let requests = activity.requests();
+            let deadline = match close_at {
+                Some((at_requests, deadline)) if at_requests == requests => deadline,
+                _ => Instant::now() + timeouts.after(requests),
+            };
+            close_at = Some((requests, deadline));
+            if !wait_for_bytes(&mut guard, deadline, drain).await {
+                let _ = guard.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+type Parts<IO, S> = http1::Parts<TokioIo<H1Guard<IO>>, S>;
+
+/// Drives one hyper connection until it ends (`None`: the socket was shut down or dropped, as
+/// hyper itself does) or has been idle long enough to park (`Some`: the socket and what hyper
+/// read but did not parse).
+async fn serve_until_idle<IO, S>(
+    mut conn: Box<http1::Connection<TokioIo<H1Guard<IO>>, S>>,
+    activity: &Activity,
+    drain: &mut DrainWatch,
+) -> Option<Parts<IO, S>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: HttpService<Incoming, ResBody = AuditBody, Error = Infallible> + Unpin,
+    S::Future: Unpin,
+{
+    let requests_before = activity.requests();
+    let mut draining = drain.has_started();
+    if draining {
+        Pin::new(&mut *conn).graceful_shutdown();
+    }
+    let mut parking = false;
+    let mut check = pin!(tokio::time::sleep(PARK_AFTER));
+    let ended = loop {
+        tokio::select! {
+            ended = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break ended,
+            () = drain.started(), if !draining => {
+                draining = true;
+                Pin::new(&mut *conn).graceful_shutdown();
+            }
+            () = check.as_mut(), if !parking && !draining => {
+                match activity.check(requests_before) {
+                    Idle::No => check.as_mut().reset(Instant::now() + PARK_AFTER),
+                    Idle::Untouched => return Some(conn.into_parts()),
+                    Idle::AfterRequests => {
+                        parking = true;
+                        Pin::new(&mut *conn).graceful_shutdown();
+                    }
+                }
+            }
+        }
+    };
+    match ended {
+        Ok(()) if parking && !draining => Some(conn.into_parts()),
+        Ok(()) => {
+            // hyper's own future would shut the socket down here (the guard's staged close).
+            let _ = conn.into_parts().io.into_inner().shutdown().await;
+            None
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "HTTP/1 connection ended with an error");
+            None
+        }
+    }
+}
+
+/// Waits until the parked connection's socket is readable (true), or the deadline or draining
+/// (false). Takes `&mut` only so that the future is `Send` without the guard being `Sync`.
+async fn wait_for_bytes<IO: ReadReady>(
+    guard: &mut H1Guard<IO>,
+    deadline: Instant,
+    drain: &mut DrainWatch,
+) -> bool {
+    tokio::select! {
+        ready = poll_fn(move |cx| guard.poll_read_ready(cx)) => ready.is_ok(),
+        () = tokio::time::sleep_until(deadline) => false,
+        () = drain.started() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_that_moved_bytes_since_the_last_check_is_not_idle() {
+        let activity = Arc::new(Activity::default());
+        activity.guard_waiting();
+        activity.bytes_written();
+        assert_eq!(activity.check(0), Idle::No);
+        assert_eq!(activity.check(0), Idle::Untouched, "the mark is cleared");
+    }
+
+    #[test]
+    fn a_request_waiting_for_its_response_head_keeps_the_connection_busy() {
+        let activity = Arc::new(Activity::default());
+        activity.guard_waiting();
+        let unanswered = activity.request_started();
+        assert_eq!(activity.check(0), Idle::No);
+        drop(unanswered);
+        assert_eq!(activity.check(0), Idle::AfterRequests);
+        assert_eq!(activity.check(1), Idle::Untouched);
+    }
+
+    #[test]
+    fn a_guard_with_bytes_or_a_read_under_way_keeps_the_connection_busy() {
+        let activity = Activity::default();
+        assert_eq!(activity.check(0), Idle::No, "no empty read yet");
+        activity.guard_waiting();
+        activity.bytes_read();
+        activity.check(0);
+        assert_eq!(
+            activity.check(0),
+            Idle::No,
+            "bytes arrived after the empty read"
+        );
+    }
+}
