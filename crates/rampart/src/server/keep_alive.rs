@@ -16,12 +16,12 @@
 //! did not parse go back to the guard.
 
 use std::convert::Infallible;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -54,8 +54,25 @@ pub struct Activity {
     answered: AtomicU64,
 }
 
-/// Held by a request's service future until it returns the response head.
-pub struct Unanswered(Arc<Activity>);
+/// A request's service future, counted as unanswered until it returns the response head (or is
+/// dropped). A struct around the box rather than an `async` block around the future: the
+/// pipeline's future is kilobytes, and an `async` wrapper copied it twice per request.
+pub struct Counted<F> {
+    future: Pin<Box<F>>,
+    unanswered: Option<Unanswered>,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let output = ready!(self.future.as_mut().poll(cx));
+        self.unanswered = None;
+        Poll::Ready(output)
+    }
+}
+
+struct Unanswered(Arc<Activity>);
 
 impl Drop for Unanswered {
     fn drop(&mut self) {
@@ -75,10 +92,13 @@ enum Idle {
 }
 
 impl Activity {
-    /// A request was handed to the service; the guard is dropped once its response head is ready.
-    pub fn request_started(self: &Arc<Self>) -> Unanswered {
+    /// A request was handed to the service, whose future is `future`.
+    pub fn count<F: Future>(self: &Arc<Self>, future: Pin<Box<F>>) -> Counted<F> {
         self.started.fetch_add(1, Relaxed);
-        Unanswered(self.clone())
+        Counted {
+            future,
+            unanswered: Some(Unanswered(self.clone())),
+        }
     }
 
     /// The guard read bytes.
@@ -219,22 +239,49 @@ where
     }
     let mut parking = false;
     let mut check = pin!(tokio::time::sleep(PARK_AFTER));
+    // The idle timer is polled once after each reset, which registers its wake-up, and then only
+    // read: polled on every wake-up of a busy connection, it cost 300 instructions per request.
+    let mut check_armed = false;
     let ended = loop {
+        let step = poll_fn(|cx| {
+            if let Poll::Ready(ended) = conn.poll_without_shutdown(cx) {
+                return Poll::Ready(Some(ended));
+            }
+            if parking || draining {
+                return Poll::Pending;
+            }
+            let due = if check_armed {
+                check.is_elapsed()
+            } else {
+                check_armed = true;
+                check.as_mut().poll(cx).is_ready()
+            };
+            if due {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        });
         tokio::select! {
-            ended = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break ended,
+            biased; // the connection's own progress first
+            step = step => {
+                let Some(ended) = step else {
+                    check_armed = false;
+                    match activity.check(requests_before) {
+                        Idle::No => check.as_mut().reset(Instant::now() + PARK_AFTER),
+                        Idle::Untouched => return Some(conn.into_parts()),
+                        Idle::AfterRequests => {
+                            parking = true;
+                            Pin::new(&mut *conn).graceful_shutdown();
+                        }
+                    }
+                    continue;
+                };
+                break ended;
+            }
             () = drain.started(), if !draining => {
                 draining = true;
                 Pin::new(&mut *conn).graceful_shutdown();
-            }
-            () = check.as_mut(), if !parking && !draining => {
-                match activity.check(requests_before) {
-                    Idle::No => check.as_mut().reset(Instant::now() + PARK_AFTER),
-                    Idle::Untouched => return Some(conn.into_parts()),
-                    Idle::AfterRequests => {
-                        parking = true;
-                        Pin::new(&mut *conn).graceful_shutdown();
-                    }
-                }
             }
         }
     };
@@ -283,11 +330,19 @@ mod tests {
     fn a_request_waiting_for_its_response_head_keeps_the_connection_busy() {
         let activity = Arc::new(Activity::default());
         activity.guard_waiting();
-        let unanswered = activity.request_started();
+        let counted = activity.count(Box::pin(std::future::ready(())));
         assert_eq!(activity.check(0), Idle::No);
-        drop(unanswered);
+        drop(counted);
         assert_eq!(activity.check(0), Idle::AfterRequests);
         assert_eq!(activity.check(1), Idle::Untouched);
+    }
+
+    #[tokio::test]
+    async fn a_request_counts_as_answered_once_its_future_returns_the_head() {
+        let activity = Arc::new(Activity::default());
+        activity.guard_waiting();
+        activity.count(Box::pin(std::future::ready(()))).await;
+        assert_eq!(activity.check(0), Idle::AfterRequests);
     }
 
     #[test]

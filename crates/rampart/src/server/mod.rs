@@ -294,13 +294,12 @@ async fn serve_http<IO>(
         // state); a box costs one allocation per request and leaves 16 bytes on an idle
         // connection (`alloc_budget.rs` measures both).
         service_fn(move |req| {
-            let unanswered = activity.request_started();
-            let handled = service::handle(gateway.clone(), conn.clone(), req, deadline.clone());
-            Box::pin(async move {
-                let response = handled.await;
-                drop(unanswered);
-                response
-            })
+            activity.count(Box::pin(service::handle(
+                gateway.clone(),
+                conn.clone(),
+                req,
+                deadline.clone(),
+            )))
         })
     };
     let mut drain = graceful.drain;
