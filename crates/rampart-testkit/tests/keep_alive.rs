@@ -242,3 +242,70 @@ async fn draining_closes_parked_connections_without_waiting_for_the_drain_timeou
         "expected a clean close: {read:?}"
     );
 }
+
+/// An upstream answering every request with `size` bytes.
+async fn large_body_upstream(size: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
+                    );
+                    let out = stream.get_mut();
+                    let _ = out.write_all(head.as_bytes()).await;
+                    let _ = out.write_all(&vec![b'x'; size]).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+const LARGE: usize = 8 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_large_answer_to_a_client_that_pauses_reading_arrives_whole() {
+    let upstream = large_body_upstream(LARGE).await;
+    let gw = gateway(&format!("http://{upstream}"), "").await;
+    for close in ["", "Connection: close\r\n"] {
+        let mut conn = connect(gw.addr).await;
+        let request = format!("GET /large HTTP/1.1\r\nHost: localhost\r\n{close}\r\n");
+        conn.get_mut().write_all(request.as_bytes()).await.unwrap();
+        // The socket buffers fill and the gateway waits longer than a parking takes.
+        tokio::time::sleep(PARKED).await;
+        let (head, body) = read_response(&mut conn).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert_eq!(body.len(), LARGE, "{close:?}: the answer was cut");
+        if close.is_empty() {
+            let (head, body) = get(&mut conn, "/large").await;
+            assert_kept_alive(&head);
+            assert_eq!(body.len(), LARGE);
+        }
+    }
+}
+
+#[tokio::test]
+async fn empty_lines_alone_do_not_keep_a_connection_open_past_the_header_timeout() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream.url(), "[limits]\nheader_read_timeout_ms = 1000\n").await;
+    let mut conn = connect(gw.addr).await;
+    get(&mut conn, "/once").await;
+    conn.get_mut().write_all(b"\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), conn.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(_))), "the connection stayed open: {read:?}");
+}

@@ -47,6 +47,9 @@ pub const PARK_AFTER: Duration = Duration::from_millis(500);
 pub struct Activity {
     /// Bytes moved, either way, since the last idle check.
     touched: AtomicBool,
+    /// The guard was written to and not flushed since: hyper may still hold bytes to send (a
+    /// client that stopped reading), which taking the connection apart would drop.
+    unflushed: AtomicBool,
     /// The guard is between requests, holds no bytes, and its last read found none.
     guard_idle: AtomicBool,
     /// Requests handed to the service, and those whose response head the service has returned.
@@ -107,9 +110,15 @@ impl Activity {
         self.guard_idle.store(false, Relaxed);
     }
 
-    /// The guard wrote bytes.
+    /// The guard was asked to write (whether or not the socket took the bytes).
     pub fn bytes_written(&self) {
         self.touched.store(true, Relaxed);
+        self.unflushed.store(true, Relaxed);
+    }
+
+    /// The guard flushed: hyper flushes its transport only once its own buffer is empty.
+    pub fn flushed(&self) {
+        self.unflushed.store(false, Relaxed);
     }
 
     /// The guard, between requests with nothing buffered, found nothing to read.
@@ -126,7 +135,11 @@ impl Activity {
     fn check(&self, requests_before: u64) -> Idle {
         let touched = self.touched.swap(false, Relaxed);
         let started = self.started.load(Relaxed);
-        if touched || !self.guard_idle.load(Relaxed) || self.answered.load(Relaxed) != started {
+        if touched
+            || self.unflushed.load(Relaxed)
+            || !self.guard_idle.load(Relaxed)
+            || self.answered.load(Relaxed) != started
+        {
             Idle::No
         } else if started == requests_before {
             Idle::Untouched
@@ -202,17 +215,26 @@ pub(crate) async fn serve<IO, S>(
         service = parts.service;
         // hyper's read buffer (8 KiB) would otherwise live on in `parts` while parked.
         drop(parts.read_buf);
-        if guard.is_between_requests() {
-            let requests = activity.requests();
-            let deadline = match close_at {
-                Some((at_requests, deadline)) if at_requests == requests => deadline,
-                _ => Instant::now() + timeouts.after(requests),
-            };
-            close_at = Some((requests, deadline));
-            if !wait_for_bytes(&mut guard, deadline, drain).await {
+        // Taken apart with no request since the last time: the deadline set then still holds.
+        let requests = activity.requests();
+        let deadline = match close_at {
+            Some((at_requests, deadline)) if at_requests == requests => deadline,
+            _ if !guard.is_between_requests() => Instant::now() + timeouts.first_request,
+            _ => Instant::now() + timeouts.after(requests),
+        };
+        close_at = Some((requests, deadline));
+        if !guard.is_between_requests() {
+            // hyper gave back bytes of an incomplete head (empty lines before a request line):
+            // serve them at once, but a client cycling through this never outlives the deadline.
+            if Instant::now() >= deadline {
                 let _ = guard.shutdown().await;
                 return;
             }
+            continue;
+        }
+        if !wait_for_bytes(&mut guard, deadline, drain).await {
+            let _ = guard.shutdown().await;
+            return;
         }
     }
 }
@@ -288,8 +310,10 @@ where
     match ended {
         Ok(()) if parking && !draining => Some(conn.into_parts()),
         Ok(()) => {
-            // hyper's own future would shut the socket down here (the guard's staged close).
-            let _ = conn.into_parts().io.into_inner().shutdown().await;
+            // hyper's own future flushes what it still holds (a `Connection: close` response
+            // larger than the socket's buffer), then shuts the socket down (the guard's staged
+            // close); `into_parts` here would drop the unsent bytes.
+            let _ = Pin::new(&mut *conn).await;
             None
         }
         Err(e) => {
