@@ -307,5 +307,8 @@ async fn empty_lines_alone_do_not_keep_a_connection_open_past_the_header_timeout
     conn.get_mut().write_all(b"\r\n").await.unwrap();
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(15), conn.read_to_end(&mut rest)).await;
-    assert!(matches!(read, Ok(Ok(_))), "the connection stayed open: {read:?}");
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "the connection stayed open: {read:?}"
+    );
 }
