@@ -346,8 +346,24 @@ mod tests {
         let activity = Arc::new(Activity::default());
         activity.guard_waiting();
         activity.bytes_written();
+        activity.flushed();
         assert_eq!(activity.check(0), Idle::No);
         assert_eq!(activity.check(0), Idle::Untouched, "the mark is cleared");
+    }
+
+    #[test]
+    fn bytes_written_and_not_yet_flushed_keep_the_connection_busy() {
+        let activity = Arc::new(Activity::default());
+        activity.guard_waiting();
+        activity.bytes_written();
+        activity.check(0);
+        assert_eq!(
+            activity.check(0),
+            Idle::No,
+            "hyper may still hold bytes to send"
+        );
+        activity.flushed();
+        assert_eq!(activity.check(0), Idle::Untouched);
     }
 
     #[test]
