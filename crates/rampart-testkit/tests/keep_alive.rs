@@ -147,6 +147,20 @@ async fn an_answer_slower_than_the_park_delay_keeps_the_connection_open() {
     assert_kept_alive(&head);
 }
 
+/// Reads one request head off a raw upstream connection; false once the gateway closed it.
+async fn read_request_head(stream: &mut BufReader<TcpStream>) -> bool {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return false;
+        }
+        if line == "\r\n" {
+            return true;
+        }
+    }
+}
+
 /// An upstream whose chunked answer pauses between chunks for longer than a parking takes.
 async fn pausing_stream_upstream(pause: Duration) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -155,17 +169,7 @@ async fn pausing_stream_upstream(pause: Duration) -> SocketAddr {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut stream = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
+                while read_request_head(&mut stream).await {
                     let out = stream.get_mut();
                     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\
                                 Transfer-Encoding: chunked\r\n\r\n";
@@ -251,17 +255,7 @@ async fn large_body_upstream(size: usize) -> SocketAddr {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut stream = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
+                while read_request_head(&mut stream).await {
                     let head = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
                     );
