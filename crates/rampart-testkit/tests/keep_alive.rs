@@ -1,7 +1,8 @@
 //! Idle HTTP/1 keep-alive connections give their hyper buffers back (server/keep_alive.rs): what
 //! a client sees must not change. A parked connection serves its next request, a slow answer or a
 //! paused stream is not cut or marked `Connection: close`, and the listener's idle timeout closes
-//! what stays silent. (`alloc_budget.rs` measures the heap a parked connection keeps.)
+//! what stays silent; a reload's limits reach connections kept alive from before it. (`alloc_budget.rs`
+//! measures the heap a parked connection keeps.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -304,5 +305,75 @@ async fn empty_lines_alone_do_not_keep_a_connection_open_past_the_header_timeout
     assert!(
         matches!(read, Ok(Ok(_))),
         "the connection stayed open: {read:?}"
+    );
+}
+
+/// A GET carrying `pad` bytes of header value.
+async fn get_padded(reader: &mut BufReader<TcpStream>, pad: usize) -> (String, Vec<u8>) {
+    let request = format!(
+        "GET /padded HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(pad)
+    );
+    reader
+        .get_mut()
+        .write_all(request.as_bytes())
+        .await
+        .expect("write");
+    read_response(reader).await
+}
+
+/// A reload's `[limits]` reach connections opened before it, from their next request after a
+/// pause: an operator tightening the head limit or the idle timeout against an attack must not
+/// find the attacker's kept-alive connections on the old values.
+#[tokio::test]
+async fn a_reload_applies_its_limits_to_connections_kept_alive_from_before_it() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = gateway(&upstream.url(), "").await;
+    let mut headers_conn = connect(gw.addr).await;
+    let mut idle_conn = connect(gw.addr).await;
+    let (head, _) = get_padded(&mut headers_conn, 6000).await;
+    assert_kept_alive(&head);
+    let (head, _) = get(&mut idle_conn, "/before").await;
+    assert_kept_alive(&head);
+
+    let tightened = "[limits]\nmax_header_bytes = 4096\nidle_timeout_ms = 1000\n";
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    let text = text.replace(
+        &config(&upstream.url(), ""),
+        &config(&upstream.url(), tightened),
+    );
+    std::fs::write(&gw.config_path, text).unwrap();
+    rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
+    tokio::time::sleep(PARKED).await;
+
+    let (head, _) = get_padded(&mut headers_conn, 6000).await;
+    assert!(
+        head.starts_with("http/1.1 431"),
+        "the old head limit held: {head}"
+    );
+    let (head, _) = get(&mut idle_conn, "/after").await;
+    assert_kept_alive(&head);
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(30), idle_conn.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "expected a clean close: {read:?}"
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "closed after {waited:?}: the reloaded idle timeout is 1 s, the old one 60 s"
+    );
+    let paths: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/padded", "/before", "/after"],
+        "the refused head never reached it"
     );
 }

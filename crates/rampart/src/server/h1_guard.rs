@@ -107,6 +107,11 @@ impl<IO> H1Guard<IO> {
         self
     }
 
+    /// Limits for the heads still to come (a reload's, when a kept-alive connection resumes).
+    pub fn set_limits(&mut self, limits: HeadLimits) {
+        self.limits = limits;
+    }
+
     /// Takes back bytes this guard had handed over and the reader did not consume (hyper's read
     /// buffer when a connection is parked): they are read again first, as they were validated.
     pub fn unread(&mut self, bytes: &[u8]) {

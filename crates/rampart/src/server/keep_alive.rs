@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::drain::DrainWatch;
-use super::h1_guard::H1Guard;
+use super::h1_guard::{H1Guard, HeadLimits};
 use crate::audit::AuditBody;
 
 /// How long a connection must be idle before its hyper buffers are released. Checked every
@@ -188,14 +188,22 @@ impl ParkedTimeouts {
     }
 }
 
+/// What a connection's next busy period runs with, taken from the running config each time it
+/// resumes: a reload's limits and timeouts reach kept-alive connections at their next request
+/// after a pause, not only new connections.
+pub(crate) struct H1Settings {
+    pub builder: http1::Builder,
+    pub head_limits: HeadLimits,
+    pub timeouts: ParkedTimeouts,
+}
+
 /// Serves an HTTP/1 connection to its end, parking it whenever it is idle.
 pub(crate) async fn serve<IO, S>(
-    builder: &http1::Builder,
+    current: impl Fn() -> H1Settings,
     mut guard: H1Guard<IO>,
     mut service: S,
     activity: &Arc<Activity>,
     drain: &mut DrainWatch,
-    timeouts: ParkedTimeouts,
 ) where
     IO: AsyncRead + AsyncWrite + ReadReady + Unpin + Send + 'static,
     S: HttpService<Incoming, ResBody = AuditBody, Error = Infallible> + Unpin,
@@ -205,6 +213,12 @@ pub(crate) async fn serve<IO, S>(
     // a request (a TLS record with no data, say) does not push it back.
     let mut close_at: Option<(u64, Instant)> = None;
     loop {
+        let H1Settings {
+            builder,
+            head_limits,
+            timeouts,
+        } = current();
+        guard.set_limits(head_limits);
         // Boxed so that a parked connection's task does not keep room for hyper's state.
         let conn = Box::new(builder.serve_connection(TokioIo::new(guard), service));
         let Some(parts) = serve_until_idle(conn, activity, drain).await else {

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::drain::{Drain, DrainWatch};
 use self::h1_guard::{H1Guard, HeadLimits, OnReject};
-use self::keep_alive::{Activity, ParkedTimeouts, ReadReady};
+use self::keep_alive::{Activity, H1Settings, ParkedTimeouts, ReadReady};
 use crate::acme::challenge::{ACME_TLS_ALPN, Challenges, HTTP01_PATH};
 use crate::audit::AuditRecord;
 use crate::config::{Config, ListenerConfig};
@@ -303,9 +303,8 @@ async fn serve_http<IO>(
         })
     };
     let mut drain = graceful.drain;
-    let config = &gateway.runtime().config;
     if h2 {
-        let builder = h2_builder(config);
+        let builder = h2_builder(&gateway.runtime().config);
         let mut connection = Box::pin(builder.serve_connection(TokioIo::new(io), service));
         tokio::select! {
             _ = connection.as_mut() => return,
@@ -313,13 +312,9 @@ async fn serve_http<IO>(
         }
         let _ = connection.await;
     } else {
-        let timeouts = ParkedTimeouts {
-            idle: Duration::from_millis(config.limits.idle_timeout_ms),
-            first_request: Duration::from_millis(config.limits.header_read_timeout_ms),
-        };
         let guard = guard(io, &gateway, &conn).report_to(activity.clone());
-        let builder = http1_builder(config);
-        keep_alive::serve(&builder, guard, service, &activity, &mut drain, timeouts).await;
+        let current = || h1_settings(&gateway.runtime().config);
+        keep_alive::serve(current, guard, service, &activity, &mut drain).await;
     }
 }
 
@@ -394,6 +389,19 @@ async fn starts_with_h2_preface(stream: &TcpStream, timeout: Duration) -> Option
         }
     });
     peeked.await.ok().flatten()
+}
+
+/// A kept-alive HTTP/1 connection's settings from the limits.
+fn h1_settings(config: &Config) -> H1Settings {
+    let limits = &config.limits;
+    H1Settings {
+        builder: http1_builder(config),
+        head_limits: head_limits(limits),
+        timeouts: ParkedTimeouts {
+            idle: Duration::from_millis(limits.idle_timeout_ms),
+            first_request: Duration::from_millis(limits.header_read_timeout_ms),
+        },
+    }
 }
 
 /// hyper's HTTP/1 settings from the limits.
