@@ -108,6 +108,7 @@ impl<IO> H1Guard<IO> {
     }
 
     /// Limits for the heads still to come (a reload's, when a kept-alive connection resumes).
+    /// Called between requests: bytes already handed over were validated under the old limits.
     pub fn set_limits(&mut self, limits: HeadLimits) {
         self.limits = limits;
     }

@@ -189,17 +189,19 @@ impl ParkedTimeouts {
 }
 
 /// What a connection's next busy period runs with, taken from the running config each time it
-/// resumes: a reload's limits and timeouts reach kept-alive connections at their next request
-/// after a pause, not only new connections.
+/// resumes: a reload's limits reach kept-alive connections at their next request after a pause,
+/// not only new connections.
 pub(crate) struct H1Settings {
     pub builder: http1::Builder,
     pub head_limits: HeadLimits,
-    pub timeouts: ParkedTimeouts,
 }
 
-/// Serves an HTTP/1 connection to its end, parking it whenever it is idle.
+/// Serves an HTTP/1 connection to its end, parking it whenever it is idle. `current` gives the
+/// settings of each busy period, `timeouts` the parked timeouts at each parking (both from the
+/// running config).
 pub(crate) async fn serve<IO, S>(
     current: impl Fn() -> H1Settings,
+    timeouts: impl Fn() -> ParkedTimeouts,
     mut guard: H1Guard<IO>,
     mut service: S,
     activity: &Arc<Activity>,
@@ -216,11 +218,12 @@ pub(crate) async fn serve<IO, S>(
         let H1Settings {
             builder,
             head_limits,
-            timeouts,
         } = current();
         guard.set_limits(head_limits);
-        // Boxed so that a parked connection's task does not keep room for hyper's state.
+        // Boxed so that a parked connection's task does not keep room for hyper's state; the
+        // builder is not kept while the connection is served or parked.
         let conn = Box::new(builder.serve_connection(TokioIo::new(guard), service));
+        drop(builder);
         let Some(parts) = serve_until_idle(conn, activity, drain).await else {
             return;
         };
@@ -231,6 +234,7 @@ pub(crate) async fn serve<IO, S>(
         drop(parts.read_buf);
         // Taken apart with no request since the last time: the deadline set then still holds.
         let requests = activity.requests();
+        let timeouts = timeouts();
         let deadline = match close_at {
             Some((at_requests, deadline)) if at_requests == requests => deadline,
             _ if !guard.is_between_requests() => Instant::now() + timeouts.first_request,

@@ -314,7 +314,8 @@ async fn serve_http<IO>(
     } else {
         let guard = guard(io, &gateway, &conn).report_to(activity.clone());
         let current = || h1_settings(&gateway.runtime().config);
-        keep_alive::serve(current, guard, service, &activity, &mut drain).await;
+        let timeouts = || parked_timeouts(&gateway.runtime().config.limits);
+        keep_alive::serve(current, timeouts, guard, service, &activity, &mut drain).await;
     }
 }
 
@@ -393,14 +394,17 @@ async fn starts_with_h2_preface(stream: &TcpStream, timeout: Duration) -> Option
 
 /// A kept-alive HTTP/1 connection's settings from the limits.
 fn h1_settings(config: &Config) -> H1Settings {
-    let limits = &config.limits;
     H1Settings {
         builder: http1_builder(config),
-        head_limits: head_limits(limits),
-        timeouts: ParkedTimeouts {
-            idle: Duration::from_millis(limits.idle_timeout_ms),
-            first_request: Duration::from_millis(limits.header_read_timeout_ms),
-        },
+        head_limits: head_limits(&config.limits),
+    }
+}
+
+/// How long a parked connection waits for its next request.
+fn parked_timeouts(limits: &crate::config::LimitsConfig) -> ParkedTimeouts {
+    ParkedTimeouts {
+        idle: Duration::from_millis(limits.idle_timeout_ms),
+        first_request: Duration::from_millis(limits.header_read_timeout_ms),
     }
 }
 
