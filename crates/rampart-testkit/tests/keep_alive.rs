@@ -80,13 +80,47 @@ async fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
 }
 
 async fn get(reader: &mut BufReader<TcpStream>, path: &str) -> (String, Vec<u8>) {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    exchange(
+        reader,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    )
+    .await
+}
+
+/// Sends one request and reads its response.
+async fn exchange(reader: &mut BufReader<TcpStream>, request: &str) -> (String, Vec<u8>) {
     reader
         .get_mut()
         .write_all(request.as_bytes())
         .await
         .expect("write");
     read_response(reader).await
+}
+
+/// The paths the upstream received, in order.
+fn upstream_paths(upstream: &RecordingUpstream) -> Vec<String> {
+    upstream
+        .requests()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect()
+}
+
+/// Waits for the gateway to close `conn` cleanly, 1 to 5 s from now (a 1 s idle timeout counted
+/// from the parking, 0.5 to 1 s after the last answer).
+async fn assert_closed_by_a_one_second_idle_timeout(conn: &mut BufReader<TcpStream>, why: &str) {
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "expected a clean close: {read:?}"
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
+        "closed after {waited:?}; {why}"
+    );
 }
 
 async fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
@@ -110,12 +144,10 @@ async fn a_parked_connection_serves_its_next_requests() {
         let (head, _) = get(&mut conn, path).await;
         assert_kept_alive(&head);
     }
-    let paths: Vec<String> = upstream
-        .requests()
-        .iter()
-        .map(|r| r.uri.path().to_owned())
-        .collect();
-    assert_eq!(paths, ["/first", "/after-parking", "/after-parking-again"]);
+    assert_eq!(
+        upstream_paths(&upstream),
+        ["/first", "/after-parking", "/after-parking-again"]
+    );
 }
 
 #[tokio::test]
@@ -207,18 +239,8 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     let gw = gateway(&upstream.url(), "[limits]\nidle_timeout_ms = 1000\n").await;
     let mut conn = connect(gw.addr).await;
     get(&mut conn, "/once").await;
-    let idle = Instant::now();
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
-    assert!(
-        matches!(read, Ok(Ok(0))),
-        "expected a clean close: {read:?}"
-    );
-    let waited = idle.elapsed();
-    assert!(
-        waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
-        "closed after {waited:?}; the idle timeout is 1 s after parking"
-    );
+    assert_closed_by_a_one_second_idle_timeout(&mut conn, "the idle timeout is 1 s after parking")
+        .await;
 }
 
 #[tokio::test]
@@ -310,16 +332,12 @@ async fn empty_lines_alone_do_not_keep_a_connection_open_past_the_header_timeout
 
 /// A GET carrying `pad` bytes of header value.
 async fn get_padded(reader: &mut BufReader<TcpStream>, pad: usize) -> (String, Vec<u8>) {
-    let request = format!(
-        "GET /padded HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
-        "a".repeat(pad)
-    );
-    reader
-        .get_mut()
-        .write_all(request.as_bytes())
-        .await
-        .expect("write");
-    read_response(reader).await
+    let pad = "a".repeat(pad);
+    exchange(
+        reader,
+        &format!("GET /padded HTTP/1.1\r\nHost: localhost\r\nX-Pad: {pad}\r\n\r\n"),
+    )
+    .await
 }
 
 /// A reload's `[limits]` reach connections opened before it, from their next request after a
@@ -346,33 +364,28 @@ async fn a_reload_applies_its_limits_to_connections_kept_alive_from_before_it() 
     rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
     tokio::time::sleep(PARKED).await;
 
-    let (head, _) = get_padded(&mut headers_conn, 6000).await;
+    let (head, body) = get_padded(&mut headers_conn, 6000).await;
     assert!(
         head.starts_with("http/1.1 431"),
         "the old head limit held: {head}"
     );
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "not the gateway's problem document: {head}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&body).contains("aaaa"),
+        "the refusal echoed the header"
+    );
     let (head, _) = get(&mut idle_conn, "/after").await;
     assert_kept_alive(&head);
-    let idle = Instant::now();
-    let mut rest = Vec::new();
-    let read =
-        tokio::time::timeout(Duration::from_secs(30), idle_conn.read_to_end(&mut rest)).await;
-    assert!(
-        matches!(read, Ok(Ok(0))),
-        "expected a clean close: {read:?}"
-    );
-    let waited = idle.elapsed();
-    assert!(
-        waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
-        "closed after {waited:?}: the reloaded idle timeout is 1 s after parking, the old one 60 s"
-    );
-    let paths: Vec<String> = upstream
-        .requests()
-        .iter()
-        .map(|r| r.uri.path().to_owned())
-        .collect();
+    assert_closed_by_a_one_second_idle_timeout(
+        &mut idle_conn,
+        "the reloaded idle timeout is 1 s after parking, the old one 60 s",
+    )
+    .await;
     assert_eq!(
-        paths,
+        upstream_paths(&upstream),
         ["/padded", "/before", "/after"],
         "the refused head never reached it"
     );
