@@ -15,7 +15,9 @@
 //!   (a token of another type, an ID token say, is not accepted as an access token).
 //!
 //! jsonwebtoken then checks the signature, `exp`, `nbf`, `iss` and `aud`. Verified tokens are
-//! cached by SHA-256 of the token until they expire, so a repeated token costs a lookup.
+//! cached by SHA-256 of the token until they expire, so a repeated token costs a lookup; a token
+//! enters the cache on its second use (`doorkeeper.rs`), so that tokens used once (a fresh token
+//! per call) cost no insertion and hold no memory.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +32,7 @@ use sha2::{Digest, Sha256};
 use super::config::{
     DEFAULT_TOKEN_CACHE_ENTRIES, JwtAlgorithm, JwtIssuerConfig, MIN_HMAC_SECRET_BYTES,
 };
+use super::doorkeeper::Doorkeeper;
 use super::jwks::{CachePolicy, JwksLocation, KeySet, KeySource, RemoteJwks};
 use super::{AuthFailure, strict_json};
 use crate::config::Issue;
@@ -80,9 +83,10 @@ pub(super) fn validate_typ(c: &JwtIssuerConfig, ptr: &str, issues: &mut Vec<Issu
 pub struct JwtIssuer {
     pub name: Arc<str>,
     issuer: String,
-    algorithms: Vec<JwtAlgorithm>,
     keys: KeySource,
-    validation: Validation,
+    /// The accepted algorithms, each with jsonwebtoken's checks allowing only itself, built once
+    /// (a `Validation` holds sets that a clone per token would allocate again).
+    algorithms: Vec<(JwtAlgorithm, Validation)>,
     leeway: u64,
     max_lifetime: Option<u64>,
     rfc9068: bool,
@@ -92,6 +96,8 @@ pub struct JwtIssuer {
     scope_claim: String,
     roles_claim: String,
     verified: Cache<[u8; 32], Arc<Principal>>,
+    /// Tokens seen once, not yet worth a place in `verified`.
+    seen: Doorkeeper,
 }
 
 impl JwtIssuer {
@@ -105,6 +111,15 @@ impl JwtIssuer {
         validation.leeway = config.leeway_s;
         validation.validate_nbf = true;
         validation.validate_exp = true;
+        let algorithms = config
+            .algorithms
+            .iter()
+            .map(|alg| {
+                let mut only = validation.clone();
+                only.algorithms = vec![alg.to_jwt()];
+                (*alg, only)
+            })
+            .collect();
         let verified = Cache::builder()
             .max_capacity(DEFAULT_TOKEN_CACHE_ENTRIES)
             .expire_after(UntilExpiry)
@@ -112,9 +127,8 @@ impl JwtIssuer {
         Ok(Self {
             name: Arc::from(config.name.as_str()),
             issuer: config.issuer.clone(),
-            algorithms: config.algorithms.clone(),
+            algorithms,
             keys,
-            validation,
             leeway: config.leeway_s,
             max_lifetime: config.max_lifetime_s,
             rfc9068: config.rfc9068,
@@ -123,6 +137,7 @@ impl JwtIssuer {
             scope_claim: config.scope_claim.clone(),
             roles_claim: config.roles_claim.clone(),
             verified,
+            seen: Doorkeeper::default(),
         })
     }
 
@@ -143,16 +158,15 @@ impl JwtIssuer {
             return Ok(principal);
         }
         let parts = Parts::split(token)?;
-        let alg = self.check_header(&parts.header)?;
+        let (alg, validation) = self.check_header(&parts.header)?;
         let kid = parts.header.get("kid").and_then(Value::as_str);
         let key = self
             .keys
             .find(kid, alg.to_jwt())
             .await
             .ok_or_else(|| AuthFailure::invalid_token("no key for the token's kid and alg"))?;
-        let mut validation = self.validation.clone();
-        validation.algorithms = vec![alg.to_jwt()];
-        jsonwebtoken::decode::<Value>(token, &key, &validation)
+        // The claims were parsed strictly above; jsonwebtoken need not build them again.
+        jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key, validation)
             .map_err(|e| AuthFailure::invalid_token(format!("JWT rejected: {e}")))?;
         self.check_times(&parts.claims)?;
         if self.rfc9068 {
@@ -165,20 +179,24 @@ impl JwtIssuer {
             }
         }
         let principal = Arc::new(self.principal(parts.claims));
-        self.verified.insert(digest, principal.clone()).await;
+        if self.seen.seen_before(&digest) {
+            self.verified.insert(digest, principal.clone()).await;
+        }
         Ok(principal)
     }
 
-    fn check_header(&self, header: &Map<String, Value>) -> Result<JwtAlgorithm, AuthFailure> {
+    fn check_header(
+        &self,
+        header: &Map<String, Value>,
+    ) -> Result<(JwtAlgorithm, &Validation), AuthFailure> {
         let alg_name = header
             .get("alg")
             .and_then(Value::as_str)
             .ok_or_else(|| AuthFailure::invalid_token("no alg"))?;
-        let alg = self
+        let (alg, validation) = self
             .algorithms
             .iter()
-            .copied()
-            .find(|a| a.name() == alg_name)
+            .find(|(a, _)| a.name() == alg_name)
             .ok_or_else(|| {
                 AuthFailure::invalid_token(format!("alg {alg_name:?} not allowed for this issuer"))
             })?;
@@ -193,7 +211,7 @@ impl JwtIssuer {
             return Err(AuthFailure::invalid_token("kid is not a string"));
         }
         self.check_typ(header)?;
-        Ok(alg)
+        Ok((*alg, validation))
     }
 
     /// The `typ` header is one of the accepted types, when the issuer names any.
@@ -365,5 +383,77 @@ impl moka::Expiry<[u8; 32], Arc<Principal>> for UntilExpiry {
             .as_secs();
         let exp = principal.expires_at.unwrap_or(now);
         Some(Duration::from_secs(exp.saturating_sub(now)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn issuer(dir: &std::path::Path) -> JwtIssuer {
+        let secret = dir.join("hmac.secret");
+        std::fs::write(&secret, SECRET).unwrap();
+        let config: JwtIssuerConfig = toml::from_str(&format!(
+            "name = \"t\"\nissuer = \"https://issuer.test\"\naudiences = [\"api\"]\n\
+             algorithms = [\"HS256\"]\nhmac_secret = {{ file = \"{}\" }}\n",
+            secret.display()
+        ))
+        .unwrap();
+        JwtIssuer::build(&config).unwrap()
+    }
+
+    fn token(jti: &str) -> String {
+        signed_with(SECRET, jti)
+    }
+
+    fn signed_with(secret: &[u8], jti: &str) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({"iss": "https://issuer.test", "aud": "api", "sub": "alice",
+                            "iat": now, "exp": now + 600, "jti": jti});
+        let key = EncodingKey::from_secret(secret);
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+    }
+
+    async fn cached(issuer: &JwtIssuer) -> u64 {
+        issuer.verified.run_pending_tasks().await;
+        issuer.verified.entry_count()
+    }
+
+    #[tokio::test]
+    async fn a_token_used_once_is_not_cached_and_a_reused_one_is_from_its_second_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(dir.path());
+        let reused = token("reused");
+        assert_eq!(issuer.verify(&reused).await.unwrap().subject, "alice");
+        assert_eq!(cached(&issuer).await, 0, "cached on its first use");
+        issuer.verify(&reused).await.unwrap();
+        assert_eq!(cached(&issuer).await, 1, "not cached on its second use");
+        for n in 0..100 {
+            issuer.verify(&token(&format!("once-{n}"))).await.unwrap();
+        }
+        assert_eq!(
+            cached(&issuer).await,
+            1,
+            "tokens used once took cache entries"
+        );
+        assert_eq!(issuer.verify(&reused).await.unwrap().subject, "alice");
+    }
+
+    #[tokio::test]
+    async fn a_forged_token_seen_twice_is_refused_both_times_and_never_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(dir.path());
+        let forged = signed_with(b"another secret, not the issuer's, 32+ bytes", "t");
+        for _ in 0..2 {
+            assert!(issuer.verify(&forged).await.is_err());
+        }
+        assert_eq!(cached(&issuer).await, 0);
     }
 }

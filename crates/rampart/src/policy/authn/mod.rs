@@ -12,6 +12,7 @@ mod bearer;
 pub mod brute_force;
 mod challenge;
 pub mod config;
+mod doorkeeper;
 pub mod dpop;
 pub mod introspect;
 pub mod jwks;
