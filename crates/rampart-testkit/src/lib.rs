@@ -54,12 +54,19 @@ pub fn config_errors(text: &str) -> Vec<rampart::config::Located> {
     }
 }
 
-/// Waits (10 s at most) until a server started by the harness accepts TCP on this loopback
-/// port; `what` names it in the panic.
-pub(crate) fn wait_for_port(port: u16, what: &str) {
+/// Waits (10 s at most) until `child`, a server started by the harness, accepts TCP on this
+/// loopback port; `what` names it in the panic, which says whether the server exited (a port
+/// taken meanwhile by another process) or is still starting.
+pub(crate) fn wait_for_port(child: &mut std::process::Child, port: u16, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}) before listening on port {port}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on port {port} within 10 s"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -31,15 +31,15 @@ impl RedisServer {
 
     /// Starts the server (again) on the same port.
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is not installed (apt-get install redis-server)");
+        crate::wait_for_port(&mut child, self.port, "redis-server");
         self.child = Some(child);
-        crate::wait_for_port(self.port, "redis-server");
     }
 
     /// Kills the server (an outage).
@@ -98,8 +98,8 @@ impl RedisCluster {
             servers.push(child);
             ports.push(port);
         }
-        for port in &ports {
-            crate::wait_for_port(*port, "redis-server");
+        for (child, port) in servers.iter_mut().zip(&ports) {
+            crate::wait_for_port(child, *port, "redis-server");
         }
         let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let created = Command::new("redis-cli")

@@ -50,7 +50,7 @@ template(name="msgonly" type="string" string="%msgid% %msg%\n")
     /// Starts the receiver (again) on the same port, and waits until it listens.
     pub fn restart(&mut self) {
         let d = self.dir.path();
-        let child = Command::new("rsyslogd")
+        let mut child = Command::new("rsyslogd")
             .arg("-n")
             .arg("-f")
             .arg(d.join("rsyslog.conf"))
@@ -60,8 +60,8 @@ template(name="msgonly" type="string" string="%msgid% %msg%\n")
             .stderr(Stdio::null())
             .spawn()
             .expect("rsyslogd (apt-get install rsyslog rsyslog-gnutls)");
+        crate::wait_for_port(&mut child, self.port, "rsyslogd");
         self.child = Some(child);
-        crate::wait_for_port(self.port, "rsyslogd");
     }
 
     /// Stops it gracefully (it writes out what it received).

@@ -422,9 +422,14 @@ impl Inner {
             self.store.acme_certificate_version(&managed.name).await,
             Ok(version) if version.map(|(issued_at, _)| issued_at) == seen
         );
-        let result = match unchanged {
-            true => Some(tokio::time::timeout(ORDER_TIMEOUT, self.order(managed)).await),
-            false => None,
+        let issued = match unchanged {
+            true => {
+                let result = tokio::time::timeout(ORDER_TIMEOUT, self.order(managed)).await;
+                // Audited before the next await: a shutdown cancels this future at any await,
+                // and a certificate already served must not go unrecorded.
+                self.record_order(managed, result, backoff)
+            }
+            false => false,
         };
         if let Err(e) = self
             .store
@@ -433,10 +438,19 @@ impl Inner {
         {
             tracing::warn!(error = %e, "ACME: cannot release the renewal lease (it expires)");
         }
+        issued
+    }
+
+    /// Audits an order's outcome and moves the backoff; returns whether it issued.
+    fn record_order(
+        &self,
+        managed: &Managed,
+        result: Result<Result<StoredCertificate, String>, tokio::time::error::Elapsed>,
+        backoff: &mut Backoff,
+    ) -> bool {
         let domains = managed.domains.join(",");
         match result {
-            None => false,
-            Some(Ok(Ok(issued))) => {
+            Ok(Ok(issued)) => {
                 metrics::counter!("rampart_acme_orders_total", "result" => "issued").increment(1);
                 backoff.succeeded();
                 managed.renew_now.store(false, Ordering::Relaxed);
@@ -453,7 +467,7 @@ impl Inner {
                 ));
                 true
             }
-            Some(failed) => {
+            failed => {
                 let e = match failed {
                     Ok(Err(e)) => e,
                     _ => format!("no certificate within {} s", ORDER_TIMEOUT.as_secs()),
