@@ -366,6 +366,8 @@ def render(out):
     print(f"# Rampart benchmark, {out.get('started_at')} to {out.get('finished_at')}\n")
     print(f"Machine: {machine.get('cpu')}, {machine.get('nproc')} cores, kernel {machine.get('kernel')}. "
           f"Rampart: {versions.get('rampart')} ({versions.get('rampart_source')}).")
+    if versions.get("rampart_base"):
+        print(f"rampart-base rows (the baseline): {versions['rampart_base']}.")
     print(f"Proxy on core {settings.get('proxy_cpu')}; wrk/oha and the upstream (nginx) on core "
           f"{settings.get('load_cpu')} (twocore groups: proxy and load on both).")
     print(f"Max throughput: wrk -c{settings.get('connections')}, {settings.get('duration_s')}s after a "

@@ -218,7 +218,7 @@ impl Authenticate {
                 _ => Err(AuthFailure::missing("no credentials")),
             };
         };
-        let looks_like_jws = token.bytes().filter(|b| *b == b'.').count() == 2;
+        let looks_like_jws = memchr::memchr_iter(b'.', token.as_bytes()).count() == 2;
         let principal = match self.introspectors.first() {
             Some(introspector) if !looks_like_jws || self.issuers.is_empty() => {
                 introspector.verify(token).await?

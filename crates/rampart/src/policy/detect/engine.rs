@@ -111,12 +111,14 @@ impl Detectors {
         if settings.ignores(record) {
             return found;
         }
+        // Named once per record, not once per rule (its text is copied and bounded).
+        let caller = Subject::caller(record.key_id.as_deref(), record.principal.as_deref());
         for (i, rule) in RULES.iter().enumerate() {
             let thresholds = settings.rules[i];
             if !thresholds.enabled {
                 continue;
             }
-            let Some((key, measure)) = self.counted(*rule, record) else {
+            let Some((key, measure)) = self.counted(*rule, record, caller.as_ref()) else {
                 continue;
             };
             let tracker = &mut self.trackers[i];
@@ -138,11 +140,17 @@ impl Detectors {
         found
     }
 
-    /// What a rule counts for this record, if the record concerns it.
-    fn counted(&self, rule: Rule, r: &AuditRecord) -> Option<(Key, Measure)> {
+    /// What a rule counts for this record, if the record concerns it; `caller` is the record's
+    /// key or principal as a subject.
+    fn counted(
+        &self,
+        rule: Rule,
+        r: &AuditRecord,
+        caller: Option<&Subject>,
+    ) -> Option<(Key, Measure)> {
         let code = r.code.unwrap_or("");
         let auth_failed = AUTH_FAILURE_CODES.contains(&code);
-        let caller = Subject::caller(r.key_id.as_deref(), r.principal.as_deref());
+        let caller = || caller.cloned();
         let source = || Subject::source(r.client_ip);
         let distinct =
             |value: &dyn Fingerprinted| Measure::Distinct(value.fingerprint(&self.fingerprint));
@@ -165,18 +173,18 @@ impl Detectors {
                 r.route.as_ref()?;
                 let status = r.upstream_status.unwrap_or(r.status);
                 let refused = matches!(status, 403 | 404) && !SCANNING_CODES.contains(&code);
-                refused.then(|| (on_route(caller.unwrap_or_else(source)), Measure::Events))
+                refused.then(|| (on_route(caller().unwrap_or_else(source)), Measure::Events))
             }
             Rule::IdWalk => {
                 r.route.as_ref()?;
-                let subject = caller.unwrap_or_else(source);
+                let subject = caller().unwrap_or_else(source);
                 Some((on_route(subject), distinct(&r.path.as_str())))
             }
             Rule::KeySharing => {
                 let network = Subject::network_of(r.client_ip);
-                Some((alone(caller?), distinct(&network)))
+                Some((alone(caller()?), distinct(&network)))
             }
-            Rule::LimitEvasion => Some((alone(caller?), distinct(&source()))),
+            Rule::LimitEvasion => Some((alone(caller()?), distinct(&source()))),
             // Distinct paths: a scanner probes many, a broken client polls one.
             Rule::Scanning if SCANNING_CODES.contains(&code) => {
                 Some((alone(source()), distinct(&r.path.as_str())))

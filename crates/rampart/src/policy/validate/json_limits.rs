@@ -141,12 +141,15 @@ fn walk<B: Build>(body: &[u8], limits: &JsonLimits) -> Result<B::Out, Violation>
 trait Build {
     type Out;
     type Array: Default;
-    type Object: Default;
+    /// An object being read: its members so far, which also tell whether a name repeats.
+    type Object<'de>: Default;
     fn scalar(value: impl FnOnce() -> serde_json::Value) -> Self::Out;
     fn push(array: &mut Self::Array, element: Self::Out);
     fn array(array: Self::Array) -> Self::Out;
-    fn insert(object: &mut Self::Object, name: Cow<'_, str>, value: Self::Out);
-    fn object(object: Self::Object) -> Self::Out;
+    fn members(object: &Self::Object<'_>) -> usize;
+    fn has(object: &Self::Object<'_>, name: &str) -> bool;
+    fn insert<'de>(object: &mut Self::Object<'de>, name: Cow<'de, str>, value: Self::Out);
+    fn object(object: Self::Object<'_>) -> Self::Out;
 }
 
 struct Discard;
@@ -154,12 +157,21 @@ struct Discard;
 impl Build for Discard {
     type Out = ();
     type Array = ();
-    type Object = ();
+    /// Only the names, to refuse a repeated one.
+    type Object<'de> = Names<'de>;
     fn scalar(_: impl FnOnce() -> serde_json::Value) {}
     fn push((): &mut (), (): ()) {}
     fn array((): ()) {}
-    fn insert((): &mut (), _: Cow<'_, str>, (): ()) {}
-    fn object((): ()) {}
+    fn members(object: &Names<'_>) -> usize {
+        object.len()
+    }
+    fn has(object: &Names<'_>, name: &str) -> bool {
+        object.contains(name)
+    }
+    fn insert<'de>(object: &mut Names<'de>, name: Cow<'de, str>, (): ()) {
+        object.insert(name);
+    }
+    fn object(_: Names<'_>) {}
 }
 
 struct Keep;
@@ -167,7 +179,8 @@ struct Keep;
 impl Build for Keep {
     type Out = serde_json::Value;
     type Array = Vec<serde_json::Value>;
-    type Object = serde_json::Map<String, serde_json::Value>;
+    /// The map being built answers for repeated names itself: no second set of names.
+    type Object<'de> = serde_json::Map<String, serde_json::Value>;
     fn scalar(value: impl FnOnce() -> serde_json::Value) -> serde_json::Value {
         value()
     }
@@ -177,10 +190,16 @@ impl Build for Keep {
     fn array(array: Self::Array) -> serde_json::Value {
         serde_json::Value::Array(array)
     }
-    fn insert(object: &mut Self::Object, name: Cow<'_, str>, value: serde_json::Value) {
+    fn members(object: &Self::Object<'_>) -> usize {
+        object.len()
+    }
+    fn has(object: &Self::Object<'_>, name: &str) -> bool {
+        object.contains_key(name)
+    }
+    fn insert(object: &mut Self::Object<'_>, name: Cow<'_, str>, value: serde_json::Value) {
         object.insert(name.into_owned(), value);
     }
-    fn object(object: Self::Object) -> serde_json::Value {
+    fn object(object: Self::Object<'_>) -> serde_json::Value {
         serde_json::Value::Object(object)
     }
 }
@@ -200,25 +219,20 @@ fn not_well_formed(error: &serde_json::Error) -> Violation {
 }
 
 /// The first number literal longer than `max`, by a scan outside strings (serde_json hands the
-/// visitor parsed numbers, not their text).
+/// visitor parsed numbers, not their text). Strings, most of a body, are crossed by memchr from
+/// one quote or backslash to the next, not byte by byte.
 fn overlong_number(body: &[u8], max: usize) -> bool {
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut at = 0;
     let mut run = 0usize;
-    for &byte in body {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    while let Some(&byte) = body.get(at) {
         match byte {
             b'"' => {
-                in_string = true;
                 run = 0;
+                match string_end(body, at + 1) {
+                    Some(end) => at = end,
+                    // Unterminated: not well-formed, which the parser reports.
+                    None => return false,
+                }
             }
             b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' => {
                 run += 1;
@@ -228,8 +242,20 @@ fn overlong_number(body: &[u8], max: usize) -> bool {
             }
             _ => run = 0,
         }
+        at += 1;
     }
     false
+}
+
+/// The index of the quote that closes the string whose content starts at `from`.
+fn string_end(body: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let found = from + memchr::memchr2(b'"', b'\\', body.get(from..)?)?;
+        if body.get(found) == Some(&b'"') {
+            return Some(found);
+        }
+        from = found + 2; // a backslash and the byte it escapes
+    }
 }
 
 /// The state of one check: the limits, the path to the value being read (for the pointer of a
@@ -359,17 +385,15 @@ impl<'de, B: Build> Visitor<'de> for Node<'_, '_, 'de, B> {
             return Err(self.walk.refuse(format!("is nested deeper than {max}")));
         }
         let mut object = B::Object::default();
-        let mut seen = Names::default();
         while let Some(name) = map.next_key_seed(Name { walk: self.walk })? {
-            if seen.len() >= self.walk.limits.max_members as usize {
+            if B::members(&object) >= self.walk.limits.max_members as usize {
                 let max = self.walk.limits.max_members;
                 return Err(self
                     .walk
                     .refuse(format!("is an object of more than {max} members")));
             }
-            let fresh = seen.insert(name.clone());
             self.walk.path.push(Token::Name(name.clone()));
-            if !fresh {
+            if B::has(&object, &name) {
                 return Err(self.walk.refuse("is a duplicate member name".to_owned()));
             }
             let value = map.next_value_seed(Node::<B>::child(self.walk));
@@ -395,17 +419,17 @@ impl<'de> Names<'de> {
         self.few.len() + self.many.len()
     }
 
-    /// Adds `name`; false if it was there already.
-    fn insert(&mut self, name: Cow<'de, str>) -> bool {
-        if self.few.contains(&name) || self.many.contains(&name) {
-            return false;
-        }
+    fn contains(&self, name: &str) -> bool {
+        self.few.iter().any(|seen| seen == name) || self.many.contains(name)
+    }
+
+    /// Adds `name` (not there yet).
+    fn insert(&mut self, name: Cow<'de, str>) {
         if self.few.len() < Self::FEW {
             self.few.push(name);
         } else {
             self.many.insert(name);
         }
-        true
     }
 }
 

@@ -487,7 +487,7 @@ impl<'s> Schemas<'s> {
         if !pointer.starts_with('/') {
             return None; // a plain-name anchor (`#node`), which bundled contracts do not use
         }
-        self.root.pointer(&pointer)
+        super::spec::pointer::lookup(self.root, &pointer)
     }
 
     fn object_shape(&self, sub: &Sub<'s>, budget: &mut Budget<'s>) -> Shape<'s> {

@@ -179,3 +179,71 @@ fn parse_builds_the_same_value_serde_json_reads_and_refuses_what_check_refuses()
         assert!(built.is_err());
     }
 }
+
+/// The number scan as it was written first, byte by byte: the reference the memchr scan must
+/// agree with.
+fn overlong_number_byte_by_byte(body: &[u8], max: usize) -> bool {
+    let (mut in_string, mut escaped, mut run) = (false, false, 0usize);
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => (in_string, run) = (true, 0),
+            b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' => {
+                run += 1;
+                if run > max {
+                    return true;
+                }
+            }
+            _ => run = 0,
+        }
+    }
+    false
+}
+
+#[test]
+fn the_number_scan_skips_strings_exactly_as_a_byte_by_byte_scan() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+    let alphabet = br#"""""\\\\0123456789-e.,:{}[ a"#;
+    for _ in 0..20_000 {
+        let len = rng.random_range(0..48);
+        let body: Vec<u8> = (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        let max = rng.random_range(1..6);
+        assert_eq!(
+            overlong_number(&body, max),
+            overlong_number_byte_by_byte(&body, max),
+            "{:?} max {max}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // An escaped backslash closes nothing: the quote after it ends the string, and the number
+    // after that is counted.
+    let digits = "9".repeat(50);
+    assert!(refusal(&format!(r#"{{"s":"\\","n":{digits}}}"#)).is_some());
+}
+
+#[test]
+fn parse_refuses_a_duplicate_among_many_members_as_check_does() {
+    let mut members: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect();
+    members.push(r#""k\u0033":0"#.to_owned());
+    let body = format!("{{{}}}", members.join(","));
+    let refused = parse(body.as_bytes(), &JsonLimits::default()).err();
+    assert_eq!(
+        refused,
+        Some(Violation::new("/body/k3", "is a duplicate member name"))
+    );
+    assert_eq!(
+        refusal(&body).map(|v| v.pointer),
+        Some("/body/k3".to_owned())
+    );
+}

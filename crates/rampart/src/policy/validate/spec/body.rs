@@ -203,7 +203,9 @@ pub struct ResponseSpec {
     pub(super) root: Arc<Value>,
     /// `root`'s `patternProperties`, compiled at load (shared by the contract's responses).
     pub(super) patterns: Arc<Patterns>,
-    pub(super) pointer: Option<String>,
+    /// The schema as `root` declares it (its `$ref`s point into `root`), copied out at load:
+    /// looking it up by pointer on every response cost more than the strip walk itself.
+    pub(super) schema: Value,
 }
 
 impl ResponseSpec {
@@ -224,13 +226,7 @@ impl ResponseSpec {
     /// The schema (2020-12, references as local `#/...` pointers) and the document to resolve
     /// them in. An absent schema is `true` (anything).
     pub fn schema(&self) -> (&Value, &Value) {
-        static ANYTHING: Value = Value::Bool(true);
-        let schema = self
-            .pointer
-            .as_deref()
-            .and_then(|p| self.root.pointer(p))
-            .unwrap_or(&ANYTHING);
-        (schema, &self.root)
+        (&self.schema, &self.root)
     }
 
     /// Removes the members the schema does not declare (`writeOnly` ones included); the pointers
@@ -244,7 +240,7 @@ impl ResponseSpec {
     /// percent-decoded before it is used as a JSON pointer (`#/paths/~1a~1%7Bid%7D/...`).
     pub fn resolve_ref(&self, reference: &str) -> Option<&Value> {
         let pointer = super::pointer::from_fragment(reference.strip_prefix('#')?)?;
-        self.root.pointer(&pointer)
+        super::pointer::lookup(&self.root, &pointer)
     }
 }
 

@@ -224,11 +224,17 @@ impl Builder<'_, '_> {
             let schema = self.site_schema(RESPONSE_URI, site);
             self.validator(&schema, site)
         });
+        let schema = raw
+            .site
+            .as_deref()
+            .and_then(|site| super::pointer::lookup(self.response_doc, site))
+            .cloned()
+            .unwrap_or(Value::Bool(true));
         ResponseSpec {
             validator,
             root: Arc::clone(self.response_doc),
             patterns: Arc::clone(&self.response_patterns),
-            pointer: raw.site,
+            schema,
         }
     }
 }

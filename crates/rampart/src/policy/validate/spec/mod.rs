@@ -24,7 +24,7 @@ mod load;
 mod locate;
 mod matcher;
 mod params;
-mod pointer;
+pub(crate) mod pointer;
 mod reason;
 mod refs;
 

@@ -1,7 +1,10 @@
 //! JSON pointers (RFC 6901) as the compiler writes and reads them: tokens, children, and the
 //! percent-encoded form a pointer takes inside a `$ref` URI fragment.
 
+use std::borrow::Cow;
+
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use serde_json::Value;
 
 use crate::policy::validate::violation::escape_token;
 
@@ -22,6 +25,40 @@ const FRAGMENT: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'|')
     .add(b'}');
+
+/// The value `pointer` names inside `root`, as `Value::pointer`, without its two `String`s per
+/// token (it unescapes every token by `replace`, even one with no `~`): the response check
+/// resolves its schema and the schema's `$ref`s on every response.
+pub(crate) fn lookup<'v>(root: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    pointer
+        .strip_prefix('/')?
+        .split('/')
+        .try_fold(root, |target, token| {
+            let token = unescape(token);
+            match target {
+                Value::Object(members) => members.get(token.as_ref()),
+                Value::Array(elements) => array_index(&token).and_then(|i| elements.get(i)),
+                _ => None,
+            }
+        })
+}
+
+fn unescape(token: &str) -> Cow<'_, str> {
+    if token.contains('~') {
+        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(token)
+    }
+}
+
+/// An array index as RFC 6901 spells it: digits, no sign, no leading zero.
+fn array_index(token: &str) -> Option<usize> {
+    let canonical = token == "0" || !(token.starts_with('0') || token.starts_with('+'));
+    canonical.then(|| token.parse().ok()).flatten()
+}
 
 /// `parent` extended by one member name or index.
 pub(super) fn child(parent: &str, token: &str) -> String {
@@ -61,4 +98,35 @@ pub(super) fn from_fragment(fragment: &str) -> Option<String> {
 /// Whether `inner` is `outer` or lies inside it.
 pub(super) fn is_within(inner: &str, outer: &str) -> bool {
     inner == outer || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_finds_exactly_what_value_pointer_finds() {
+        let doc = serde_json::json!({
+            "paths": { "/a/{id}": { "get": { "x~y": [10, 11, { "": "empty" }] } } },
+            "0": "zero",
+        });
+        for pointer in [
+            "",
+            "/",
+            "/0",
+            "/paths",
+            "/paths/~1a~1{id}/get",
+            "/paths/~1a~1{id}/get/x~0y/1",
+            "/paths/~1a~1{id}/get/x~0y/2/",
+            "/paths/~1a~1{id}/get/x~0y/01",
+            "/paths/~1a~1{id}/get/x~0y/+1",
+            "/paths/~1a~1{id}/get/x~0y/-1",
+            "/paths/~1a~1{id}/get/x~0y/3",
+            "/paths/~01a",
+            "paths",
+            "/missing/deeper",
+        ] {
+            assert_eq!(lookup(&doc, pointer), doc.pointer(pointer), "{pointer}");
+        }
+    }
 }
