@@ -13,6 +13,7 @@ pub mod interop;
 mod issuer;
 mod pebble;
 mod pg;
+mod ports;
 mod raw;
 mod redis;
 mod rsyslog;
@@ -23,8 +24,9 @@ pub use client::{Client, TestResponse, h2c_send_unsized};
 pub use dpop::{DpopKey, Proof};
 pub use gateway::{read_audit, read_audit_lines};
 pub use issuer::{TestIssuer, TestKey, alg_name, now};
-pub use pebble::{OcspResponder, PebblePorts, PebbleServer, free_port};
+pub use pebble::{OcspResponder, PebblePorts, PebbleServer};
 pub use pg::PgServer;
+pub use ports::free_port;
 pub use redis::{RedisCluster, RedisServer};
 pub use rsyslog::RsyslogServer;
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ca::TestCa;
 use crate::client::Client;
+use crate::free_port;
 
 /// Where Pebble validates: the gateway's ports for each challenge.
 pub struct PebblePorts {
@@ -33,14 +34,6 @@ pub struct PebbleServer {
     pebble: Option<Child>,
     dns: Option<Child>,
     _dir: tempfile::TempDir,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl PebbleServer {

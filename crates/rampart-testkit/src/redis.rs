@@ -15,11 +15,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let mut server = Self {
             url: format!("redis://127.0.0.1:{port}"),
             port,
@@ -72,11 +68,7 @@ impl RedisCluster {
         let mut ports = Vec::new();
         let mut servers = Vec::new();
         for i in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = crate::free_port();
             let node_dir = dir.path().join(format!("n{i}"));
             std::fs::create_dir_all(&node_dir).unwrap();
             let child = Command::new("redis-server")

@@ -21,10 +21,7 @@ impl RsyslogServer {
         let cert_file = dir.path().join("cert.pem");
         std::fs::write(&cert_file, cert).expect("cert");
         std::fs::write(dir.path().join("key.pem"), key).expect("key");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::free_port();
         let d = dir.path().display();
         let conf = format!(
             r#"global(workDirectory="{d}" DefaultNetstreamDriver="gtls"
