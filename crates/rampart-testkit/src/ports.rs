@@ -12,8 +12,9 @@ const LOWEST: u16 = 10_000;
 /// Not one the kernel hands out for port 0: those come from the ephemeral range
 /// (`net.ipv4.ip_local_port_range`, 32768 and up by default), where every outgoing connection
 /// of every test running in parallel takes its source port too, and one did take a picked port
-/// before the gateway could bind it ("Address already in use", in CI). Below that range only
-/// listeners bind. The first port tried is random, so that parallel test processes rarely try
+/// before the gateway could bind it ("Address already in use", once in a full local run of the
+/// suite). Below that range only listeners bind; a Redis cluster node's bus port (its port +
+/// 10,000) also stays a valid port. The first port tried is random, so that parallel test processes rarely try
 /// the same ones, and each is checked free before it is handed out.
 pub fn free_port() -> u16 {
     let below = ephemeral_start();
