@@ -85,7 +85,7 @@ impl OriginRule {
                 suffix: format!(".{domain}"),
             }),
             None if rest.contains('*') => Err("`*` is only allowed as a leading `*.` label"),
-            None => Ok(Self::Exact(canonical)),
+            None => Ok(Self::Exact(canonical.into_owned())),
         }
     }
 
@@ -206,11 +206,13 @@ impl Cors {
 
     /// The `Access-Control-Allow-Origin` value for this request origin, if it is allowed: the
     /// canonical origin, never the client's spelling of it (`null` and non-origins match nothing).
-    fn allowed_origin(&self, origin: &HeaderValue) -> Option<HeaderValue> {
-        let origin = Origin::parse(origin.to_str().ok()?)?;
+    fn allowed_origin(&self, sent: &HeaderValue) -> Option<HeaderValue> {
+        let origin = Origin::parse(sent.to_str().ok()?)?;
         let rule = self.origins.iter().find(|rule| rule.matches(&origin))?;
         match rule {
             OriginRule::Any => Some(HeaderValue::from_static("*")),
+            // The canonical form is what was sent: the value is shared, not copied.
+            _ if origin.is_as_sent() => Some(sent.clone()),
             _ => HeaderValue::from_str(origin.as_str()).ok(),
         }
     }
