@@ -147,8 +147,8 @@ trait Build {
     fn push(array: &mut Self::Array, element: Self::Out);
     fn array(array: Self::Array) -> Self::Out;
     fn members(object: &Self::Object<'_>) -> usize;
-    fn has(object: &Self::Object<'_>, name: &str) -> bool;
-    fn insert<'de>(object: &mut Self::Object<'de>, name: Cow<'de, str>, value: Self::Out);
+    /// Adds a member; `false` when the name was there already (the object is then refused).
+    fn insert<'de>(object: &mut Self::Object<'de>, name: Cow<'de, str>, value: Self::Out) -> bool;
     fn object(object: Self::Object<'_>) -> Self::Out;
 }
 
@@ -165,11 +165,8 @@ impl Build for Discard {
     fn members(object: &Names<'_>) -> usize {
         object.len()
     }
-    fn has(object: &Names<'_>, name: &str) -> bool {
-        object.contains(name)
-    }
-    fn insert<'de>(object: &mut Names<'de>, name: Cow<'de, str>, (): ()) {
-        object.insert(name);
+    fn insert<'de>(object: &mut Names<'de>, name: Cow<'de, str>, (): ()) -> bool {
+        object.insert(name)
     }
     fn object(_: Names<'_>) {}
 }
@@ -193,11 +190,9 @@ impl Build for Keep {
     fn members(object: &Self::Object<'_>) -> usize {
         object.len()
     }
-    fn has(object: &Self::Object<'_>, name: &str) -> bool {
-        object.contains_key(name)
-    }
-    fn insert(object: &mut Self::Object<'_>, name: Cow<'_, str>, value: serde_json::Value) {
-        object.insert(name.into_owned(), value);
+    /// One search of the map per member: the insertion itself tells a repeated name.
+    fn insert(object: &mut Self::Object<'_>, name: Cow<'_, str>, value: serde_json::Value) -> bool {
+        object.insert(name.into_owned(), value).is_none()
     }
     fn object(object: Self::Object<'_>) -> serde_json::Value {
         serde_json::Value::Object(object)
@@ -393,12 +388,13 @@ impl<'de, B: Build> Visitor<'de> for Node<'_, '_, 'de, B> {
                     .refuse(format!("is an object of more than {max} members")));
             }
             self.walk.path.push(Token::Name(name.clone()));
-            if B::has(&object, &name) {
+            // A repeated name is found when its value is in (the value read first, within the
+            // same limits): the map then needs one search per member, not two.
+            let value = map.next_value_seed(Node::<B>::child(self.walk))?;
+            if !B::insert(&mut object, name, value) {
                 return Err(self.walk.refuse("is a duplicate member name".to_owned()));
             }
-            let value = map.next_value_seed(Node::<B>::child(self.walk));
             self.walk.path.pop();
-            B::insert(&mut object, name, value?);
         }
         Ok(B::object(object))
     }
@@ -423,13 +419,17 @@ impl<'de> Names<'de> {
         self.few.iter().any(|seen| seen == name) || self.many.contains(name)
     }
 
-    /// Adds `name` (not there yet).
-    fn insert(&mut self, name: Cow<'de, str>) {
+    /// Adds `name`; `false` when it was there already.
+    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        if self.contains(&name) {
+            return false;
+        }
         if self.few.len() < Self::FEW {
             self.few.push(name);
         } else {
             self.many.insert(name);
         }
+        true
     }
 }
 
