@@ -26,7 +26,7 @@ pub use gateway::{read_audit, read_audit_lines};
 pub use issuer::{TestIssuer, TestKey, alg_name, now};
 pub use pebble::{OcspResponder, PebblePorts, PebbleServer};
 pub use pg::PgServer;
-pub use ports::free_port;
+pub use ports::{free_port, free_port_with_companion};
 pub use redis::{RedisCluster, RedisServer};
 pub use rsyslog::RsyslogServer;
 

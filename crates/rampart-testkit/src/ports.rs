@@ -31,6 +31,18 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(kernel_pick)
 }
 
+/// A free port whose companion `port + offset` is free too: a Redis cluster node also listens on
+/// its cluster bus, its port + 10,000, and fails to start when that one is taken.
+pub fn free_port_with_companion(offset: u16) -> u16 {
+    (0..1_000)
+        .map(|_| free_port())
+        .find(|port| {
+            port.checked_add(offset)
+                .is_some_and(|companion| TcpListener::bind(("127.0.0.1", companion)).is_ok())
+        })
+        .expect("a free port whose companion port is free too")
+}
+
 /// The first port of the kernel's ephemeral range (32768 when it cannot be read).
 fn ephemeral_start() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -64,6 +76,18 @@ mod tests {
             assert!(
                 TcpListener::bind(("127.0.0.1", port)).is_ok(),
                 "{port} is taken"
+            );
+        }
+    }
+
+    #[test]
+    fn a_port_with_a_companion_has_both_free() {
+        for _ in 0..20 {
+            let port = free_port_with_companion(10_000);
+            assert!(TcpListener::bind(("127.0.0.1", port)).is_ok(), "{port}");
+            assert!(
+                TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok(),
+                "{port} + 10000"
             );
         }
     }

@@ -68,7 +68,8 @@ impl RedisCluster {
         let mut ports = Vec::new();
         let mut servers = Vec::new();
         for i in 0..3 {
-            let port = crate::free_port();
+            // The node's cluster bus listens on its port + 10,000.
+            let port = crate::free_port_with_companion(10_000);
             let node_dir = dir.path().join(format!("n{i}"));
             std::fs::create_dir_all(&node_dir).unwrap();
             let child = Command::new("redis-server")
