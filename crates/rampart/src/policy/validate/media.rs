@@ -19,8 +19,14 @@ pub fn essence(headers: &HeaderMap) -> Option<Cow<'_, str>> {
 /// request. The one parser of content types for requests, contracts and responses.
 ///
 /// Called several times per request and response (each body policy asks), so it works on
-/// bytes: `str::split(';')` and `trim` cost ~370 instructions a call, this a tenth of that.
+/// bytes, and most often in one pass (`str::split` and `trim` cost ~370 instructions a call).
 pub fn essence_of(content_type: &str) -> Cow<'_, str> {
+    // Most often the value is its own essence (`application/json`, and every essence passed in
+    // again): one pass finds that.
+    let bare = |b: u8| b.is_ascii_graphic() && b != b';' && !b.is_ascii_uppercase();
+    if content_type.bytes().all(bare) {
+        return Cow::Borrowed(content_type);
+    }
     let (before_parameters, _) = split_at_ascii(content_type, b';').unwrap_or((content_type, ""));
     let ascii_trimmed = before_parameters.trim_ascii();
     // Only a contract's own media type can hold other white space (a header value is visible
