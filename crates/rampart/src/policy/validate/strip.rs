@@ -36,13 +36,17 @@
 //! [`MAX_VALUE_DEPTH`] are left untouched (a parsed body is never that deep).
 //!
 //! Cost: `patternProperties` regexes are compiled once, when the contract loads ([`Patterns`]);
-//! within one response, the shape of each distinct schema is expanded once and reused for every
-//! object and array it applies to (a 10 000-element list of `Line`s expands `Line` once). The
+//! the shape of each schema node is expanded once, on the first response that needs it, and kept
+//! with the contract for every later one ([`ResponseContract`]; an expansion depends only on the
+//! node and the document, both immutable, and there are as many as the document has nodes);
+//! within one response, a schema merged from several branches is expanded once and reused for
+//! every object and array it applies to (a 10 000-element list of `Line`s expands `Line` once). The
 //! pointers reported for the audit ([`strip_response`]) are grouped by schema path (`/items/*/x`
 //! for every element's `x`) and capped; the count of removed members is exact.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use percent_encoding::percent_decode_str;
 use regex::{Regex, RegexBuilder};
@@ -116,8 +120,9 @@ pub struct Stripped {
 /// they were removed. `root` is the document that `$ref`s point into.
 pub fn strip_undeclared<'s>(value: &mut Value, schema: &'s Value, root: &'s Value) -> Vec<String> {
     let patterns = Patterns::default();
+    let nodes = NodeShapes::default();
     let removed = Removed::new(Grouping::Exact, usize::MAX);
-    let mut walk = Walk::new(root, &patterns, removed);
+    let mut walk = Walk::new(root, &patterns, &nodes, removed);
     let mut pointer = String::new();
     walk.strip(value, &Sub::One(schema), &mut pointer, 0);
     walk.removed.pointers
@@ -125,7 +130,8 @@ pub fn strip_undeclared<'s>(value: &mut Value, schema: &'s Value, root: &'s Valu
 
 /// As [`strip_undeclared`], for the audit: array indices are `*` (`/items/*/secret` once for
 /// every element's `secret`), each pointer is listed once, at most `limit` of them; `total`
-/// counts every member removed. `patterns` are `root`'s, compiled at load.
+/// counts every member removed. `patterns` are `root`'s, compiled at load. Nothing is kept
+/// for the next response: [`ResponseContract::strip`] is the same, with the shapes kept.
 pub fn strip_response<'s>(
     value: &mut Value,
     schema: &'s Value,
@@ -133,13 +139,76 @@ pub fn strip_response<'s>(
     patterns: &Patterns,
     limit: usize,
 ) -> Stripped {
+    strip_with(value, schema, root, patterns, &NodeShapes::default(), limit)
+}
+
+fn strip_with<'s>(
+    value: &mut Value,
+    schema: &'s Value,
+    root: &'s Value,
+    patterns: &Patterns,
+    nodes: &NodeShapes<'s>,
+    limit: usize,
+) -> Stripped {
     let removed = Removed::new(Grouping::BySchemaPath, limit);
-    let mut walk = Walk::new(root, patterns, removed);
+    let mut walk = Walk::new(root, patterns, nodes, removed);
     let mut pointer = String::new();
     walk.strip(value, &Sub::One(schema), &mut pointer, 0);
     Stripped {
         pointers: walk.removed.pointers,
         total: walk.removed.total,
+    }
+}
+
+/// A response's schema, the document its `$ref`s point into, and the document's compiled
+/// patterns: what [`ResponseContract::strip`] needs, owned, so that the shapes expanded from it
+/// can be kept beside it.
+#[derive(Debug)]
+pub struct ResponseSchema {
+    /// The schema as `root` declares it, copied out at load: looking it up by pointer on every
+    /// response cost more than the strip walk itself.
+    pub schema: Value,
+    pub root: Arc<Value>,
+    pub patterns: Arc<Patterns>,
+}
+
+// Why a self-referential cell: a shape borrows the schema nodes it names (member names, member
+// schemas) from the document, and keeping those shapes across responses means keeping them
+// beside the document they borrow from. Owning copies instead would copy the schemas.
+self_cell::self_cell!(
+    /// A response schema with the shapes of its nodes, expanded on first use and kept for every
+    /// later response (the contract's lifetime: a reload builds a new one).
+    pub struct ResponseContract {
+        owner: ResponseSchema,
+        #[not_covariant]
+        dependent: NodeShapes,
+    }
+    impl {Debug}
+);
+
+impl ResponseContract {
+    pub fn build(schema: ResponseSchema) -> Self {
+        Self::new(schema, |_| NodeShapes::default())
+    }
+
+    /// The schema and the document its references point into.
+    pub fn schema(&self) -> &ResponseSchema {
+        self.borrow_owner()
+    }
+
+    /// As [`strip_response`], with the shapes expanded by earlier responses reused and the new
+    /// ones kept.
+    pub fn strip(&self, value: &mut Value, limit: usize) -> Stripped {
+        self.with_dependent(|owner, nodes| {
+            strip_with(
+                value,
+                &owner.schema,
+                &owner.root,
+                &owner.patterns,
+                nodes,
+                limit,
+            )
+        })
     }
 }
 
@@ -446,6 +515,46 @@ impl<'s> Budget<'s> {
     }
 }
 
+/// The object and array shapes of single schema nodes, by the node's address (every node
+/// borrowed from one immutable document for as long as this lives, so an address names one
+/// node). Bounded by the document's size: keys are its nodes, never values from a response.
+#[derive(Debug, Default)]
+pub struct NodeShapes<'s> {
+    objects: Memo<Shape<'s>>,
+    arrays: Memo<ArrayShape<'s>>,
+}
+
+#[derive(Debug)]
+struct Memo<T>(RwLock<HashMap<usize, Arc<T>>>);
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo(RwLock::new(HashMap::new()))
+    }
+}
+
+impl<T> Memo<T> {
+    fn get_or_expand(&self, node: &Value, expand: impl FnOnce() -> T) -> Arc<T> {
+        let key = std::ptr::from_ref(node).addr();
+        // A poisoned lock still holds complete entries: each is inserted whole.
+        let known = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shape) = known.get(&key) {
+            return Arc::clone(shape);
+        }
+        drop(known);
+        // Expanded outside the lock (it may visit thousands of nodes); two responses racing on
+        // a new node both expand it, and the first one kept wins.
+        let expanded = Arc::new(expand());
+        let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(known.entry(key).or_insert(expanded))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
 /// Where a `$ref` leads.
 enum Target<'s> {
     Schema(&'s str, &'s Value),
@@ -744,20 +853,29 @@ struct Walk<'s, 'p> {
     /// Patterns the contract's set does not hold (a schema given directly), compiled once per
     /// pass.
     extra_patterns: HashMap<&'s str, Option<Regex>>,
-    /// Shapes already expanded in this pass, by `Sub::key`.
-    objects: HashMap<Vec<usize>, Rc<Shape<'s>>>,
-    arrays: HashMap<Vec<usize>, Rc<ArrayShape<'s>>>,
+    /// The shapes of single schema nodes, kept across passes.
+    nodes: &'p NodeShapes<'s>,
+    /// The shapes of schemas merged from several branches in this pass, by `Sub::key`: which
+    /// merges arise depends on the response's member names, so they are not kept beyond it.
+    merged_objects: HashMap<Vec<usize>, Arc<Shape<'s>>>,
+    merged_arrays: HashMap<Vec<usize>, Arc<ArrayShape<'s>>>,
     removed: Removed,
 }
 
 impl<'s, 'p> Walk<'s, 'p> {
-    fn new(root: &'s Value, patterns: &'p Patterns, removed: Removed) -> Self {
+    fn new(
+        root: &'s Value,
+        patterns: &'p Patterns,
+        nodes: &'p NodeShapes<'s>,
+        removed: Removed,
+    ) -> Self {
         Walk {
             schemas: Schemas { root },
             patterns,
             extra_patterns: HashMap::new(),
-            objects: HashMap::new(),
-            arrays: HashMap::new(),
+            nodes,
+            merged_objects: HashMap::new(),
+            merged_arrays: HashMap::new(),
             removed,
         }
     }
@@ -773,24 +891,34 @@ impl<'s, 'p> Walk<'s, 'p> {
         }
     }
 
-    fn object_shape(&mut self, sub: &Sub<'s>) -> Rc<Shape<'s>> {
+    fn object_shape(&mut self, sub: &Sub<'s>) -> Arc<Shape<'s>> {
+        let schemas = &self.schemas;
+        let expand = || schemas.object_shape(sub, &mut Budget::new());
+        if let Sub::One(node) = sub {
+            return self.nodes.objects.get_or_expand(node, expand);
+        }
         let mut key = Vec::new();
         sub.key(&mut key);
-        let schemas = &self.schemas;
-        self.objects
-            .entry(key)
-            .or_insert_with(|| Rc::new(schemas.object_shape(sub, &mut Budget::new())))
-            .clone()
+        Arc::clone(
+            self.merged_objects
+                .entry(key)
+                .or_insert_with(|| Arc::new(expand())),
+        )
     }
 
-    fn array_shape(&mut self, sub: &Sub<'s>) -> Rc<ArrayShape<'s>> {
+    fn array_shape(&mut self, sub: &Sub<'s>) -> Arc<ArrayShape<'s>> {
+        let schemas = &self.schemas;
+        let expand = || schemas.array_shape(sub, &mut Budget::new());
+        if let Sub::One(node) = sub {
+            return self.nodes.arrays.get_or_expand(node, expand);
+        }
         let mut key = Vec::new();
         sub.key(&mut key);
-        let schemas = &self.schemas;
-        self.arrays
-            .entry(key)
-            .or_insert_with(|| Rc::new(schemas.array_shape(sub, &mut Budget::new())))
-            .clone()
+        Arc::clone(
+            self.merged_arrays
+                .entry(key)
+                .or_insert_with(|| Arc::new(expand())),
+        )
     }
 
     fn strip_object(
@@ -850,8 +978,21 @@ impl<'s, 'p> Walk<'s, 'p> {
     }
 
     /// The schema a member must satisfy, or `None` when nothing declares it.
-    fn member_schema(&mut self, members: &Members<'s>, name: &str) -> Option<Sub<'s>> {
-        let mut found: Vec<Sub<'s>> = members.properties.get(name).cloned().into_iter().collect();
+    fn member_schema<'m>(
+        &mut self,
+        members: &'m Members<'s>,
+        name: &str,
+    ) -> Option<Cow<'m, Sub<'s>>> {
+        let declared = members.properties.get(name);
+        if members.patterns.is_empty() {
+            // The common case, one lookup and nothing built: as below with no pattern matching.
+            return match declared {
+                Some(sub) if sub.forbids() => None,
+                Some(sub) => Some(Cow::Borrowed(sub)),
+                None => extra_schema(members).map(Cow::Borrowed),
+            };
+        }
+        let mut found: Vec<Sub<'s>> = declared.cloned().into_iter().collect();
         for (pattern, schema) in &members.patterns {
             match self.pattern(pattern) {
                 Some(regex) if regex.is_match(name) => found.push(schema.clone()),
@@ -866,12 +1007,9 @@ impl<'s, 'p> Walk<'s, 'p> {
             return None;
         }
         match found.len() {
-            0 => match &members.extra {
-                Extra::Allowed(schema) => Some(schema.clone()),
-                Extra::Absent | Extra::Forbidden => None,
-            },
-            1 => found.pop(),
-            _ => Some(Sub::All(found)),
+            0 => extra_schema(members).map(|schema| Cow::Owned(schema.clone())),
+            1 => found.pop().map(Cow::Owned),
+            _ => Some(Cow::Owned(Sub::All(found))),
         }
     }
 
@@ -883,6 +1021,14 @@ impl<'s, 'p> Walk<'s, 'p> {
             .entry(pattern)
             .or_insert_with(|| compile_pattern(pattern))
             .as_ref()
+    }
+}
+
+/// The schema of a member neither `properties` nor `patternProperties` declares, if it is kept.
+fn extra_schema<'m, 's>(members: &'m Members<'s>) -> Option<&'m Sub<'s>> {
+    match &members.extra {
+        Extra::Allowed(schema) => Some(schema),
+        Extra::Absent | Extra::Forbidden => None,
     }
 }
 

@@ -8,7 +8,6 @@
 //! repeats without being declared as an array is refused (parameter pollution).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use jsonschema::Validator;
 use serde_json::{Map, Value};
@@ -16,7 +15,7 @@ use serde_json::{Map, Value};
 use super::coerce::Shape;
 use super::reason::Collector;
 use crate::policy::sanitize::field_path::FieldPath;
-use crate::policy::validate::strip::{Patterns, Stripped, strip_response};
+use crate::policy::validate::strip::{ResponseContract, Stripped};
 use crate::policy::validate::violation::{Violation, escape_token};
 
 /// How a body of this media type is parsed.
@@ -200,12 +199,9 @@ impl MediaSpec {
 #[derive(Debug)]
 pub struct ResponseSpec {
     pub(super) validator: Option<Validator>,
-    pub(super) root: Arc<Value>,
-    /// `root`'s `patternProperties`, compiled at load (shared by the contract's responses).
-    pub(super) patterns: Arc<Patterns>,
-    /// The schema as `root` declares it (its `$ref`s point into `root`), copied out at load:
-    /// looking it up by pointer on every response cost more than the strip walk itself.
-    pub(super) schema: Value,
+    /// The schema as declared (its `$ref`s point into the contract's response document), with
+    /// the shapes the strip walk expands from it kept across responses.
+    pub(super) declared: ResponseContract,
 }
 
 impl ResponseSpec {
@@ -226,21 +222,21 @@ impl ResponseSpec {
     /// The schema (2020-12, references as local `#/...` pointers) and the document to resolve
     /// them in. An absent schema is `true` (anything).
     pub fn schema(&self) -> (&Value, &Value) {
-        (&self.schema, &self.root)
+        let declared = self.declared.schema();
+        (&declared.schema, &declared.root)
     }
 
     /// Removes the members the schema does not declare (`writeOnly` ones included); the pointers
     /// removed are grouped by schema path and at most `limit`, the count exact.
     pub fn strip(&self, body: &mut Value, limit: usize) -> Stripped {
-        let (schema, root) = self.schema();
-        strip_response(body, schema, root, &self.patterns, limit)
+        self.declared.strip(body, limit)
     }
 
     /// The schema a `$ref` found in `schema()` points to. Its fragment is a URI fragment: it is
     /// percent-decoded before it is used as a JSON pointer (`#/paths/~1a~1%7Bid%7D/...`).
     pub fn resolve_ref(&self, reference: &str) -> Option<&Value> {
         let pointer = super::pointer::from_fragment(reference.strip_prefix('#')?)?;
-        super::pointer::lookup(&self.root, &pointer)
+        super::pointer::lookup(&self.declared.schema().root, &pointer)
     }
 }
 

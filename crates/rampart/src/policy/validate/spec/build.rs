@@ -19,7 +19,7 @@ use super::issues::{Issues, SourceFile};
 use super::load;
 use super::params::{ParamSpec, Params};
 use super::{Operation, UnknownQuery};
-use crate::policy::validate::strip::Patterns;
+use crate::policy::validate::strip::{Patterns, ResponseContract, ResponseSchema};
 
 pub(super) const REQUEST_URI: &str = "urn:rampart:request";
 pub(super) const RESPONSE_URI: &str = "urn:rampart:response";
@@ -232,9 +232,11 @@ impl Builder<'_, '_> {
             .unwrap_or(Value::Bool(true));
         ResponseSpec {
             validator,
-            root: Arc::clone(self.response_doc),
-            patterns: Arc::clone(&self.response_patterns),
-            schema,
+            declared: ResponseContract::build(ResponseSchema {
+                schema,
+                root: Arc::clone(self.response_doc),
+                patterns: Arc::clone(&self.response_patterns),
+            }),
         }
     }
 }

@@ -478,13 +478,87 @@ fn each_schema_is_expanded_once_per_response_however_many_values_it_covers() {
         .collect();
     let mut body = json!({ "id": "o1", "lines": lines });
     let patterns = Patterns::default();
-    let mut walk = Walk::new(&root, &patterns, Removed::new(Grouping::Exact, usize::MAX));
+    let nodes = NodeShapes::default();
+    let mut walk = Walk::new(
+        &root,
+        &patterns,
+        &nodes,
+        Removed::new(Grouping::Exact, usize::MAX),
+    );
     walk.strip(&mut body, &Sub::One(&schema), &mut String::new(), 0);
     assert_eq!(walk.removed.total, 1_000);
     assert_eq!(walk.removed.pointers[999], "/lines/999/x");
     // The order and its line schema; the list of lines.
-    assert_eq!(walk.objects.len(), 2);
-    assert_eq!(walk.arrays.len(), 1);
+    assert_eq!(nodes.objects.len(), 2);
+    assert_eq!(nodes.arrays.len(), 1);
+    assert!(walk.merged_objects.is_empty() && walk.merged_arrays.is_empty());
+}
+
+fn order_contract() -> ResponseContract {
+    ResponseContract::build(ResponseSchema {
+        schema: schema_ref("Order"),
+        root: Arc::new(contract()),
+        patterns: Arc::new(Patterns::default()),
+    })
+}
+
+fn expanded(contract: &ResponseContract) -> (usize, usize) {
+    contract.with_dependent(|_, nodes| (nodes.objects.len(), nodes.arrays.len()))
+}
+
+#[test]
+fn shapes_expanded_for_one_response_serve_every_later_one_alike() {
+    let contract = order_contract();
+    let body = || json!({ "id": "o1", "lines": [{ "sku": "A", "x": 1 }], "total": 3 });
+    let mut first = body();
+    let stripped = contract.strip(&mut first, 20);
+    assert_eq!(stripped.pointers, ["/lines/*/x", "/total"]);
+    assert_eq!(expanded(&contract), (2, 1));
+
+    for _ in 0..3 {
+        let mut again = body();
+        assert_eq!(contract.strip(&mut again, 20), stripped);
+        assert_eq!(again, first);
+    }
+    // Nothing new to expand: the same shapes, however many responses.
+    assert_eq!(expanded(&contract), (2, 1));
+}
+
+#[test]
+fn kept_shapes_are_bounded_by_the_schema_not_by_response_member_names() {
+    // Every member, whatever its name, is a `Line`: a million names are still two shapes.
+    let contract = ResponseContract::build(ResponseSchema {
+        schema: json!({ "type": "object", "additionalProperties": schema_ref("Line") }),
+        root: Arc::new(contract()),
+        patterns: Arc::new(Patterns::default()),
+    });
+    for i in 0..1_000 {
+        let mut body = json!({});
+        body[format!("spray{i}")] = json!({ "sku": "A", "x": i });
+        body[format!("other{i}")] = json!({ "qty": 1, "y": { "deep": [i] } });
+        assert_eq!(contract.strip(&mut body, 20).total, 2);
+        assert_eq!(body[format!("spray{i}")], json!({ "sku": "A" }));
+    }
+    assert_eq!(expanded(&contract), (2, 0));
+}
+
+#[test]
+fn one_contract_strips_from_many_threads_at_once() {
+    let contract = order_contract();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let contract = &contract;
+            scope.spawn(move || {
+                for i in 0..200 {
+                    let mut body = json!({ "id": "o", "lines": [{ "qty": i, "t": t }] });
+                    let stripped = contract.strip(&mut body, 20);
+                    assert_eq!(stripped.pointers, ["/lines/*/t"]);
+                    assert_eq!(body, json!({ "id": "o", "lines": [{ "qty": i }] }));
+                }
+            });
+        }
+    });
+    assert_eq!(expanded(&contract), (2, 1));
 }
 
 #[test]
