@@ -23,8 +23,7 @@ pub fn essence(headers: &HeaderMap) -> Option<Cow<'_, str>> {
 pub fn essence_of(content_type: &str) -> Cow<'_, str> {
     // Most often the value is its own essence (`application/json`, and every essence passed in
     // again): one pass finds that.
-    let bare = |b: u8| b.is_ascii_graphic() && b != b';' && !b.is_ascii_uppercase();
-    if content_type.bytes().all(bare) {
+    if content_type.bytes().all(|b| BARE[usize::from(b)]) {
         return Cow::Borrowed(content_type);
     }
     let (before_parameters, _) = split_at_ascii(content_type, b';').unwrap_or((content_type, ""));
@@ -42,6 +41,19 @@ pub fn essence_of(content_type: &str) -> Cow<'_, str> {
         Cow::Borrowed(essence)
     }
 }
+
+/// Bytes of a content type that is its own essence: visible ASCII, not `;`, not upper case. A
+/// table, since every byte of every content type is looked up (~4 instructions a byte, not 13).
+const BARE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_graphic() && byte != b';' && !byte.is_ascii_uppercase();
+        b += 1;
+    }
+    table
+};
 
 /// `text` split around the first `byte` (ASCII, so never inside a multi-byte character: both
 /// halves are on character boundaries).
