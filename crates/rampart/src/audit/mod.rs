@@ -13,6 +13,7 @@
 mod body;
 pub mod chain;
 pub mod config;
+mod line;
 pub mod report;
 pub mod tail;
 pub mod verify;

@@ -135,7 +135,7 @@ fn write_loop(
 fn handle(message: Message, output: &mut Output, observers: &mut [Box<dyn RecordObserver>]) {
     match message {
         Message::Record(record) => {
-            output.write(&*record);
+            output.write(|line| record.write_json(line));
             for observer in observers.iter_mut() {
                 observer.observe(&record);
             }
@@ -145,7 +145,7 @@ fn handle(message: Message, output: &mut Output, observers: &mut [Box<dyn Record
                 event.after = Some(output.resumed_after);
                 event.discarded_bytes = (output.discarded > 0).then_some(output.discarded);
             }
-            output.write(&*event);
+            output.write(|line| serde_json::to_writer(line, &*event));
         }
         Message::Flush(done) => {
             output.flush();
@@ -245,10 +245,11 @@ impl Output {
         })
     }
 
-    fn write(&mut self, record: &impl serde::Serialize) {
+    /// Writes one line, which `fill` appends to the (empty) line buffer.
+    fn write(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) {
         // One buffer for every line: a record costs no allocation here.
         self.line.clear();
-        if let Err(e) = serde_json::to_writer(&mut self.line, record) {
+        if let Err(e) = fill(&mut self.line) {
             tracing::error!(error = %e, "audit record not serializable");
             return;
         }
@@ -384,9 +385,9 @@ pub fn rfc3339_text(time: SystemTime) -> String {
 }
 
 /// The longest RFC 3339 UTC time with nanoseconds, with room to spare.
-const RFC3339_MAX: usize = 40;
+pub(super) const RFC3339_MAX: usize = 40;
 
-fn rfc3339_into(time: SystemTime, text: &mut [u8; RFC3339_MAX]) -> &str {
+pub(super) fn rfc3339_into(time: SystemTime, text: &mut [u8; RFC3339_MAX]) -> &str {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
