@@ -526,7 +526,7 @@ fn shapes_expanded_for_one_response_serve_every_later_one_alike() {
 
 #[test]
 fn kept_shapes_are_bounded_by_the_schema_not_by_response_member_names() {
-    // Every member, whatever its name, is a `Line`: a million names are still two shapes.
+    // Every member, whatever its name, is a `Line`: a thousand names are still two shapes.
     let contract = ResponseContract::build(ResponseSchema {
         schema: json!({ "type": "object", "additionalProperties": schema_ref("Line") }),
         root: Arc::new(contract()),
