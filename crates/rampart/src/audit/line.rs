@@ -15,36 +15,69 @@ use super::writer::{RFC3339_MAX, rfc3339_into};
 impl AuditRecord {
     /// Appends this record as one JSON object (no newline).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        let mut time = [0; RFC3339_MAX];
+        // Every field named, none with `..`: a field added to the record does not compile until
+        // it is written here too (or named as skipped, as `sampled` is).
+        let AuditRecord {
+            time,
+            request_id,
+            client_ip,
+            listener,
+            method,
+            route,
+            path,
+            status,
+            decision,
+            reason,
+            principal,
+            auth_method,
+            key_id,
+            trace_id,
+            refused_by,
+            sampled: _,
+            code,
+            claimed_user,
+            bytes_in,
+            bytes_out,
+            duration_us,
+            upstream,
+            upstream_us,
+            upstream_status,
+            http_version,
+            tls_version,
+            host,
+            user_agent,
+            validation,
+        } = self;
+        let mut text = [0; RFC3339_MAX];
         out.extend_from_slice(b"{\"time\":");
-        serde_json::to_writer(&mut *out, rfc3339_into(self.time, &mut time))?;
-        member(out, "request_id", &self.request_id)?;
-        member(out, "client_ip", &self.client_ip)?;
-        member(out, "listener", &self.listener)?;
-        member(out, "method", &self.method)?;
-        member(out, "route", &self.route)?;
-        member(out, "path", &self.path)?;
-        member(out, "status", &self.status)?;
-        member(out, "decision", &self.decision)?;
-        member(out, "reason", &self.reason)?;
-        member(out, "principal", &self.principal)?;
-        member(out, "auth_method", &self.auth_method)?;
-        present(out, "key_id", self.key_id.as_ref())?;
-        present(out, "trace_id", self.trace_id.as_ref())?;
-        present(out, "refused_by", self.refused_by.as_ref())?;
-        present(out, "code", self.code.as_ref())?;
-        present(out, "claimed_user", self.claimed_user.as_ref())?;
-        member(out, "bytes_in", &self.bytes_in)?;
-        member(out, "bytes_out", &self.bytes_out)?;
-        member(out, "duration_us", &self.duration_us)?;
-        member(out, "upstream", &self.upstream)?;
-        member(out, "upstream_us", &self.upstream_us)?;
-        present(out, "upstream_status", self.upstream_status.as_ref())?;
-        member(out, "http_version", &self.http_version)?;
-        present(out, "tls_version", self.tls_version.as_ref())?;
-        present(out, "host", self.host.as_ref())?;
-        present(out, "user_agent", self.user_agent.as_ref())?;
-        present(out, "validation", self.validation.as_ref())?;
+        serde_json::to_writer(&mut *out, rfc3339_into(*time, &mut text))?;
+        member(out, "request_id", request_id)?;
+        member(out, "client_ip", client_ip)?;
+        member(out, "listener", listener)?;
+        member(out, "method", method)?;
+        member(out, "route", route)?;
+        member(out, "path", path)?;
+        member(out, "status", status)?;
+        member(out, "decision", decision)?;
+        member(out, "reason", reason)?;
+        member(out, "principal", principal)?;
+        member(out, "auth_method", auth_method)?;
+        present(out, "key_id", key_id.as_ref())?;
+        present(out, "trace_id", trace_id.as_ref())?;
+        present(out, "refused_by", refused_by.as_ref())?;
+        present(out, "code", code.as_ref())?;
+        present(out, "claimed_user", claimed_user.as_ref())?;
+        member(out, "bytes_in", bytes_in)?;
+        member(out, "bytes_out", bytes_out)?;
+        member(out, "duration_us", duration_us)?;
+        member(out, "upstream", upstream)?;
+        member(out, "upstream_us", upstream_us)?;
+        present(out, "upstream_status", upstream_status.as_ref())?;
+        member(out, "http_version", http_version)?;
+        present(out, "tls_version", tls_version.as_ref())?;
+        present(out, "host", host.as_ref())?;
+        present(out, "user_agent", user_agent.as_ref())?;
+        present(out, "validation", validation.as_ref())?;
         out.push(b'}');
         Ok(())
     }
