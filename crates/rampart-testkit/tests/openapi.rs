@@ -517,6 +517,39 @@ async fn an_undeclared_response_field_is_stripped() {
     assert!(!record.to_string().contains("argon2"));
 }
 
+/// The shapes the strip walk expanded are kept by the contract across responses: a reload must
+/// strip by the new contract, never by shapes kept from the old one.
+#[tokio::test]
+async fn after_a_reload_responses_are_stripped_by_the_new_contract_not_by_kept_shapes() {
+    let upstream = RecordingUpstream::with_reply(replying(LEAKY_ORDER)).await;
+    let gw = gateway(&upstream, "").await;
+    for _ in 0..3 {
+        let rsp = send(&gw, Method::GET, "/api/orders/1", "", "").await;
+        assert_eq!(rsp.json(), serde_json::json!({"id":1,"item":"pen","qty":1}));
+    }
+    let spec_path = gw.config_path.parent().unwrap().join("shop.yaml");
+    let order = "        qty: { type: integer }\n        comment: { type: string }\n";
+    assert!(SHOP.contains(order));
+    let widened = SHOP.replace(
+        order,
+        &format!("{order}        internal: {{ type: object, properties: {{ cost: {{}} }} }}\n"),
+    );
+    std::fs::write(&spec_path, widened).unwrap();
+    rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
+    let rsp = send(&gw, Method::GET, "/api/orders/1", "", "").await;
+    assert_eq!(
+        rsp.json(),
+        serde_json::json!({"id":1,"item":"pen","qty":1,"internal":{"cost":3}}),
+        "the new contract declares `internal`; `password_hash` is still stripped"
+    );
+    // And back: the narrower contract strips `internal` again.
+    std::fs::write(&spec_path, SHOP).unwrap();
+    rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
+    let rsp = send(&gw, Method::GET, "/api/orders/1", "", "").await;
+    assert_eq!(rsp.json(), serde_json::json!({"id":1,"item":"pen","qty":1}));
+    assert_eq!(gw.gateway.reloads(), 2);
+}
+
 #[tokio::test]
 async fn under_enforce_an_undeclared_response_field_is_a_masked_502() {
     let upstream = RecordingUpstream::with_reply(replying(LEAKY_ORDER)).await;
