@@ -206,7 +206,8 @@ def memory_medians(grows, fields):
 
 
 IDLE_FIELDS = ["connections_alive", "connections_failed", "rss_idle_kib", "rss_held_kib",
-               "rss_after_close_kib", "added_mib", "added_bytes_per_conn", "kept_after_close_mib"]
+               "rss_after_close_kib", "added_mib", "added_later_mib", "added_bytes_per_conn",
+               "kept_after_close_mib"]
 SPRAY_FIELDS = ["requests", "rps", "non_2xx", "rss_before_kib", "rss_after_kib", "rss_max_kib",
                 "added_mib", "added_mib_second_half"]
 
@@ -290,25 +291,29 @@ def print_throughput(group, med, rat, settings):
 
 def print_idle(med, settings):
     print("| contender | rounds | connections alive (failed) | RSS idle MiB | RSS with them held MiB "
-          "| added MiB | bytes per connection | kept after they closed MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| added MiB | added 10 s later MiB | bytes per connection | kept after they closed MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, m in med.items():
         if m["rounds"] == 0:
-            print(f"| {name} | 0 (skipped) |||||||")
+            print(f"| {name} | 0 (skipped) ||||||||")
             continue
         print(f"| {name} | {m['rounds']} | {cell(m['connections_alive'], 0)} ({cell(m['connections_failed'], 0)}) "
               f"| {cell(kib_mib(m['rss_idle_kib']), 1)} | {cell(kib_mib(m['rss_held_kib']), 1)} "
-              f"| {cell(m['added_mib'], 1)} | {cell(m['added_bytes_per_conn'], 0)} "
-              f"| {cell(m['kept_after_close_mib'], 1)} |")
+              f"| {cell(m['added_mib'], 1)} | {cell(m['added_later_mib'], 1)} "
+              f"| {cell(m['added_bytes_per_conn'], 0)} | {cell(m['kept_after_close_mib'], 1)} |")
     print()
     m = med.get("rampart")
     if m and m["rounds"]:
         wanted = m["each_round"][0].get("connections_wanted", 10000)
         target = IDLE_TARGET_MIB_PER_10K * wanted / 10000
-        added = m["added_mib"]["median"]
+        # Held means held at both readings, in every round: the larger of the two, at its worst.
+        samples = [max(v for v in (r.get("added_mib"), r.get("added_later_mib")) if v is not None)
+                   for r in m["each_round"] if r.get("added_mib") is not None]
+        added = max(samples) if samples else None
         verdict = "met" if added is not None and added <= target else "NOT met"
         print(f"Target (issue 10, 6): {fmt(wanted)} idle connections in at most {fmt(target, 0)} MiB over the "
-              f"idle gateway: Rampart added {fmt(added, 1)} MiB, {verdict}.\n")
+              f"idle gateway: Rampart added at most {fmt(added, 1)} MiB (the larger reading of the "
+              f"worst round), {verdict}.\n")
 
 
 def print_spray(med):

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod admin;
+mod allocator;
 mod audit;
 mod blocks;
 mod cert;
@@ -12,9 +13,6 @@ mod keys;
 
 use clap::{Parser, Subcommand};
 
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rampart::config::{self, ConfigSource, lint};
 
 #[derive(Parser)]
@@ -151,7 +149,8 @@ fn hash_password() -> ExitCode {
 /// core, tokio's current-thread scheduler: every task runs on the thread that drives the I/O
 /// driver, with none of the multi-thread scheduler's run queues, stealing and parking, which a
 /// single worker pays for without using (measured in `docs/benchmarks.md`). On more, one worker
-/// per core.
+/// per core. A worker going idle hands memory freed by a burst back to the kernel
+/// (`allocator.rs`).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut builder = if cores == 1 {
@@ -159,10 +158,16 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     } else {
         tokio::runtime::Builder::new_multi_thread()
     };
-    builder.enable_all().build()
+    builder
+        .enable_all()
+        .on_thread_park(allocator::release_when_idle)
+        .build()
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = allocator::keep_huge_pages_off() {
+        eprintln!("warning: transparent huge pages stay as the system has them: {e}");
+    }
     let cli = Cli::parse();
     let runtime = match runtime() {
         Ok(rt) => rt,
