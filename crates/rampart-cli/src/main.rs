@@ -149,8 +149,7 @@ fn hash_password() -> ExitCode {
 /// core, tokio's current-thread scheduler: every task runs on the thread that drives the I/O
 /// driver, with none of the multi-thread scheduler's run queues, stealing and parking, which a
 /// single worker pays for without using (measured in `docs/benchmarks.md`). On more, one worker
-/// per core. A worker going idle hands memory freed by a burst back to the kernel
-/// (`allocator.rs`).
+/// per core. A worker going idle collects its own heap now and then (`allocator.rs`).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut builder = if cores == 1 {
@@ -160,15 +159,27 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     };
     builder
         .enable_all()
-        .on_thread_park(allocator::release_when_idle)
+        .on_thread_park(allocator::collect_on_park)
         .build()
 }
 
-fn main() -> ExitCode {
+/// What a long-running gateway does with its memory (`allocator.rs`): no transparent huge pages,
+/// and memory freed after a burst handed back to the kernel. Neither is needed for the gateway to
+/// work, so a failure is a warning.
+fn settle_memory() {
     if let Err(e) = allocator::keep_huge_pages_off() {
         eprintln!("warning: transparent huge pages stay as the system has them: {e}");
     }
+    if let Err(e) = allocator::release_in_background() {
+        eprintln!("warning: memory freed after a burst stays with the process: {e}");
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
+        settle_memory();
+    }
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

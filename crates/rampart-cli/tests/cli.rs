@@ -188,6 +188,45 @@ async fn run_serves_reloads_on_sighup_and_drains_on_sigterm() {
     );
 }
 
+/// The memory settings of a long-running gateway (src/allocator.rs): without them, 10,000 parked
+/// connections held from 39 to 118 MiB, growing by itself (docs/benchmarks.md, "Issue 10, tenth
+/// round").
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn run_keeps_huge_pages_off_and_a_thread_handing_freed_memory_back() {
+    let upstream = RecordingUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(&config, run_config(dir.path(), &upstream, "/one")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap());
+    wait_for_line(&mut logs, "\"listening\"").await;
+    let pid = child.id().unwrap();
+
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|line| line.split_whitespace().eq(["THP_enabled:", "0"])),
+        "{status}"
+    );
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim_end().to_owned())
+        .collect();
+    assert!(
+        threads.iter().any(|name| name == "rampart-memory"),
+        "{threads:?}"
+    );
+}
+
 #[tokio::test]
 async fn run_refuses_an_invalid_config_with_its_errors() {
     let dir = tempfile::tempdir().unwrap();
