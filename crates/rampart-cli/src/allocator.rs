@@ -17,14 +17,13 @@
 //!   purge delay (1 s), but only when some later free or collection runs the purge: after a burst
 //!   the workers go idle, nothing runs it, and the burst's pages stay resident. The thread of
 //!   [`release_in_background`] runs it once a second. It hands back only what has been free for
-//!   the whole delay, as mimalloc would on a busy process, and wakes no worker. A block freed on
-//!   another thread than the one that allocated it (a task moved between workers, a record
-//!   freed by the audit writer) frees its page only once the owning thread collects it, so each
-//!   worker also collects its own heap as it parks ([`collect_on_park`], at most once per
-//!   [`RELEASE_EVERY`]; not forced: it visits the pages with free room and purges nothing early).
+//!   the whole delay, as mimalloc would on a busy process, and wakes no worker. Not done: having
+//!   each worker also collect its own heap as it parks (blocks another thread freed into its
+//!   pages): it held 48 MiB on two cores instead of 63, but it hands the worker's empty pages,
+//!   which mimalloc keeps for reuse, back to the arenas, and at 5,000 requests/s the full chain
+//!   cost 13 % more CPU per request with it (docs/benchmarks.md, "Issue 10, tenth round").
 
-use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -66,27 +65,6 @@ pub(crate) fn release_in_background() -> std::io::Result<()> {
         .map(drop)
 }
 
-thread_local! {
-    /// When this worker last collected its heap.
-    static COLLECTED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// For tokio's `on_thread_park`: collects the worker's own heap (blocks other threads freed into
-/// its pages), at most once per [`RELEASE_EVERY`]; a worker that never parks is never asked.
-pub(crate) fn collect_on_park() {
-    let now = Instant::now();
-    let due = COLLECTED_AT.with(|at| match at.get() {
-        Some(last) if now.duration_since(last) < RELEASE_EVERY => false,
-        _ => {
-            at.set(Some(now));
-            true
-        }
-    });
-    if due {
-        release_expired();
-    }
-}
-
 /// Collects the calling thread's heap (without visiting its full pages) and runs mimalloc's purge
 /// of the process's freed memory whose delay has expired (the arenas are shared by every thread),
 /// as a free on a busy thread would.
@@ -116,22 +94,6 @@ mod tests {
         #[allow(unsafe_code)]
         let off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
         assert_eq!(off, 1);
-    }
-
-    #[test]
-    fn a_parking_worker_collects_at_most_once_per_interval() {
-        COLLECTED_AT.with(|at| at.set(None));
-        collect_on_park();
-        let first = COLLECTED_AT.with(Cell::get).expect("collected");
-        collect_on_park();
-        assert_eq!(
-            COLLECTED_AT.with(Cell::get),
-            Some(first),
-            "not again so soon"
-        );
-        COLLECTED_AT.with(|at| at.set(first.checked_sub(RELEASE_EVERY)));
-        collect_on_park();
-        assert!(COLLECTED_AT.with(Cell::get).expect("collected") >= first);
     }
 
     /// Resident bytes of this process (`VmRSS` of `/proc/self/status`).

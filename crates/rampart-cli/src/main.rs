@@ -149,7 +149,7 @@ fn hash_password() -> ExitCode {
 /// core, tokio's current-thread scheduler: every task runs on the thread that drives the I/O
 /// driver, with none of the multi-thread scheduler's run queues, stealing and parking, which a
 /// single worker pays for without using (measured in `docs/benchmarks.md`). On more, one worker
-/// per core. A worker going idle collects its own heap now and then (`allocator.rs`).
+/// per core.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut builder = if cores == 1 {
@@ -157,10 +157,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     } else {
         tokio::runtime::Builder::new_multi_thread()
     };
-    builder
-        .enable_all()
-        .on_thread_park(allocator::collect_on_park)
-        .build()
+    builder.enable_all().build()
 }
 
 /// What a long-running gateway does with its memory (`allocator.rs`): no transparent huge pages,
