@@ -20,10 +20,9 @@
 //!   the whole delay, as mimalloc would on a busy process, and wakes no worker. Not done: having
 //!   each worker also collect its own heap as it parks (blocks another thread freed into its
 //!   pages): it held 48 MiB on two cores instead of 63, but it hands the worker's empty pages,
-//!   which mimalloc keeps for reuse, back to the arenas, and at 5,000 requests/s the full chain
-//!   cost 13 % more CPU per request with it (docs/benchmarks.md, "Issue 10, tenth round").
-
-use std::time::Duration;
+//!   which mimalloc keeps for reuse, back to the arenas, and in two runs at 5,000 requests/s the
+//!   full chain's median CPU per request was 13 % higher with it (spreads overlapping; docs/
+//!   benchmarks.md, "Issue 10, tenth round").
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -31,7 +30,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How often the memory freed for longer than mimalloc's purge delay (1 s) is handed back.
 /// Shorter only wakes the thread more often; longer leaves a burst's memory resident longer.
-pub(crate) const RELEASE_EVERY: Duration = Duration::from_secs(1);
+#[cfg(feature = "mimalloc")]
+pub(crate) const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Turns transparent huge pages off for the whole process (every thread, and memory already
 /// mapped). Linux only; an error (a kernel without the call) leaves them as the system has them.
@@ -52,41 +52,48 @@ pub(crate) fn keep_huge_pages_off() -> std::io::Result<()> {
 }
 
 /// Starts the thread that hands memory freed for longer than the purge delay back to the kernel,
-/// every [`RELEASE_EVERY`], for the life of the process.
+/// every [`RELEASE_EVERY`], for the life of the process. Without mimalloc (the system allocator),
+/// nothing to do.
 pub(crate) fn release_in_background() -> std::io::Result<()> {
+    #[cfg(feature = "mimalloc")]
     std::thread::Builder::new()
         .name("rampart-memory".into())
         .spawn(|| {
+            // SAFETY: mi_thread_init takes nothing and has no precondition; it sets up this
+            // thread's heap, without which mi_collect returns before reaching the purge (this
+            // thread allocates nothing of its own that would set it up).
+            #[allow(unsafe_code)]
+            unsafe {
+                libmimalloc_sys::mi_thread_init();
+            }
             loop {
                 std::thread::sleep(RELEASE_EVERY);
                 release_expired();
             }
         })
-        .map(drop)
+        .map(drop)?;
+    Ok(())
 }
 
-/// Collects the calling thread's heap (without visiting its full pages) and runs mimalloc's purge
-/// of the process's freed memory whose delay has expired (the arenas are shared by every thread),
-/// as a free on a busy thread would.
+/// Runs mimalloc's purge of the process's freed memory whose delay has expired (the arenas are
+/// shared by every thread), as a free on a busy thread would.
+#[cfg(feature = "mimalloc")]
 fn release_expired() {
-    #[cfg(feature = "mimalloc")]
-    {
-        // SAFETY: mi_collect takes no pointer and has no precondition. Not forced, it collects
-        // the calling thread's own heap and purges the arenas' expired ranges under a try-only
-        // guard (a second caller skips the purge rather than waiting); it calls back into
-        // nothing of ours (no deferred-free hook is set).
-        #[allow(unsafe_code)]
-        unsafe {
-            libmimalloc_sys::mi_collect(false);
-        }
+    // SAFETY: mi_collect takes no pointer and has no precondition. Not forced, it collects the
+    // calling thread's heap (this thread's, empty) and purges the arenas' expired ranges under a
+    // try-only guard (a second caller skips the purge rather than waiting); it calls back into
+    // nothing of ours (no deferred-free hook is set).
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_collect(false);
     }
 }
 
 #[cfg(test)]
+#[cfg(target_os = "linux")]
 mod tests {
     use super::*;
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn huge_pages_are_off_for_the_process_once_turned_off() {
         keep_huge_pages_off().expect("prctl");
@@ -97,7 +104,7 @@ mod tests {
     }
 
     /// Resident bytes of this process (`VmRSS` of `/proc/self/status`).
-    #[cfg(all(target_os = "linux", feature = "mimalloc"))]
+    #[cfg(feature = "mimalloc")]
     fn resident_bytes() -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").expect("status");
         let kib: u64 = status
@@ -108,14 +115,14 @@ mod tests {
         kib * 1024
     }
 
-    #[cfg(all(target_os = "linux", feature = "mimalloc"))]
+    #[cfg(feature = "mimalloc")]
     #[test]
-    fn memory_freed_after_a_burst_goes_back_to_the_kernel_with_no_further_call_on_its_thread() {
+    fn memory_freed_after_a_burst_goes_back_to_the_kernel_with_no_free_after_it_on_its_thread() {
         const BURST: u64 = 64 << 20;
         keep_huge_pages_off().expect("prctl");
         release_in_background().expect("thread");
         // A burst of small blocks, as connections' buffers are, every page touched, then freed;
-        // this thread then only reads its RSS.
+        // this thread then only reads its RSS (a few small allocations, no purge of the burst).
         let blocks: Vec<Box<[u8]>> = (0..BURST / 4096)
             .map(|_| vec![1; 4096].into_boxed_slice())
             .collect();
@@ -127,7 +134,7 @@ mod tests {
         let deadline = std::time::Instant::now() + RELEASE_EVERY * 5;
         let mut released = resident_bytes();
         while released > held - BURST / 2 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(std::time::Duration::from_millis(100));
             released = resident_bytes();
         }
         assert!(

@@ -209,22 +209,24 @@ async fn run_keeps_huge_pages_off_and_a_thread_handing_freed_memory_back() {
     wait_for_line(&mut logs, "\"listening\"").await;
     let pid = child.id().unwrap();
 
+    // `THP_enabled` is in the status of kernels from 5.0; an older kernel has nothing to show.
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(
-        status
-            .lines()
-            .any(|line| line.split_whitespace().eq(["THP_enabled:", "0"])),
-        "{status}"
-    );
+    if let Some(thp) = status.lines().find(|line| line.starts_with("THP_enabled:")) {
+        assert!(thp.split_whitespace().eq(["THP_enabled:", "0"]), "{thp}");
+    }
+    // Threads may come and go while they are listed (tokio's blocking pool).
     let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
-        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
         .map(|name| name.trim_end().to_owned())
         .collect();
-    assert!(
-        threads.iter().any(|name| name == "rampart-memory"),
-        "{threads:?}"
-    );
+    if cfg!(feature = "mimalloc") {
+        assert!(
+            threads.iter().any(|name| name == "rampart-memory"),
+            "{threads:?}"
+        );
+    }
 }
 
 #[tokio::test]
