@@ -154,6 +154,10 @@ def throughput_medians(grows, upstream_p99):
                 "rps": rps,
                 "proxy_cpu_us_per_req": cpu,
                 "proxy_cpu_us_per_req_fixed_rate": cpu_fixed,
+                # Of which in user space: the proxy's own code (older results have none).
+                "proxy_user_us_per_req": stat([r.get("proxy_user_us_per_req") for r in rs]),
+                "proxy_user_us_per_req_fixed_rate":
+                    stat([r.get("fixed_rate", {}).get("proxy_user_us_per_req") for r in rs]),
                 "p50_ms": stat([r.get("fixed_rate", {}).get("p50_ms") for r in rs]),
                 "p99_ms": stat(p99),
                 "p99_added_ms": stat(added),
@@ -233,6 +237,11 @@ def kib_mib(s):
     return {k: (v / 1024 if isinstance(v, (int, float)) and k != "n" else v) for k, v in s.items()}
 
 
+def user_part(s):
+    """The user-space share after a CPU cell (" (user N)"), when the results have it."""
+    return f" (user {fmt(s['median'])})" if s.get("median") is not None else ""
+
+
 def print_throughput(group, med, rat, settings):
     rate = settings.get("fixed_rate_rps")
     refusing = group in REFUSING
@@ -241,7 +250,8 @@ def print_throughput(group, med, rat, settings):
               "| proxy CPU µs/req | proxy core busy % | load core busy % | notes |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     else:
-        print(f"| contender | rounds (clean) | req/s (max) | proxy CPU µs/req | proxy CPU µs/req @{rate}/s "
+        print(f"| contender | rounds (clean) | req/s (max) | proxy CPU µs/req (of which user) "
+              f"| proxy CPU µs/req @{rate}/s (of which user) "
               f"| p50 ms @{rate}/s | p99 ms @{rate}/s | p99 added vs upstream alone (ms) | proxy core busy % "
               f"| upstream conns opened | notes |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -260,8 +270,10 @@ def print_throughput(group, med, rat, settings):
                   f"| {cell(s['upstream_rps'], 0)} | {cell(s['proxy_cpu_us_per_req'])} "
                   f"| {cell(s['proxy_core_busy_pct'], 1)} | {cell(s['load_core_busy_pct'], 1)} | {note} |")
         else:
-            print(f"| {name} | {rounds} | {cell(s['rps'], 0)} | {cell(s['proxy_cpu_us_per_req'])} "
-                  f"| {cell(s['proxy_cpu_us_per_req_fixed_rate'])} | {cell(s['p50_ms'], 3)} | {cell(s['p99_ms'], 3)} | {cell(s['p99_added_ms'], 3)} "
+            print(f"| {name} | {rounds} | {cell(s['rps'], 0)} | {cell(s['proxy_cpu_us_per_req'])}"
+                  f"{user_part(s.get('proxy_user_us_per_req', {}))} "
+                  f"| {cell(s['proxy_cpu_us_per_req_fixed_rate'])}"
+                  f"{user_part(s.get('proxy_user_us_per_req_fixed_rate', {}))} | {cell(s['p50_ms'], 3)} | {cell(s['p99_ms'], 3)} | {cell(s['p99_added_ms'], 3)} "
                   f"| {cell(s['proxy_core_busy_pct'], 1)} | {cell(s['upstream_connections_opened'], 0)} "
                   f"| {note} |")
     print()
