@@ -5,6 +5,9 @@
 //! from the verified principal only. Values outside visible ASCII are percent-encoded so that a
 //! strange `sub` can never split or drop a header.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use crate::context::{AuthMethod, Principal};
 use crate::tls::ClientCert;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -99,17 +102,23 @@ impl IdentityHeaders {
     }
 }
 
-/// Percent-encodes everything but visible ASCII and space (and `%` itself).
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+/// Percent-encodes everything but visible ASCII and space (and `%` itself). A value with
+/// nothing to encode, almost every one, is borrowed: no copy before the header value's own.
+fn encode(value: &str) -> Cow<'_, str> {
+    let kept = |b: u8| (b.is_ascii_graphic() || b == b' ') && b != b'%';
+    if value.bytes().all(kept) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
     for b in value.bytes() {
-        if (b.is_ascii_graphic() || b == b' ') && b != b'%' {
+        if kept(b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{b:02X}");
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -121,5 +130,20 @@ mod tests {
         assert_eq!(encode("admin\r\nX-Evil: 1"), "admin%0D%0AX-Evil: 1");
         assert_eq!(encode("josé"), "jos%C3%A9");
         assert_eq!(encode("100%"), "100%25");
+    }
+
+    #[test]
+    fn a_value_with_nothing_to_encode_is_borrowed_and_unchanged() {
+        for value in [
+            "alice@example.com",
+            "orders:read orders:write",
+            "~!\"#$&'()*+,-./:;<=>?@[\\]^_`{|}",
+        ] {
+            assert!(
+                matches!(encode(value), Cow::Borrowed(v) if v == value),
+                "{value}"
+            );
+        }
+        assert!(matches!(encode("a%b"), Cow::Owned(_)));
     }
 }

@@ -247,3 +247,80 @@ fn parse_refuses_a_duplicate_among_many_members_as_check_does() {
         Some("/body/k3".to_owned())
     );
 }
+
+#[test]
+fn parse_builds_objects_as_serde_json_does_and_refuses_every_repeated_name_as_check_does() {
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashSet;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let limits = JsonLimits::default();
+    // A name as written and as read: a small alphabet, so that some objects repeat one.
+    let name = |rng: &mut rand::rngs::StdRng| {
+        let parts: Vec<(&str, &str)> = (0..rng.random_range(0..3))
+            .map(|_| [("a", "a"), ("b", "b"), ("\\u0061", "a"), ("é", "é")][rng.random_range(0..4)])
+            .collect();
+        let raw: String = parts.iter().map(|p| p.0).collect();
+        let read: String = parts.iter().map(|p| p.1).collect();
+        (raw, read)
+    };
+    let repeats = |names: &[String]| {
+        let mut seen = HashSet::new();
+        names
+            .iter()
+            .filter(|n| !seen.insert(n.as_str()))
+            .cloned()
+            .collect::<HashSet<String>>()
+    };
+    for _ in 0..2_000 {
+        let inner: Vec<(String, String)> = (0..rng.random_range(0..4))
+            .map(|_| name(&mut rng))
+            .collect();
+        let mut outer: Vec<(String, String)> = (0..rng.random_range(0..6))
+            .map(|_| name(&mut rng))
+            .collect();
+        let holder = name(&mut rng);
+        outer.push(holder.clone());
+        let members: Vec<String> = inner
+            .iter()
+            .enumerate()
+            .map(|(i, (raw, _))| format!(r#""{raw}":{i}"#))
+            .collect();
+        let mut text: Vec<String> = outer[..outer.len() - 1]
+            .iter()
+            .enumerate()
+            .map(|(i, (raw, _))| format!(r#""{raw}":[{i},"x"]"#))
+            .collect();
+        text.push(format!(r#""{}":{{{}}}"#, holder.0, members.join(",")));
+        let body = format!("{{{}}}", text.join(","));
+        // Every pointer a refusal may name: a repeated name of the outer object, or of the
+        // inner one (reached through the last of the outer names).
+        let read =
+            |names: &[(String, String)]| names.iter().map(|n| n.1.clone()).collect::<Vec<_>>();
+        let mut allowed: HashSet<String> = repeats(&read(&outer))
+            .into_iter()
+            .map(|n| format!("/body/{}", escape_token(&n)))
+            .collect();
+        allowed.extend(
+            repeats(&read(&inner))
+                .into_iter()
+                .map(|n| format!("/body/{}/{}", escape_token(&holder.1), escape_token(&n))),
+        );
+        let built = parse(body.as_bytes(), &limits);
+        let checked = check(body.as_bytes(), &limits);
+        assert_eq!(built.is_ok(), allowed.is_empty(), "{body}: {built:?}");
+        assert_eq!(checked.is_ok(), allowed.is_empty(), "{body}: {checked:?}");
+        match built {
+            Ok(value) => {
+                let expected: serde_json::Value = serde_json::from_slice(body.as_bytes()).unwrap();
+                assert_eq!(value, expected, "{body}");
+            }
+            Err(refused) => {
+                assert_eq!(refused.reason, "is a duplicate member name", "{body}");
+                assert!(
+                    allowed.contains(&refused.pointer),
+                    "{body}: {refused:?} not in {allowed:?}"
+                );
+            }
+        }
+    }
+}
