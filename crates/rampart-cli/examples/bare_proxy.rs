@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use hyper::Request;
 use hyper::body::Incoming;
 use hyper::client::conn::http1 as client;
 use hyper::server::conn::http1 as server;
-use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -70,7 +70,10 @@ async fn connection(stream: TcpStream, upstream: SocketAddr) -> Result<(), BoxEr
     // An upstream failure is returned to hyper, which closes the client connection: a measuring
     // stick needs no 502 page.
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let sent = sender.lock().map(|mut s| s.send_request(req)).map_err(|_poisoned| ());
+        let sent = sender
+            .lock()
+            .map(|mut s| s.send_request(req))
+            .map_err(|_poisoned| ());
         async move {
             match sent {
                 Ok(response) => response.await.map_err(std::io::Error::other),
