@@ -436,7 +436,12 @@ fn find_route<'a>(
     parts: &http::request::Parts,
     path: &str,
 ) -> Result<&'a Arc<Route>, GatewayError> {
-    let host = router::request_host(parts);
+    // Without host-specific routes every host gets the same table: the host is not read.
+    let host = if runtime.router.routes_by_host() {
+        router::request_host(parts)
+    } else {
+        None
+    };
     let asked = parts
         .headers
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)

@@ -6,6 +6,7 @@
 //! is 405, never a fall-back to a broader route. Host-specific routes are tried before routes that
 //! serve any host.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -191,6 +192,11 @@ impl<R> Router<R> {
         tables
     }
 
+    /// Whether some route names hosts: only then does a lookup need the request's host.
+    pub fn routes_by_host(&self) -> bool {
+        !self.exact_hosts.is_empty() || !self.wildcard_hosts.is_empty()
+    }
+
     /// Finds the route for a request. `host` is the request's host without port, lower-cased.
     pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method) -> RouteLookup<'_, R> {
         let host_table = host.and_then(|h| {
@@ -246,13 +252,21 @@ fn patterns(route: &RouteConfig) -> (&'static str, Vec<String>) {
 
 /// The request's host for routing: `Host` (HTTP/1) or `:authority` (HTTP/2), lower-cased, without
 /// port or trailing dot.
-pub fn request_host(req: &http::request::Parts) -> Option<String> {
+pub fn request_host(req: &http::request::Parts) -> Option<Cow<'_, str>> {
     let raw = req.uri.authority().map(|a| a.host()).or_else(|| {
         let value = req.headers.get(http::header::HOST)?.to_str().ok()?;
         Some(strip_port(value))
     })?;
-    let host = raw.trim_end_matches('.').to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+    let host = raw.trim_end_matches('.');
+    if host.is_empty() {
+        return None;
+    }
+    // Clients nearly always send it lower-cased: then it is borrowed, not copied.
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 fn strip_port(host: &str) -> &str {
@@ -451,5 +465,19 @@ mod tests {
             .unwrap_or_default()
             .into_parts();
         assert_eq!(request_host(&parts).as_deref(), Some("api.example.com"));
+    }
+
+    #[test]
+    fn a_lower_case_host_is_borrowed_not_copied() {
+        let (parts, _) = http::Request::builder()
+            .uri("/x")
+            .header("host", "api.example.com:8443")
+            .body(())
+            .unwrap_or_default()
+            .into_parts();
+        assert!(matches!(
+            request_host(&parts),
+            Some(Cow::Borrowed("api.example.com"))
+        ));
     }
 }

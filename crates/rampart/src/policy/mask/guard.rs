@@ -155,7 +155,9 @@ fn textual_and_not_empty(head: &http::response::Parts) -> bool {
         .is_none_or(|ct| {
             // Broad on purpose (`application/x-ndjson`, `text/*`): scanning more is safe.
             let ct = media::essence_of(ct);
-            ct.starts_with("text/")
+            // An API's usual type first: it spares the substring searches below.
+            ct == "application/json"
+                || ct.starts_with("text/")
                 || ct.contains("json")
                 || ct.contains("xml")
                 || ct.contains("javascript")
