@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -60,16 +60,16 @@ pub async fn guard(
         };
         return Ok(streamed.boxed());
     }
-    let mut prefix = BytesMut::new();
+    let mut prefix = body::Gathered::default();
     loop {
         match body.frame().await {
             None => break,
             Some(Err(e)) => return Err(GatewayError::UpstreamFailed(e.to_string())),
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => prefix.extend_from_slice(&data),
+                Ok(data) => prefix.push(data),
                 // Trailers end the data: scan what came, then pass them on.
                 Err(trailers) => {
-                    let prefix = check(scanner, prefix.freeze(), found)?;
+                    let prefix = check(scanner, prefix.into_bytes(), found)?;
                     let rest = http_body_util::StreamBody::new(futures_util::stream::iter([Ok::<
                         _,
                         BoxError,
@@ -82,15 +82,15 @@ pub async fn guard(
         }
         if prefix.len() > BUFFER_BYTES {
             let mut scan = scanner.stream_shared();
-            if let Some(kind) = scan.feed(&prefix) {
+            if let Some(kind) = scan.feed(prefix.as_slice()) {
                 *found = Some(kind.as_str());
                 return Err(refused(kind));
             }
             let streamed = Scanned { inner: body, scan };
-            return Ok(chain(prefix.freeze(), streamed.boxed()));
+            return Ok(chain(prefix.into_bytes(), streamed.boxed()));
         }
     }
-    Ok(body::full(check(scanner, prefix.freeze(), found)?))
+    Ok(body::full(check(scanner, prefix.into_bytes(), found)?))
 }
 
 /// Scans a response that is already whole in memory (read for the response contract): no copy,
