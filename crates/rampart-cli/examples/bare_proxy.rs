@@ -66,6 +66,9 @@ async fn connection(stream: TcpStream, upstream: SocketAddr) -> Result<(), BoxEr
     up.set_nodelay(true)?;
     let (sender, upstream_conn) = client::handshake(TokioIo::new(up)).await?;
     // The request future does not borrow the sender, so the lock is held only to start it.
+    // `send_request` without `ready()`: hyper's client takes the next request once the previous
+    // response has ended, which a client that waits for each answer (wrk, oha) guarantees here;
+    // a pipelining client would get errors, which a measuring stick need not handle.
     let sender = Arc::new(Mutex::new(sender));
     // An upstream failure is returned to hyper, which closes the client connection: a measuring
     // stick needs no 502 page.

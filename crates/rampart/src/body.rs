@@ -45,7 +45,11 @@ pub async fn collect_bounded(mut body: Body, limit: u64) -> Result<Bytes, String
 /// Data frames gathered into one contiguous buffer, copied only once a second frame comes: a
 /// response that arrives as a single frame (most upstream answers) is passed on as the `Bytes`
 /// hyper read, without an allocation and a copy. Later frames are copied as they arrive, so it
-/// never holds more than one frame besides its own buffer.
+/// never holds more than one frame besides its own buffer. The cost of the kept frame: it shares
+/// the upstream connection's read buffer (8 KiB, up to hyper's ~400 KiB on a connection that
+/// carried large messages), which stays allocated until the response has been written to the
+/// client, a slow reader included; one such buffer per response in flight, as for a streamed
+/// response's frames.
 #[derive(Debug, Default)]
 pub struct Gathered {
     first: Bytes,
