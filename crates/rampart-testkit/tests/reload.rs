@@ -355,6 +355,50 @@ async fn request_metrics_keep_counting_across_a_reload_and_a_new_route_counts_ap
     assert_eq!(metric(&gw, &upstream_count).await, 6);
 }
 
+/// Routing reads the request's host only while some route names hosts: a reload that adds a
+/// host-specific route routes by host from the next request on (whatever the host's case or
+/// port), one that removes it stops, and every route keeps its own policies throughout.
+#[tokio::test]
+async fn a_reload_adding_then_removing_a_host_route_routes_by_host_exactly_while_it_exists() {
+    let upstream = RecordingUpstream::start().await;
+    let issuer = TestIssuer::start().await;
+    let gw = start(&upstream, &issuer).await;
+    let open_host = [("host", "open.example")];
+    let before = upstream.count();
+    assert_eq!(
+        gw.get_with("/b", &open_host).await.status,
+        StatusCode::UNAUTHORIZED,
+        "no route names a host: /b is the protected route from any host"
+    );
+    assert_eq!(upstream.count(), before);
+
+    let host_route = "[[routes]]\nname = \"b-open\"\npath = \"/b\"\nhosts = [\"open.example\"]\nupstream = \"api\"\npublic = true\n";
+    rewrite(
+        &gw,
+        &config(&upstream, &issuer, "public = true", host_route),
+    );
+    rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
+    let before = upstream.count();
+    for host in ["open.example", "OPEN.Example", "open.example:8443"] {
+        let response = gw.get_with("/b", &[("host", host)]).await;
+        assert_eq!(response.status, StatusCode::OK, "host {host}");
+    }
+    assert_eq!(upstream.count(), before + 3);
+    // Any other host still gets the protected route.
+    assert_routes_keep_their_policies(&gw, &upstream, &issuer).await;
+
+    rewrite(&gw, &config(&upstream, &issuer, "public = true", ""));
+    rampart::run::reload(&gw.gateway, &gw.config_path).unwrap();
+    let before = upstream.count();
+    assert_eq!(
+        gw.get_with("/b", &open_host).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the host route is gone: /b is protected again from every host"
+    );
+    assert_eq!(upstream.count(), before, "nothing reached the upstream");
+    assert_routes_keep_their_policies(&gw, &upstream, &issuer).await;
+}
+
 #[tokio::test]
 async fn rate_limits_survive_a_reload_and_a_changed_limit_starts_from_the_old_state() {
     let upstream = RecordingUpstream::start().await;

@@ -24,7 +24,7 @@ use crate::policy::hygiene::body::RequestBody;
 use crate::policy::upstream_request::{X_REQUEST_ID, strip_hop_by_hop};
 use crate::policy::{cors, mask};
 use crate::proxy::client_ip;
-use crate::proxy::router::{self, RouteLookup};
+use crate::proxy::router::RouteLookup;
 use crate::proxy::{forward, path};
 use crate::telemetry::RouteMetrics;
 
@@ -420,9 +420,8 @@ fn refused_with_allow(
     let GatewayError::MethodRefused { method, .. } = error else {
         return error;
     };
-    let host = router::request_host(parts);
     let allow = path::normalize(parts.uri.path()).ok().and_then(|p| {
-        match runtime.router.lookup(host.as_deref(), &p, &method) {
+        match runtime.router.lookup_request(parts, &p, &method) {
             RouteLookup::MethodNotAllowed(allow) => Some(allow),
             RouteLookup::Found(_) | RouteLookup::NotFound => None,
         }
@@ -436,19 +435,13 @@ fn find_route<'a>(
     parts: &http::request::Parts,
     path: &str,
 ) -> Result<&'a Arc<Route>, GatewayError> {
-    // Without host-specific routes every host gets the same table: the host is not read.
-    let host = if runtime.router.routes_by_host() {
-        router::request_host(parts)
-    } else {
-        None
-    };
     let asked = parts
         .headers
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .filter(|_| cors::is_preflight(parts))
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
     let method = asked.as_ref().unwrap_or(&parts.method);
-    match runtime.router.lookup(host.as_deref(), path, method) {
+    match runtime.router.lookup_request(parts, path, method) {
         RouteLookup::Found(route) => Ok(route),
         RouteLookup::MethodNotAllowed(allow) => Err(GatewayError::MethodNotAllowed { allow }),
         RouteLookup::NotFound => Err(GatewayError::RouteNotFound),

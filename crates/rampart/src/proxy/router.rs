@@ -192,9 +192,22 @@ impl<R> Router<R> {
         tables
     }
 
-    /// Whether some route names hosts: only then does a lookup need the request's host.
-    pub fn routes_by_host(&self) -> bool {
-        !self.exact_hosts.is_empty() || !self.wildcard_hosts.is_empty()
+    /// Finds the route for a request at its normalized `path`. The host is read (and lower-cased
+    /// only if it must be) when some route names hosts; without such routes every host gets the
+    /// same table, so it is not read at all.
+    pub fn lookup_request(
+        &self,
+        req: &http::request::Parts,
+        path: &str,
+        method: &Method,
+    ) -> RouteLookup<'_, R> {
+        let routes_by_host = !self.exact_hosts.is_empty() || !self.wildcard_hosts.is_empty();
+        let host = if routes_by_host {
+            request_host(req)
+        } else {
+            None
+        };
+        self.lookup(host.as_deref(), path, method)
     }
 
     /// Finds the route for a request. `host` is the request's host without port, lower-cased.
