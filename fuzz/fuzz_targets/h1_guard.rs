@@ -32,6 +32,8 @@ const LIMITS: HeadLimits = HeadLimits {
     max_header_bytes: 128,
     max_headers: 8,
     max_uri_bytes: 64,
+    // The in-memory reader never pends, so the head clock never starts.
+    read_timeout: std::time::Duration::from_secs(10),
 };
 
 /// An in-memory connection that returns at most `sizes[i]` bytes on the i-th read (cycling).

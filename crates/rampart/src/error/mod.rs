@@ -96,6 +96,9 @@ pub enum GatewayError {
     /// The client sent its body too slowly (below the minimum rate); its fault, not the upstream's.
     #[error("the client request body timed out: {0}")]
     ClientBodyTimeout(String),
+    /// The request head was not complete within `limits.header_read_timeout_ms` (slowloris).
+    #[error("the request head was not complete in time")]
+    HeadTimeout,
     /// An admin API resource (a key id) that does not exist.
     #[error("not found: {0}")]
     ResourceNotFound(String),
@@ -152,7 +155,7 @@ impl GatewayError {
             Self::MalformedRequest(_) | Self::InvalidPath(_) | Self::ClientBody(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Self::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::ClientBodyTimeout(_) | Self::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -223,7 +226,7 @@ impl GatewayError {
             | Self::UpstreamStatusMasked(_)
             | Self::UpstreamResponseRefused(_) => "upstream_error",
             Self::ClientBody(_) => "bad_request_body",
-            Self::ClientBodyTimeout(_) => "request_timeout",
+            Self::ClientBodyTimeout(_) | Self::HeadTimeout => "request_timeout",
             Self::Internal(_) => "internal_error",
             Self::ResourceNotFound(_) => "not_found",
             Self::InvalidInput(_) => "invalid_input",
@@ -278,6 +281,7 @@ impl GatewayError {
             | Self::UpstreamResponseRefused(_) => "The service failed",
             Self::ClientBody(_) => "The request body could not be read",
             Self::ClientBodyTimeout(_) => "The request body was not received in time",
+            Self::HeadTimeout => "The request was not received in time",
             Self::Internal(_) => "Internal error",
             Self::ResourceNotFound(_) => "No such resource",
             Self::InvalidInput(_) => "The request is not valid",
@@ -303,6 +307,7 @@ impl GatewayError {
             Self::MalformedRequest(_)
                 | Self::ClientBody(_)
                 | Self::ClientBodyTimeout(_)
+                | Self::HeadTimeout
                 | Self::ShuttingDown
         )
     }
@@ -457,6 +462,7 @@ pub fn catalogue() -> Vec<GatewayError> {
         GatewayError::UpstreamStatusMasked(StatusCode::INTERNAL_SERVER_ERROR),
         GatewayError::ClientBody(String::new()),
         GatewayError::ClientBodyTimeout(String::new()),
+        GatewayError::HeadTimeout,
         GatewayError::ShuttingDown,
         GatewayError::Internal(String::new()),
         GatewayError::ResourceNotFound(String::new()),
@@ -495,6 +501,7 @@ pub fn catalogue() -> Vec<GatewayError> {
             | GatewayError::UpstreamStatusMasked(_)
             | GatewayError::ClientBody(_)
             | GatewayError::ClientBodyTimeout(_)
+            | GatewayError::HeadTimeout
             | GatewayError::ShuttingDown
             | GatewayError::Internal(_)
             | GatewayError::ResourceNotFound(_)

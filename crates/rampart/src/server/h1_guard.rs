@@ -8,7 +8,16 @@
 //! or non-numeric `Content-Length`, any `Transfer-Encoding` but a single `chunked` (and none on
 //! HTTP/1.0), obs-fold, bare CR or LF, bytes httparse rejects, missing or repeated `Host` on
 //! HTTP/1.1, absolute-form targets, malformed chunk framing. A refusal writes a 400 (or 414/431)
-//! problem document and closes the connection; the refused head never reaches hyper. Closing in
+//! problem document and closes the connection; the refused head never reaches hyper.
+//!
+//! Threat: slowloris, a head sent a byte at a time to hold the connection. The guard also keeps
+//! the head clock (`HeadLimits::read_timeout`, the listener's `header_read_timeout_ms`): from its
+//! first wait on the socket for a head until the head is complete. A head still incomplete when
+//! it runs out is refused with a 408 (a connection that sent nothing is closed without an
+//! answer). hyper's own header-read timer does the same, but allocates and registers a new timer
+//! for every request; this one is one timer per busy connection, moved forward for each head (a
+//! lock-free update in tokio while its deadline only grows), and armed only when a read finds
+//! nothing waiting. Closing in
 //! the middle of a request is done in stages (RFC 9112 section 9.6: answer, shut down the write
 //! side, discard what the client still sends for a bounded time and size, then close), so that
 //! the client reads the answer rather than a reset.
@@ -50,6 +59,8 @@ pub struct HeadLimits {
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub max_uri_bytes: usize,
+    /// How long a head may take, from the guard's first wait on the socket for it.
+    pub read_timeout: std::time::Duration,
 }
 
 /// Called once when the guard refuses a request: returns the bytes of the response to write.
@@ -64,6 +75,8 @@ enum State {
     ChunkDataEnd,
     Trailers(usize),
     Rejected,
+    /// The head clock ran out before a head began: nothing more is read, nothing is answered.
+    Closed,
 }
 
 /// Wraps a connection's byte stream; see the module doc.
@@ -83,6 +96,10 @@ pub struct H1Guard<IO> {
     close_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Where reads and writes are reported for the keep-alive idle check (`keep_alive.rs`).
     activity: Option<Arc<Activity>>,
+    /// The head clock's timer, made at the first wait for a head and kept until the connection
+    /// parks; `head_clock_running` says whether it is timing the current head.
+    head_clock: Option<Pin<Box<tokio::time::Sleep>>>,
+    head_clock_running: bool,
 }
 
 impl<IO> H1Guard<IO> {
@@ -98,6 +115,8 @@ impl<IO> H1Guard<IO> {
             linger: None,
             close_deadline: None,
             activity: None,
+            head_clock: None,
+            head_clock_running: false,
         }
     }
 
@@ -111,6 +130,13 @@ impl<IO> H1Guard<IO> {
     /// Called between requests: bytes already handed over were validated under the old limits.
     pub fn set_limits(&mut self, limits: HeadLimits) {
         self.limits = limits;
+    }
+
+    /// The connection parks between requests (`keep_alive.rs`): its wait is bounded by the parked
+    /// timeouts, so the head clock stops and its timer is freed; the next head starts a new one.
+    pub fn park(&mut self) {
+        self.head_clock = None;
+        self.head_clock_running = false;
     }
 
     /// Takes back bytes this guard had handed over and the reader did not consume (hyper's read
@@ -173,7 +199,7 @@ impl<IO> H1Guard<IO> {
             }
             State::ChunkDataEnd => self.advance_chunk_end(),
             State::Trailers(seen) => self.advance_trailers(seen),
-            State::Rejected => false,
+            State::Rejected | State::Closed => false,
         }
     }
 
@@ -210,6 +236,7 @@ impl<IO> H1Guard<IO> {
             Ok(next) => {
                 self.ready += end;
                 self.state = next;
+                self.head_clock_running = false;
                 true
             }
             Err((e, method)) => self.reject(e, method.as_deref()),
@@ -319,6 +346,36 @@ impl<IO> H1Guard<IO> {
         self.state = State::Rejected;
         true
     }
+
+    /// After a read of the socket found nothing: starts the head clock if a head is awaited and
+    /// the clock is not running, and returns whether it has run out (the head is then refused, or
+    /// the connection closed if no byte of a head came).
+    fn head_clock_ran_out(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.state != State::Head {
+            return false;
+        }
+        let clock = if self.head_clock_running {
+            self.head_clock.as_mut()
+        } else {
+            self.head_clock_running = true;
+            let deadline = tokio::time::Instant::now() + self.limits.read_timeout;
+            match &mut self.head_clock {
+                Some(clock) => clock.as_mut().reset(deadline),
+                None => self.head_clock = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.head_clock.as_mut()
+        };
+        if clock.is_none_or(|clock| clock.as_mut().poll(cx).is_pending()) {
+            return false;
+        }
+        self.head_clock_running = false;
+        if self.pending().is_empty() {
+            self.state = State::Closed;
+            true
+        } else {
+            self.reject(GatewayError::HeadTimeout, None)
+        }
+    }
 }
 
 /// The length of the head including its final CRLFCRLF, if complete; refuses bare CR or LF.
@@ -387,9 +444,11 @@ type HeadError = (GatewayError, Option<Box<str>>);
 
 /// Parses one complete head and returns the state for its body.
 fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CEILING];
-    let mut req = httparse::Request::new(&mut storage);
-    match req.parse(head) {
+    // Uninitialised slots: httparse writes only those it fills, so a head with ten fields does
+    // not first pay for zeroing 256 of them (8 KiB) as `EMPTY_HEADER` slots would.
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CEILING];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut storage) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {
             return Err((GatewayError::MalformedRequest("incomplete head"), None));
@@ -404,8 +463,8 @@ fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
             ));
         }
     }
-    let method: Option<Box<str>> = req.method.map(Box::from);
-    let fail = |e: GatewayError| (e, method.clone());
+    // The method is copied only for a refusal: an accepted head allocates nothing here.
+    let fail = |e: GatewayError| (e, req.method.map(Box::from));
     if req.headers.len() > limits.max_headers {
         return Err(fail(GatewayError::HeadersTooLarge("too many headers")));
     }
@@ -494,7 +553,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            if this.state == State::Rejected {
+            if matches!(this.state, State::Rejected | State::Closed) {
                 return Poll::Ready(Ok(()));
             }
             if this.advance() {
@@ -512,6 +571,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                     .is_pending()
                 {
                     this.report(Activity::guard_waiting);
+                    if this.head_clock_ran_out(cx) {
+                        continue;
+                    }
                     return Poll::Pending;
                 }
                 if chunk.filled().is_empty() {
@@ -522,11 +584,14 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 continue;
             }
             this.buf.reserve(READ_CHUNK);
-            let n = ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut this.io),
-                cx,
-                &mut this.buf
-            ))?;
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf);
+            let Poll::Ready(read) = read else {
+                if this.head_clock_ran_out(cx) {
+                    continue;
+                }
+                return Poll::Pending;
+            };
+            let n = read?;
             if n == 0 {
                 // End of stream: an unvalidated partial head is dropped, hyper sees a clean EOF.
                 this.buf.clear();
@@ -583,7 +648,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
             ready!(this.poll_write_reply(cx))?;
             ready!(Pin::new(&mut this.io).poll_flush(cx))?;
             ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
-            if matches!(this.state, State::Head) {
+            if matches!(this.state, State::Head | State::Closed) {
                 return Poll::Ready(Ok(()));
             }
             this.linger = Some(Linger {

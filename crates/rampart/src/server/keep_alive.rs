@@ -228,6 +228,7 @@ pub(crate) async fn serve<IO, S>(
             return;
         };
         guard = parts.io.into_inner();
+        guard.park();
         guard.unread(&parts.read_buf);
         service = parts.service;
         // hyper's read buffer (8 KiB) would otherwise live on in `parts` while parked.

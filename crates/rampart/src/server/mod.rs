@@ -413,8 +413,9 @@ fn http1_builder(config: &Config) -> http1::Builder {
     let limits = &config.limits;
     let mut builder = http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        // The framing guard times each head (`h1_guard.rs`, the head clock): hyper's own timer
+        // would allocate and register a new timer for every request.
+        .header_read_timeout(None)
         // Above the largest head the guard lets through (target, request line and header
         // section are limited separately), so that the guard's 414 or 431 is what a client gets.
         .max_buf_size(limits.max_header_bytes + limits.max_uri_bytes + 8192)
@@ -452,6 +453,7 @@ fn head_limits(limits: &crate::config::LimitsConfig) -> HeadLimits {
         max_header_bytes: limits.max_header_bytes,
         max_headers: limits.max_headers,
         max_uri_bytes: limits.max_uri_bytes,
+        read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
     }
 }
 

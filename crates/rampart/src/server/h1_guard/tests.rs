@@ -1,6 +1,6 @@
 use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
@@ -8,7 +8,9 @@ const LIMITS: HeadLimits = HeadLimits {
     max_header_bytes: 1024,
     max_headers: 10,
     max_uri_bytes: 128,
+    read_timeout: HEAD_TIMEOUT,
 };
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Feeds `input` through the guard; returns what hyper would have read and the refusal, if any.
 async fn run(input: &[u8]) -> (Vec<u8>, Option<String>) {
@@ -243,4 +245,150 @@ async fn bytes_given_back_at_parking_are_read_again_first_and_not_validated_twic
     guard.read_to_end(&mut rest).await.unwrap_or_default();
     assert_eq!(rest, input[split..].to_vec());
     assert!(guard.is_between_requests());
+}
+
+/// A guard over one end of an in-memory connection whose other end is returned: what the client
+/// sends, and when, is up to the test. The refusal, if any, is recorded in the returned slot.
+fn guarded_pipe() -> (
+    H1Guard<tokio::io::DuplexStream>,
+    tokio::io::DuplexStream,
+    Arc<Mutex<Option<String>>>,
+) {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let refused = Arc::new(Mutex::new(None));
+    let seen = refused.clone();
+    let hook: OnReject = Box::new(move |e, _| {
+        if let Ok(mut slot) = seen.lock() {
+            *slot = Some(format!("{} {}", e.status().as_u16(), e));
+        }
+        b"refused".to_vec()
+    });
+    (H1Guard::new(server, LIMITS, hook), client, refused)
+}
+
+/// The paused clock stopped at `at` after `started`, give or take tokio's millisecond tick.
+fn assert_ran_out_at(started: tokio::time::Instant, at: std::time::Duration) {
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= at && elapsed <= at + std::time::Duration::from_millis(2),
+        "the head clock ran out after {elapsed:?}, not {at:?}"
+    );
+}
+
+/// Reads what the guard passes on until it ends the stream; `None` if it is still waiting after
+/// `within` (of the paused clock).
+async fn read_until_end(
+    guard: &mut H1Guard<tokio::io::DuplexStream>,
+    within: std::time::Duration,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    tokio::time::timeout(within, guard.read_to_end(&mut out))
+        .await
+        .ok()
+        .map(|_| out)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_head_sent_too_slowly_is_refused_with_408_when_the_head_clock_runs_out() {
+    let (mut guard, mut client, refused) = guarded_pipe();
+    client
+        .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let out = read_until_end(&mut guard, HEAD_TIMEOUT * 2).await;
+    assert_eq!(out, Some(Vec::new()), "no byte of the slow head is passed on");
+    assert_ran_out_at(started, HEAD_TIMEOUT);
+    assert_eq!(
+        refused.lock().unwrap().as_deref(),
+        Some("408 the request head was not complete in time")
+    );
+    // The refusal is written before the connection closes.
+    let _ = guard.shutdown().await;
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.unwrap();
+    assert_eq!(answer, b"refused");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_head_trickled_byte_by_byte_does_not_restart_the_clock() {
+    let (mut guard, mut client, refused) = guarded_pipe();
+    let feeder = tokio::spawn(async move {
+        for &byte in b"GET /a HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaa" {
+            if client.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        // Keep the connection open, sending nothing more.
+        tokio::time::sleep(HEAD_TIMEOUT * 10).await;
+        drop(client);
+    });
+    let started = tokio::time::Instant::now();
+    let out = read_until_end(&mut guard, HEAD_TIMEOUT * 4).await;
+    assert_eq!(out, Some(Vec::new()));
+    assert!(
+        started.elapsed() <= HEAD_TIMEOUT + std::time::Duration::from_millis(500),
+        "the clock kept running while bytes trickled in: {:?}",
+        started.elapsed()
+    );
+    assert!(refused.lock().unwrap().as_deref().is_some_and(|r| r.starts_with("408")));
+    feeder.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_head_of_a_kept_alive_connection_gets_the_whole_clock() {
+    let (mut guard, mut client, refused) = guarded_pipe();
+    let head = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut got = vec![0u8; head.len()];
+    // Three heads, each split in two and completed just before the clock would run out: the clock
+    // stops at each complete head and starts again for the next.
+    for _ in 0..3 {
+        client.write_all(&head[..10]).await.unwrap();
+        let reader = async {
+            guard.read_exact(&mut got).await.unwrap();
+        };
+        let writer = async {
+            tokio::time::sleep(HEAD_TIMEOUT - std::time::Duration::from_millis(100)).await;
+            client.write_all(&head[10..]).await.unwrap();
+        };
+        tokio::join!(reader, writer);
+        assert_eq!(&got, head);
+    }
+    assert_eq!(*refused.lock().unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_sends_a_head_is_closed_without_an_answer() {
+    let (mut guard, mut client, refused) = guarded_pipe();
+    let started = tokio::time::Instant::now();
+    let out = read_until_end(&mut guard, HEAD_TIMEOUT * 2).await;
+    assert_eq!(out, Some(Vec::new()));
+    assert_ran_out_at(started, HEAD_TIMEOUT);
+    assert_eq!(*refused.lock().unwrap(), None, "nothing to refuse");
+    let _ = guard.shutdown().await;
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.is_empty(), "closed without an answer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_is_not_timed_by_the_head_clock() {
+    let (mut guard, mut client, refused) = guarded_pipe();
+    let head = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n";
+    client.write_all(head).await.unwrap();
+    client.write_all(b"ab").await.unwrap();
+    let mut got = vec![0u8; head.len() + 2];
+    guard.read_exact(&mut got).await.unwrap();
+    // The body's pace is the body policy's business (`hygiene::body`), not the head clock's.
+    let mut rest = [0u8; 2];
+    let reader = guard.read_exact(&mut rest);
+    let writer = async {
+        tokio::time::sleep(HEAD_TIMEOUT * 3).await;
+        client.write_all(b"cd").await.unwrap();
+    };
+    let (read, ()) = tokio::join!(reader, writer);
+    read.unwrap();
+    assert_eq!(&rest, b"cd");
+    assert_eq!(*refused.lock().unwrap(), None);
 }
