@@ -123,6 +123,15 @@ async fn serve(mut stream: TcpStream, after: After, reply: Reply, requests: Arc<
         }
         buffer.drain(..end + body_len);
         requests.fetch_add(1, Ordering::SeqCst);
+        // `/delay/{ms}` answers that much later.
+        if let Some(ms) = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|target| target.strip_prefix("/delay/"))
+            .and_then(|ms| ms.parse().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         let close = if matches!(after, After::AnnouncedClose) {
             "Connection: close\r\n"
         } else {
@@ -359,4 +368,32 @@ async fn a_response_the_client_abandons_never_leaks_into_the_next_one() {
     assert_eq!(rsp.body.len(), 8 << 20);
     assert!(rsp.body.iter().all(|&b| b == b'x'));
     assert_eq!(upstream.connections(), 2);
+}
+
+/// The request timeout's timer lives with the pooled connection and is moved to each request's
+/// deadline: a reused connection must give every request its whole timeout, after its timer fired
+/// while the connection sat idle, and when the next request follows at once (the deadline moved
+/// forward without the timer being registered again), and still time out a request that is slow.
+#[tokio::test]
+async fn each_request_on_a_reused_connection_gets_its_whole_timeout() {
+    let upstream = RawUpstream::start(After::KeepAlive, b"ok").await;
+    let gw = gateway(&upstream, "request_timeout_ms = 400").await;
+    assert_eq!(gw.get("/x").await.status, StatusCode::OK);
+    // Idle in the pool past the first request's deadline: its timer fires unheeded.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for _ in 0..3 {
+        let rsp = gw.get("/delay/250").await;
+        assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
+    }
+    assert_eq!(upstream.connections(), 1, "all on the one pooled connection");
+    let started = std::time::Instant::now();
+    let rsp = gw.get("/delay/1500").await;
+    assert_eq!(rsp.status, StatusCode::GATEWAY_TIMEOUT, "{}", rsp.text());
+    assert_eq!(rsp.json()["code"], "upstream_timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "timed out after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(gw.get("/x").await.status, StatusCode::OK);
 }

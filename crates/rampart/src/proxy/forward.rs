@@ -4,7 +4,7 @@
 //! count against its passive health. A failure of the client's body (too slow, broken) and a
 //! timeout while the gateway was waiting on the client's body are the client's fault.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::pool::{SendError, UpstreamBody};
 use super::upstream::{Outcome, Upstream};
@@ -28,17 +28,16 @@ pub async fn forward(
     .map_err(|e| GatewayError::Internal(format!("upstream URI: {e}")))?;
     let started = Instant::now();
     let in_flight = crate::telemetry::Held::enter(&upstream.in_flight);
-    let sent = tokio::time::timeout(
-        upstream.request_timeout,
-        upstream.send(target, http::Request::from_parts(parts, body.body)),
-    )
-    .await;
+    let request = http::Request::from_parts(parts, body.body);
+    let sent = upstream
+        .send(target, request, started + upstream.request_timeout)
+        .await;
     drop(in_flight);
     let elapsed = started.elapsed();
     target.latency.record(elapsed.as_secs_f64());
     cx.upstream = Some((target.label.clone(), elapsed));
     match sent {
-        Err(_)
+        Err(SendError::Timeout)
             if body
                 .progress
                 .as_ref()
@@ -48,15 +47,15 @@ pub async fn forward(
                 "the upstream timed out waiting for the client's body".into(),
             ))
         }
-        Err(_) => {
+        Err(SendError::Timeout) => {
             upstream.record(target, Outcome::Failure);
             crate::telemetry::upstream_error(&upstream.name, "timeout");
             Err(GatewayError::UpstreamTimeout {
                 timeout_ms: u64::try_from(upstream.request_timeout.as_millis()).unwrap_or(u64::MAX),
             })
         }
-        Ok(Err(e)) => Err(classify_failure(upstream, target, &e)),
-        Ok(Ok(response)) => {
+        Err(e) => Err(classify_failure(upstream, target, &e)),
+        Ok(response) => {
             // A proxying upstream answers 502-504 when *our client* was too slow with its body:
             // that is not the target's failure either.
             let client_incomplete = body.progress.as_ref().is_some_and(|p| !p.is_complete());

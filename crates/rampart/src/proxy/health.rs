@@ -52,7 +52,8 @@ async fn probe(upstream: &Upstream, target: &Target, config: &ActiveHealthConfig
     *request.uri_mut() = uri;
     let timeout = Duration::from_millis(config.timeout_ms);
     let probed = tokio::time::timeout(timeout, async {
-        let response = upstream.send(target, request).await.ok()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let response = upstream.send(target, request, deadline).await.ok()?;
         let healthy = response.status().is_success();
         // Read to its end (a few KiB at most), so that the connection is kept for the next probe.
         let _ = Limited::new(response.into_body(), PROBE_BODY_LIMIT)

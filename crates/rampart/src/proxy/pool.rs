@@ -48,6 +48,10 @@ pub struct Conn {
     /// Boxed: hyper's connection state (with the TLS session inline) is a kilobyte or more,
     /// and a connection moves in and out of the pool on every request.
     driver: Box<http1::Connection<Io, Body>>,
+    /// The request timeout's timer, kept with the connection and moved to each request's
+    /// deadline: tokio moves a registered timer whose deadline only grows without touching its
+    /// timer wheel, where a new timer per request is registered and removed again each time.
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 /// Where a connection stands, after one poll.
@@ -93,6 +97,9 @@ pub enum SendError {
     Http(#[from] hyper::Error),
     #[error(transparent)]
     Shared(#[from] hyper_util::client::legacy::Error),
+    /// No response head by the request's deadline (`request_timeout_ms`).
+    #[error("no response in time")]
+    Timeout,
 }
 
 impl SendError {
@@ -100,7 +107,7 @@ impl SendError {
     pub fn is_connect(&self) -> bool {
         match self {
             Self::Connect(_) => true,
-            Self::Http(_) => false,
+            Self::Http(_) | Self::Timeout => false,
             Self::Shared(e) => e.is_connect(),
         }
     }
@@ -123,28 +130,30 @@ impl Pool {
     }
 
     /// Sends `request` (origin-form URI, `Host` set) to `target` on a pooled connection, or a
-    /// new one from `connector`.
+    /// new one from `connector`; `SendError::Timeout` if no response head came by `deadline`.
     pub async fn send(
         self: &Arc<Self>,
         connector: &Connector,
         target: &Uri,
         request: Request<Body>,
+        deadline: tokio::time::Instant,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let (conn, reused) = match self.checkout() {
-            Some(conn) => (conn, true),
-            // Boxed: the connect and handshake state is large and rarely needed; inline, every
-            // request's future would carry (and move) it.
-            None => (Box::pin(connect(connector, target)).await?, false),
+            Some(mut conn) => {
+                conn.timer.as_mut().reset(deadline);
+                (conn, true)
+            }
+            None => (connect(connector, target, deadline).await?, false),
         };
         let request = match exchange(conn, request).await {
             Ok((response, conn)) => return Ok(self.lease(response, conn)),
             Err(Failed::Unsent(request, _)) if reused => request,
-            Err(Failed::Unsent(_, error) | Failed::Sent(error)) => return Err(error.into()),
+            Err(failed) => return Err(failed.into()),
         };
-        let conn = Box::pin(connect(connector, target)).await?;
+        let conn = connect(connector, target, deadline).await?;
         match exchange(conn, request).await {
             Ok((response, conn)) => Ok(self.lease(response, conn)),
-            Err(Failed::Unsent(_, error) | Failed::Sent(error)) => Err(error.into()),
+            Err(failed) => Err(failed.into()),
         }
     }
 
@@ -236,16 +245,29 @@ impl Pool {
     }
 }
 
-async fn connect(connector: &Connector, target: &Uri) -> Result<Conn, SendError> {
-    let io = connector
-        .clone()
-        .call(target.clone())
+/// A new connection to `target`, opened by `deadline`.
+async fn connect(
+    connector: &Connector,
+    target: &Uri,
+    deadline: tokio::time::Instant,
+) -> Result<Conn, SendError> {
+    // Boxed: the connect and handshake state is large and rarely needed; inline, every
+    // request's future would carry (and move) it.
+    let opened = Box::pin(async {
+        let io = connector
+            .clone()
+            .call(target.clone())
+            .await
+            .map_err(SendError::Connect)?;
+        Ok::<_, SendError>(http1::Builder::new().handshake(io).await?)
+    });
+    let (sender, driver) = tokio::time::timeout_at(deadline, opened)
         .await
-        .map_err(SendError::Connect)?;
-    let (sender, driver) = http1::Builder::new().handshake(io).await?;
+        .map_err(|_| SendError::Timeout)??;
     Ok(Conn {
         sender,
         driver: Box::new(driver),
+        timer: Box::pin(tokio::time::sleep_until(deadline)),
     })
 }
 
@@ -257,15 +279,31 @@ enum Failed {
     /// Hyper handed the request back: it was not written.
     Unsent(Request<Body>, hyper::Error),
     Sent(hyper::Error),
+    /// No response head by the deadline (the request may have been written).
+    TimedOut,
 }
 
-/// Sends the request and drives the connection until the response head arrives. The connection
-/// comes back with the response unless it closed meanwhile.
+impl From<Failed> for SendError {
+    fn from(failed: Failed) -> Self {
+        match failed {
+            Failed::Unsent(_, error) | Failed::Sent(error) => Self::Http(error),
+            Failed::TimedOut => Self::Timeout,
+        }
+    }
+}
+
+/// Sends the request and drives the connection until the response head arrives or the
+/// connection's timer (set to the request's deadline) fires. The connection comes back with the
+/// response unless it closed meanwhile.
 async fn exchange(
     conn: Conn,
     request: Request<Body>,
 ) -> Result<(Response<Incoming>, Option<Conn>), Failed> {
-    let Conn { mut sender, driver } = conn;
+    let Conn {
+        mut sender,
+        driver,
+        mut timer,
+    } = conn;
     let mut response = std::pin::pin!(sender.try_send_request(request));
     let mut driver = Some(driver);
     let outcome = std::future::poll_fn(|cx| {
@@ -277,11 +315,24 @@ async fn exchange(
             // idle connection that saw the upstream's FIN only now).
             driver = None;
         }
-        response.as_mut().poll(cx)
+        if let Poll::Ready(outcome) = response.as_mut().poll(cx) {
+            return Poll::Ready(Some(outcome));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
     })
     .await;
+    let Some(outcome) = outcome else {
+        return Err(Failed::TimedOut);
+    };
     match outcome {
-        Ok(response) => Ok((response, driver.map(|driver| Conn { sender, driver }))),
+        Ok(response) => Ok((
+            response,
+            driver.map(|driver| Conn {
+                sender,
+                driver,
+                timer,
+            }),
+        )),
         Err(mut failed) => match failed.take_message() {
             Some(request) => Err(Failed::Unsent(request, failed.into_error())),
             None => Err(Failed::Sent(failed.into_error())),
@@ -401,6 +452,7 @@ mod tests {
         Conn {
             sender,
             driver: Box::new(driver),
+            timer: Box::pin(tokio::time::sleep(Duration::from_secs(60))),
         }
     }
 

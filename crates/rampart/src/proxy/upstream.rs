@@ -221,11 +221,12 @@ impl Upstream {
 
     /// Sends a request with an origin-form URI (`/path?query`) to `target`, with the target's
     /// `Host` unless the request carries one. The upstream's protocol decides the version,
-    /// whatever the client spoke.
+    /// whatever the client spoke. `SendError::Timeout` if no response head came by `deadline`.
     pub async fn send(
         &self,
         target: &Target,
         mut request: Request<Body>,
+        deadline: tokio::time::Instant,
     ) -> Result<Response<UpstreamBody>, SendError> {
         match &self.transport {
             Transport::Http1(connector) => {
@@ -233,7 +234,10 @@ impl Upstream {
                 if let header::Entry::Vacant(host) = request.headers_mut().entry(header::HOST) {
                     host.insert(target.host.clone());
                 }
-                target.pool.send(connector, &target.origin, request).await
+                target
+                    .pool
+                    .send(connector, &target.origin, request, deadline)
+                    .await
             }
             Transport::Http2(client) => {
                 *request.version_mut() = Version::HTTP_2;
@@ -250,7 +254,9 @@ impl Upstream {
                     parts
                 })
                 .map_err(|e| SendError::Connect(e.into()))?;
-                let response = client.request(request).await?;
+                let response = tokio::time::timeout_at(deadline, client.request(request))
+                    .await
+                    .map_err(|_| SendError::Timeout)??;
                 Ok(response.map(UpstreamBody::shared))
             }
         }
