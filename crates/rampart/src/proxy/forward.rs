@@ -20,12 +20,15 @@ pub async fn forward(
     cx: &mut RequestCtx,
 ) -> Result<http::Response<UpstreamBody>, GatewayError> {
     let target = upstream.pick().ok_or(GatewayError::UpstreamUnavailable)?;
-    // The normalized path, as the policies saw it.
-    parts.uri = match parts.uri.query() {
-        Some(query) => http::Uri::try_from(format!("{}?{query}", cx.path)),
-        None => http::Uri::try_from(cx.path.as_str()),
+    // The normalized path, as the policies saw it, in origin form. The client's URI already is
+    // that when normalizing changed nothing (nearly always): it is kept rather than parsed again.
+    if parts.uri.authority().is_some() || parts.uri.path() != cx.path {
+        parts.uri = match parts.uri.query() {
+            Some(query) => http::Uri::try_from(format!("{}?{query}", cx.path)),
+            None => http::Uri::try_from(cx.path.as_str()),
+        }
+        .map_err(|e| GatewayError::Internal(format!("upstream URI: {e}")))?;
     }
-    .map_err(|e| GatewayError::Internal(format!("upstream URI: {e}")))?;
     let started = Instant::now();
     let in_flight = crate::telemetry::Held::enter(&upstream.in_flight);
     let request = http::Request::from_parts(parts, body.body);

@@ -88,40 +88,58 @@ const FORWARDING: [HeaderName; 6] = [
 /// Rewrites the request headers for the upstream.
 pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], preserve_host: bool) {
     strip_hop_by_hop(headers);
-    let peer = cx.conn.peer.ip();
-    let from_trusted = is_trusted(peer, trusted);
-    let original_host = headers.get(header::HOST).cloned();
-    if !from_trusted && headers.keys().any(|name| FORWARDING.contains(name)) {
-        for name in &FORWARDING {
-            headers.remove(name);
-        }
-    }
-    let previous = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok());
-    match previous {
-        Some(previous) if from_trusted => {
-            if let Ok(value) = HeaderValue::from_str(&format!("{previous}, {peer}")) {
-                headers.insert(X_FORWARDED_FOR, value);
+    // The client's `Host`, for `X-Forwarded-Host`. Unless the route preserves it, the upstream
+    // gets its own: the client sets it from the target's authority.
+    let original_host = if preserve_host {
+        headers.get(header::HOST).cloned()
+    } else {
+        headers.remove(header::HOST)
+    };
+    let proto = HeaderValue::from_static(if cx.conn.tls { "https" } else { "http" });
+    if is_trusted(cx.conn.peer.ip(), trusted) {
+        extend_trusted(headers, cx, proto, original_host);
+    } else {
+        // Replaced, not appended to: removed (one pass over the names finds whether any is
+        // there), then set afresh, so none of them needs looking up.
+        if headers.keys().any(|name| FORWARDING.contains(name)) {
+            for name in &FORWARDING {
+                headers.remove(name);
             }
         }
         // The connection's own address, formatted once when it was accepted.
-        _ => {
-            headers.insert(X_FORWARDED_FOR, cx.conn.peer_ip_header.clone());
+        headers.insert(X_FORWARDED_FOR, cx.conn.peer_ip_header.clone());
+        headers.insert(X_FORWARDED_PROTO, proto);
+        if let Some(host) = original_host {
+            headers.insert(X_FORWARDED_HOST, host);
         }
-    }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        let proto = if cx.conn.tls { "https" } else { "http" };
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    }
-    if !headers.contains_key(&X_FORWARDED_HOST)
-        && let Some(host) = &original_host
-    {
-        headers.insert(X_FORWARDED_HOST, host.clone());
     }
     headers.insert(X_REQUEST_ID, cx.request_id.header_value().clone());
     cx.trace.apply(headers);
-    if !preserve_host {
-        // The client sets it from the target's authority.
-        headers.remove(header::HOST);
+}
+
+/// A trusted proxy's forwarding headers are kept: the peer is appended to its
+/// `X-Forwarded-For`, and its `X-Forwarded-Proto` and `-Host` win over this hop's.
+fn extend_trusted(
+    headers: &mut HeaderMap,
+    cx: &RequestCtx,
+    proto: HeaderValue,
+    original_host: Option<HeaderValue>,
+) {
+    let previous = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok());
+    let forwarded_for = match previous {
+        Some(previous) => HeaderValue::from_str(&format!("{previous}, {}", cx.conn.peer.ip())).ok(),
+        None => Some(cx.conn.peer_ip_header.clone()),
+    };
+    if let Some(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, proto);
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = original_host
+    {
+        headers.insert(X_FORWARDED_HOST, host);
     }
 }
 
