@@ -385,7 +385,11 @@ async fn each_request_on_a_reused_connection_gets_its_whole_timeout() {
         let rsp = gw.get("/delay/250").await;
         assert_eq!(rsp.status, StatusCode::OK, "{}", rsp.text());
     }
-    assert_eq!(upstream.connections(), 1, "all on the one pooled connection");
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "all on the one pooled connection"
+    );
     let started = std::time::Instant::now();
     let rsp = gw.get("/delay/1500").await;
     assert_eq!(rsp.status, StatusCode::GATEWAY_TIMEOUT, "{}", rsp.text());

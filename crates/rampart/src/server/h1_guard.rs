@@ -446,7 +446,8 @@ type HeadError = (GatewayError, Option<Box<str>>);
 fn validate_head(head: &[u8], limits: &HeadLimits) -> Result<State, HeadError> {
     // Uninitialised slots: httparse writes only those it fills, so a head with ten fields does
     // not first pay for zeroing 256 of them (8 KiB) as `EMPTY_HEADER` slots would.
-    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CEILING];
+    let mut storage =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CEILING];
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(head, &mut storage) {
         Ok(httparse::Status::Complete(_)) => {}

@@ -297,7 +297,11 @@ async fn a_head_sent_too_slowly_is_refused_with_408_when_the_head_clock_runs_out
         .unwrap();
     let started = tokio::time::Instant::now();
     let out = read_until_end(&mut guard, HEAD_TIMEOUT * 2).await;
-    assert_eq!(out, Some(Vec::new()), "no byte of the slow head is passed on");
+    assert_eq!(
+        out,
+        Some(Vec::new()),
+        "no byte of the slow head is passed on"
+    );
     assert_ran_out_at(started, HEAD_TIMEOUT);
     assert_eq!(
         refused.lock().unwrap().as_deref(),
@@ -332,7 +336,13 @@ async fn a_head_trickled_byte_by_byte_does_not_restart_the_clock() {
         "the clock kept running while bytes trickled in: {:?}",
         started.elapsed()
     );
-    assert!(refused.lock().unwrap().as_deref().is_some_and(|r| r.starts_with("408")));
+    assert!(
+        refused
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|r| r.starts_with("408"))
+    );
     feeder.abort();
 }
 
