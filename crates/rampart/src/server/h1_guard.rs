@@ -17,10 +17,11 @@
 //! answer). hyper's own header-read timer does the same, but allocates and registers a new timer
 //! for every request; this one is one timer per busy connection, moved forward for each head (a
 //! lock-free update in tokio while its deadline only grows), and armed only when a read finds
-//! nothing waiting. Closing in
-//! the middle of a request is done in stages (RFC 9112 section 9.6: answer, shut down the write
-//! side, discard what the client still sends for a bounded time and size, then close), so that
-//! the client reads the answer rather than a reset.
+//! nothing waiting.
+//!
+//! Closing in the middle of a request is done in stages (RFC 9112 section 9.6: answer, shut down
+//! the write side, discard what the client still sends for a bounded time and size, then close),
+//! so that the client reads the answer rather than a reset.
 //!
 //! The guard tracks body framing (length or chunks) to find the next head on a keep-alive
 //! connection. HTTP/2 connections (by ALPN, or the prior-knowledge preface, decided by the server
