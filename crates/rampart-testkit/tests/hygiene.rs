@@ -389,6 +389,12 @@ async fn slowloris_client_is_cut_off_by_the_header_timeout() {
         got.closed,
         "the gateway must close a connection whose head never completes"
     );
+    assert_eq!(got.statuses(), vec![408], "{}", got.text());
+    assert!(
+        got.text().contains("application/problem+json") && got.text().contains("request_timeout"),
+        "not the masked problem document: {}",
+        got.text()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "closed after {:?}",

@@ -341,20 +341,25 @@ async fn get_padded(reader: &mut BufReader<TcpStream>, pad: usize) -> (String, V
 }
 
 /// A reload's `[limits]` reach connections opened before it, from their next request after a
-/// pause: an operator tightening the head limit or the idle timeout against an attack must not
-/// find the attacker's kept-alive connections on the old values.
+/// pause: an operator tightening the head limit, the header timeout or the idle timeout against an
+/// attack must not find the attacker's kept-alive connections on the old values.
 #[tokio::test]
 async fn a_reload_applies_its_limits_to_connections_kept_alive_from_before_it() {
     let upstream = RecordingUpstream::start().await;
     let gw = gateway(&upstream.url(), "").await;
     let mut headers_conn = connect(gw.addr).await;
     let mut idle_conn = connect(gw.addr).await;
+    let mut slow_conn = connect(gw.addr).await;
     let (head, _) = get_padded(&mut headers_conn, 6000).await;
     assert_kept_alive(&head);
     let (head, _) = get(&mut idle_conn, "/before").await;
     assert_kept_alive(&head);
+    let (head, _) = get(&mut slow_conn, "/before-slow").await;
+    assert_kept_alive(&head);
+    // Parked under the old timeouts (60 s idle), so that each resumes after the reload.
+    tokio::time::sleep(PARKED).await;
 
-    let tightened = "[limits]\nmax_header_bytes = 4096\nidle_timeout_ms = 1000\n";
+    let tightened = "[limits]\nmax_header_bytes = 4096\nidle_timeout_ms = 1000\nheader_read_timeout_ms = 1000\n";
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
     let text = text.replace(
         &config(&upstream.url(), ""),
@@ -377,6 +382,28 @@ async fn a_reload_applies_its_limits_to_connections_kept_alive_from_before_it() 
         !String::from_utf8_lossy(&body).contains("aaaa"),
         "the refusal echoed the header"
     );
+    // A head that stalls on a connection from before the reload is cut by the reloaded header
+    // timeout (1 s from the guard's first wait), not the old one (10 s), with a masked 408.
+    slow_conn
+        .get_mut()
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (head, body) = tokio::time::timeout(Duration::from_secs(8), read_response(&mut slow_conn))
+        .await
+        .expect("the stalled head was still waiting after 8 s");
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "not the gateway's problem document: {head}"
+    );
+    assert!(String::from_utf8_lossy(&body).contains("request_timeout"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the old header timeout held: {:?}",
+        started.elapsed()
+    );
     let (head, _) = get(&mut idle_conn, "/after").await;
     assert_kept_alive(&head);
     assert_closed_by_a_one_second_idle_timeout(
@@ -386,7 +413,7 @@ async fn a_reload_applies_its_limits_to_connections_kept_alive_from_before_it() 
     .await;
     assert_eq!(
         upstream_paths(&upstream),
-        ["/padded", "/before", "/after"],
-        "the refused head never reached it"
+        ["/padded", "/before", "/before-slow", "/after"],
+        "the refused heads never reached it"
     );
 }

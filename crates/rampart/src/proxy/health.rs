@@ -50,9 +50,9 @@ async fn probe(upstream: &Upstream, target: &Target, config: &ActiveHealthConfig
     };
     let mut request = http::Request::new(body::empty());
     *request.uri_mut() = uri;
-    let timeout = Duration::from_millis(config.timeout_ms);
-    let probed = tokio::time::timeout(timeout, async {
-        let deadline = tokio::time::Instant::now() + timeout;
+    // One deadline for the answer and its body.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(config.timeout_ms);
+    let probed = tokio::time::timeout_at(deadline, async {
         let response = upstream.send(target, request, deadline).await.ok()?;
         let healthy = response.status().is_success();
         // Read to its end (a few KiB at most), so that the connection is kept for the next probe.
