@@ -322,7 +322,8 @@ async fn process(
     route
         .pipeline
         .on_response_head(&head, &request_method, cx)?;
-    if route.identity_responses && mask::guard::unreadable_text(&head) {
+    let shape = mask::guard::TextShape::of(&head);
+    if route.identity_responses && shape.unreadable_text() {
         // Asked for `identity`, answered compressed: what the checks cannot read does not pass.
         return Err(GatewayError::UpstreamResponseRefused(
             "content-coded response on a route that checks responses".to_owned(),
@@ -336,13 +337,13 @@ async fn process(
         cx.enter(Stage::MaskUpstream);
         // Already whole: scanned as it is, whatever its size, so a leak is a masked 502.
         if let Some(scanner) = scanner {
-            mask::guard::check_whole(scanner, &head, &bytes, &mut cx.validation.leak)?;
+            mask::guard::check_whole(scanner, shape, &bytes, &mut cx.validation.leak)?;
         }
         return Ok(Response::from_parts(head, crate::body::full(bytes)));
     }
     if let Some(scanner) = scanner {
         cx.enter(Stage::MaskUpstream);
-        body = mask::guard::guard(scanner, &head, body, &mut cx.validation.leak).await?;
+        body = mask::guard::guard(scanner, shape, body, &mut cx.validation.leak).await?;
     }
     Ok(Response::from_parts(head, body))
 }

@@ -45,14 +45,14 @@ pub fn scanner() -> Option<&'static Arc<LeakScanner>> {
 /// set to the leak's kind for the audit record.
 pub async fn guard(
     scanner: &Arc<LeakScanner>,
-    head: &http::response::Parts,
+    shape: TextShape,
     mut body: Body,
     found: &mut Option<&'static str>,
 ) -> Result<Body, GatewayError> {
-    if !scannable(head) {
+    if !shape.scannable() {
         return Ok(body);
     }
-    if !bufferable(head) {
+    if !shape.bufferable {
         // An event stream or a long body: scanned as it passes, never held back.
         let streamed = Scanned {
             inner: body,
@@ -97,11 +97,11 @@ pub async fn guard(
 /// and no size beyond which it would have to stream.
 pub fn check_whole(
     scanner: &LeakScanner,
-    head: &http::response::Parts,
+    shape: TextShape,
     bytes: &Bytes,
     found: &mut Option<&'static str>,
 ) -> Result<(), GatewayError> {
-    if !scannable(head) {
+    if !shape.scannable() {
         return Ok(());
     }
     check(scanner, bytes.clone(), found).map(drop)
@@ -125,62 +125,74 @@ fn refused(kind: LeakKind) -> GatewayError {
     GatewayError::UpstreamResponseRefused(format!("leak scan: {}", kind.as_str()))
 }
 
-/// Text, JSON, XML, HTML and bodies without a type are scanned; images, archives, octet
-/// streams and compressed bodies are not.
-fn scannable(head: &http::response::Parts) -> bool {
-    identity(head) && textual_and_not_empty(head)
+/// What the scan needs of a response head, read once per response: the gateway asks it twice
+/// (whether a route that asked for `identity` got a body it cannot read, then how to scan), and
+/// each question would otherwise look up the same three headers again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextShape {
+    /// Not content-coded: no `Content-Encoding`, or `identity`.
+    identity: bool,
+    /// Text, JSON, XML, HTML or a body without a type, and not declared empty.
+    text: bool,
+    /// May be held back and scanned whole: a declared length up to `BUFFER_BYTES`, or a document
+    /// type (JSON, XML, HTML) whose length is not declared (held up to `BUFFER_BYTES`, then
+    /// streamed). Event streams and other bodies of unknown length pass frame by frame, so a
+    /// server-sent event is never delayed.
+    pub(super) bufferable: bool,
 }
 
-/// A textual response the scan cannot read because it is content-coded: on a route that asked
-/// its upstream for `identity`, such a response is refused rather than passed unread.
-pub fn unreadable_text(head: &http::response::Parts) -> bool {
-    !identity(head) && textual_and_not_empty(head)
-}
-
-fn identity(head: &http::response::Parts) -> bool {
-    head.headers
-        .get(CONTENT_ENCODING)
-        .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"))
-}
-
-fn textual_and_not_empty(head: &http::response::Parts) -> bool {
-    let empty = head
-        .headers
-        .get(CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() == b"0");
-    let textual = head
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|ct| {
-            // Broad on purpose (`application/x-ndjson`, `text/*`): scanning more is safe.
-            let ct = media::essence_of(ct);
-            // An API's usual type first: it spares the substring searches below.
-            ct == "application/json"
-                || ct.starts_with("text/")
-                || ct.contains("json")
-                || ct.contains("xml")
-                || ct.contains("javascript")
-                || ct == "application/x-www-form-urlencoded"
-        });
-    textual && !empty
-}
-
-/// Whether the response may be held back until it is scanned: a declared length up to
-/// `BUFFER_BYTES`, or a document type (JSON, XML, HTML) whose length is not declared (held up to
-/// `BUFFER_BYTES`, then streamed). Event streams and other bodies of unknown length pass frame by
-/// frame, so a server-sent event is never delayed.
-fn bufferable(head: &http::response::Parts) -> bool {
-    if let Some(length) = head
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        return length <= BUFFER_BYTES;
+impl TextShape {
+    pub fn of(head: &http::response::Parts) -> Self {
+        let headers = &head.headers;
+        let identity = headers
+            .get(CONTENT_ENCODING)
+            .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        let length = headers.get(CONTENT_LENGTH).map(http::HeaderValue::as_bytes);
+        let essence = headers
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().map(media::essence_of));
+        let textual = match &essence {
+            Some(Ok(essence)) => textual(essence),
+            // No type, or one that is not visible ASCII: scanned, since scanning more is safe.
+            None | Some(Err(_)) => true,
+        };
+        let declared = length
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let bufferable = match declared {
+            Some(length) => length <= BUFFER_BYTES,
+            None => matches!(&essence, Some(Ok(e))
+                if !e.is_empty() && (media::is_json(e) || media::is_xml(e) || e == "text/html")),
+        };
+        Self {
+            identity,
+            text: textual && length != Some(b"0"),
+            bufferable,
+        }
     }
-    media::essence(&head.headers)
-        .is_some_and(|e| media::is_json(&e) || media::is_xml(&e) || e == "text/html")
+
+    /// Text, JSON, XML, HTML and bodies without a type are scanned; images, archives, octet
+    /// streams and compressed bodies are not.
+    pub(super) fn scannable(self) -> bool {
+        self.identity && self.text
+    }
+
+    /// A textual response the scan cannot read because it is content-coded: on a route that
+    /// asked its upstream for `identity`, such a response is refused rather than passed unread.
+    pub fn unreadable_text(self) -> bool {
+        !self.identity && self.text
+    }
+}
+
+/// Broad on purpose (`application/x-ndjson`, `text/*`): scanning more is safe.
+fn textual(essence: &str) -> bool {
+    // An API's usual type first: it spares the substring searches below.
+    essence == "application/json"
+        || essence.starts_with("text/")
+        || essence.contains("json")
+        || essence.contains("xml")
+        || essence.contains("javascript")
+        || essence == "application/x-www-form-urlencoded"
 }
 
 /// `prefix` then `rest`, as one body.
@@ -299,7 +311,12 @@ mod tests {
         let mut found = None;
         let guarded = tokio::time::timeout(
             Duration::from_secs(2),
-            guard(scanner, &head("text/event-stream"), body, &mut found),
+            guard(
+                scanner,
+                TextShape::of(&head("text/event-stream")),
+                body,
+                &mut found,
+            ),
         )
         .await;
         let Ok(Ok(mut guarded)) = guarded else {
@@ -334,7 +351,13 @@ mod tests {
             .await;
         drop(tx);
         let mut found = None;
-        let guarded = guard(scanner, &head("application/json"), body, &mut found).await;
+        let guarded = guard(
+            scanner,
+            TextShape::of(&head("application/json")),
+            body,
+            &mut found,
+        )
+        .await;
         assert!(matches!(
             guarded,
             Err(GatewayError::UpstreamResponseRefused(_))

@@ -51,3 +51,72 @@ fn a_response_naming_only_its_server_loses_only_that() {
     assert_eq!(h.len(), 1);
     assert!(h.contains_key(header::CONTENT_TYPE));
 }
+
+// What the leak scan reads of a response head.
+
+fn shape(headers: &[(&'static str, &'static str)]) -> guard::TextShape {
+    let mut response = http::Response::new(());
+    for (name, value) in headers {
+        response.headers_mut().append(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    guard::TextShape::of(&response.into_parts().0)
+}
+
+#[test]
+fn a_short_json_response_is_scanned_whole() {
+    let json = shape(&[
+        ("content-type", "application/json"),
+        ("content-length", "50"),
+    ]);
+    assert!(json.scannable() && json.bufferable && !json.unreadable_text());
+}
+
+#[test]
+fn a_compressed_text_response_is_unreadable_and_not_scanned() {
+    let gzipped = shape(&[("content-type", "text/html"), ("content-encoding", "gzip")]);
+    assert!(gzipped.unreadable_text() && !gzipped.scannable());
+    let identity = shape(&[
+        ("content-type", "text/html"),
+        ("content-encoding", "Identity"),
+    ]);
+    assert!(identity.scannable() && !identity.unreadable_text());
+}
+
+#[test]
+fn binary_and_declared_empty_responses_are_not_scanned() {
+    for headers in [
+        &[("content-type", "image/png")][..],
+        &[
+            ("content-type", "application/octet-stream"),
+            ("content-encoding", "gzip"),
+        ],
+        &[
+            ("content-type", "application/json"),
+            ("content-length", "0"),
+        ],
+    ] {
+        let shape = shape(headers);
+        assert!(
+            !shape.scannable() && !shape.unreadable_text(),
+            "{headers:?}"
+        );
+    }
+}
+
+#[test]
+fn long_or_streamed_text_is_scanned_as_it_passes() {
+    let long = shape(&[("content-type", "text/plain"), ("content-length", "65537")]);
+    assert!(long.scannable() && !long.bufferable);
+    let events = shape(&[("content-type", "text/event-stream")]);
+    assert!(events.scannable() && !events.bufferable);
+    // A document of undeclared length is held (up to the buffer), and so is an untyped body
+    // with a declared short length; an untyped body of unknown length streams.
+    let document = shape(&[("content-type", "application/problem+json; charset=utf-8")]);
+    assert!(document.scannable() && document.bufferable);
+    let untyped = shape(&[("content-length", "10")]);
+    assert!(untyped.scannable() && untyped.bufferable);
+    assert!(!shape(&[]).bufferable && shape(&[]).scannable());
+}
