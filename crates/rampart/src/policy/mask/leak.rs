@@ -9,14 +9,18 @@
 //! Invariants: every signal is a marker that the runtime itself prints and that an ordinary JSON
 //! API does not produce (high precision: a product called "Exception Bike" or a sentence that
 //! says "at" and "line" does not match); all signals are compiled once into one
-//! [`regex::bytes::RegexSet`], which runs in time linear in the body (finite automata, no
-//! backtracking, so no pattern can be made catastrophic by its input); every repetition that could
+//! multi-pattern regex (`regex_automata::meta`, the engine of `regex::bytes::RegexSet`), which
+//! runs in time linear in the body (finite automata, no backtracking, so no pattern can be made
+//! catastrophic by its input); every repetition that could
 //! cross a line is bounded, so a match stays local. Signals match both raw text and the same text
 //! JSON-encoded (an exception serialized into a JSON string has its newlines as `\n`, its tabs as
 //! `\t` and its quotes as `\"`). The streaming form ([`LeakScan`]) never holds more than
 //! [`OVERLAP`] bytes of earlier chunks, so a marker split across two chunks is still found.
 
-use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::util::syntax;
+use regex_automata::{MatchKind, PatternSet};
 
 /// What kind of internals a response body leaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -235,33 +239,48 @@ fn signals() -> Vec<(LeakKind, String)> {
 /// The compiled signals. Build once (at startup or reload) and share: scanning takes `&self`.
 #[derive(Debug, Clone)]
 pub struct LeakScanner {
-    set: RegexSet,
+    signals: Regex,
     kinds: Vec<LeakKind>,
 }
 
 impl LeakScanner {
     /// Compiles the signals. Fails only if a built-in pattern is malformed (a bug, which the unit
     /// tests catch), never because of input.
-    pub fn new() -> Result<Self, regex::Error> {
+    pub fn new() -> Result<Self, Box<meta::BuildError>> {
         let (kinds, patterns): (Vec<LeakKind>, Vec<String>) = signals().into_iter().unzip();
-        let set = RegexSetBuilder::new(patterns)
-            .unicode(false)
-            .dfa_size_limit(8 << 20)
-            .build()?;
-        Ok(Self { set, kinds })
+        // As `regex::bytes::RegexSetBuilder` configures it (every pattern reported, no captures,
+        // bytes), with one difference: no literal prefilter. The signals' literals are too many
+        // and too short (`at ` in every frame) for a vectorized search, so the set's prefilter is
+        // an Aho-Corasick automaton that walks every byte before the lazy DFA walks it again:
+        // about 21 instructions a byte of JSON against 7.8 for the lazy DFA alone, whatever the
+        // body (docs/benchmarks.md, issue 10, thirteenth round).
+        let config = meta::Config::new()
+            .match_kind(MatchKind::All)
+            .utf8_empty(false)
+            .which_captures(WhichCaptures::None)
+            .auto_prefilter(false)
+            .hybrid_cache_capacity(8 << 20);
+        let signals = meta::Builder::new()
+            .configure(config)
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build_many(&patterns)
+            .map_err(Box::new)?;
+        Ok(Self { signals, kinds })
     }
 
     /// The most sensitive kind of leak the body shows, if any.
     pub fn scan(&self, body: &[u8]) -> Option<LeakKind> {
         // Most bodies match nothing: `is_match` stops at the first match and is the cheap search;
         // only a body that matches pays for finding every signal that matches.
-        if !self.set.is_match(body) {
+        if !self.signals.is_match(body) {
             return None;
         }
-        self.set
-            .matches(body)
+        let mut found = PatternSet::new(self.signals.pattern_len());
+        self.signals
+            .which_overlapping_matches(&body.into(), &mut found);
+        found
             .iter()
-            .filter_map(|index| self.kinds.get(index).copied())
+            .filter_map(|id| self.kinds.get(id.as_usize()).copied())
             .max_by_key(|kind| kind.severity())
     }
 

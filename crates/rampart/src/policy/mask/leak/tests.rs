@@ -270,8 +270,11 @@ fn every_signal_is_proven_by_a_sample() {
     ];
     let mut proven = vec![false; s.kinds.len()];
     for sample in samples {
-        for index in s.set.matches(sample.as_bytes()).iter() {
-            proven[index] = true;
+        let mut matched = regex_automata::PatternSet::new(s.signals.pattern_len());
+        s.signals
+            .which_overlapping_matches(&sample.as_bytes().into(), &mut matched);
+        for id in matched.iter() {
+            proven[id.as_usize()] = true;
         }
     }
     let dead: Vec<String> = signals()
