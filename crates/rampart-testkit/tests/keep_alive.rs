@@ -270,6 +270,47 @@ async fn draining_closes_parked_connections_without_waiting_for_the_drain_timeou
     );
 }
 
+#[tokio::test]
+async fn draining_answers_a_busy_connections_request_with_connection_close_then_closes_it() {
+    let upstream = RecordingUpstream::slow(Duration::from_millis(600)).await;
+    let gw = TestGateway::builder()
+        .plaintext()
+        .drain_timeout_ms(20_000)
+        .config(&config(&upstream.url(), ""))
+        .start()
+        .await;
+    let mut conn = connect(gw.addr).await;
+    // A request served first: the connection is a kept-alive one, busy again with the second.
+    get(&mut conn, "/first").await;
+    conn.get_mut()
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    while upstream.count() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopping = Instant::now();
+    let stop = tokio::spawn(gw.stop());
+    let (head, _) = read_response(&mut conn).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("connection: close"),
+        "the drain reached the busy connection: {head}"
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), conn.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "expected a clean close: {read:?}"
+    );
+    stop.await.expect("stopped");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the drain waited {:?}",
+        stopping.elapsed()
+    );
+}
+
 /// An upstream answering every request with `size` bytes.
 async fn large_body_upstream(size: usize) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

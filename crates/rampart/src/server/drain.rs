@@ -52,4 +52,22 @@ impl DrainWatch {
         self.started |= self.rx.has_changed().unwrap_or(true);
         self.started
     }
+
+    /// A second handle on the same signal that is only ever read, never waited on: for a loop
+    /// woken many times while it waits (`keep_alive::serve_until_idle`), which waits on `started`
+    /// once, to register its wake-up, and then reads this.
+    pub(crate) fn probe(&self) -> DrainProbe {
+        DrainProbe(self.rx.clone())
+    }
+}
+
+/// See [`DrainWatch::probe`]. Reading it is one atomic load; polling `started` again takes the
+/// channel's notifier lock each time.
+pub(crate) struct DrainProbe(watch::Receiver<()>);
+
+impl DrainProbe {
+    /// Whether draining started after this probe was made (or the `Drain` is gone).
+    pub(crate) fn started(&self) -> bool {
+        self.0.has_changed().unwrap_or(true)
+    }
 }

@@ -283,6 +283,12 @@ where
     // The idle timer is polled once after each reset, which registers its wake-up, and then only
     // read: polled on every wake-up of a busy connection, it cost 300 instructions per request.
     let mut check_armed = false;
+    // Draining is watched the same way: its wait is polled once, which registers the wake-up,
+    // and then only the probe is read. Polled on every wake-up, the wait took its channel's lock
+    // each time: 500 instructions per request.
+    let probe = drain.probe();
+    let mut drain_wait = pin!(drain.started());
+    let mut drain_armed = false;
     let ended = loop {
         let step = poll_fn(|cx| {
             if let Poll::Ready(ended) = conn.poll_without_shutdown(cx) {
@@ -320,7 +326,16 @@ where
                 };
                 break ended;
             }
-            () = drain.started(), if !draining => {
+            () = poll_fn(|cx| {
+                if !drain_armed {
+                    drain_armed = true;
+                    drain_wait.as_mut().poll(cx)
+                } else if probe.started() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }), if !draining => {
                 draining = true;
                 Pin::new(&mut *conn).graceful_shutdown();
             }
