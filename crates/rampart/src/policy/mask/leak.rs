@@ -236,6 +236,12 @@ fn signals() -> Vec<(LeakKind, String)> {
     ]
 }
 
+/// The signals' patterns, in order: what the scanner compiles (the `leak_scan` benchmark runs
+/// them on `regex::bytes::RegexSet` too, to compare the two configurations).
+pub fn patterns() -> impl Iterator<Item = String> {
+    signals().into_iter().map(|(_, pattern)| pattern)
+}
+
 /// The compiled signals. Build once (at startup or reload) and share: scanning takes `&self`.
 #[derive(Debug, Clone)]
 pub struct LeakScanner {
