@@ -110,16 +110,21 @@ fn upstream_paths(upstream: &RecordingUpstream) -> Vec<String> {
 /// from the parking, 0.5 to 1 s after the last answer).
 async fn assert_closed_by_a_one_second_idle_timeout(conn: &mut BufReader<TcpStream>, why: &str) {
     let idle = Instant::now();
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut rest)).await;
-    assert!(
-        matches!(read, Ok(Ok(0))),
-        "expected a clean close: {read:?}"
-    );
+    assert_closed_cleanly(conn, Duration::from_secs(30)).await;
     let waited = idle.elapsed();
     assert!(
         waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
         "closed after {waited:?}; {why}"
+    );
+}
+
+/// Waits at most `within` for the gateway to close `conn` cleanly.
+async fn assert_closed_cleanly(conn: &mut BufReader<TcpStream>, within: Duration) {
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(within, conn.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "expected a clean close: {read:?}"
     );
 }
 
@@ -243,15 +248,20 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
         .await;
 }
 
+/// A gateway whose drain would wait 20 s for connections that do not close themselves.
+async fn gateway_with_a_long_drain(upstream: &str) -> TestGateway {
+    TestGateway::builder()
+        .plaintext()
+        .drain_timeout_ms(20_000)
+        .config(&config(upstream, ""))
+        .start()
+        .await
+}
+
 #[tokio::test]
 async fn draining_closes_parked_connections_without_waiting_for_the_drain_timeout() {
     let upstream = RecordingUpstream::start().await;
-    let gw = TestGateway::builder()
-        .plaintext()
-        .drain_timeout_ms(20_000)
-        .config(&config(&upstream.url(), ""))
-        .start()
-        .await;
+    let gw = gateway_with_a_long_drain(&upstream.url()).await;
     let mut conn = connect(gw.addr).await;
     get(&mut conn, "/once").await;
     tokio::time::sleep(PARKED).await;
@@ -262,23 +272,13 @@ async fn draining_closes_parked_connections_without_waiting_for_the_drain_timeou
         "the drain waited {:?} for an idle connection",
         stopping.elapsed()
     );
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
-    assert!(
-        matches!(read, Ok(Ok(0))),
-        "expected a clean close: {read:?}"
-    );
+    assert_closed_cleanly(&mut conn, Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn draining_answers_a_busy_connections_request_with_connection_close_then_closes_it() {
     let upstream = RecordingUpstream::slow(Duration::from_millis(600)).await;
-    let gw = TestGateway::builder()
-        .plaintext()
-        .drain_timeout_ms(20_000)
-        .config(&config(&upstream.url(), ""))
-        .start()
-        .await;
+    let gw = gateway_with_a_long_drain(&upstream.url()).await;
     let mut conn = connect(gw.addr).await;
     // A request served first: the connection is a kept-alive one, busy again with the second.
     get(&mut conn, "/first").await;
@@ -297,12 +297,7 @@ async fn draining_answers_a_busy_connections_request_with_connection_close_then_
         head.contains("connection: close"),
         "the drain reached the busy connection: {head}"
     );
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(2), conn.read_to_end(&mut rest)).await;
-    assert!(
-        matches!(read, Ok(Ok(0))),
-        "expected a clean close: {read:?}"
-    );
+    assert_closed_cleanly(&mut conn, Duration::from_secs(2)).await;
     stop.await.expect("stopped");
     assert!(
         stopping.elapsed() < Duration::from_secs(5),
