@@ -276,18 +276,26 @@ async fn draining_closes_parked_connections_without_waiting_for_the_drain_timeou
 }
 
 #[tokio::test]
-async fn draining_answers_a_busy_connections_request_with_connection_close_then_closes_it() {
-    let upstream = RecordingUpstream::slow(Duration::from_millis(600)).await;
+async fn draining_answers_the_request_in_flight_with_connection_close_then_closes_the_connection() {
+    // Answered before the connection's first idle check (one park delay after it opened):
+    // nothing but the drain signal itself wakes the connection between the drain and the
+    // answer, so the answer carries `Connection: close` only if the drain's wake-up was
+    // registered.
+    let upstream_delay = PARK_AFTER * 3 / 5;
+    let upstream = RecordingUpstream::slow(upstream_delay).await;
     let gw = gateway_with_a_long_drain(&upstream.url()).await;
     let mut conn = connect(gw.addr).await;
-    // A request served first: the connection is a kept-alive one, busy again with the second.
-    get(&mut conn, "/first").await;
     conn.get_mut()
         .write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .expect("write");
-    while upstream.count() < 2 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let waiting = Instant::now();
+    while upstream.count() < 1 {
+        assert!(
+            waiting.elapsed() < upstream_delay,
+            "the second request did not reach the upstream in time"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let stopping = Instant::now();
     let stop = tokio::spawn(gw.stop());

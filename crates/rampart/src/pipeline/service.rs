@@ -322,26 +322,29 @@ async fn process(
     route
         .pipeline
         .on_response_head(&head, &request_method, cx)?;
-    let shape = mask::guard::TextShape::of(&head);
-    if route.identity_responses && shape.unreadable_text() {
+    let scanner = mask::guard::scanner().filter(|_| route.leak_scan);
+    // Read from the upstream's head, before a body policy may rewrite it: such a rewrite only
+    // sets the length of a changed body, which leaves a non-empty body non-empty.
+    let shape =
+        (scanner.is_some() || route.identity_responses).then(|| mask::guard::TextShape::of(&head));
+    if route.identity_responses && shape.is_some_and(mask::guard::TextShape::unreadable_text) {
         // Asked for `identity`, answered compressed: what the checks cannot read does not pass.
         return Err(GatewayError::UpstreamResponseRefused(
             "content-coded response on a route that checks responses".to_owned(),
         ));
     }
     let mut body: Body = upstream_body.map_err(Into::into).boxed();
-    let scanner = mask::guard::scanner().filter(|_| route.leak_scan);
     if route.pipeline.reads_response_body(&head, cx) {
         cx.enter(Stage::ValidateResponse);
         let bytes = checked_response(route, &mut head, body, cx).await?;
         cx.enter(Stage::MaskUpstream);
         // Already whole: scanned as it is, whatever its size, so a leak is a masked 502.
-        if let Some(scanner) = scanner {
+        if let (Some(scanner), Some(shape)) = (scanner, shape) {
             mask::guard::check_whole(scanner, shape, &bytes, &mut cx.validation.leak)?;
         }
         return Ok(Response::from_parts(head, crate::body::full(bytes)));
     }
-    if let Some(scanner) = scanner {
+    if let (Some(scanner), Some(shape)) = (scanner, shape) {
         cx.enter(Stage::MaskUpstream);
         body = mask::guard::guard(scanner, shape, body, &mut cx.validation.leak).await?;
     }
