@@ -123,10 +123,10 @@ impl Detectors {
             };
             let tracker = &mut self.trackers[i];
             tracker.set_capacity(settings.max_tracked);
-            let Key(subject, route) = key.clone();
             if let Some(observed) =
-                tracker.add(key, measure, now, thresholds.window, thresholds.threshold)
+                tracker.add(&key, measure, now, thresholds.window, thresholds.threshold)
             {
+                let Key(subject, route) = key;
                 found.push(Detection {
                     rule: *rule,
                     block_for: thresholds.block_for.filter(|_| subject.blockable()),

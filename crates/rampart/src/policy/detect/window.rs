@@ -10,6 +10,7 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
+use hashlink::linked_hash_map::RawEntryMut;
 
 /// One key's window: from its first event, `window` long.
 struct Entry {
@@ -52,43 +53,70 @@ impl<K: Hash + Eq + Clone> Tracker<K> {
     }
 
     /// Counts one event for `key`. When the window's count reaches `threshold`, returns it and
-    /// forgets the key: the next detection needs a full new count.
+    /// forgets the key: the next detection needs a full new count. A key already tracked (the
+    /// usual case: a caller's next request) costs one hashed lookup; the key is copied only when
+    /// it starts being tracked.
     pub(super) fn add(
         &mut self,
-        key: K,
+        key: &K,
         measure: Measure,
         now: Instant,
         window: Duration,
         threshold: u32,
     ) -> Option<u32> {
-        let expired = self
-            .entries
-            .get(&key)
-            .is_none_or(|e| now.saturating_duration_since(e.started) >= window);
-        if expired {
-            let fresh = Entry {
-                started: now,
-                count: 0,
-                seen: Vec::new(),
-            };
-            self.entries.insert(key.clone(), fresh);
+        match self.entries.raw_entry_mut().from_key(key) {
+            RawEntryMut::Occupied(mut occupied) => {
+                occupied.to_back();
+                let entry = occupied.get_mut();
+                if now.saturating_duration_since(entry.started) >= window {
+                    entry.restart(now);
+                }
+                entry.count(measure);
+                (entry.count >= threshold).then(|| occupied.remove().count)
+            }
+            RawEntryMut::Vacant(vacant) => {
+                let mut entry = Entry::starting(now);
+                entry.count(measure);
+                if entry.count >= threshold {
+                    return Some(entry.count);
+                }
+                vacant.insert(key.clone(), entry);
+                // The raw entry API lets the map go one over its capacity: back inside it now.
+                if self.entries.len() > self.entries.capacity() {
+                    self.entries.remove_lru();
+                }
+                None
+            }
         }
-        let entry = self.entries.get_mut(&key)?;
+    }
+}
+
+impl Entry {
+    fn starting(now: Instant) -> Self {
+        Self {
+            started: now,
+            count: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    /// A new window from `now` (the fingerprints' storage kept).
+    fn restart(&mut self, now: Instant) {
+        self.started = now;
+        self.count = 0;
+        self.seen.clear();
+    }
+
+    fn count(&mut self, measure: Measure) {
         match measure {
-            Measure::Events => entry.count = entry.count.saturating_add(1),
+            Measure::Events => self.count = self.count.saturating_add(1),
             Measure::Distinct(value) => {
-                if let Err(at) = entry.seen.binary_search(&value) {
-                    entry.seen.insert(at, value);
-                    entry.count = entry.count.saturating_add(1);
+                if let Err(at) = self.seen.binary_search(&value) {
+                    self.seen.insert(at, value);
+                    self.count = self.count.saturating_add(1);
                 }
             }
         }
-        if entry.count < threshold {
-            return None;
-        }
-        let count = entry.count;
-        self.entries.remove(&key);
-        Some(count)
     }
 }
 
@@ -105,7 +133,7 @@ mod tests {
         for i in 0..4 {
             assert_eq!(
                 t.add(
-                    "a",
+                    &"a",
                     Measure::Events,
                     start + Duration::from_secs(i),
                     MINUTE,
@@ -116,7 +144,7 @@ mod tests {
         }
         assert_eq!(
             t.add(
-                "a",
+                &"a",
                 Measure::Events,
                 start + Duration::from_secs(5),
                 MINUTE,
@@ -127,7 +155,7 @@ mod tests {
         assert_eq!(t.len(), 0, "a detection forgets the key");
         assert_eq!(
             t.add(
-                "a",
+                &"a",
                 Measure::Events,
                 start + Duration::from_secs(6),
                 MINUTE,
@@ -144,7 +172,7 @@ mod tests {
         for i in 0..20 {
             let at = start + Duration::from_secs(20 * i);
             assert_eq!(
-                t.add("a", Measure::Events, at, MINUTE, 5),
+                t.add(&"a", Measure::Events, at, MINUTE, 5),
                 None,
                 "event {i}"
             );
@@ -156,10 +184,30 @@ mod tests {
         let mut t = Tracker::new(10);
         let now = Instant::now();
         for _ in 0..10 {
-            assert_eq!(t.add("k", Measure::Distinct(7), now, MINUTE, 3), None);
+            assert_eq!(t.add(&"k", Measure::Distinct(7), now, MINUTE, 3), None);
         }
-        assert_eq!(t.add("k", Measure::Distinct(8), now, MINUTE, 3), None);
-        assert_eq!(t.add("k", Measure::Distinct(9), now, MINUTE, 3), Some(3));
+        assert_eq!(t.add(&"k", Measure::Distinct(8), now, MINUTE, 3), None);
+        assert_eq!(t.add(&"k", Measure::Distinct(9), now, MINUTE, 3), Some(3));
+    }
+
+    #[test]
+    fn distinct_values_of_an_expired_window_count_again_in_the_next() {
+        let mut t = Tracker::new(10);
+        let start = Instant::now();
+        assert_eq!(t.add(&"k", Measure::Distinct(1), start, MINUTE, 2), None);
+        let later = start + MINUTE;
+        assert_eq!(t.add(&"k", Measure::Distinct(1), later, MINUTE, 2), None);
+        assert_eq!(t.add(&"k", Measure::Distinct(2), later, MINUTE, 2), Some(2));
+    }
+
+    #[test]
+    fn a_threshold_of_one_detects_the_first_event_and_tracks_nothing() {
+        let mut t = Tracker::new(10);
+        assert_eq!(
+            t.add(&"k", Measure::Events, Instant::now(), MINUTE, 1),
+            Some(1)
+        );
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
@@ -167,15 +215,15 @@ mod tests {
         let mut t = Tracker::new(100);
         let now = Instant::now();
         for i in 0..50_000u32 {
-            t.add(i, Measure::Events, now, MINUTE, 1_000);
+            t.add(&i, Measure::Events, now, MINUTE, 1_000);
             // The attacker's own key is the one in use: it stays.
             if i % 10 == 0 {
-                assert_eq!(t.add(u32::MAX, Measure::Events, now, MINUTE, 5_001), None);
+                assert_eq!(t.add(&u32::MAX, Measure::Events, now, MINUTE, 5_001), None);
             }
         }
         assert!(t.len() <= 100);
         assert_eq!(
-            t.add(u32::MAX, Measure::Events, now, MINUTE, 5_001),
+            t.add(&u32::MAX, Measure::Events, now, MINUTE, 5_001),
             Some(5_001)
         );
     }
