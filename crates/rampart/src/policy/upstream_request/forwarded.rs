@@ -38,36 +38,51 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes hop-by-hop headers, including those listed in `Connection`, and `Upgrade` (Rampart
 /// does not tunnel protocol switches).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds which are present (nearly always none in a request, and
-    // `Connection` alone in an HTTP/1.1 response), so that only those cost a hashed removal.
+    // One pass over the headers finds which hop-by-hop names are present (nearly always none in a
+    // request, and `Connection: keep-alive` alone in an HTTP/1.1 response), and whether
+    // `Connection` lists anything beyond `keep-alive`, so that only what is there costs a hashed
+    // lookup.
     let mut present = 0u16;
-    for name in headers.keys() {
+    let mut lists_more = false;
+    for (name, value) in headers.iter() {
         if let Some(i) = hop_by_hop_index(name) {
             present |= 1 << i;
+            lists_more |= name == header::CONNECTION && !only_keep_alive(value);
         }
     }
     if present == 0 {
         return;
     }
-    // Names that `Connection` lists beyond the standard ones (rare; `Vec::new` allocates nothing).
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        // `keep-alive`, the usual one, is removed below with the standard names.
-        .filter(|name| !name.eq_ignore_ascii_case("keep-alive"))
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if lists_more {
+        // Names that `Connection` lists beyond the standard ones (rare).
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            // `keep-alive`, the usual one, is removed below with the standard names.
+            .filter(|name| !name.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
         if present & (1 << i) != 0 {
             headers.remove(name);
         }
     }
+}
+
+/// Whether a `Connection` value lists `keep-alive` alone (the usual upstream answer), which the
+/// standard names' removal covers.
+fn only_keep_alive(value: &HeaderValue) -> bool {
+    value
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"keep-alive")
 }
 
 /// Where `name` sits in `HOP_BY_HOP`, if it is hop-by-hop.
@@ -185,6 +200,18 @@ mod tests {
         h.insert("close", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn a_header_named_in_a_second_connection_line_is_removed_too() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-internal"));
+        h.insert("x-internal", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
     }
 
     #[test]
