@@ -139,15 +139,18 @@ impl TraceContext {
     }
 
     /// Replaces the client's trace headers with this context's.
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    /// `carries_tracestate`: whether `headers` holds a `tracestate` now (the caller's one pass
+    /// over them found it), so that the usual request without one costs no lookup for it.
+    pub fn apply(&self, headers: &mut HeaderMap, carries_tracestate: bool) {
         headers.insert(TRACEPARENT, self.traceparent());
         match &self.tracestate {
             Some(state) => {
                 headers.insert(TRACESTATE, state.clone());
             }
-            None => {
+            None if carries_tracestate => {
                 headers.remove(&TRACESTATE);
             }
+            None => {}
         }
     }
 }
@@ -300,7 +303,7 @@ mod tests {
         assert_eq!(cx.parent.map(|p| p.to_string()), None);
         assert!(!cx.sampled, "a client cannot force sampling");
         let mut upstream = headers(VALID);
-        cx.apply(&mut upstream);
+        cx.apply(&mut upstream, true);
         assert!(upstream.get(&TRACESTATE).is_none());
         assert_ne!(upstream[&TRACEPARENT], VALID);
     }

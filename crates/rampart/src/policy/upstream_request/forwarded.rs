@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use crate::proxy::client_ip::is_trusted;
 
 use crate::context::RequestCtx;
+use crate::trace::TRACESTATE;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -38,40 +39,62 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes hop-by-hop headers, including those listed in `Connection`, and `Upgrade` (Rampart
 /// does not tunnel protocol switches).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the headers finds which hop-by-hop names are present (nearly always none in a
-    // request, and `Connection: keep-alive` alone in an HTTP/1.1 response), and whether
-    // `Connection` lists anything beyond `keep-alive`, so that only what is there costs a hashed
-    // lookup.
-    let mut present = 0u16;
-    let mut lists_more = false;
-    for (name, value) in headers.iter() {
-        if let Some(i) = hop_by_hop_index(name) {
-            present |= 1 << i;
-            lists_more |= name == header::CONNECTION && !only_keep_alive(value);
+    Census::of(headers).strip_hop_by_hop(headers);
+}
+
+/// What one pass over a message's headers finds, so that only what is there costs a hashed
+/// lookup: which hop-by-hop names are present (nearly always none in a request, and
+/// `Connection: keep-alive` alone in an HTTP/1.1 response), whether `Connection` lists anything
+/// beyond `keep-alive`, and whether any forwarding header or a `tracestate` is there.
+#[derive(Default)]
+struct Census {
+    hop_by_hop: u16,
+    connection_lists_more: bool,
+    forwarding: bool,
+    tracestate: bool,
+}
+
+impl Census {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut census = Self::default();
+        for (name, value) in headers {
+            if let Some(i) = hop_by_hop_index(name) {
+                census.hop_by_hop |= 1 << i;
+                census.connection_lists_more |=
+                    name == header::CONNECTION && !only_keep_alive(value);
+            } else if FORWARDING.contains(name) {
+                census.forwarding = true;
+            } else if name == TRACESTATE {
+                census.tracestate = true;
+            }
         }
+        census
     }
-    if present == 0 {
-        return;
-    }
-    if lists_more {
-        // Names that `Connection` lists beyond the standard ones (rare).
-        let listed: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            // `keep-alive`, the usual one, is removed below with the standard names.
-            .filter(|name| !name.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-            .collect();
-        for name in listed {
-            headers.remove(name);
+
+    fn strip_hop_by_hop(&self, headers: &mut HeaderMap) {
+        if self.hop_by_hop == 0 {
+            return;
         }
-    }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(name);
+        if self.connection_lists_more {
+            // Names that `Connection` lists beyond the standard ones (rare).
+            let listed: Vec<HeaderName> = headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                // `keep-alive`, the usual one, is removed below with the standard names.
+                .filter(|name| !name.eq_ignore_ascii_case("keep-alive"))
+                .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+                .collect();
+            for name in listed {
+                headers.remove(name);
+            }
+        }
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            if self.hop_by_hop & (1 << i) != 0 {
+                headers.remove(name);
+            }
         }
     }
 }
@@ -102,7 +125,8 @@ const FORWARDING: [HeaderName; 6] = [
 
 /// Rewrites the request headers for the upstream.
 pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], preserve_host: bool) {
-    strip_hop_by_hop(headers);
+    let census = Census::of(headers);
+    census.strip_hop_by_hop(headers);
     // The client's `Host`, for `X-Forwarded-Host`. Unless the route preserves it, the upstream
     // gets its own: the client sets it from the target's authority.
     let original_host = if preserve_host {
@@ -114,9 +138,9 @@ pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], pres
     if is_trusted(cx.conn.peer.ip(), trusted) {
         extend_trusted(headers, cx, proto, original_host);
     } else {
-        // Replaced, not appended to: removed (one pass over the names finds whether any is
-        // there), then set afresh, so none of them needs looking up.
-        if headers.keys().any(|name| FORWARDING.contains(name)) {
+        // Replaced, not appended to: removed (the census found whether any is there), then set
+        // afresh, so none of them needs looking up.
+        if census.forwarding {
             for name in &FORWARDING {
                 headers.remove(name);
             }
@@ -129,7 +153,7 @@ pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], pres
         }
     }
     headers.insert(X_REQUEST_ID, cx.request_id.header_value().clone());
-    cx.trace.apply(headers);
+    cx.trace.apply(headers, census.tracestate);
 }
 
 /// A trusted proxy's forwarding headers are kept: the peer is appended to its

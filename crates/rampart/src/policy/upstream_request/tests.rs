@@ -49,3 +49,21 @@ fn forged_identity_forwarding_and_consumed_credentials_never_reach_the_upstream(
     );
     assert!(headers.get("x-request-id").is_some());
 }
+
+#[test]
+fn a_tracestate_the_gateway_does_not_continue_never_reaches_the_upstream() {
+    let identity = Arc::new(IdentityHeaders::new(&IdentityHeadersConfig::default()));
+    let policy = UpstreamRequest::new(Arc::from(Vec::new()), false, Vec::new(), identity);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static("tracestate"),
+        http::HeaderValue::from_static("vendor=forged"),
+    );
+    headers.append(
+        HeaderName::from_static("tracestate"),
+        http::HeaderValue::from_static("other=forged"),
+    );
+    policy.apply(&mut headers, &cx());
+    assert!(headers.get("tracestate").is_none(), "{headers:?}");
+    assert!(headers.get("traceparent").is_some());
+}
