@@ -195,19 +195,22 @@ mod tests {
         let mut t = Tracker::new(10);
         let start = Instant::now();
         assert_eq!(t.add(&"k", Measure::Distinct(1), start, MINUTE, 2), None);
+        // A new window: the value seen before it counts again, and the old count is gone.
         let later = start + MINUTE;
-        assert_eq!(t.add(&"k", Measure::Distinct(1), later, MINUTE, 2), None);
-        assert_eq!(t.add(&"k", Measure::Distinct(2), later, MINUTE, 2), Some(2));
+        assert_eq!(t.add(&"k", Measure::Distinct(2), later, MINUTE, 2), None);
+        assert_eq!(t.add(&"k", Measure::Distinct(1), later, MINUTE, 2), Some(2));
     }
 
     #[test]
-    fn a_threshold_of_one_detects_the_first_event_and_tracks_nothing() {
-        let mut t = Tracker::new(10);
-        assert_eq!(
-            t.add(&"k", Measure::Events, Instant::now(), MINUTE, 1),
-            Some(1)
-        );
-        assert_eq!(t.len(), 0);
+    fn a_threshold_of_one_detects_at_once_and_evicts_no_tracked_key() {
+        let mut t = Tracker::new(2);
+        let now = Instant::now();
+        assert_eq!(t.add(&"a", Measure::Events, now, MINUTE, 10), None);
+        assert_eq!(t.add(&"b", Measure::Events, now, MINUTE, 10), None);
+        assert_eq!(t.add(&"c", Measure::Events, now, MINUTE, 1), Some(1));
+        assert_eq!(t.len(), 2, "the full map keeps both keys");
+        assert_eq!(t.add(&"a", Measure::Events, now, MINUTE, 2), Some(2));
+        assert_eq!(t.add(&"b", Measure::Events, now, MINUTE, 2), Some(2));
     }
 
     #[test]
@@ -216,6 +219,7 @@ mod tests {
         let now = Instant::now();
         for i in 0..50_000u32 {
             t.add(&i, Measure::Events, now, MINUTE, 1_000);
+            assert!(t.len() <= 100, "{} keys after key {i}", t.len());
             // The attacker's own key is the one in use: it stays.
             if i % 10 == 0 {
                 assert_eq!(t.add(&u32::MAX, Measure::Events, now, MINUTE, 5_001), None);

@@ -76,16 +76,16 @@ impl Census {
             return;
         }
         if self.connection_lists_more {
-            // Names that `Connection` lists beyond the standard ones (rare).
+            // Names that `Connection` lists beyond the standard ones (rare). Split as bytes: a
+            // line with a byte outside ASCII still has its valid names removed.
             let listed: Vec<HeaderName> = headers
                 .get_all(header::CONNECTION)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
+                .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+                .map(<[u8]>::trim_ascii)
                 // `keep-alive`, the usual one, is removed below with the standard names.
-                .filter(|name| !name.eq_ignore_ascii_case("keep-alive"))
-                .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+                .filter(|name| !name.eq_ignore_ascii_case(b"keep-alive"))
+                .filter_map(|name| HeaderName::from_bytes(name).ok())
                 .collect();
             for name in listed {
                 headers.remove(name);
@@ -236,6 +236,30 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn a_header_named_in_a_connection_line_with_a_non_ascii_byte_is_removed_too() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-secret, caf\xe9").unwrap_or(HeaderValue::from_static("")),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn keep_alive_with_space_around_it_is_removed_with_connection() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static(" Keep-Alive "));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
     }
 
     #[test]

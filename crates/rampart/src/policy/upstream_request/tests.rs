@@ -67,3 +67,19 @@ fn a_tracestate_the_gateway_does_not_continue_never_reaches_the_upstream() {
     assert!(headers.get("tracestate").is_none(), "{headers:?}");
     assert!(headers.get("traceparent").is_some());
 }
+
+#[test]
+fn a_forged_forwarded_or_x_real_ip_alone_never_reaches_the_upstream() {
+    for name in ["forwarded", "x-real-ip", "x-forwarded-port"] {
+        let identity = Arc::new(IdentityHeaders::new(&IdentityHeadersConfig::default()));
+        let policy = UpstreamRequest::new(Arc::from(Vec::new()), false, Vec::new(), identity);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static(name),
+            http::HeaderValue::from_static("for=10.0.0.1"),
+        );
+        policy.apply(&mut headers, &cx());
+        assert!(headers.get(name).is_none(), "{name}: {headers:?}");
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.7");
+    }
+}
