@@ -39,13 +39,14 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes hop-by-hop headers, including those listed in `Connection`, and `Upgrade` (Rampart
 /// does not tunnel protocol switches).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    Census::of(headers).strip_hop_by_hop(headers);
+    Census::taken(headers, false).strip_hop_by_hop(headers);
 }
 
 /// What one pass over a message's headers finds, so that only what is there costs a hashed
 /// lookup: which hop-by-hop names are present (nearly always none in a request, and
 /// `Connection: keep-alive` alone in an HTTP/1.1 response), whether `Connection` lists anything
-/// beyond `keep-alive`, and whether any forwarding header or a `tracestate` is there.
+/// beyond `keep-alive`, and (a request's only) whether any forwarding header or a `tracestate` is
+/// there.
 #[derive(Default)]
 struct Census {
     hop_by_hop: u16,
@@ -55,13 +56,17 @@ struct Census {
 }
 
 impl Census {
-    fn of(headers: &HeaderMap) -> Self {
+    /// `request`: whether to look for the forwarding headers and `tracestate` too (a response's
+    /// hop-by-hop strip needs neither, and skips their comparisons on every header).
+    fn taken(headers: &HeaderMap, request: bool) -> Self {
         let mut census = Self::default();
         for (name, value) in headers {
             if let Some(i) = hop_by_hop_index(name) {
                 census.hop_by_hop |= 1 << i;
                 census.connection_lists_more |=
                     name == header::CONNECTION && !only_keep_alive(value);
+            } else if !request {
+                continue;
             } else if FORWARDING.contains(name) {
                 census.forwarding = true;
             } else if name == TRACESTATE {
@@ -125,7 +130,7 @@ const FORWARDING: [HeaderName; 6] = [
 
 /// Rewrites the request headers for the upstream.
 pub fn prepare(headers: &mut HeaderMap, cx: &RequestCtx, trusted: &[IpNet], preserve_host: bool) {
-    let census = Census::of(headers);
+    let census = Census::taken(headers, true);
     census.strip_hop_by_hop(headers);
     // The client's `Host`, for `X-Forwarded-Host`. Unless the route preserves it, the upstream
     // gets its own: the client sets it from the target's authority.
