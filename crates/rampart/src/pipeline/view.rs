@@ -33,8 +33,13 @@ impl BodyView {
         match &mut self.json {
             Some(value) => Ok(value),
             slot @ None => {
-                let value = serde_json::from_slice(&self.bytes)
-                    .map_err(|_| Violation::new("/body", "is not valid JSON"))?;
+                // Checked as UTF-8 whole, the text is not checked again string by string (as
+                // `from_slice` does).
+                let value = match std::str::from_utf8(&self.bytes) {
+                    Ok(text) => serde_json::from_str(text),
+                    Err(_) => serde_json::from_slice(&self.bytes),
+                }
+                .map_err(|_| Violation::new("/body", "is not valid JSON"))?;
                 Ok(slot.insert(value))
             }
         }
@@ -80,6 +85,14 @@ mod tests {
         assert!(view.json().is_ok());
         assert!(!view.changed());
         assert_eq!(view.into_bytes(), original);
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_not_json() {
+        let mut view = BodyView::new(Bytes::from_static(b"{\"a\":\"\xff\"}"));
+        assert!(view.json().is_err());
+        let mut view = BodyView::new(Bytes::from_static("{\"a\":\"é\"}".as_bytes()));
+        assert_eq!(view.json().ok().map(|v| v["a"].clone()), Some("é".into()));
     }
 
     #[test]

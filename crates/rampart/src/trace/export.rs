@@ -146,7 +146,7 @@ fn spans(r: &AuditRecord, sampled: &SampledRequest) -> Vec<Value> {
         let refused_here = i + 1 == marks.len() && r.refused_by == Some(stage.name());
         out.push(span(
             &trace_id,
-            SpanId(super::nonzero_random()),
+            SpanId(super::nonzero_random(&mut rand::rng())),
             Some(sampled.span_id),
             stage.name(),
             1,

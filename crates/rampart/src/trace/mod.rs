@@ -18,6 +18,7 @@ pub mod export;
 use std::time::{Instant, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use rand::Rng as _;
 
 pub use config::{TraceAccept, TracingConfig};
 
@@ -100,7 +101,10 @@ impl TraceContext {
     /// The context of a request: the caller's, when its peer is believed and its `traceparent`
     /// is well-formed; a new trace otherwise (sampled at `sample_ratio`).
     pub fn from_request(headers: &HeaderMap, believed: bool, sample_ratio: f64) -> Self {
-        let span_id = SpanId(nonzero_random());
+        // One handle on the thread's generator for the request's draws (`rand::random` fetches
+        // it again for each).
+        let mut rng = rand::rng();
+        let span_id = SpanId(nonzero_random(&mut rng));
         let parent = believed
             .then(|| only_one(headers, &TRACEPARENT))
             .flatten()
@@ -116,10 +120,10 @@ impl TraceContext {
                     .cloned(),
             },
             None => Self {
-                trace_id: TraceId(nonzero_random()),
+                trace_id: TraceId(nonzero_random(&mut rng)),
                 span_id,
                 parent: None,
-                sampled: sample_ratio > 0.0 && rand::random::<f64>() < sample_ratio,
+                sampled: sample_ratio > 0.0 && rng.random::<f64>() < sample_ratio,
                 tracestate: None,
             },
         }
@@ -202,9 +206,11 @@ fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn nonzero_random<const N: usize>() -> [u8; N] {
+fn nonzero_random<const N: usize>(rng: &mut impl rand::Rng) -> [u8; N] {
+    let mut bytes = [0; N];
     loop {
-        let bytes: [u8; N] = rand::random();
+        // `fill_bytes`, not `random::<[u8; N]>()`, which draws a whole word for every byte.
+        rng.fill_bytes(&mut bytes);
         if bytes != [0; N] {
             return bytes;
         }

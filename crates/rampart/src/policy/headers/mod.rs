@@ -81,9 +81,14 @@ impl SecurityHeaders {
                 .and_then(|r| get(r).as_deref())
                 .or_else(|| get(global).as_deref())
                 .unwrap_or(default);
-            (!chosen.is_empty())
-                .then(|| HeaderValue::from_str(chosen).ok())
-                .flatten()
+            if chosen.is_empty() {
+                None
+            } else if chosen == default {
+                // Static: cloned onto every response without touching a reference count.
+                Some(HeaderValue::from_static(default))
+            } else {
+                HeaderValue::from_str(chosen).ok()
+            }
         };
         Self {
             hsts: pick(|c| &c.strict_transport_security, DEFAULT_HSTS),
