@@ -4,7 +4,9 @@
 //! Asserts:
 //! - it never panics (a body is client-controlled);
 //! - `Ok` implies serde_json parses the same bytes into a `serde_json::Value`. This holds by
-//!   design: `check` drives the same serde_json deserializer (`deserialize_any`, then `end()`),
+//!   design: `check` drives the same serde_json deserializer (`deserialize_any`, then `end()`;
+//!   reading a body that is UTF-8 whole as a `str`, which differs from reading its bytes only in
+//!   not checking each string's UTF-8 again),
 //!   only adding refusals (limits, duplicate names) and a pre-scan for long numbers, and its depth
 //!   limit (32) is below serde_json's recursion limit (128). So the guard never lets through a
 //!   body that the upstream's serde_json would call malformed.

@@ -25,8 +25,9 @@ impl RequestId {
 
     /// A fresh time-ordered id: a UUIDv7 (RFC 9562) of this millisecond and 74 random bits.
     /// Built from its parts rather than by `Uuid::now_v7`, which orders the ids of one
-    /// millisecond behind a process-wide lock that every worker would take on every request;
-    /// ids of the same millisecond are unordered here, which nothing relies on.
+    /// millisecond behind a process-wide lock that every worker would take on every request
+    /// (and keeps them from going back when the clock is set back); ids here are ordered by
+    /// their millisecond only, which nothing relies on (the audit log orders by `seq`).
     pub fn generate() -> Self {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)

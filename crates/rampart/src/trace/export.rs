@@ -138,6 +138,7 @@ fn spans(r: &AuditRecord, sampled: &SampledRequest) -> Vec<Value> {
         status(server_error, r.code),
     )];
     let marks = &sampled.clock.marks;
+    let mut rng = rand::rng();
     for (i, (stage, at)) in marks.iter().enumerate() {
         let start = began.saturating_add(*at);
         let end = marks
@@ -146,7 +147,7 @@ fn spans(r: &AuditRecord, sampled: &SampledRequest) -> Vec<Value> {
         let refused_here = i + 1 == marks.len() && r.refused_by == Some(stage.name());
         out.push(span(
             &trace_id,
-            SpanId(super::nonzero_random(&mut rand::rng())),
+            SpanId(super::nonzero_random(&mut rng)),
             Some(sampled.span_id),
             stage.name(),
             1,

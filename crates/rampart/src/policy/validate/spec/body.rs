@@ -262,3 +262,31 @@ impl Responses {
         self.default.as_ref()
     }
 }
+
+#[cfg(test)]
+mod media_map_tests {
+    use super::MediaMap;
+
+    fn map(types: &[&str]) -> MediaMap<usize> {
+        MediaMap {
+            entries: types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ((*t).to_owned(), i))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_content_type_falls_under_its_range_only_when_no_essence_matches() {
+        let declared = map(&["*/*", "text/*", "application/json", "text/plain"]);
+        assert_eq!(declared.get("application/json; charset=utf-8"), Some(&2));
+        assert_eq!(declared.get("Text/Plain"), Some(&3));
+        assert_eq!(declared.get("text/csv"), Some(&1));
+        assert_eq!(declared.get("image/png"), Some(&0));
+        assert_eq!(map(&["text/*"]).get("image/png"), None);
+        // No `/`: no range applies, only `*/*`.
+        assert_eq!(map(&["text/*"]).get("text"), None);
+        assert_eq!(map(&["text/*", "*/*"]).get("text"), Some(&1));
+    }
+}
