@@ -12,8 +12,8 @@
 //! the first limit crossed stops the parse; a refusal names the pointer of the offending value and
 //! the limit, never the value.
 //!
-//! Why a hand-written visitor: serde_json does the parsing (escapes, numbers, and UTF-8 for a body
-//! that is not UTF-8 whole; one that is is read as a `str`, checked once); no crate
+//! Why a hand-written visitor: serde_json does the parsing (escapes, numbers, UTF-8; a body that
+//! is valid UTF-8 as a whole is checked once and read as a `str`); no crate
 //! enforces per-object and per-array limits or refuses duplicate names while parsing, which is
 //! the point (checking a parsed `Value` would mean the bomb was already allocated, and `Value`
 //! keeps only the last of duplicate members).
